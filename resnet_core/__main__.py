@@ -1,0 +1,8 @@
+"""`python -m resnet_core`: see resnet_core/cli.py."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
