@@ -26,15 +26,19 @@ def make_norm(channels, norm, eps, momentum):
 
 
 def make_act(activation):
-    """The activation module. torchvision calls it `relu` and reuses one instance per block."""
+    """The activation module. torchvision calls it `relu` and reuses one instance per block.
+
+    Never in place (unlike torchvision): a pre-activation block without norm would overwrite the x its
+    identity shortcut adds back, and hooks that keep a layer's output would see it change.
+    """
     if activation == "relu":
-        return nn.ReLU(inplace=True)
+        return nn.ReLU()
     if activation == "leaky_relu":
-        return nn.LeakyReLU(0.01, inplace=True)
+        return nn.LeakyReLU(0.01)
     if activation == "gelu":
         return nn.GELU()
     if activation == "silu":
-        return nn.SiLU(inplace=True)
+        return nn.SiLU()
     raise ValueError(f"unknown activation {activation!r}")
 
 

@@ -58,14 +58,15 @@ class Stem:
     pool_kernel: int = 3  # custom only: pooling window
     pool_stride: int = 2  # custom only: pooling stride
 
+    def __post_init__(self) -> None:
+        # a named stem is canonical: its numbers are the name's, so equal stems compare equal
+        for key, value in _STEM_PRESETS.get(self.type, {}).items():
+            object.__setattr__(self, key, value)
+
     def resolved(self) -> dict[str, Any]:
         """The effective numbers: the named stem's for imagenet/cifar, the fields for custom."""
-        if self.type in _STEM_PRESETS:
-            out = dict(_STEM_PRESETS[self.type])
-        else:
-            out = dict(kernel=self.kernel, stride=self.stride, pool=self.pool,
-                       pool_kernel=self.pool_kernel, pool_stride=self.pool_stride,
-                       padding=self.kernel // 2 if self.padding is None else self.padding)
+        out = dict(kernel=self.kernel, stride=self.stride, pool=self.pool, pool_kernel=self.pool_kernel,
+                   pool_stride=self.pool_stride, padding=self.kernel // 2 if self.padding is None else self.padding)
         out["channels"] = self.channels
         out["pool_padding"] = out["pool_kernel"] // 2
         return out
@@ -268,8 +269,6 @@ def _read_stem(data: Any, r: _Reader) -> Stem:
                 want = _STEM_PRESETS[stem_type].get(k)
                 r.problem(f"stem.{k}", f"only for stem type 'custom' (the {stem_type} stem uses {want}); "
                                        "set type: custom to change it")
-        preset = _STEM_PRESETS[stem_type]
-        values.update({k: preset[k] for k in custom_keys if k in preset})
     else:
         for k in custom_keys:
             default = getattr(d, k)
