@@ -134,7 +134,7 @@ def test_variants_build_with_the_planned_shapes(norm, activation):
 def test_block_adds_the_unchanged_input_without_norm(block):
     """Regression: an in-place activation after an absent norm once overwrote x before x was added back."""
     spec = rc.ArchSpec(input_size=(16, 16), stem=rc.Stem(type="cifar", channels=16), norm="none",
-                       stages=(rc.Stage(block=block, width=16 if block == "basic" else 4, blocks=1),), num_classes=2)
+                       stages=(rc.Stage(block=block, width=4 if "bottleneck" in block else 16, blocks=1),), num_classes=2)
     model = build_model(spec, seed=0).eval()
     blk = model.layer1[0]
     x = torch.randn(2, 16, 16, 16)
