@@ -269,6 +269,23 @@ def build_graph(plan: Plan, detail: str = "block", expand: int | None = None, ma
     return _Drawer(plan, detail, expand, max_blocks).draw()
 
 
+def block_dot(plan: Plan, block_name: str) -> str:
+    """One residual block at layer detail, from its input x to its output: for teaching."""
+    blocks = {b.name: b for b in plan.blocks}
+    if block_name not in blocks:
+        raise ValueError(f"no block {block_name!r} in this plan; it has {', '.join(blocks) or 'none'}")
+    b = blocks[block_name]
+    d = _Drawer(plan, "layer", None, 8)
+    x = d.node(f"x\n{shape_str(b.in_shape)}", op="flatten", fillcolor="#ffffff")
+    with d.g.subgraph(name=f"cluster_{b.name}") as c:
+        c.attr(label=f"{b.name} ({b.kind}, stride {b.stride}, shortcut: {b.shortcut})", style="rounded,dashed",
+               color="#999999", fontsize="10", fontcolor="#555555")
+        last = d.block_layers(b, x, c)
+    out = d.node(f"out\n{shape_str(b.out_shape)}", op="flatten", fillcolor="#ffffff")
+    d.edge(last, out, None)
+    return d.g.source
+
+
 def to_dot(plan: Plan, detail: str = "block", expand: int | None = None, max_blocks: int = 8) -> str:
     return build_graph(plan, detail, expand, max_blocks).source
 

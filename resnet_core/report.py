@@ -102,3 +102,98 @@ def to_table(t: Trace) -> str:
     for e in t.errors:
         lines.append(f"Error: {e}")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows for tables and charts (the app renders these; tests read them, since AppTest cannot see charts)
+# ---------------------------------------------------------------------------------------------
+
+DEPTHS = ("stage", "block", "layer")
+
+
+def _out_text(row_out, failed: bool, other=None) -> str:
+    if failed:
+        return f"✗ {shape_str(row_out)} ≠ {shape_str(other)}" if other is not None else "✗ fails here"
+    return shape_str(row_out)
+
+
+def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
+    """The trace as table rows at `depth`: "stage" (stem, stages, head), "block", or "layer"."""
+    if depth not in DEPTHS:
+        raise ValueError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
+    if depth == "layer":
+        rows = []
+        for r in t.layers:
+            lay = r.layer
+            rows.append({
+                "Layer": lay.name, "Type": lay.type,
+                "Where": "stem" if lay.part == "stem" else "head" if lay.part == "head"
+                else f"stage {lay.stage + 1} · block {lay.block}" + (" · shortcut" if lay.part == "shortcut" else ""),
+                "Input": shape_str(lay.in_shape),
+                "Output": _out_text(lay.out_shape, lay.failed, lay.other_shape if lay.op == "add" else None),
+                "Kernel": kernel_str(r), "Params": r.params, "Mult-adds": r.mult_adds,
+                "Element-wise": r.elementwise, "RF": r.receptive_field, "Stride": r.effective_stride,
+                "Memory (KiB)": round(r.activation_bytes / 1024, 1),
+            })
+        return rows
+    groups = t.groups() if depth == "stage" else t.blocks()
+    rows = []
+    for g in groups:
+        row = {"Part": g.label, "Name": g.name, "Input": shape_str(g.in_shape),
+               "Output": "✗ fails here" if g.failed else shape_str(g.out_shape)}
+        if depth == "stage":
+            row["Blocks"] = g.blocks
+        row.update({"Layers": g.layers, "Params": g.params, "Mult-adds": g.mult_adds, "Element-wise": g.elementwise,
+                    "RF": g.receptive_field, "Memory (KiB)": round(g.activation_bytes / 1024, 1)})
+        rows.append(row)
+    return rows
+
+
+def staircase_rows(t: Trace) -> list[dict]:
+    """Spatial size and channels of the input and after every main-path layer: 224→112→56→28→14→7→1."""
+    c, h = t.input_shape[0], t.input_shape[1]
+    rows = [{"depth": 0, "layer": "input", "type": "input", "shape": shape_str(t.input_shape), "spatial": h,
+             "channels": c, "part": "input"}]
+    depth = 1
+    for r in t.layers:
+        lay = r.layer
+        if lay.part == "shortcut" or lay.out_shape is None:
+            continue
+        shape = lay.out_shape
+        spatial = shape[1] if len(shape) == 3 else 1
+        group = "stem" if lay.part == "stem" else "head" if lay.part == "head" else f"stage {lay.stage + 1}"
+        rows.append({"depth": depth, "layer": lay.name, "type": lay.type, "shape": shape_str(shape),
+                     "spatial": spatial, "channels": shape[0], "part": group})
+        depth += 1
+    return rows
+
+
+def stage_chart_rows(t: Trace) -> list[dict]:
+    """Parameters and mult-adds per stem / stage / head, long format (one row per measure)."""
+    rows = []
+    for g in t.groups():
+        part = g.label.split(" (")[0]  # "stage 2", short enough for an axis
+        rows.append({"part": part, "measure": "parameters", "value": g.params})
+        rows.append({"part": part, "measure": "mult-adds", "value": g.mult_adds})
+    return rows
+
+
+def compare_rows(a: Trace, b: Trace, label_a: str = "A", label_b: str = "B") -> list[dict]:
+    """Per stem / stage / head: both networks' parameters, mult-adds and outputs, and the differences."""
+    ga = {g.name: g for g in a.groups()}
+    gb = {g.name: g for g in b.groups()}
+    order = list(ga) + [n for n in gb if n not in ga]
+    order.sort(key=lambda n: (n != "stem", n == "head", n))
+    rows = []
+    for name in order:
+        x, y = ga.get(name), gb.get(name)
+        rows.append({
+            "Part": (x or y).label,
+            f"Output {label_a}": shape_str(x.out_shape) if x else "—",
+            f"Output {label_b}": shape_str(y.out_shape) if y else "—",
+            f"Params {label_a}": x.params if x else 0, f"Params {label_b}": y.params if y else 0,
+            "Δ params": (y.params if y else 0) - (x.params if x else 0),
+            f"Mult-adds {label_a}": x.mult_adds if x else 0, f"Mult-adds {label_b}": y.mult_adds if y else 0,
+            "Δ mult-adds": (y.mult_adds if y else 0) - (x.mult_adds if x else 0),
+        })
+    return rows

@@ -80,9 +80,9 @@ class TraceRow:
 
 @dataclass(slots=True)
 class GroupTotals:
-    """Totals for the stem, one stage ("layer2"), or the head."""
+    """Totals for the stem, one stage ("layer2") or block ("layer2.0"), or the head."""
     name: str
-    label: str  # "stem", "stage 2 (layer2)", "head"
+    label: str  # "stem", "stage 2 (layer2)", "stage 2 · block 0", "head"
     layers: int
     blocks: int
     params: int
@@ -91,6 +91,8 @@ class GroupTotals:
     activation_bytes: int
     in_shape: Shape | None
     out_shape: Shape | None
+    receptive_field: int = 1  # of the group's last layer
+    failed: bool = False  # the plan stops inside this group
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__slots__}
@@ -175,29 +177,39 @@ class Trace:
 
     def groups(self) -> list[GroupTotals]:
         """Totals for the stem, each stage, and the head, in order."""
+        def key(lay: Layer) -> tuple[str, str]:
+            if lay.stage is not None:
+                return f"layer{lay.stage + 1}", f"stage {lay.stage + 1} (layer{lay.stage + 1})"
+            return ("stem", "stem") if lay.part == "stem" else ("head", "head")
+        return self._totals(key)
+
+    def blocks(self) -> list[GroupTotals]:
+        """Totals for the stem, each residual block, and the head, in order."""
+        def key(lay: Layer) -> tuple[str, str]:
+            if lay.stage is not None:
+                return f"layer{lay.stage + 1}.{lay.block}", f"stage {lay.stage + 1} · block {lay.block}"
+            return ("stem", "stem") if lay.part == "stem" else ("head", "head")
+        return self._totals(key)
+
+    def _totals(self, key) -> list[GroupTotals]:
         out: list[GroupTotals] = []
-        plan = self.plan
-        stage_labels = {sp.index: sp for sp in plan.stages}
+        n_blocks = {f"layer{sp.index + 1}": len(sp.blocks) for sp in self.plan.stages}
         current: GroupTotals | None = None
         for r in self.layers:
             lay = r.layer
-            if lay.stage is not None:
-                key = f"layer{lay.stage + 1}"
-                label = f"stage {lay.stage + 1} ({key})"
-            elif lay.part == "stem":
-                key, label = "stem", "stem"
-            else:
-                key, label = "head", "head"
-            if current is None or current.name != key:
-                blocks = len(stage_labels[lay.stage].blocks) if lay.stage is not None else 0
-                current = GroupTotals(key, label, 0, blocks, 0, 0, 0, 0, lay.in_shape, None)
+            name, label = key(lay)
+            if current is None or current.name != name:
+                current = GroupTotals(name, label, 0, n_blocks.get(name, 1 if lay.stage is not None else 0),
+                                      0, 0, 0, 0, lay.in_shape, None)
                 out.append(current)
             current.layers += 1
             current.params += r.params
             current.mult_adds += r.mult_adds
             current.elementwise += r.elementwise
             current.activation_bytes += r.activation_bytes
-            if lay.out_shape is not None:
+            current.receptive_field = r.receptive_field
+            current.failed = current.failed or lay.failed
+            if lay.out_shape is not None and not (lay.part == "shortcut"):
                 current.out_shape = lay.out_shape
         return out
 

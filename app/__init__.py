@@ -1,0 +1,1 @@
+"""The ResNet Explorer Streamlit app: thin pages over resnet_core."""

@@ -1,0 +1,70 @@
+"""Two architectures side by side: totals, per-stage differences, the staircase, both traces."""
+
+import streamlit as st
+
+import resnet_core as rc
+from resnet_core.plan import shape_str
+from resnet_core.presets import preset_info
+from resnet_core.report import compare_rows, fmt_count, staircase_rows, table_rows
+
+from app import charts, state, ui
+
+PAIRS = [  # (A into the builder, B, label)
+    ("resnet34", "plain34", "ResNet-34 · plain-34"),
+    ("resnet34", "resnet50", "basic · bottleneck"),
+    ("resnet50", "resnext50_32x4d", "ResNet-50 · ResNeXt-50"),
+    ("resnet50", "wide_resnet50_2", "ResNet-50 · Wide-50-2"),
+    ("resnet56", "plain56", "ResNet-56 · plain-56"),
+]
+
+
+def load_pair(a: str, b: str) -> None:
+    state.load_spec(rc.get_preset(a), source=a)
+    st.session_state["ui.preset"] = a
+    st.session_state["compare.b"] = b
+
+
+spec_a = ui.current_spec()
+names = rc.list_presets()
+if "compare.b" not in st.session_state:
+    twin = next((n for n in names if preset_info(n).plain_of == spec_a.name), None)
+    st.session_state["compare.b"] = twin or "plain18"
+
+st.title("Compare two networks")
+st.caption("**A** is the network in the builder (sidebar); choose **B** below, or load a classic pair.")
+cols = st.columns(len(PAIRS))
+for col, (a, b, label) in zip(cols, PAIRS):
+    col.button(label, key=f"compare.pair.{a}.{b}", on_click=load_pair, args=(a, b), width="stretch")
+
+b_name = st.selectbox("Network B", names, key="compare.b", persist_state="session")
+spec_b = rc.get_preset(b_name)
+label_a = f"A: {spec_a.name}"
+label_b = f"B: {spec_b.name}" if spec_b.name != spec_a.name else f"B: {spec_b.name} (preset)"
+ta, tb = ui.cached_trace(spec_a), ui.cached_trace(spec_b)
+if not ta.ok:
+    ui.error_panel(ta)
+
+c = st.columns(4)
+c[0].metric("Parameters: A → B", f"{fmt_count(ta.total_params)} → {fmt_count(tb.total_params)}",
+            delta=f"{tb.total_params - ta.total_params:+,} in B", delta_color="off",
+            help=f"A {ta.total_params:,} · B {tb.total_params:,}")
+c[1].metric("Mult-adds: A → B", f"{fmt_count(ta.mult_adds)} → {fmt_count(tb.mult_adds)}",
+            delta=f"{(tb.mult_adds - ta.mult_adds) / max(ta.mult_adds, 1):+.1%} in B", delta_color="off",
+            help=f"A {ta.mult_adds:,} · B {tb.mult_adds:,}")
+c[2].metric("Layers: A → B", f"{len(ta.layers)} → {len(tb.layers)}")
+c[3].metric("Output: A → B", f"{shape_str(ta.output_shape)} → {shape_str(tb.output_shape)}")
+
+st.subheader("Per stage")
+ui.dataframe(compare_rows(ta, tb, "A", "B"), key="compare.stages")
+st.altair_chart(charts.compare_staircase(staircase_rows(ta), staircase_rows(tb), label_a, label_b), width="stretch")
+
+st.subheader("Both traces")
+depth = st.segmented_control("Depth", ["stage", "block", "layer"], default="block", key="compare.depth",
+                             required=True, persist_state="session")
+left, right = st.columns(2)
+with left:
+    st.markdown(f"**{label_a}** · {fmt_count(ta.total_params)} parameters")
+    ui.dataframe(table_rows(ta, depth), height=420, key="compare.a")
+with right:
+    st.markdown(f"**{label_b}** · {fmt_count(tb.total_params)} parameters")
+    ui.dataframe(table_rows(tb, depth), height=420, key="compare.b_table")

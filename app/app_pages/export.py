@@ -1,0 +1,110 @@
+"""Share the network as a link; export it (JSON, YAML, CSV, DOT, SVG, PyTorch); import a spec file."""
+
+import streamlit as st
+
+from resnet_core import BuildError
+from resnet_core.codegen import generate_code
+from resnet_core.graph import RenderUnavailable, dot_available, render
+from resnet_core.report import to_csv
+from resnet_core.spec import SpecError, parse_spec_text, spec_key
+
+from app import state, ui
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _code(key: str, _spec) -> str | None:
+    try:
+        return generate_code(_spec)
+    except BuildError:
+        return None
+
+
+def load(spec) -> None:
+    problems = state.load_spec(spec, source=spec.name)
+    st.session_state["export.load_problems"] = problems
+
+
+spec = ui.current_spec()
+t = ui.cached_trace(spec)
+st.title("Share & export")
+ui.error_panel(t)
+
+st.subheader("Share")
+st.markdown("This link opens the app with exactly this network (it also lives in the address bar):")
+st.code(state.share_url(spec), language=None, wrap_lines=True)
+
+st.subheader("Export")
+c = st.columns(7)
+c[0].download_button("⬇ Spec (JSON)", spec.to_json() + "\n", f"{spec.name}.json", "application/json",
+                     key="export.json", width="stretch")
+c[1].download_button("⬇ Spec (YAML)", spec.to_yaml(), f"{spec.name}.yaml", "application/yaml", key="export.yaml",
+                     width="stretch")
+c[2].download_button("⬇ Trace (CSV)", to_csv(t), f"{spec.name}_trace.csv", "text/csv", key="export.csv",
+                     width="stretch")
+dot = ui.cached_dot(spec, "block", None)
+c[3].download_button("⬇ Graph (DOT)", dot, f"{spec.name}.dot", "text/vnd.graphviz", key="export.dot",
+                     width="stretch")
+if dot_available():
+    def svg() -> bytes:
+        try:
+            return render(dot, "svg")
+        except RenderUnavailable as e:
+            return f'<svg xmlns="http://www.w3.org/2000/svg"><text y="20">{e}</text></svg>'.encode()
+    c[4].download_button("⬇ Graph (SVG)", svg, f"{spec.name}.svg", "image/svg+xml", key="export.svg",
+                         width="stretch")
+
+    def png() -> bytes:
+        try:
+            return render(dot, "png")
+        except RenderUnavailable:
+            return b""
+    c[5].download_button("⬇ Graph (PNG)", png, f"{spec.name}.png", "image/png", key="export.png", width="stretch")
+else:
+    c[4].caption("SVG needs Graphviz's `dot` (Debian package `graphviz`).")
+code = _code(spec_key(spec), spec)
+if code is None:
+    c[6].button("⬇ PyTorch code", disabled=True, key="export.code_disabled", width="stretch",
+                help="A network whose shapes do not meet cannot be built: fix the error first.")
+else:
+    c[6].download_button("⬇ PyTorch code", code, f"{spec.name.replace('-', '_')}.py", "text/x-python",
+                         key="export.code", width="stretch")
+if code is not None:
+    with st.expander("PyTorch code (standalone: needs only torch)"):
+        st.code(code, language="python", line_numbers=True, height=500)
+
+st.subheader("Import")
+st.markdown("Open a spec file (JSON or YAML, as exported above or written by hand), or paste one. "
+            "It is checked exactly as the command line checks it.")
+left, right = st.columns(2)
+with left:
+    upload = st.file_uploader("Spec file", type=["json", "yaml", "yml"], key="export.upload")
+with right:
+    pasted = st.text_area("…or paste a spec", key="export.paste", height=140,
+                          placeholder="name: tiny\ninput_size: 32\nstages:\n  - {width: 16}")
+source = None
+text = None
+if upload is not None:
+    source = upload.name
+    raw = upload.getvalue()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        st.error(f"{source}: not UTF-8 text — is it a binary file?", icon=":material/dangerous:")
+elif pasted.strip():
+    source, text = "pasted text", pasted
+if text is not None:
+    try:
+        imported = parse_spec_text(text, source=source)
+    except SpecError as e:
+        st.error("This is not a spec:\n\n" + "\n".join(f"- {line}" for line in e.lines()), icon=":material/dangerous:")
+    else:
+        it = ui.cached_trace(imported)
+        verdict = ("builds: " + f"{it.total_params:,} parameters" if it.ok
+                   else f"loads, but breaks at {it.errors[0].where}")
+        st.success(f"**{imported.name}** from {source}: {verdict}.", icon=":material/check_circle:")
+        st.button("Load into the builder", key="export.load", on_click=load, args=(imported,), type="primary")
+problems = st.session_state.pop("export.load_problems", None)
+if problems:
+    st.error("The builder cannot show this network: " + "; ".join(problems), icon=":material/dangerous:")
+elif problems == []:
+    st.success("Loaded into the builder.", icon=":material/check_circle:")

@@ -1,0 +1,50 @@
+"""The computation graph: main path, skip edges, projections, additions, shapes on the edges."""
+
+import streamlit as st
+
+from resnet_core.graph import RenderUnavailable, dot_available, render
+
+from app import ui
+
+spec = ui.current_spec()
+t = ui.cached_trace(spec)
+plan = t.plan
+
+st.title(f"{spec.name}: computation graph")
+ui.error_panel(t)
+
+n_stages = len(plan.stages)
+c1, c2, c3 = st.columns([2, 3, 3])
+with c1:
+    detail = st.segmented_control("Detail", ["stage", "block", "layer"], default="block", key="graph.detail",
+                                  required=True, persist_state="session")
+with c2:
+    options = [None] + list(range(n_stages))
+    expand = st.selectbox("Show in detail", options, key="graph.expand", persist_state="session",
+                          format_func=lambda i: "all stages" if i is None else
+                          f"stage {i + 1} only ({plan.stages[i].stage.block} × {len(plan.stages[i].blocks)})",
+                          disabled=detail == "stage",
+                          help="Collapse every other stage to one node: a 152- or 1202-layer network stays readable.")
+    if expand is not None and expand >= n_stages:
+        expand = None
+with c3:
+    st.markdown("<br>", unsafe_allow_html=True)
+    st.caption("Solid: main path F(x) · **red dashed: skip connections** · orange: projection or zero-pad "
+               "shortcuts · ⊕: the addition F(x) + x · labels: tensor shapes C×H×W")
+
+dot = ui.cached_dot(spec, detail, None if detail == "stage" else expand)
+st.graphviz_chart(dot, width="content")
+
+d1, d2, _ = st.columns([1, 1, 4])
+d1.download_button("⬇ DOT", dot, file_name=f"{spec.name}_{detail}.dot", mime="text/vnd.graphviz", key="graph.dl_dot")
+if dot_available():
+    def svg() -> bytes:  # rendered only when clicked: `dot` is too slow for every rerun
+        try:
+            return render(dot, "svg")
+        except RenderUnavailable as e:
+            return f'<svg xmlns="http://www.w3.org/2000/svg"><text y="20">{e}</text></svg>'.encode()
+
+    d2.download_button("⬇ SVG", svg, file_name=f"{spec.name}_{detail}.svg", mime="image/svg+xml",
+                       key="graph.dl_svg")
+else:
+    d2.caption("SVG export needs Graphviz's `dot` (Debian package `graphviz`); the DOT file renders anywhere.")

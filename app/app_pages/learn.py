@@ -1,0 +1,178 @@
+"""A guided walk for the classroom: each idea with a live view, then broken networks to fix."""
+
+import pandas as pd
+import streamlit as st
+
+import resnet_core as rc
+from resnet_core.graph import block_dot
+from resnet_core.lessons import EXERCISES, batchnorm_demo, check_exercise, shortcut_options
+from resnet_core.plan import shape_str
+from resnet_core.report import staircase_rows, table_rows
+
+from app import charts, state, ui
+
+BLOCK_EXAMPLES = {
+    "Basic block, identity shortcut (ResNet-18 layer1.0)": ("resnet18", "layer1.0"),
+    "Basic block, 1×1 projection shortcut (ResNet-18 layer2.0)": ("resnet18", "layer2.0"),
+    "Bottleneck block (ResNet-50 layer1.1)": ("resnet50", "layer1.1"),
+    "Zero-padded identity, option A (CIFAR ResNet-20 layer2.0)": ("resnet20", "layer2.0"),
+    "Pre-activation block (pre-act ResNet-18 layer1.0)": ("preact_resnet18", "layer1.0"),
+}
+
+
+def open_in_builder(spec) -> None:
+    state.load_spec(spec, source=spec.name)
+    if rc.presets.is_preset(spec.name):
+        st.session_state["ui.preset"] = spec.name
+
+
+st.title("Learn: how residual networks work")
+st.caption("Five short steps, each live. Change the controls and watch; then fix the broken networks.")
+tabs = st.tabs(["1 · The residual block", "2 · Shortcuts", "3 · ResNet-18, shape by shape", "4 · Batch norm",
+                "5 · Broken networks"], key="learn.tabs")
+
+# ---------------------------------------------------------------------------------------------
+with tabs[0]:
+    left, right = st.columns([3, 2])
+    with right:
+        example = st.selectbox("Block", list(BLOCK_EXAMPLES), key="learn.block")
+        skip = st.toggle("Skip connection", value=True, key="learn.skip")
+        preset, block = BLOCK_EXAMPLES[example]
+        spec = rc.get_preset(preset).replace(skip=skip)
+        plan = ui.cached_trace(spec).plan
+        st.graphviz_chart(block_dot(plan, block), width="content")
+        st.button("Open this network in the builder", key="learn.open_block", on_click=open_in_builder,
+                  args=(spec,))
+    with left:
+        st.markdown(
+            "A plain stack of layers has to learn the whole mapping **H(x)**. A residual block learns only "
+            "the *change* — the residual **F(x) = H(x) − x** — and adds its input back:")
+        st.latex(r"H(x) \;=\; F(x) + x")
+        st.markdown(
+            "If the best thing a block can do is nothing, it only has to push F(x) to zero, which is easy; "
+            "a plain block would have to learn the identity through its convolutions, which is hard. "
+            "The **identity path carries the signal forward unchanged**, and — by the chain rule — "
+            "**carries the gradient backward unchanged** too:")
+        st.latex(r"\frac{\partial H}{\partial x} \;=\; \frac{\partial F}{\partial x} + I")
+        st.markdown(
+            "However small ∂F/∂x becomes in a deep stack, the **I** term lets the gradient reach the early layers. "
+            "Turn the skip connection off (right) to see the *plain* block: the same layers, no shortcut, "
+            "no ⊕. The Live lab measures what this does to the gradients.")
+        b = next(b for b in plan.blocks if b.name == block)
+        st.info(f"**{block}**: input x is {shape_str(b.in_shape)}, output {shape_str(b.out_shape)}; "
+                f"shortcut: **{b.shortcut}**." + (
+                    " The shape changes here, so x must be projected (1×1 conv, stride 2) or zero-padded "
+                    "before it can be added." if b.shortcut in ("projection", "pad") else ""), icon=":material/search:")
+
+# ---------------------------------------------------------------------------------------------
+with tabs[1]:
+    st.markdown(
+        "Most blocks keep the shape, so x can be added as it is. The **first block of a stage** halves the "
+        "size and doubles the channels; then x and F(x) differ, and the shortcut must change x's shape. "
+        "He et al. (2015, §3.3) compare three options:")
+    st.markdown(
+        "- **A** — *zero-padded identity*: subsample x with stride 2 and append zero channels. No parameters.\n"
+        "- **B** — *projection where the shape changes*: a 1×1 conv (stride 2) + BN in those blocks only; "
+        "identity elsewhere.\n"
+        "- **C** — *projection everywhere*: every block gets a 1×1 conv + BN on its shortcut.")
+    name = st.selectbox("Network", ["resnet34", "resnet18", "resnet50", "resnet56"], key="learn.shortcut_net")
+    rows = shortcut_options(rc.get_preset(name))
+    st.dataframe(pd.DataFrame(rows).drop(columns=["valid"]), hide_index=True,
+                 column_config={c: st.column_config.NumberColumn(c, format="localized")
+                                for c in ("parameters", "shortcut parameters", "mult-adds")})
+    st.markdown(
+        "The paper found B slightly better than A (A's zero-padded channels learn no residual) and C "
+        "marginally better than B, at the cost of the parameters above — too small a gain to be worth it. "
+        "Projections are not essential to the degradation problem: the identity shortcuts are.")
+
+# ---------------------------------------------------------------------------------------------
+with tabs[2]:
+    spec18 = rc.get_preset("resnet18").replace(num_classes=10, name="resnet18 (10 classes)")
+    t18 = ui.cached_trace(spec18)
+    layers = {lay.name: lay for lay in t18.plan.layers}
+    stages = [g for g in t18.groups() if g.name.startswith("layer")]
+    steps = [
+        f"**Input**: an image of {shape_str(t18.input_shape)} (channels × height × width).",
+        f"**Stem**: a 7×7 convolution with stride 2 and 64 filters → {shape_str(layers['conv1'].out_shape)}; "
+        f"batch norm and ReLU; a 3×3 max-pool with stride 2 → {shape_str(layers['maxpool'].out_shape)}.",
+    ]
+    for g, sp in zip(stages, t18.plan.stages):
+        first = sp.blocks[0]
+        how = ("same size" if first.stride == 1
+               else f"the first block halves the size (stride 2) and its shortcut is a 1×1 projection")
+        steps.append(f"**Stage {sp.index + 1}** ({len(sp.blocks)} basic blocks, {how}) → {shape_str(g.out_shape)}.")
+    steps += [
+        f"**Global average pool**: each of the 512 maps averaged to one number → {shape_str(layers['avgpool'].out_shape)}.",
+        f"**Flatten** → {shape_str(layers['flatten'].out_shape)}; **fully connected** → "
+        f"{shape_str(layers['fc'].out_shape)} class scores.",
+    ]
+    left, right = st.columns([2, 3])
+    with left:
+        st.markdown("\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps)))
+        st.markdown("Every convolution's output size follows one rule:")
+        st.latex(r"H_\text{out} = \left\lfloor \frac{H_\text{in} + 2p - k}{s} \right\rfloor + 1"
+                 r"\qquad\text{e.g. } \left\lfloor\frac{224 + 6 - 7}{2}\right\rfloor + 1 = 112")
+    with right:
+        st.altair_chart(charts.staircase(staircase_rows(t18), "spatial", title="spatial size: 224 → 112 → 56 → "
+                                         "28 → 14 → 7 → 1"), width="stretch")
+        ui.dataframe(table_rows(t18, "stage"), key="learn.r18")
+    st.button("Open ResNet-18 in the builder", key="learn.open18", on_click=open_in_builder,
+              args=(rc.get_preset("resnet18"),))
+
+# ---------------------------------------------------------------------------------------------
+with tabs[3]:
+    left, right = st.columns([1, 1])
+    with left:
+        st.markdown(
+            "In every ResNet block, each convolution is followed by **batch normalisation** and then the ReLU: "
+            "**conv → BN → ReLU**. For each channel, BN normalises over the mini-batch (and the spatial "
+            "positions), then rescales with two learned numbers, γ and β:")
+        st.latex(r"\hat{x} = \frac{x - \mu_\mathcal{B}}{\sqrt{\sigma^2_\mathcal{B} + \varepsilon}}, \qquad "
+                 r"y = \gamma\,\hat{x} + \beta")
+        st.markdown(
+            "In **training** it uses the batch's own mean and variance and updates running estimates with "
+            "*momentum* m; in **evaluation** it uses those running estimates, so one image alone gets the same "
+            "answer as in a batch:")
+        st.latex(r"\mu_\text{run} \leftarrow (1 - m)\,\mu_\text{run} + m\,\mu_\mathcal{B}")
+        r18 = ui.cached_trace(rc.get_preset("resnet18")).plan
+        seq = " → ".join(f"`{lay.name}` ({lay.type})" for lay in r18.layers[4:7])
+        st.markdown(f"In ResNet-18: {seq}. Each BN has 2·C learnable numbers (γ, β) and 2·C running statistics.")
+    with right:
+        c1, c2 = st.columns(2)
+        momentum = c1.slider("Momentum m", 0.01, 0.9, 0.1, key="learn.bn_m")
+        steps_n = c2.slider("Training batches seen", 1, 100, 20, key="learn.bn_steps")
+        d = batchnorm_demo(momentum=momentum, steps=steps_n)
+        df = pd.DataFrame({
+            "channel": d.channels, "mean before": d.before_mean, "std before": d.before_std,
+            "mean after BN (train)": d.train_mean, "std after BN (train)": d.train_std,
+            "running mean": d.running_mean, "mean after BN (eval)": d.eval_mean, "std after BN (eval)": d.eval_std,
+        }).round(2)
+        st.dataframe(df, hide_index=True)
+        st.caption(
+            "A real BatchNorm2d on batches whose 4 channels have means ±2, ±4, ±6, ±8 and scales 0.5–13.5. "
+            "In training mode every channel comes out with mean 0 and std 1. The running mean approaches the "
+            f"true means as 1 − (1 − m)^n = {1 - (1 - momentum) ** steps_n:.2f} of the way after {steps_n} "
+            "batches; until it has converged, evaluation-mode outputs are off-centre.")
+
+# ---------------------------------------------------------------------------------------------
+with tabs[4]:
+    st.markdown(
+        "Each network below is broken. **Load it into the builder**, open **Shape trace** (top) to read "
+        "where and why it breaks, then fix it with the controls in the sidebar. Come back here to check.")
+    current = ui.current_spec()
+    for ex in EXERCISES:
+        with st.container(border=True):
+            head, button = st.columns([4, 1])
+            head.markdown(f"**{ex.title}**  \n{ex.story}")
+            button.button("Load into the builder", key=f"learn.ex.{ex.key}", on_click=open_in_builder,
+                          args=(ex.broken,), width="stretch")
+            if current.name == ex.broken.name:
+                problem = check_exercise(ex, current)
+                if problem is None:
+                    st.success("Solved: the network builds. " + (
+                        "Open the Graph to see the new shortcut." if ex.key in ("shortcut", "option-a") else ""),
+                        icon=":material/check_circle:")
+                else:
+                    st.warning(f"In the builder now — not solved yet: {problem}.", icon=":material/build:")
+            with st.expander("Hint"):
+                st.markdown(ex.hint)

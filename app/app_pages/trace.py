@@ -1,0 +1,37 @@
+"""The shape trace: headline numbers, the located error, the staircase, per-stage charts, the table."""
+
+import streamlit as st
+
+from resnet_core.plan import shape_str
+from resnet_core.report import DEPTHS, stage_chart_rows, staircase_rows, table_rows
+
+from app import charts, ui
+
+spec = ui.current_spec()
+t = ui.cached_trace(spec)
+
+st.title(f"{spec.name}: shape trace")
+st.caption(f"Input {shape_str(t.input_shape)} → {'output ' + shape_str(t.output_shape) if t.ok else 'breaks before the output'}"
+           f" · {len(t.layers)} layers planned · skip connections {'on' if spec.skip else 'off'} · "
+           f"shortcut option {spec.shortcut} · batch norm {'on' if spec.norm == 'batch' else 'off'}")
+ui.error_panel(t)
+ui.metrics(t)
+
+st.subheader("Shapes through the depth")
+rows = staircase_rows(t)
+left, right = st.columns(2)
+left.altair_chart(charts.staircase(rows, "spatial"), width="stretch")
+right.altair_chart(charts.staircase(rows, "channels"), width="stretch")
+stage_rows = stage_chart_rows(t)
+left, right = st.columns(2)
+left.altair_chart(charts.stage_bars(stage_rows, "parameters"), width="stretch")
+right.altair_chart(charts.stage_bars(stage_rows, "mult-adds"), width="stretch")
+
+st.subheader("Layer by layer")
+depth = st.segmented_control("Depth", DEPTHS, default="block", key="trace.depth", required=True,
+                             persist_state="session",
+                             help="stage: stem, each stage, head · block: each residual block · layer: every layer")
+ui.dataframe(table_rows(t, depth), key="trace.table")
+st.caption("Mult-adds follow torchinfo's rule (conv = parameters × output H × W; norm and linear = parameters). "
+           "Element-wise ops are what it leaves out: activations and additions 1 per element, norms 2, "
+           "pools k² per output. RF: receptive field in input pixels; memory: the layer's float32 output.")

@@ -1,0 +1,142 @@
+"""The network builder in the sidebar: a preset to start from, the global options, the stages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import resnet_core as rc
+from resnet_core.presets import preset_info
+from resnet_core.spec import ACTIVATIONS, BLOCK_TYPES, INITS, SHORTCUT_HELP, STEM_TYPES, ArchSpec
+
+from app import state
+from app.state import BOUNDS, EXPANSIONS, P, stage_key
+
+BLOCK_LABELS = {"basic": "basic (3×3, 3×3)", "bottleneck": "bottleneck (1×1, 3×3, 1×1)",
+                "preact_basic": "pre-activation basic", "preact_bottleneck": "pre-activation bottleneck"}
+INIT_LABELS = {"kaiming_fan_out": "Kaiming, fan-out (torchvision)", "kaiming_fan_in": "Kaiming, fan-in",
+               "xavier": "Xavier/Glorot", "pytorch_default": "PyTorch default"}
+STEM_LABELS = {"imagenet": "ImageNet: 7×7/2 conv + 3×3/2 max-pool", "cifar": "CIFAR: 3×3/1 conv, no pool",
+               "custom": "custom"}
+
+
+def _on_preset() -> None:
+    name = st.session_state["ui.preset"]
+    state.load_spec(rc.get_preset(name), source=name)
+
+
+def _on_all_blocks(key: str) -> None:
+    if st.session_state.get(key):
+        state.set_all_blocks(st.session_state[key])
+
+
+def _num(label: str, key: str, bound: str, help: str | None = None) -> None:
+    b = BOUNDS[bound]
+    st.number_input(label, min_value=b.lo, max_value=b.hi, step=1, key=key, help=help)
+
+
+def _presets_select() -> None:
+    names = rc.list_presets()
+    if "ui.preset" not in st.session_state:
+        source = st.session_state.get(P + "source")
+        st.session_state["ui.preset"] = source if source in names else names[0]
+    st.selectbox("Start from a preset", names, key="ui.preset", on_change=_on_preset,
+                 help="Exact torchvision ResNets, the CIFAR family of He et al. (2015), pre-activation ResNets, "
+                      "and a plain twin (same layers, no shortcuts) of each.")
+    name = st.session_state["ui.preset"]
+    st.caption(preset_info(name).summary)
+
+
+def _stage_editor(i: int, n: int, spec: ArchSpec) -> None:
+    s = spec.stages[i]
+    label = f"Stage {i + 1} · {s.block} × {s.blocks} · width {s.width}" + (f" · /{s.stride}" if s.stride > 1 else "")
+    with st.expander(label, expanded=False, key=f"ui.stage_exp.{i}"):
+        st.selectbox("Block", BLOCK_TYPES, key=stage_key(i, "block"), format_func=BLOCK_LABELS.get)
+        c1, c2 = st.columns(2)
+        with c1:
+            _num("Blocks", stage_key(i, "blocks"), "blocks")
+            _num("Stride (1st block)", stage_key(i, "stride"), "stride")
+            _num("Groups", stage_key(i, "groups"), "groups", help="Grouped 3×3 convolutions (ResNeXt cardinality).")
+        with c2:
+            _num("Width", stage_key(i, "width"), "width", help="The block's base width ('planes'); "
+                 "its output has width × expansion channels.")
+            _num("Width / group", stage_key(i, "width_per_group"), "width_per_group",
+                 help="Branch width = int(width · width_per_group / 64) · groups (torchvision's rule; "
+                      "64 = plain ResNet, 128 = Wide ResNet-2).")
+            st.selectbox("Expansion", EXPANSIONS, key=stage_key(i, "expansion"),
+                         help="Output channels = width × expansion; auto: 1 for basic, 4 for bottleneck.")
+        b1, b2, b3 = st.columns(3)
+        b1.button("↑ up", key=f"ui.up.{i}", on_click=state.move_stage, args=(i, -1), disabled=i == 0,
+                  width="stretch")
+        b2.button("↓ down", key=f"ui.down.{i}", on_click=state.move_stage, args=(i, 1), disabled=i == n - 1,
+                  width="stretch")
+        b3.button("✕ remove", key=f"ui.rm.{i}", on_click=state.remove_stage, args=(i,), width="stretch")
+
+
+def sidebar() -> ArchSpec:
+    """Draw the builder; return the network it describes now."""
+    ss = st.session_state
+    with st.sidebar:
+        st.markdown("## :material/account_tree: ResNet Explorer")
+        _presets_select()
+        spec = state.read_spec()
+        loaded = ss.get(P + "loaded")
+        if loaded is not None and spec != loaded:
+            st.caption(f"✎ edited from **{ss.get(P + 'source')}**")
+
+        st.toggle("Skip connections", key=P + "skip",
+                  help="Off: the paper's plain net — the same layers with no shortcut at all.")
+        st.toggle("Batch norm", key=P + "batch_norm",
+                  help="BatchNorm after every conv (before the ReLU). Off: no normalisation; convs get a bias.")
+        st.segmented_control("Shortcut option", ["A", "B", "C", "identity"], key=P + "shortcut", required=True,
+                             help="\n\n".join(f"**{k}**: {v}" for k, v in SHORTCUT_HELP.items()))
+
+        with st.expander("Input & head"):
+            c1, c2 = st.columns(2)
+            with c1:
+                _num("Height", P + "input_h", "input_h")
+                _num("Channels", P + "in_channels", "in_channels")
+            with c2:
+                _num("Width", P + "input_w", "input_w")
+                _num("Classes", P + "num_classes", "num_classes")
+        with st.expander("Stem"):
+            st.selectbox("Stem", STEM_TYPES, key=P + "stem_type", format_func=STEM_LABELS.get)
+            _num("Stem channels", P + "stem_channels", "stem_channels")
+            if ss[P + "stem_type"] == "custom":
+                c1, c2 = st.columns(2)
+                with c1:
+                    _num("Kernel", P + "stem_kernel", "stem_kernel")
+                    _num("Padding", P + "stem_padding", "stem_padding")
+                    _num("Pool kernel", P + "stem_pool_kernel", "stem_pool_kernel")
+                with c2:
+                    _num("Stride", P + "stem_stride", "stem_stride")
+                    st.selectbox("Pool", ["max", "avg", "none"], key=P + "stem_pool")
+                    _num("Pool stride", P + "stem_pool_stride", "stem_pool_stride")
+        with st.expander("Blocks, activation, initialisation"):
+            blocks = {s.block for s in spec.stages}
+            current = blocks.pop() if len(blocks) == 1 else None
+            key = f"ui.all_blocks.{current}"  # a fresh widget whenever the stages' types change
+            st.selectbox("Block type (all stages)", BLOCK_TYPES, index=BLOCK_TYPES.index(current) if current else None,
+                         placeholder="mixed", format_func=BLOCK_LABELS.get, key=key, on_change=_on_all_blocks,
+                         args=(key,))
+            st.selectbox("Activation", ACTIVATIONS, key=P + "activation")
+            st.selectbox("Initialisation", INITS, key=P + "init", format_func=INIT_LABELS.get)
+            st.toggle("Zero-init residual", key=P + "zero_init",
+                      help="Each residual branch's last norm γ (or last conv) starts at 0: every block starts "
+                           "as its shortcut (Goyal et al. 2017).")
+            st.toggle("Stride on the first 1×1 (paper's v1)", key=P + "stride_in_1x1",
+                      help="Bottlenecks: torchvision ('v1.5') strides the 3×3; He et al.'s v1 strides the first 1×1.")
+            if ss[P + "batch_norm"]:
+                c1, c2 = st.columns(2)
+                c1.number_input("BN momentum", min_value=0.0, max_value=1.0, step=0.01, key=P + "bn_momentum",
+                                format="%.3f")
+                c2.number_input("BN eps", min_value=1e-8, max_value=1.0, key=P + "bn_eps", format="%.0e")
+
+        n = ss[P + "n_stages"]
+        st.markdown(f"**Stages ({n})**")
+        spec = state.read_spec()
+        for i in range(n):
+            _stage_editor(i, n, spec)
+        st.button("Add stage", icon=":material/add:", key="ui.add_stage", on_click=state.add_stage, width="stretch")
+        st.button("Reset to preset", icon=":material/restart_alt:", key="ui.reset", on_click=_on_preset, width="stretch",
+                  help="Discard the edits and reload the preset chosen above.")
+    return state.read_spec()

@@ -1,0 +1,248 @@
+"""spec ↔ st.session_state ↔ st.query_params.
+
+The builder's widgets own the network: each spec field has a widget key ("net.shortcut",
+"net.s2.width", ...). `read_spec()` assembles the ArchSpec from those keys on every run;
+`load_spec()` writes a spec into them (a preset, a shared link, an imported file) before the
+widgets are drawn. The URL carries `?net=<preset>` when the network is a preset, otherwise
+`?spec=<token>` (compressed JSON), so opening a link restores the network exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+import resnet_core as rc
+from resnet_core.presets import DEFAULT_PRESET, is_preset, matching_preset
+from resnet_core.spec import ArchSpec, SpecError, Stage, Stem, from_url_token, to_url_token
+
+P = "net."  # prefix of every builder key
+
+
+@dataclass(frozen=True)
+class Bound:
+    lo: int | None
+    hi: int | None
+
+
+# Limits of the builder's number widgets. A spec outside them (from a file or a link) is refused
+# with a message rather than clipped silently.
+BOUNDS = {
+    "in_channels": Bound(1, 64), "input_h": Bound(1, 2048), "input_w": Bound(1, 2048),
+    "num_classes": Bound(1, 100_000), "stem_channels": Bound(1, 4096), "stem_kernel": Bound(1, 15),
+    "stem_stride": Bound(1, 8), "stem_padding": Bound(0, 15), "stem_pool_kernel": Bound(1, 15),
+    "stem_pool_stride": Bound(1, 8),
+    "blocks": Bound(1, 1000), "width": Bound(1, 8192), "stride": Bound(1, 8), "groups": Bound(1, 1024),
+    "width_per_group": Bound(1, 1024),
+}
+
+EXPANSIONS = ["auto", 1, 2, 4, 8]
+
+
+def stage_key(i: int, field: str) -> str:
+    return f"{P}s{i}.{field}"
+
+
+def _check_bounds(spec: ArchSpec) -> list[str]:
+    problems = []
+
+    def check(label: str, key: str, value: int) -> None:
+        b = BOUNDS[key]
+        if (b.lo is not None and value < b.lo) or (b.hi is not None and value > b.hi):
+            problems.append(f"{label} is {value}; the builder takes {b.lo}–{b.hi}")
+
+    check("input channels", "in_channels", spec.in_channels)
+    check("input height", "input_h", spec.input_size[0])
+    check("input width", "input_w", spec.input_size[1])
+    check("classes", "num_classes", spec.num_classes)
+    check("stem channels", "stem_channels", spec.stem.channels)
+    if spec.stem.type == "custom":
+        check("stem kernel", "stem_kernel", spec.stem.kernel)
+        check("stem stride", "stem_stride", spec.stem.stride)
+        if spec.stem.padding is not None:
+            check("stem padding", "stem_padding", spec.stem.padding)
+        check("stem pool kernel", "stem_pool_kernel", spec.stem.pool_kernel)
+        check("stem pool stride", "stem_pool_stride", spec.stem.pool_stride)
+    for i, s in enumerate(spec.stages):
+        for field in ("blocks", "width", "stride", "groups", "width_per_group"):
+            check(f"stage {i + 1} · {field.replace('_', ' ')}", field, getattr(s, field))
+        if s.expansion is not None and s.expansion not in EXPANSIONS:
+            problems.append(f"stage {i + 1} · expansion is {s.expansion}; the builder offers 1, 2, 4 or 8")
+    choices = {"stem type": (spec.stem.type, rc.spec.STEM_TYPES), "shortcut": (spec.shortcut, rc.spec.SHORTCUTS),
+               "norm": (spec.norm, rc.spec.NORMS), "activation": (spec.activation, rc.spec.ACTIVATIONS),
+               "init": (spec.init, rc.spec.INITS)}
+    for label, (value, options) in choices.items():
+        if value not in options:
+            problems.append(f"{label} '{value}' is not one of {', '.join(options)}")
+    for i, s in enumerate(spec.stages):
+        if s.block not in rc.spec.BLOCK_TYPES:
+            problems.append(f"stage {i + 1} · block type '{s.block}' is not one of {', '.join(rc.spec.BLOCK_TYPES)}")
+    if spec.stem.type == "custom" and spec.stem.pool not in rc.spec.POOL_TYPES:
+        problems.append(f"stem pool '{spec.stem.pool}' is not one of {', '.join(rc.spec.POOL_TYPES)}")
+    return problems
+
+
+def load_spec(spec: ArchSpec, source: str | None = None) -> list[str]:
+    """Write `spec` into the builder's keys. Returns the reasons it cannot (and then changes nothing)."""
+    problems = _check_bounds(spec)
+    if problems:
+        return problems
+    ss = st.session_state
+    stem = spec.stem
+    values = {
+        "name": spec.name, "in_channels": spec.in_channels, "input_h": spec.input_size[0],
+        "input_w": spec.input_size[1], "num_classes": spec.num_classes, "stem_type": stem.type,
+        "stem_channels": stem.channels, "stem_kernel": stem.kernel, "stem_stride": stem.stride,
+        "stem_padding": stem.kernel // 2 if stem.padding is None else stem.padding,
+        "stem_pool": stem.pool, "stem_pool_kernel": stem.pool_kernel, "stem_pool_stride": stem.pool_stride,
+        "shortcut": spec.shortcut, "skip": spec.skip, "batch_norm": spec.norm == "batch",
+        "activation": spec.activation, "zero_init": spec.zero_init_residual, "init": spec.init,
+        "stride_in_1x1": spec.stride_in_1x1, "bn_momentum": float(spec.bn_momentum), "bn_eps": float(spec.bn_eps),
+        "n_stages": len(spec.stages),
+    }
+    for k, v in values.items():
+        ss[P + k] = v
+    for i, s in enumerate(spec.stages):
+        _write_stage(i, s)
+    ss[P + "source"] = source or spec.name
+    ss[P + "loaded"] = spec
+    return []
+
+
+def _write_stage(i: int, s: Stage) -> None:
+    ss = st.session_state
+    ss[stage_key(i, "block")] = s.block
+    ss[stage_key(i, "blocks")] = s.blocks
+    ss[stage_key(i, "width")] = s.width
+    ss[stage_key(i, "stride")] = s.stride
+    ss[stage_key(i, "groups")] = s.groups
+    ss[stage_key(i, "width_per_group")] = s.width_per_group
+    ss[stage_key(i, "expansion")] = "auto" if s.expansion is None else s.expansion
+
+
+def _read_stage(i: int) -> Stage:
+    ss = st.session_state
+    exp = ss.get(stage_key(i, "expansion"), "auto")
+    return Stage(block=ss[stage_key(i, "block")], blocks=int(ss[stage_key(i, "blocks")]),
+                 width=int(ss[stage_key(i, "width")]), stride=int(ss[stage_key(i, "stride")]),
+                 groups=int(ss[stage_key(i, "groups")]), width_per_group=int(ss[stage_key(i, "width_per_group")]),
+                 expansion=None if exp == "auto" else int(exp))
+
+
+def read_spec() -> ArchSpec:
+    """The network as the builder's widgets say it is now."""
+    ss = st.session_state
+    stem_type = ss[P + "stem_type"]
+    if stem_type == "custom":
+        stem = Stem(type="custom", channels=int(ss[P + "stem_channels"]), kernel=int(ss[P + "stem_kernel"]),
+                    stride=int(ss[P + "stem_stride"]), padding=int(ss[P + "stem_padding"]), pool=ss[P + "stem_pool"],
+                    pool_kernel=int(ss[P + "stem_pool_kernel"]), pool_stride=int(ss[P + "stem_pool_stride"]))
+    else:
+        stem = Stem(type=stem_type, channels=int(ss[P + "stem_channels"]))
+    return ArchSpec(
+        name=ss[P + "name"], in_channels=int(ss[P + "in_channels"]),
+        input_size=(int(ss[P + "input_h"]), int(ss[P + "input_w"])), stem=stem,
+        stages=tuple(_read_stage(i) for i in range(ss[P + "n_stages"])),
+        shortcut=ss[P + "shortcut"], skip=bool(ss[P + "skip"]), norm="batch" if ss[P + "batch_norm"] else "none",
+        activation=ss[P + "activation"], zero_init_residual=bool(ss[P + "zero_init"]),
+        stride_in_1x1=bool(ss[P + "stride_in_1x1"]), num_classes=int(ss[P + "num_classes"]), init=ss[P + "init"],
+        bn_momentum=float(ss[P + "bn_momentum"]), bn_eps=float(ss[P + "bn_eps"]),
+    )
+
+
+# ---- stage list edits (button callbacks: they run before the next script run draws the widgets) ----
+
+def add_stage() -> None:
+    spec = read_spec()
+    if spec.stages:
+        last = spec.stages[-1]
+        new = Stage(block=last.block, blocks=last.blocks, width=last.width * 2, stride=2, groups=last.groups,
+                    width_per_group=last.width_per_group, expansion=last.expansion)
+    else:
+        new = Stage(width=64)
+    n = st.session_state[P + "n_stages"]
+    _write_stage(n, new)
+    st.session_state[P + "n_stages"] = n + 1
+
+
+def remove_stage(i: int) -> None:
+    stages = list(read_spec().stages)
+    del stages[i]
+    for j, s in enumerate(stages):
+        _write_stage(j, s)
+    st.session_state[P + "n_stages"] = len(stages)
+
+
+def move_stage(i: int, delta: int) -> None:
+    stages = list(read_spec().stages)
+    j = i + delta
+    if 0 <= j < len(stages):
+        stages[i], stages[j] = stages[j], stages[i]
+        for k, s in enumerate(stages):
+            _write_stage(k, s)
+
+
+def set_all_blocks(block: str) -> None:
+    for i in range(st.session_state[P + "n_stages"]):
+        st.session_state[stage_key(i, "block")] = block
+
+
+# ---- sessions and URLs ----
+
+def init_session() -> None:
+    """Once per browser session: the network from the link, or the default preset."""
+    ss = st.session_state
+    if ss.get(P + "ready"):
+        return
+    spec = rc.get_preset(DEFAULT_PRESET)
+    message = None
+    qp = st.query_params
+    try:
+        if "spec" in qp:
+            spec = from_url_token(qp["spec"])
+        elif "net" in qp:
+            if not is_preset(qp["net"]):
+                raise SpecError(f"the link names a preset '{qp['net']}' that does not exist")
+            spec = rc.get_preset(qp["net"])
+    except SpecError as e:
+        message = f"This link's network could not be read ({e}). Showing {DEFAULT_PRESET} instead."
+        spec = rc.get_preset(DEFAULT_PRESET)
+    problems = load_spec(spec, source="link" if ("spec" in qp and message is None) else spec.name)
+    if problems:
+        message = (f"This link's network does not fit the builder ({'; '.join(problems)}). "
+                   f"Showing {DEFAULT_PRESET} instead.")
+        load_spec(rc.get_preset(DEFAULT_PRESET))
+    ss[P + "url_message"] = message
+    ss[P + "ready"] = True
+
+
+def url_params(spec: ArchSpec) -> dict[str, str]:
+    preset = matching_preset(spec)
+    return {"net": preset} if preset else {"spec": to_url_token(spec)}
+
+
+def sync_url(spec: ArchSpec) -> None:
+    """Keep the address bar equal to the current network (only writes when it changed)."""
+    want = url_params(spec)
+    qp = st.query_params
+    current = {k: qp[k] for k in ("net", "spec") if k in qp}
+    if current != want:
+        for k in ("net", "spec"):
+            if k in qp and k not in want:
+                del qp[k]
+        qp.update(want)
+
+
+def share_url(spec: ArchSpec) -> str:
+    """An absolute link to this network on the page being viewed (relative when the host is unknown)."""
+    from urllib.parse import urlencode, urlsplit, urlunsplit
+    query = urlencode(url_params(spec))
+    try:
+        base = st.context.url or ""
+    except Exception:  # noqa: BLE001 - no browser context (tests)
+        base = ""
+    if not base:
+        return "?" + query
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))

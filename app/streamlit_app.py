@@ -1,0 +1,40 @@
+"""ResNet Explorer: `streamlit run app/streamlit_app.py`.
+
+A thin entry: page config, the network builder in the sidebar, navigation across the pages.
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="ResNet Explorer", page_icon=":material/account_tree:", layout="wide", initial_sidebar_state="expanded")
+
+from app import builder, state  # noqa: E402
+
+PAGES = Path(__file__).parent / "app_pages"
+
+state.init_session()
+pages = [
+    st.Page(PAGES / "trace.py", title="Shape trace", icon=":material/straighten:", default=True),
+    st.Page(PAGES / "graph.py", title="Graph", icon=":material/account_tree:", url_path="graph"),
+    st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page(PAGES / "export.py", title="Share & export", icon=":material/ios_share:", url_path="export"),
+    st.Page(PAGES / "learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+]
+extra = [("live.py", "Live lab", ":material/biotech:", "live"),
+         ("train.py", "Training lab", ":material/monitoring:", "train")]
+pages += [st.Page(PAGES / f, title=t, icon=i, url_path=u) for f, t, i, u in extra if (PAGES / f).exists()]
+nav = st.navigation(pages, position="top")
+
+message = st.session_state.pop(state.P + "url_message", None)
+if message:
+    st.warning(message, icon=":material/link_off:")
+spec = builder.sidebar()
+st.session_state["spec"] = spec
+state.sync_url(spec)
+nav.run()

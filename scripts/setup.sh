@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what ResNet Explorer needs on a fresh Debian/Ubuntu machine, idempotently:
+#   bash scripts/setup.sh          runtime: graphviz (SVG/PNG export) + .venv with requirements.txt
+#   bash scripts/setup.sh dev      also chromium (browser tests) + requirements-dev.txt
+# Set PYTHON to choose the interpreter (default python3, 3.10 or newer).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-runtime}
+
+apt_packages=(graphviz)
+if [ "$mode" = dev ]; then
+  apt_packages+=(chromium fonts-dejavu-core)
+fi
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"; } >/tmp/resnet-explorer-apt.log 2>&1; then
+    if [ "$mode" = dev ]; then
+      echo "setup: apt-get failed (see /tmp/resnet-explorer-apt.log); the browser tests need chromium" >&2
+      exit 1
+    fi
+    echo "setup: could not install graphviz; the app works, but SVG/PNG export of graphs will say it is unavailable" >&2
+  fi
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+requirements=requirements.txt
+if [ "$mode" = dev ]; then requirements=requirements-dev.txt; fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"

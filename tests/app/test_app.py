@@ -1,0 +1,238 @@
+"""The app through Streamlit's AppTest: every page, the builder's interactions, links, import."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import resnet_core as rc
+from resnet_core.lessons import EXERCISES
+from resnet_core.report import fmt_count
+from resnet_core.spec import spec_from_dict, to_url_token
+
+APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
+PAGES = ["app_pages/trace.py", "app_pages/graph.py", "app_pages/compare.py", "app_pages/export.py",
+         "app_pages/learn.py"]
+
+
+def new_app(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def spec_of(at: AppTest) -> rc.ArchSpec:
+    return at.session_state["spec"]
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def dot_of(at: AppTest) -> str:
+    charts = at.get("graphviz_chart")
+    assert charts, "no graph drawn"
+    return charts[0].proto.spec
+
+
+@pytest.fixture
+def app() -> AppTest:
+    return new_app()
+
+
+def test_opens_on_resnet18(app):
+    no_exception(app)
+    assert spec_of(app) == rc.get_preset("resnet18")
+    assert app.title[0].value == "resnet18: shape trace"
+    assert metric(app, "Parameters") == "11.69 M"
+    assert metric(app, "Output") == "1000"
+    assert app.query_params["net"] == "resnet18"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_loads(app, page):
+    app.switch_page(page).run()
+    no_exception(app)
+    assert app.title
+
+
+@pytest.mark.parametrize("name", rc.list_presets())
+def test_choosing_each_preset(app, name):
+    app.selectbox(key="ui.preset").set_value(name).run()
+    no_exception(app)
+    assert spec_of(app) == rc.get_preset(name)
+    assert metric(app, "Parameters") == fmt_count(rc.trace(rc.get_preset(name)).total_params)
+    assert app.query_params["net"] == name
+
+
+def test_editing_a_stage_retraces(app):
+    app.number_input(key="net.s1.blocks").set_value(5).run()
+    no_exception(app)
+    spec = spec_of(app)
+    assert spec.stages[1].blocks == 5
+    assert metric(app, "Parameters") == fmt_count(rc.trace(spec).total_params)
+    assert "spec" in app.query_params and "net" not in app.query_params  # no longer a preset: a token link
+    app.number_input(key="net.s3.width").set_value(256).run()
+    assert spec_of(app).stages[3].width == 256
+
+
+def test_toggling_skip_and_batch_norm(app):
+    app.toggle(key="net.skip").set_value(False).run()
+    no_exception(app)
+    assert spec_of(app) == rc.get_preset("plain18").replace(name="resnet18")
+    app.toggle(key="net.batch_norm").set_value(False).run()
+    spec = spec_of(app)
+    assert spec.norm == "none" and not spec.skip
+    assert metric(app, "Parameters") == fmt_count(rc.trace(spec).total_params)
+
+
+def test_breaking_edit_shows_the_located_error_and_keeps_the_page(app):
+    app.segmented_control(key="net.shortcut").set_value("identity").run()
+    no_exception(app)
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1
+    assert "stage 2 · block 0 · shortcut" in errors[0]
+    assert "128×28×28" in errors[0] and "64×56×56" in errors[0] and "1×1 projection" in errors[0]
+    assert metric(app, "Output") == "✗ breaks"
+    # the graph renders up to the failing layer, marked
+    app.switch_page("app_pages/graph.py").run()
+    no_exception(app)
+    dot = dot_of(app)
+    assert "✗ +" in dot and "layer3" not in dot
+    # and fixing it brings everything back
+    app.segmented_control(key="net.shortcut").set_value("B").run()
+    assert not app.error and spec_of(app) == rc.get_preset("resnet18")
+
+
+def test_stage_list_add_remove_reorder(app):
+    app.button(key="ui.add_stage").click().run()
+    no_exception(app)
+    stages = spec_of(app).stages
+    assert len(stages) == 5 and stages[4].width == 1024 and stages[4].stride == 2
+    app.button(key="ui.up.4").click().run()
+    stages = spec_of(app).stages
+    assert [s.width for s in stages] == [64, 128, 256, 1024, 512]
+    app.button(key="ui.rm.3").click().run()
+    assert spec_of(app) == rc.get_preset("resnet18")
+
+
+def test_block_type_for_all_stages(app):
+    app.selectbox(key="ui.all_blocks.basic").set_value("bottleneck").run()
+    no_exception(app)
+    assert {s.block for s in spec_of(app).stages} == {"bottleneck"}
+    assert spec_of(app).replace(name="resnet50") == rc.get_preset("resnet50").replace(
+        stages=tuple(s.__class__(**{**s.__dict__, "blocks": 2}) for s in rc.get_preset("resnet50").stages))
+
+
+def test_restoring_a_network_from_the_link():
+    spec = rc.get_preset("resnet50").with_stage(2, blocks=9).replace(name="my-net", shortcut="C")
+    at = new_app(spec=to_url_token(spec))
+    no_exception(at)
+    assert spec_of(at) == spec
+    assert not at.warning
+    at = new_app(net="resnext50_32x4d")
+    assert spec_of(at) == rc.get_preset("resnext50_32x4d")
+
+
+@pytest.mark.parametrize("query", [{"spec": "garbage!"}, {"spec": "eJzLSM3JyQcABiwCFQ"}, {"net": "resnet9000"}])
+def test_tampered_links_fall_back_with_a_message(query):
+    at = new_app(**query)
+    no_exception(at)
+    assert spec_of(at) == rc.get_preset("resnet18")
+    assert any("could not be read" in w.value for w in at.warning)
+
+
+def test_link_outside_the_builders_limits_falls_back():
+    spec = rc.get_preset("resnet18").with_stage(0, blocks=5000)
+    at = new_app(spec=to_url_token(spec))
+    assert spec_of(at) == rc.get_preset("resnet18")
+    assert any("does not fit the builder" in w.value and "stage 1 · blocks is 5000" in w.value for w in at.warning)
+
+
+def test_graph_page_detail_and_expand(app):
+    app.selectbox(key="ui.preset").set_value("resnet152").run()
+    app.switch_page("app_pages/graph.py").run()
+    no_exception(app)
+    dot = dot_of(app)
+    assert "⋯ 29 more blocks" in dot  # stage 3's 36 blocks elided to 6 + ⋯ + 1
+    app.selectbox(key="graph.expand").set_value(2).run()
+    dot = dot_of(app)
+    assert "layer1 · bottleneck × 3" in dot and "layer3.0" in dot
+    app.segmented_control(key="graph.detail").set_value("stage").run()
+    assert "layer3 · bottleneck × 36" in dot_of(app)
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert "⬇ DOT" in labels
+
+
+def test_import_a_pasted_spec_into_the_builder(app):
+    app.switch_page("app_pages/export.py").run()
+    spec = rc.get_preset("resnet20").replace(name="imported", num_classes=7)
+    app.text_area(key="export.paste").set_value(spec.to_yaml()).run()
+    no_exception(app)
+    assert any("imported" in s.value and "builds" in s.value for s in app.success)
+    app.button(key="export.load").click().run()
+    assert spec_of(app) == spec
+
+
+def test_import_rejects_a_bad_spec_with_located_reasons(app):
+    app.switch_page("app_pages/export.py").run()
+    app.text_area(key="export.paste").set_value("stages:\n  - {widht: 3}\n").run()
+    no_exception(app)
+    assert any("stages[0].widht: unknown key 'widht'; did you mean 'width'?" in e.value for e in app.error)
+    before = spec_of(app)
+    assert before == rc.get_preset("resnet18")  # nothing lost
+
+
+def test_share_link_round_trips(app):
+    app.number_input(key="net.num_classes").set_value(10).run()
+    app.switch_page("app_pages/export.py").run()
+    link = app.code[0].value
+    token = link.split("spec=")[1]
+    assert spec_of(new_app(spec=token)) == spec_of(app)
+
+
+def test_compare_classic_pair(app):
+    app.switch_page("app_pages/compare.py").run()
+    app.button(key="compare.pair.resnet50.resnext50_32x4d").click().run()
+    no_exception(app)
+    assert spec_of(app) == rc.get_preset("resnet50")
+    assert app.selectbox(key="compare.b").value == "resnext50_32x4d"
+    assert metric(app, "Parameters: A → B") == "25.56 M → 25.03 M"
+
+
+@pytest.mark.parametrize("index", range(len(EXERCISES)))
+def test_learn_exercise_load_and_fix(app, index):
+    ex = EXERCISES[index]
+    app.switch_page("app_pages/learn.py").run()
+    app.button(key=f"learn.ex.{ex.key}").click().run()
+    no_exception(app)
+    assert spec_of(app) == ex.broken
+    assert any("not solved yet" in w.value for w in app.warning)
+    app.switch_page("app_pages/trace.py").run()
+    assert app.error  # the located error is there to read
+    fixes = {
+        "shortcut": lambda a: a.segmented_control(key="net.shortcut").set_value("B"),
+        "option-a": lambda a: a.segmented_control(key="net.shortcut").set_value("B"),
+        "groups": lambda a: a.number_input(key="net.s0.groups").set_value(2),
+        "tiny-input": lambda a: a.number_input(key="net.stem_padding").set_value(5),
+        "zero-width": lambda a: a.number_input(key="net.s0.width_per_group").set_value(8),
+    }
+    fixes[ex.key](app).run()
+    app.switch_page("app_pages/learn.py").run()
+    no_exception(app)
+    assert any("Solved" in s.value for s in app.success)
+
+
+def test_learn_block_toggle_removes_the_skip():
+    at = new_app()
+    at.switch_page("app_pages/learn.py").run()
+    with_skip = at.get("graphviz_chart")[0].proto.spec
+    at.toggle(key="learn.skip").set_value(False).run()
+    without = at.get("graphviz_chart")[0].proto.spec
+    assert "style=dashed" in with_skip and "style=dashed" not in without
+    assert spec_from_dict(rc.get_preset("resnet18").to_dict()) == spec_of(at)  # the builder is untouched
