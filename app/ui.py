@@ -44,7 +44,7 @@ def error_panel(t: Trace) -> None:
             lines.append(f"Shapes: `{shape_str(a)}` vs `{shape_str(b)}`.")
         lines.append(f"**Fix:** {e.fix}.")
         if t.layers:
-            lines.append("The trace and graph show the network up to the failing layer, marked ✗.")
+            lines.append("The trace and graph show the network up to the failing layer, marked in red.")
         st.error("\n\n".join(lines), icon=":material/dangerous:")
     for w in t.warnings:
         st.warning(w, icon=":material/warning:")
@@ -52,9 +52,10 @@ def error_panel(t: Trace) -> None:
 
 def metrics(t: Trace) -> None:
     c = st.columns(5)
-    c[0].metric("Parameters", fmt_count(t.total_params), help=f"{t.total_params:,} parameters")
-    c[1].metric("Mult-adds", fmt_count(t.mult_adds), help=f"{t.mult_adds:,} per image (torchinfo's rule)")
-    c[2].metric("Output", shape_str(t.output_shape) if t.ok else "✗ breaks",
+    partial = "" if t.ok else " (up to the failure)"
+    c[0].metric("Parameters" + partial, fmt_count(t.total_params), help=f"{t.total_params:,} parameters")
+    c[1].metric("Mult-adds" + partial, fmt_count(t.mult_adds), help=f"{t.mult_adds:,} per image (torchinfo's rule)")
+    c[2].metric("Output", shape_str(t.output_shape) if t.ok else "breaks",
                 help=f"for an input of {shape_str(t.input_shape)}")
     c[3].metric("Activations", fmt_bytes(t.activation_bytes),
                 help="all layer outputs for one image at float32: what a forward pass keeps for backward")

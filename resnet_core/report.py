@@ -150,21 +150,26 @@ def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
 
 
 def staircase_rows(t: Trace) -> list[dict]:
-    """Spatial size and channels of the input and after every main-path layer: 224→112→56→28→14→7→1."""
+    """The tensor flowing between blocks: the input, every stem and head layer's output, and every residual
+    block's output, at its depth on the main path — the 224→112→56→28→14→7→1 staircase (spatial size) and
+    64→…→512 (channels). Layers inside a block (a bottleneck's 1×1 reductions) are left out."""
     c, h = t.input_shape[0], t.input_shape[1]
     rows = [{"depth": 0, "layer": "input", "type": "input", "shape": shape_str(t.input_shape), "spatial": h,
              "channels": c, "part": "input"}]
-    depth = 1
+    block_ends = {b.end - 1 for b in t.plan.blocks if b.out_shape is not None}
+    depth = 0
     for r in t.layers:
         lay = r.layer
         if lay.part == "shortcut" or lay.out_shape is None:
             continue
-        shape = lay.out_shape
-        spatial = shape[1] if len(shape) == 3 else 1
-        group = "stem" if lay.part == "stem" else "head" if lay.part == "head" else f"stage {lay.stage + 1}"
-        rows.append({"depth": depth, "layer": lay.name, "type": lay.type, "shape": shape_str(shape),
-                     "spatial": spatial, "channels": shape[0], "part": group})
         depth += 1
+        if lay.stage is not None and lay.index not in block_ends:
+            continue
+        shape = lay.out_shape
+        group = "stem" if lay.part == "stem" else "head" if lay.part == "head" else f"stage {lay.stage + 1}"
+        name = lay.name if lay.stage is None else f"layer{lay.stage + 1}.{lay.block} (block output)"
+        rows.append({"depth": depth, "layer": name, "type": lay.type, "shape": shape_str(shape),
+                     "spatial": shape[1] if len(shape) == 3 else 1, "channels": shape[0], "part": group})
     return rows
 
 
@@ -197,3 +202,15 @@ def compare_rows(a: Trace, b: Trace, label_a: str = "A", label_b: str = "B") -> 
             "Δ mult-adds": (y.mult_adds if y else 0) - (x.mult_adds if x else 0),
         })
     return rows
+
+
+def staircase_summary(t: Trace) -> tuple[str, str]:
+    """The staircase in words: ("224 → 112 → 56 → 28 → 14 → 7 → 1", "3 → 64 → 128 → 256 → 512 → 1000")."""
+    rows = staircase_rows(t)
+
+    def path(field: str) -> str:
+        values = [r[field] for r in rows]
+        kept = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+        return " → ".join(str(v) for v in kept)
+
+    return path("spatial"), path("channels")

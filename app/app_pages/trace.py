@@ -3,7 +3,7 @@
 import streamlit as st
 
 from resnet_core.plan import shape_str
-from resnet_core.report import DEPTHS, stage_chart_rows, staircase_rows, table_rows
+from resnet_core.report import DEPTHS, stage_chart_rows, staircase_rows, staircase_summary, table_rows
 
 from app import charts, ui
 
@@ -18,6 +18,8 @@ ui.error_panel(t)
 ui.metrics(t)
 
 st.subheader("Shapes through the depth")
+spatial, channels = staircase_summary(t)
+st.markdown(f"**Spatial size:** {spatial} &nbsp;&nbsp;·&nbsp;&nbsp; **Channels:** {channels}")
 rows = staircase_rows(t)
 left, right = st.columns(2)
 left.altair_chart(charts.staircase(rows, "spatial"), width="stretch")
