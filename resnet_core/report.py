@@ -111,10 +111,12 @@ def to_table(t: Trace) -> str:
 DEPTHS = ("stage", "block", "layer")
 
 
-def _out_text(row_out, failed: bool, other=None) -> str:
-    if failed:
-        return f"✗ {shape_str(row_out)} ≠ {shape_str(other)}" if other is not None else "✗ fails here"
-    return shape_str(row_out)
+def _out_text(lay) -> str:
+    if not lay.failed:
+        return shape_str(lay.out_shape)
+    if lay.op == "add":  # F(x) and the shortcut that cannot be added
+        return f"✗ {shape_str(lay.in_shape)} ≠ {shape_str(lay.other_shape)}"
+    return "✗ fails here"
 
 
 def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
@@ -130,7 +132,7 @@ def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
                 "Where": "stem" if lay.part == "stem" else "head" if lay.part == "head"
                 else f"stage {lay.stage + 1} · block {lay.block}" + (" · shortcut" if lay.part == "shortcut" else ""),
                 "Input": shape_str(lay.in_shape),
-                "Output": _out_text(lay.out_shape, lay.failed, lay.other_shape if lay.op == "add" else None),
+                "Output": _out_text(lay),
                 "Kernel": kernel_str(r), "Params": r.params, "Mult-adds": r.mult_adds,
                 "Element-wise": r.elementwise, "RF": r.receptive_field, "Stride": r.effective_stride,
                 "Memory (KiB)": round(r.activation_bytes / 1024, 1),
