@@ -79,9 +79,7 @@ def to_table(t: Trace) -> str:
     header = ["Layer", "Type", "Input", "Output", "Kernel", "Params", "Mult-adds", "RF"]
     rows = []
     for r in t.layers:
-        out = "✗ " + (shape_str(r.layer.other_shape) + " ≠" if r.layer.op == "add" and r.layer.failed else "fails") \
-            if r.layer.failed else shape_str(r.out_shape)
-        rows.append([r.name, r.type, shape_str(r.in_shape), out, kernel_str(r), f"{r.params:,}",
+        rows.append([r.name, r.type, shape_str(r.in_shape), _out_text(r.layer), kernel_str(r), f"{r.params:,}",
                      f"{r.mult_adds:,}", str(r.receptive_field)])
     lines += _table(header, rows, right={5, 6, 7})
     lines += ["", "Per stage:"]
