@@ -82,7 +82,27 @@ def make_shortcut(shortcut, in_channels, out_channels, stride, norm, eps, moment
     return None
 
 
-class BasicBlock(nn.Module):
+class ResidualBlock(nn.Module):
+    """What every block shares: its activation, its shortcut (`downsample`) and the addition."""
+
+    def _shortcut(self, shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum, activation):
+        self.act_name = act_name(activation)
+        self.add_module(self.act_name, make_act(activation))
+        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum)
+        self.add = Add() if shortcut != "none" else None
+        self.skip = shortcut != "none"  # set False to run the plain block on the same weights
+        self.project_preact = shortcut == "projection"  # pre-activation: a projection sees the activated input
+
+    def residual(self, fx, x, pre=None):
+        """F(x) + shortcut(x), or F(x) alone when the skip is off."""
+        if not self.skip or self.add is None:
+            return fx
+        if self.downsample is None:
+            return self.add(fx, x)
+        return self.add(fx, self.downsample(pre if pre is not None and self.project_preact else x))
+
+
+class BasicBlock(ResidualBlock):
     """Two 3×3 convs; out = act(F(x) + shortcut(x))."""
 
     def __init__(self, in_channels, width, out_channels, stride=1, groups=1, shortcut="identity",
@@ -91,13 +111,9 @@ class BasicBlock(nn.Module):
         bias = norm != "batch"
         self.conv1 = nn.Conv2d(in_channels, width, 3, stride, 1, groups=groups, bias=bias)
         self.bn1 = make_norm(width, norm, bn_eps, bn_momentum)
-        self.act_name = act_name(activation)
-        self.add_module(self.act_name, make_act(activation))
         self.conv2 = nn.Conv2d(width, out_channels, 3, 1, 1, groups=groups, bias=bias)
         self.bn2 = make_norm(out_channels, norm, bn_eps, bn_momentum)
-        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum)
-        self.add = Add() if shortcut != "none" else None
-        self.skip = shortcut != "none"  # False runs the plain block on the same weights
+        self._shortcut(shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum, activation)
 
     def last_layer(self):
         return self.bn2 if isinstance(self.bn2, nn.BatchNorm2d) else self.conv2
@@ -106,13 +122,10 @@ class BasicBlock(nn.Module):
         act = getattr(self, self.act_name)
         out = act(self.bn1(self.conv1(x)))  # (B, width, H/s, W/s)
         out = self.bn2(self.conv2(out))  # (B, C_out, H/s, W/s): F(x)
-        if self.skip and self.add is not None:
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.add(out, identity)
-        return act(out)
+        return act(self.residual(out, x))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """1×1 reduce, 3×3 (grouped), 1×1 expand; out = act(F(x) + shortcut(x)).
 
     The stride sits on the 3×3 (torchvision's "v1.5"), or on the first 1×1 with stride_in_1x1 (the paper's v1).
@@ -129,11 +142,7 @@ class Bottleneck(nn.Module):
         self.bn2 = make_norm(width, norm, bn_eps, bn_momentum)
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=bias)
         self.bn3 = make_norm(out_channels, norm, bn_eps, bn_momentum)
-        self.act_name = act_name(activation)
-        self.add_module(self.act_name, make_act(activation))
-        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum)
-        self.add = Add() if shortcut != "none" else None
-        self.skip = shortcut != "none"
+        self._shortcut(shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum, activation)
 
     def last_layer(self):
         return self.bn3 if isinstance(self.bn3, nn.BatchNorm2d) else self.conv3
@@ -143,13 +152,10 @@ class Bottleneck(nn.Module):
         out = act(self.bn1(self.conv1(x)))  # (B, width, H, W)
         out = act(self.bn2(self.conv2(out)))  # (B, width, H/s, W/s)
         out = self.bn3(self.conv3(out))  # (B, C_out, H/s, W/s): F(x)
-        if self.skip and self.add is not None:
-            identity = x if self.downsample is None else self.downsample(x)
-            out = self.add(out, identity)
-        return act(out)
+        return act(self.residual(out, x))
 
 
-class PreActBasicBlock(nn.Module):
+class PreActBasicBlock(ResidualBlock):
     """He et al. 2016: norm → act → conv, twice; out = F(x) + shortcut(x), no activation after the add."""
 
     def __init__(self, in_channels, width, out_channels, stride=1, groups=1, shortcut="identity",
@@ -157,15 +163,10 @@ class PreActBasicBlock(nn.Module):
         super().__init__()
         bias = norm != "batch"
         self.bn1 = make_norm(in_channels, norm, bn_eps, bn_momentum)
-        self.act_name = act_name(activation)
-        self.add_module(self.act_name, make_act(activation))
         self.conv1 = nn.Conv2d(in_channels, width, 3, stride, 1, groups=groups, bias=bias)
         self.bn2 = make_norm(width, norm, bn_eps, bn_momentum)
         self.conv2 = nn.Conv2d(width, out_channels, 3, 1, 1, groups=groups, bias=bias)
-        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum)
-        self.project_preact = shortcut == "projection"  # a projection sees the pre-activated input
-        self.add = Add() if shortcut != "none" else None
-        self.skip = shortcut != "none"
+        self._shortcut(shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum, activation)
 
     def last_layer(self):
         return self.conv2
@@ -175,17 +176,11 @@ class PreActBasicBlock(nn.Module):
         pre = act(self.bn1(x))
         out = self.conv1(pre)  # (B, width, H/s, W/s)
         out = self.conv2(act(self.bn2(out)))  # (B, C_out, H/s, W/s): F(x)
-        if self.skip and self.add is not None:
-            if self.downsample is None:
-                identity = x
-            else:
-                identity = self.downsample(pre if self.project_preact else x)
-            out = self.add(out, identity)
-        return out
+        return self.residual(out, x, pre)
 
 
-class PreActBottleneck(nn.Module):
-    """He et al. 2016 bottleneck: (norm → act → conv) × 3 with 1×1, 3×3 (strided), 1×1."""
+class PreActBottleneck(ResidualBlock):
+    """He et al. 2016 bottleneck: (norm → act → conv) × 3 with 1×1, 3×3 (grouped), 1×1."""
 
     def __init__(self, in_channels, width, out_channels, stride=1, groups=1, shortcut="identity",
                  norm="batch", activation="relu", bn_eps=1e-5, bn_momentum=0.1, stride_in_1x1=False):
@@ -193,17 +188,12 @@ class PreActBottleneck(nn.Module):
         bias = norm != "batch"
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.bn1 = make_norm(in_channels, norm, bn_eps, bn_momentum)
-        self.act_name = act_name(activation)
-        self.add_module(self.act_name, make_act(activation))
         self.conv1 = nn.Conv2d(in_channels, width, 1, s1, bias=bias)
         self.bn2 = make_norm(width, norm, bn_eps, bn_momentum)
         self.conv2 = nn.Conv2d(width, width, 3, s3, 1, groups=groups, bias=bias)
         self.bn3 = make_norm(width, norm, bn_eps, bn_momentum)
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=bias)
-        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum)
-        self.project_preact = shortcut == "projection"
-        self.add = Add() if shortcut != "none" else None
-        self.skip = shortcut != "none"
+        self._shortcut(shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum, activation)
 
     def last_layer(self):
         return self.conv3
@@ -211,16 +201,10 @@ class PreActBottleneck(nn.Module):
     def forward(self, x):  # (B, C_in, H, W)
         act = getattr(self, self.act_name)
         pre = act(self.bn1(x))
-        out = self.conv1(pre)  # (B, width, H, W)
+        out = self.conv1(pre)  # (B, width, H/s1, W/s1)
         out = self.conv2(act(self.bn2(out)))  # (B, width, H/s, W/s)
         out = self.conv3(act(self.bn3(out)))  # (B, C_out, H/s, W/s): F(x)
-        if self.skip and self.add is not None:
-            if self.downsample is None:
-                identity = x
-            else:
-                identity = self.downsample(pre if self.project_preact else x)
-            out = self.add(out, identity)
-        return out
+        return self.residual(out, x, pre)
 
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck,
@@ -300,7 +284,7 @@ def init_weights(model, scheme="kaiming_fan_out", zero_init_residual=False):
 
 # ------------------------------------------------------------------ end of the standalone part
 
-STANDALONE = [make_norm, make_act, act_name, Add, PadShortcut, make_shortcut, BasicBlock, Bottleneck,
+STANDALONE = [make_norm, make_act, act_name, Add, PadShortcut, make_shortcut, ResidualBlock, BasicBlock, Bottleneck,
               PreActBasicBlock, PreActBottleneck, "BLOCKS", ResNet, init_weights]
 
 
@@ -372,7 +356,7 @@ def set_skip(model: nn.Module, enabled: bool) -> list[nn.Module]:
     """
     changed = []
     for m in model.modules():
-        if isinstance(m, tuple(BLOCKS.values())) and m.add is not None and m.skip != enabled:
+        if isinstance(m, ResidualBlock) and m.add is not None and m.skip != enabled:
             m.skip = enabled
             changed.append(m)
     return changed
