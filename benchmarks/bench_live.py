@@ -1,0 +1,122 @@
+"""How much does the live lab's instrumentation cost? Against a bare forward + backward, in one run.
+
+The instrumented pass (`probes.instrumented_pass`): every residual block's output reduced on the device
+(per-channel energy and a channel-mean map), the gradient norm of every conv/linear weight and of every
+block's input, all copied to the CPU in one transfer, hooks removed and the model's state restored.
+The bare pass: zero the grads, forward, cross-entropy, backward, on the same model and batch.
+
+Target (issue "Live lab"): instrumented ≤ 1.25 × bare, for
+- CPU: resnet18, batch 8, 224×224, float32;
+- GPU (when there is one): resnet50, batch 64, 224×224, bf16 autocast and channels_last; the bare
+  pass's images/s is printed too.
+
+    python benchmarks/bench_live.py [--device auto|cpu|cuda] [--repeats N] [--warmup N]
+
+`auto` runs the CPU case, and the GPU case too when CUDA is available. The two passes alternate within
+each repeat (so drift in the machine's speed hits both); the ratio is of their medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import resnet_core as rc  # noqa: E402
+from resnet_core import probes  # noqa: E402
+from resnet_core.device import describe  # noqa: E402
+
+TARGET = 1.25
+
+CASES = {
+    "cpu": dict(preset="resnet18", batch=8, size=224, autocast=None, channels_last=False),
+    "cuda": dict(preset="resnet50", batch=64, size=224, autocast=torch.bfloat16, channels_last=True),
+}
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def bare_pass(model, x, y, autocast):
+    """The reference: what training does for one batch, without an optimiser step."""
+    for p in model.parameters():
+        p.grad = None
+    if autocast is not None:
+        with torch.autocast(device_type=x.device.type, dtype=autocast):
+            logits = model(x)
+    else:
+        logits = model(x)
+    F.cross_entropy(logits.float(), y).backward()
+    sync(x.device)
+
+
+def instrumented(model, x, y, autocast):
+    probes.instrumented_pass(model, x, y, autocast_dtype=autocast)  # ends with its one device→CPU copy
+    sync(x.device)
+
+
+def run_case(kind: str, repeats: int, warmup: int) -> bool:
+    cfg = CASES[kind]
+    dev = torch.device(kind)
+    spec = rc.get_preset(cfg["preset"])
+    model = rc.build_model(spec, seed=0).to(dev).train()
+    x, y = probes.seeded_batch((3, cfg["size"], cfg["size"]), cfg["batch"], spec.num_classes, seed=0)
+    x, y = x.to(dev), y.to(dev)
+    if cfg["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    ac = cfg["autocast"]
+    for _ in range(warmup):
+        bare_pass(model, x, y, ac)
+        instrumented(model, x, y, ac)
+    t_bare, t_inst = [], []
+    for r in range(repeats):
+        order = ((bare_pass, t_bare), (instrumented, t_inst))
+        for fn, times in (order if r % 2 == 0 else order[::-1]):
+            t0 = time.perf_counter()
+            fn(model, x, y, ac)
+            times.append(time.perf_counter() - t0)
+    mb, mi = statistics.median(t_bare), statistics.median(t_inst)
+    ratio = mi / mb
+    ok = ratio <= TARGET
+    dtype = "bf16 autocast, channels_last" if ac is not None else "float32"
+    print(f"{describe(dev)} · {cfg['preset']} batch {cfg['batch']} {cfg['size']}×{cfg['size']} "
+          f"({dtype}) · {repeats} repeats after {warmup} warm-up")
+    print(f"  bare forward+backward   median {mb * 1e3:8.1f} ms  (min {min(t_bare) * 1e3:.1f}, max "
+          f"{max(t_bare) * 1e3:.1f})  {cfg['batch'] / mb:8.1f} images/s")
+    print(f"  instrumented pass       median {mi * 1e3:8.1f} ms  (min {min(t_inst) * 1e3:.1f}, max "
+          f"{max(t_inst) * 1e3:.1f})  {cfg['batch'] / mi:8.1f} images/s")
+    print(f"  ratio instrumented / bare = {ratio:.3f} (target ≤ {TARGET}) {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--warmup", type=int, default=2)
+    args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: this machine has no usable GPU", file=sys.stderr)
+        return 2
+    kinds = {"cpu": ["cpu"], "cuda": ["cuda"], "auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])}
+    ok = True
+    for kind in kinds[args.device]:
+        ok &= run_case(kind, args.repeats, args.warmup)
+    if args.device == "auto" and not torch.cuda.is_available():
+        print("GPU case (resnet50, batch 64, bf16 autocast, channels_last) not run: no CUDA device on this machine")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
