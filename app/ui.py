@@ -82,3 +82,44 @@ def dataframe(rows: list[dict], height: int | str | None = None, key: str | None
                                            for _ in row], axis=1)
     st.dataframe(data, hide_index=True, column_config=config, key=key,
                  height=table_height(len(df)) if height is None else height)
+
+
+# ---- images for display ------------------------------------------------------------------------
+
+import numpy as np  # noqa: E402
+
+_DIVERGING = np.array([[33, 102, 172], [146, 197, 222], [247, 247, 247], [244, 165, 130], [178, 24, 43]], float)
+_SEQUENTIAL = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], float)  # inferno
+
+
+def upscale(img: np.ndarray, target: int = 200) -> np.ndarray:
+    """Nearest-neighbour enlargement so small maps stay crisp on a projector (no browser blur)."""
+    h = img.shape[0]
+    s = max(1, target // max(h, 1))
+    return img.repeat(s, axis=0).repeat(s, axis=1) if s > 1 else img
+
+
+def heatmap(a: np.ndarray, diverging: bool = True, limit: float | None = None) -> np.ndarray:
+    """(H, W) values → (H, W, 3) uint8: blue–white–red around 0 (diverging), or dark→bright."""
+    a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if diverging:
+        m = limit if limit else float(np.abs(a).max()) or 1.0
+        t = (a / m + 1) / 2
+        palette = _DIVERGING
+    else:
+        lo, hi = float(a.min()), float(a.max())
+        t = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+        palette = _SEQUENTIAL
+    t = np.clip(t, 0, 1) * (len(palette) - 1)
+    i = np.minimum(t.astype(int), len(palette) - 2)
+    f = (t - i)[..., None]
+    return (palette[i] * (1 - f) + palette[i + 1] * f).astype(np.uint8)
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()

@@ -8,6 +8,8 @@ as a plain-data *blueprint* (`blueprint(plan)`), never recomputed here.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -288,6 +290,9 @@ STANDALONE = [make_norm, make_act, act_name, Add, PadShortcut, make_shortcut, Re
               PreActBasicBlock, PreActBottleneck, "BLOCKS", ResNet, init_weights]
 
 
+_SEEDED_BUILD = threading.Lock()
+
+
 class BuildError(ValueError):
     """A spec whose plan has errors cannot be built; the message lists the located errors."""
 
@@ -344,7 +349,9 @@ def build_model(spec: ArchSpec | Plan, seed: int | None = None) -> ResNet:
 
     if seed is None:
         return make()
-    with torch.random.fork_rng(devices=[]):
+    # the seed goes through torch's global RNG (modules initialise from it): builds take turns, so that
+    # two sessions building at once each get exactly their seed's weights
+    with _SEEDED_BUILD, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return make()
 

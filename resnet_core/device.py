@@ -121,7 +121,8 @@ def check_fits(estimate: PassEstimate | int, device: torch.device | str, what: s
 
 # One heavy job on a GPU at a time per process: several browser sessions share one server process.
 _GPU_SLOTS = threading.BoundedSemaphore(1)
-_CPU_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get("RESNET_EXPLORER_CPU_JOBS", "2"))))
+# torch already spreads one pass over every core: two at once on the CPU only thrash each other
+_CPU_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get("RESNET_EXPLORER_CPU_JOBS", "1"))))
 
 
 class BusyError(RuntimeError):

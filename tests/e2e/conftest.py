@@ -88,9 +88,12 @@ def shot(page, name: str) -> Path:
     return path
 
 
-def wait_idle(page) -> None:
-    """Wait until Streamlit has finished running the script (no status widget spinning)."""
+def wait_idle(page, timeout_ms: int = 180_000) -> None:
+    """Wait until Streamlit has finished running the script after the last interaction."""
     page.wait_for_selector('[data-testid="stApp"]')
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
-    page.wait_for_timeout(300)
+    try:  # a rerun starts shortly after a click; catch it if it has not started yet
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=1500)
+    except Exception:  # noqa: BLE001 - it may have started and finished already
+        pass
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+    page.wait_for_timeout(500)

@@ -61,3 +61,26 @@ def test_broken_network_from_a_link_shows_the_located_error(page, app_url):
     assert "stage 2 · block 0 · shortcut" in alert.inner_text()
     assert "1×1 projection" in alert.inner_text()
     shot(page, "04-broken-link")
+
+
+def test_live_lab_runs_a_pass_and_draws_the_charts(page, app_url):
+    page.goto(f"{app_url}/live?net=resnet20")
+    page.get_by_role("heading", name="Live lab").wait_for()
+    wait_idle(page)
+    main = page.locator('[data-testid="stMain"]')
+    page.get_by_role("heading", name=re.compile(r"Feature maps: layer1\.0\.add")).wait_for()
+    assert main.locator('[data-testid="stImage"] img').count() >= 5  # input, feature maps, block anatomy
+    assert "‖F(x)‖ / ‖x‖" in main.inner_text()
+    shot(page, "05-live-forward")
+
+    page.get_by_role("tab", name="Backward: gradient flow with and without skips").click()
+    page.get_by_role("radiogroup", name="Batch norm", exact=True).get_by_text("off", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Run forward + backward, with and without skips").click()
+    wait_idle(page)
+    panel = page.get_by_role("tabpanel", name="Backward: gradient flow with and without skips")
+    page.get_by_text("First conv ‖∂L/∂W‖, without skips").wait_for()
+    charts = panel.locator('[data-testid="stVegaLiteChart"]')
+    assert charts.count() == 2
+    assert charts.first.locator("canvas, svg").count() >= 1
+    shot(page, "06-live-gradient-flow")

@@ -1,0 +1,140 @@
+"""The Live lab page through AppTest: forward views, uploads, checkpoints, gradient flow."""
+
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+import resnet_core as rc
+
+from .test_app import new_app, no_exception, spec_of
+
+
+def live(**query):
+    at = new_app(**query)
+    at.switch_page("app_pages/live.py").run()
+    no_exception(at)
+    return at
+
+
+def metric_value(at, label_start: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def subheaders(at) -> list[str]:
+    return [s.value for s in at.subheader]
+
+
+@pytest.fixture(scope="module")
+def resnet20_link():
+    return {"net": "resnet20"}
+
+
+def test_forward_view_of_the_default_network():
+    at = live()
+    assert "Feature maps: layer1.0.add (64 channels, 56×56)" in subheaders(at)
+    assert "Inside layer1.0: x, F(x) and F(x) + x" in subheaders(at)
+    assert float(metric_value(at, "‖F(x)‖ / ‖x‖")) > 0
+    assert metric_value(at, "Shortcut") == "identity"
+
+
+def test_choosing_a_layer_and_a_projection_block(resnet20_link):
+    at = live(**resnet20_link)
+    plan = rc.plan(rc.get_preset("resnet20"))
+    conv = next(lay for lay in plan.layers if lay.name == "layer3.0.conv2")
+    at.selectbox(key="live.layer").set_value(conv.index).run()
+    at.selectbox(key="live.block").set_value("layer3.0").run()
+    no_exception(at)
+    assert "Feature maps: layer3.0.conv2 (64 channels, 8×8)" in subheaders(at)
+    assert metric_value(at, "Shortcut") == "pad"  # option A: subsampled and zero-padded
+
+
+def png(size, mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name,data,expected", [
+    ("broken.png", png((64, 64))[:60], "damaged"),
+    ("notes.png", b"just some text, not an image", "not a PNG, JPEG or WebP"),
+    ("huge.png", png((10_000, 10_000), "1"), "pixels"),
+])
+def test_bad_uploads_get_a_clear_message(resnet20_link, name, data, expected):
+    at = live(**resnet20_link)
+    at.selectbox(key="live.input").set_value("upload").run()
+    at.file_uploader(key="live.image").set_value((name, data, "image/png")).run()
+    no_exception(at)
+    errors = [e.value for e in at.error]
+    assert errors and errors[0].startswith("This image cannot be used") and expected in errors[0], errors
+
+
+def test_a_good_upload_is_used(resnet20_link):
+    at = live(**resnet20_link)
+    at.selectbox(key="live.input").set_value("upload").run()
+    at.file_uploader(key="live.image").set_value(("cat.png", png((300, 200)), "image/png")).run()
+    no_exception(at)
+    assert not at.error
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert any(c.startswith("upload cat.png") for c in captions), captions
+
+
+def checkpoint_bytes(state) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def test_checkpoint_with_missing_and_extra_keys_is_reported_by_name(resnet20_link):
+    state = rc.build_model(rc.get_preset("resnet20"), seed=3).state_dict()
+    del state["layer2.1.conv1.weight"]
+    state["layer9.0.conv1.weight"] = torch.zeros(1)
+    at = live(**resnet20_link)
+    at.selectbox(key="live.weights").set_value("checkpoint").run()
+    at.file_uploader(key="live.ckpt").set_value(("ckpt.pth", checkpoint_bytes(state), "application/octet-stream")).run()
+    no_exception(at)
+    text = " ".join(c.value for c in at.caption)
+    assert "layer2.1.conv1.weight" in text and "layer9.0.conv1.weight" in text
+
+
+def test_a_file_that_is_not_a_checkpoint(resnet20_link):
+    at = live(**resnet20_link)
+    at.selectbox(key="live.weights").set_value("checkpoint").run()
+    at.file_uploader(key="live.ckpt").set_value(("x.pth", b"not a checkpoint", "application/octet-stream")).run()
+    no_exception(at)
+    assert at.error and at.error[0].value.startswith("These weights could not be used")
+
+
+def run_gradflow(at, net: str, norm: str, init: str):
+    at.selectbox(key="live.gf_net").set_value(net).run()
+    at.segmented_control(key=f"live.gf_norm.{net}").set_value(norm).run()
+    at.selectbox(key=f"live.gf_init.{net}").set_value(init).run()
+    at.button(key="live.gf_run").click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_gradient_flow_without_batch_norm_vanishes_without_skips():
+    at = live()
+    run_gradflow(at, "resnet56", "none", "pytorch_default")
+    with_skips = float(metric_value(at, "First conv ‖∂L/∂W‖, with skips"))
+    without = float(metric_value(at, "First conv ‖∂L/∂W‖, without skips"))
+    assert with_skips > 1e-3 and without < 1e-10 * with_skips
+    assert any("without skips**: " in m.value and "vanished" in m.value for m in at.markdown)
+
+
+def test_gradient_flow_with_batch_norm_explodes_without_skips():
+    at = live()
+    run_gradflow(at, "resnet56", "batch", "kaiming_fan_in")
+    with_skips = float(metric_value(at, "First conv ‖∂L/∂W‖, with skips"))
+    without = float(metric_value(at, "First conv ‖∂L/∂W‖, without skips"))
+    assert without > 50 * with_skips
+
+
+def test_broken_network_is_not_run():
+    from resnet_core.spec import to_url_token
+    at = live(spec=to_url_token(rc.get_preset("resnet18").replace(shortcut="identity")))
+    assert at.error and "stage 2 · block 0 · shortcut" in at.error[0].value
+    assert any("Fix the network" in i.value for i in at.info)
+    assert spec_of(at).shortcut == "identity"
