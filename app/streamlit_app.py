@@ -14,11 +14,12 @@ import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="ResNet Explorer", page_icon=":material/account_tree:", layout="wide", initial_sidebar_state="expanded")
 
-from app import builder, state  # noqa: E402
+from app import builder, state, train_session  # noqa: E402
 
 PAGES = Path(__file__).parent / "app_pages"
 
 state.init_session()
+train_session.touch()
 pages = [
     st.Page(PAGES / "trace.py", title="Shape trace", icon=":material/straighten:", default=True),
     st.Page(PAGES / "graph.py", title="Graph", icon=":material/account_tree:", url_path="graph"),
