@@ -13,13 +13,20 @@ from .trace import Trace, trace
 
 __all__ = [
     "ArchSpec", "BuildError", "Location", "Plan", "PlanError", "SpecError", "Stage", "Stem", "Trace",
-    "build_model", "get_preset", "list_presets", "load_spec", "plan", "preset_info", "set_skip", "trace",
+    "build_model", "forward_view", "get_preset", "gradient_flow", "list_presets", "load_data", "load_spec",
+    "make_run", "plan", "preset_info", "set_skip", "trace",
 ]
 
 
+_LAZY = {  # these import torch, so they load on first use: `python -m resnet_core trace` starts fast
+    "BuildError": "build", "build_model": "build", "set_skip": "build",
+    "gradient_flow": "probes", "forward_view": "probes",
+    "make_run": "train", "load_data": "data",
+}
+
+
 def __getattr__(name: str):
-    # torch is imported only when a model is built, so `python -m resnet_core trace` starts fast
-    if name in ("BuildError", "build_model", "set_skip"):
-        from . import build
-        return getattr(build, name)
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'resnet_core' has no attribute {name!r}")

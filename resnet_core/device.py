@@ -59,7 +59,8 @@ def describe(device: torch.device | str) -> str:
         name = torch.cuda.get_device_name(device)
         free = free_memory(device)
         return f"CUDA · {name} ({fmt_bytes(free)} free)"
-    return f"CPU · {torch.get_num_threads()} threads"
+    n = torch.get_num_threads()
+    return f"CPU · {n} thread{'s' if n != 1 else ''}"
 
 
 def free_memory(device: torch.device | str) -> int:
