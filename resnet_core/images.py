@@ -16,6 +16,7 @@ what is wrong with the file and what to do.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -273,7 +274,9 @@ def decode_image(data: bytes, filename: str | None = None, max_bytes: int = MAX_
     label = FORMAT_NAMES[fmt]
     notes: list[str] = []
     try:
-        img = Image.open(io.BytesIO(data), formats=[fmt])
+        with warnings.catch_warnings():  # Pillow warns on large headers; the pixel limit below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=[fmt])
         width, height = img.size
     except Image.DecompressionBombError:
         raise ImageInputError(f"{name} declares more pixels than an image may have (a decompression bomb?); "

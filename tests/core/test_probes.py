@@ -294,7 +294,7 @@ def test_gradient_norms_match_param_grad_and_autograd_on_block_inputs():
     loss = F.cross_entropy(logits, y)
     grads_in = torch.autograd.grad(loss, inputs, retain_graph=True)
     loss.backward()
-    assert v.loss == pytest.approx(float(loss), rel=1e-6)
+    assert v.loss == pytest.approx(loss.item(), rel=1e-6)
     for g, gi in zip(v.inputs, grads_in):
         assert g.norm == pytest.approx(float(gi.norm()), rel=1e-5)
     weighted = [(n, m) for n, m in ref.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
