@@ -345,7 +345,7 @@ def test_the_skip_comparison_uses_the_same_weights_and_batch_and_equals_separate
         assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), ref_pl.state_dict().values()))
         loss = F.cross_entropy(ref(x), y)
         loss.backward()
-        assert variant.loss == pytest.approx(float(loss), rel=1e-6)
+        assert variant.loss == pytest.approx(loss.item(), rel=1e-6)
         norms = {n: float(m.weight.grad.norm()) for n, m in ref.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
         for g in variant.weights:
             assert g.norm == pytest.approx(norms[g.name], rel=1e-5)
