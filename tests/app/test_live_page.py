@@ -138,3 +138,31 @@ def test_broken_network_is_not_run():
     assert at.error and "stage 2 · block 0 · shortcut" in at.error[0].value
     assert any("Fix the network" in i.value for i in at.info)
     assert spec_of(at).shortcut == "identity"
+
+
+def test_imagenet_weights_offline_fall_back_to_random_with_a_message(monkeypatch):
+    from resnet_core import weights
+
+    calls = []
+
+    def offline(model, name, *args, **kwargs):
+        calls.append(name)
+        raise weights.WeightsUnavailable(f"could not download {name}'s ImageNet weights: the network is unreachable.")
+
+    monkeypatch.setattr(weights, "load_imagenet_weights", offline)
+    at = live()
+    at.selectbox(key="live.weights").set_value("imagenet").run()
+    no_exception(at)
+    assert calls == ["resnet18"]
+    assert any("could not download resnet18" in w.value and "random initialisation instead" in w.value
+               for w in at.warning)
+    assert not at.error
+    assert "Feature maps: layer1.0.add (64 channels, 56×56)" in subheaders(at)  # the page still runs
+    assert not any("Top predictions" in m.value for m in at.markdown)  # random weights: no predictions
+
+
+def test_imagenet_weights_are_offered_only_for_torchvision_presets():
+    at = live(net="resnet20")
+    assert "ImageNet (torchvision)" not in at.selectbox(key="live.weights").options
+    at = live(net="resnet50")
+    assert "ImageNet (torchvision)" in at.selectbox(key="live.weights").options
