@@ -142,17 +142,17 @@ with tabs[3]:
         momentum = c1.slider("Momentum m", 0.01, 0.9, 0.1, key="learn.bn_m")
         steps_n = c2.slider("Training batches seen", 1, 100, 20, key="learn.bn_steps")
         d = batchnorm_demo(momentum=momentum, steps=steps_n)
-        df = pd.DataFrame({
-            "channel": d.channels, "mean before": d.before_mean, "std before": d.before_std,
-            "mean after BN (train)": d.train_mean, "std after BN (train)": d.train_std,
-            "running mean": d.running_mean, "mean after BN (eval)": d.eval_mean, "std after BN (eval)": d.eval_std,
-        }).round(2)
-        st.dataframe(df, hide_index=True)
         st.caption(
             "A real BatchNorm2d on batches whose 4 channels have means ±2, ±4, ±6, ±8 and scales 0.5–13.5. "
             "In training mode every channel comes out with mean 0 and std 1. The running mean approaches the "
             f"true means as 1 − (1 − m)^n = {1 - (1 - momentum) ** steps_n:.2f} of the way after {steps_n} "
             "batches; until it has converged, evaluation-mode outputs are off-centre.")
+    df = pd.DataFrame({
+        "channel": d.channels, "mean before": d.before_mean, "std before": d.before_std,
+        "mean after BN (train)": d.train_mean, "std after BN (train)": d.train_std,
+        "running mean": d.running_mean, "mean after BN (eval)": d.eval_mean, "std after BN (eval)": d.eval_std,
+    }).round(2)
+    st.dataframe(df, hide_index=True)
 
 # ---------------------------------------------------------------------------------------------
 with tabs[4]:
