@@ -125,11 +125,12 @@ def sidebar() -> ArchSpec:
                            "as its shortcut (Goyal et al. 2017).")
             st.toggle("Stride on the first 1×1 (paper's v1)", key=P + "stride_in_1x1",
                       help="Bottlenecks: torchvision ('v1.5') strides the 3×3; He et al.'s v1 strides the first 1×1.")
-            if ss[P + "batch_norm"]:
-                c1, c2 = st.columns(2)
-                c1.number_input("BN momentum", min_value=0.0, max_value=1.0, step=0.01, key=P + "bn_momentum",
-                                format="%.3f")
-                c2.number_input("BN eps", min_value=1e-8, max_value=1.0, key=P + "bn_eps", format="%.0e")
+            # always drawn (a widget that is not drawn loses its value), disabled without batch norm
+            c1, c2 = st.columns(2)
+            off = not ss[P + "batch_norm"]
+            c1.number_input("BN momentum", min_value=0.0, max_value=1.0, step=0.01, key=P + "bn_momentum",
+                            format="%.3f", disabled=off)
+            c2.number_input("BN eps", min_value=1e-8, max_value=1.0, key=P + "bn_eps", format="%.0e", disabled=off)
 
         n = ss[P + "n_stages"]
         st.markdown(f"**Stages ({n})**")

@@ -19,6 +19,7 @@ from app import builder, state, train_session  # noqa: E402
 PAGES = Path(__file__).parent / "app_pages"
 
 state.init_session()
+state.keep_alive()
 train_session.touch()
 pages = [
     st.Page(PAGES / "trace.py", title="Shape trace", icon=":material/straighten:", default=True),

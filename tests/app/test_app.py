@@ -236,3 +236,29 @@ def test_learn_block_toggle_removes_the_skip():
     without = at.get("graphviz_chart")[0].proto.spec
     assert "style=dashed" in with_skip and "style=dashed" not in without
     assert spec_from_dict(rc.get_preset("resnet18").to_dict()) == spec_of(at)  # the builder is untouched
+
+
+def test_editing_after_turning_batch_norm_off(app):
+    """Regression: hidden BN widgets lost their values and the next rerun raised a KeyError."""
+    app.toggle(key="net.batch_norm").set_value(False).run()
+    app.toggle(key="net.skip").set_value(False).run()
+    no_exception(app)
+    app.number_input(key="net.s0.blocks").set_value(3).run()
+    no_exception(app)
+    spec = spec_of(app)
+    assert spec.norm == "none" and not spec.skip and spec.stages[0].blocks == 3
+    assert spec.bn_momentum == 0.1 and spec.bn_eps == 1e-5
+    app.toggle(key="net.batch_norm").set_value(True).run()
+    assert spec_of(app).norm == "batch"
+
+
+def test_custom_stem_fields_survive_switching_the_stem_away_and_back(app):
+    app.selectbox(key="net.stem_type").set_value("custom").run()
+    app.number_input(key="net.stem_kernel").set_value(5).run()
+    app.selectbox(key="net.stem_type").set_value("cifar").run()
+    no_exception(app)
+    app.number_input(key="net.s0.width").set_value(32).run()
+    no_exception(app)
+    app.selectbox(key="net.stem_type").set_value("custom").run()
+    no_exception(app)
+    assert spec_of(app).stem.kernel == 5
