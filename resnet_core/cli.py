@@ -116,6 +116,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     spec = resolve_spec(args.spec)
     p = plan(spec, args.input)
     fmt = args.to
+    if args.expand is not None and not 0 <= args.expand < len(p.stages):
+        raise CliError(f"error: --expand takes a stage number from 1 to {len(p.stages)} "
+                       f"(this network's stages); got {args.expand + 1}")
     if fmt == "json":
         write_output(spec.to_json() + "\n", args.output)
     elif fmt == "yaml":

@@ -158,9 +158,19 @@ def shape_str(shape: Shape | None) -> str:
     return "×".join(str(v) for v in shape)
 
 
+# What the explorer plans at most: far beyond any real network, small enough that a plan stays quick
+# and every count stays exact. A spec past these gets a located "out_of_range" error.
+MAX_CHANNELS = 1 << 20  # channels (and widths, groups, expansion)
+MAX_SPATIAL = 1 << 16  # input height or width, in pixels
+MAX_KERNEL = 1024  # kernel, stride, padding
+MAX_BLOCKS = 10_000  # residual blocks in the whole network (resnet1202 has 600)
+MAX_STAGES = 64
+MAX_CLASSES = 10_000_000
+
+
 def inner_width(stage: Stage) -> int:
-    """torchvision's branch width: int(planes · width_per_group / 64) · groups."""
-    return int(stage.width * (stage.width_per_group / 64.0)) * stage.groups
+    """torchvision's branch width int(planes · width_per_group / 64) · groups, in exact integer arithmetic."""
+    return (stage.width * stage.width_per_group // 64) * stage.groups
 
 
 def _choice_error(where: Location, what: str, value: str, choices: tuple[str, ...]) -> PlanError:
@@ -178,7 +188,24 @@ def _positive(where: Location, what: str, value: int, minimum: int = 1) -> PlanE
 
 
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    small = [d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _some(values: list[int], most: int = 8) -> str:
+    shown = ", ".join(map(str, values[:most]))
+    return "{" + shown + (", …" if len(values) > most else "") + "}"
+
+
+def _count(v: int) -> str:
+    return f"{v:,}" if abs(v) < 10**15 else f"{float(v):.3g}" if abs(v) < 10**300 else f"a {len(str(abs(v)))}-digit number"
+
+
+def _at_most(where: Location, what: str, value: int, limit: int) -> PlanError | None:
+    if value > limit:
+        return PlanError("out_of_range", where, f"{what} is {_count(value)}; the explorer plans at most {limit:,}",
+                         f"set {what} to {limit:,} or less")
+    return None
 
 
 class _Stop(Exception):
@@ -233,7 +260,7 @@ class _Planner:
                 "groups", where,
                 f"groups={groups} must divide the conv's input and output channels ({c} → {out_c}); {bad} "
                 f"{'is' if ' and ' not in bad else 'are'} not a multiple of {groups}",
-                f"use groups in {{{', '.join(map(str, _divisors(common)))}}}, or change the widths",
+                f"use groups in {_some(_divisors(common))}, or change the widths",
                 layer=len(self.layers) - 1))
         if oh < 1 or ow < 1:
             self._add(name=name, op="conv", type="Conv2d", in_shape=x, out_shape=None, part=part, kernel=k,
@@ -312,6 +339,21 @@ class _Planner:
                 errs.append(PlanError("out_of_range", net, f"batch-norm momentum is {spec.bn_momentum}; "
                                       "it must lie in [0, 1]", "use 0.1 (PyTorch's default)"))
         errs.append(_positive(Location(part="head · fc"), "number of classes", spec.num_classes))
+        limits = [(inp, "input channels", spec.in_channels, MAX_CHANNELS),
+                  (inp, "input height", spec.input_size[0], MAX_SPATIAL),
+                  (inp, "input width", spec.input_size[1], MAX_SPATIAL),
+                  (sl, "stem channels", stem.channels, MAX_CHANNELS),
+                  (Location(part="head · fc"), "number of classes", spec.num_classes, MAX_CLASSES),
+                  (Location(part="stages"), "the number of stages", len(spec.stages), MAX_STAGES)]
+        if all(s.blocks <= MAX_BLOCKS for s in spec.stages):  # else the stage itself says so, located
+            limits.append((Location(part="stages"), "the number of blocks in all stages",
+                           sum(max(0, s.blocks) for s in spec.stages), MAX_BLOCKS))
+        if stem.type == "custom":
+            limits += [(sl, "stem kernel", stem.kernel, MAX_KERNEL), (sl, "stem stride", stem.stride, MAX_KERNEL),
+                       (sl, "stem padding", stem.padding or 0, MAX_KERNEL),
+                       (sl, "stem pool kernel", stem.pool_kernel, MAX_KERNEL),
+                       (sl, "stem pool stride", stem.pool_stride, MAX_KERNEL)]
+        errs += [_at_most(*args) for args in limits]
         self.errors.extend(e for e in errs if e is not None)
         if self.errors:
             raise _Stop
@@ -331,10 +373,16 @@ class _Planner:
         where = lambda part: Location(i, None, part)  # noqa: E731
         if st.block not in BLOCK_TYPES:
             self.fail(_choice_error(where("block type"), "block type", st.block, BLOCK_TYPES))
-        for what, value in (("blocks", st.blocks), ("width", st.width), ("stride", st.stride),
-                            ("groups", st.groups), ("width per group", st.width_per_group),
-                            ("expansion", st.expansion_or_default)):
-            err = _positive(where(what), what, value)
+        for what, value, limit in (("blocks", st.blocks, MAX_BLOCKS), ("width", st.width, MAX_CHANNELS),
+                                   ("stride", st.stride, MAX_KERNEL), ("groups", st.groups, MAX_CHANNELS),
+                                   ("width per group", st.width_per_group, MAX_CHANNELS),
+                                   ("expansion", st.expansion_or_default, MAX_CHANNELS)):
+            err = _positive(where(what), what, value) or _at_most(where(what), what, value, limit)
+            if err:
+                self.fail(err)
+        for what, value in (("output width (width × expansion)", st.width * st.expansion_or_default),
+                            ("branch width", inner_width(st))):
+            err = _at_most(where(what.split(" (")[0]), what, value, MAX_CHANNELS)
             if err:
                 self.fail(err)
         d = inner_width(st)
@@ -448,12 +496,13 @@ class _Planner:
 
     def mismatch(self, b: BlockPlan, fx: Shape, sc: Shape) -> PlanError:
         fixes = ["use a 1×1 projection shortcut (option B)"]
-        if fx[1:] != sc[1:] and fx[0] == sc[0]:
-            fixes.append(f"or stride {b.stride} in the shortcut (option A subsamples x)")
-        elif fx[1:] != sc[1:]:
-            fixes.append(f"or a zero-padded identity with stride {b.stride} (option A)")
-        elif fx[0] > sc[0]:
-            fixes.append("or a zero-padded identity (option A)")
+        if fx[0] >= sc[0]:  # option A can subsample and add zero channels, never remove channels
+            if fx[1:] != sc[1:] and fx[0] == sc[0]:
+                fixes.append(f"or stride {b.stride} in the shortcut (option A subsamples x)")
+            elif fx[1:] != sc[1:]:
+                fixes.append(f"or a zero-padded identity with stride {b.stride} (option A)")
+            else:
+                fixes.append("or a zero-padded identity (option A)")
         return PlanError(
             "shape_mismatch", self.loc("shortcut"),
             f"F(x) is {shape_str(fx)} but the identity shortcut x is {shape_str(sc)}: they cannot be added",

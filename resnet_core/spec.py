@@ -373,18 +373,24 @@ def parse_spec_text(text: str, source: str | None = None) -> ArchSpec:
     return spec_from_dict(data, source)
 
 
+MAX_SPEC_BYTES = 1_000_000
+
+
 def read_spec_file(path: str | Path) -> ArchSpec:
     p = Path(path)
     if not p.exists():
         raise SpecError(f"no such file: {p}")
     if p.is_dir():
         raise SpecError(f"{p} is a folder, not a spec file")
+    if not p.is_file():  # a device, a pipe, a socket: never read something that may not end
+        raise SpecError(f"{p} is not a regular file (a device or a pipe?); give a JSON or YAML spec file")
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as f:
+            raw = f.read(MAX_SPEC_BYTES + 1)
     except OSError as e:
         raise SpecError(f"cannot read {p}: {e.strerror}") from None
-    if len(raw) > 1_000_000:
-        raise SpecError(f"{p} is {len(raw):,} bytes; a spec is a small JSON/YAML file (at most 1 MB)")
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{p} is larger than 1 MB; a spec is a small JSON/YAML file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -132,3 +132,40 @@ def test_export_dot_and_write_errors(tmp_path, capsys):
     assert code == 0 and out.startswith("digraph") and "layer3.0" in out and "bottleneck × 8" in out
     code, _, err = call(capsys, "export", "resnet18", "--to", "json", "-o", str(tmp_path / "no" / "dir" / "x.json"))
     assert code == 2 and "does not exist" in err
+
+
+# One spec per kind of located error: the command exits 2 with exactly one "error: <where>: …" line.
+ERROR_KINDS = {
+    "shape_mismatch": (rc.get_preset("resnet18").replace(shortcut="identity"), "stage 2 · block 0 · shortcut"),
+    "channels_decrease": (rc.get_preset("resnet20").with_stage(2, width=16), "stage 3 · block 0 · shortcut"),
+    "spatial_underflow": (rc.ArchSpec(input_size=(5, 5), stem=rc.Stem(type="custom", kernel=7, padding=0, pool="none"),
+                                      stages=(rc.Stage(),)), "stem · conv1"),
+    "groups": (rc.get_preset("resnet18").with_stage(0, groups=3), "stage 1 · block 0 · conv1"),
+    "non_positive": (rc.get_preset("resnet18").with_stage(1, blocks=0), "stage 2 · blocks"),
+    "unknown_value": (rc.get_preset("resnet18").with_stage(3, block="basik"), "stage 4 · block type"),
+    "out_of_range": (rc.get_preset("resnet18").with_stage(0, blocks=10**6), "stage 1 · blocks"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ERROR_KINDS))
+def test_each_kind_of_located_error_exits_2_with_one_line(tmp_path, capsys, kind):
+    spec, where = ERROR_KINDS[kind]
+    assert rc.plan(spec).errors[0].code == kind
+    f = tmp_path / "net.json"
+    f.write_text(spec.to_json())
+    code, _, err = call(capsys, "trace", str(f), "--format", "json")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {where}: ") and "Fix: " in lines[0]
+
+
+def test_huge_numbers_in_a_file_are_located_not_a_crash(tmp_path, capsys):
+    f = tmp_path / "net.yaml"
+    f.write_text("stages:\n  - {width: " + "9" * 400 + "}\n  - {blocks: 1.0e+300}\n")
+    code, _, err = call(capsys, "trace", str(f))
+    assert code == 2 and err.startswith("error: stage 1 · width: width is a 400-digit number; the explorer plans at most")
+
+
+def test_expand_must_name_an_existing_stage(capsys):
+    for bad in ("0", "5", "-3"):
+        code, _, err = call(capsys, "export", "resnet18", "--to", "dot", "--expand", bad)
+        assert code == 2 and "--expand" in err and "1 to 4" in err

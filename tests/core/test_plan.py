@@ -190,3 +190,42 @@ def test_with_stage_edits_one_stage():
     spec = rc.get_preset("resnet18")
     edited = spec.with_stage(1, blocks=5)
     assert edited.stages[1] == replace(spec.stages[1], blocks=5) and edited.stages[0] == spec.stages[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Absurd sizes are located errors, planned at once (no hang, no overflow, no huge allocation)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes,where", [
+    (dict(blocks=10**6), "stage 1 · blocks"),
+    (dict(width=10**400), "stage 1 · width"),
+    (dict(width_per_group=2**40), "stage 1 · width per group"),
+    (dict(expansion=2**21), "stage 1 · expansion"),
+    (dict(width=2**19, expansion=4), "stage 1 · output width"),
+])
+def test_absurd_stage_sizes_are_out_of_range(changes, where):
+    e = only_error(rc.get_preset("resnet50").with_stage(0, **changes))
+    assert e.code == "out_of_range" and str(e.where) == where
+    assert "at most" in e.message
+
+
+def test_too_many_blocks_in_all_and_huge_inputs():
+    spec = rc.get_preset("resnet20")
+    many = spec.replace(stages=tuple(replace(s, blocks=4000) for s in spec.stages))
+    assert str(only_error(many).where) == "stages"
+    assert only_error(spec.replace(input_size=(10**6, 32))).code == "out_of_range"
+    assert only_error(spec.replace(num_classes=10**12)).code == "out_of_range"
+
+
+def test_group_advice_stays_short_for_huge_widths():
+    # 720,720 stem channels into a branch of 765,765 with 17 groups: gcd 45,045 has 48 divisors
+    spec = rc.get_preset("resnet18").replace(stem=Stem(type="imagenet", channels=720_720)).with_stage(
+        0, width=720_720, width_per_group=4, groups=17)
+    e = only_error(spec)
+    assert e.code == "groups" and "…" in e.fix and len(e.fix) < 120
+
+
+def test_option_a_is_not_suggested_when_channels_shrink():
+    spec = rc.get_preset("resnet18").replace(shortcut="identity").with_stage(1, width=32)  # 64 → 32, stride 2
+    e = only_error(spec)
+    assert e.code == "shape_mismatch" and "option B" in e.fix and "option A" not in e.fix

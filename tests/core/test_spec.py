@@ -121,3 +121,12 @@ def test_url_token_with_a_valid_payload_but_bad_fields_is_located():
     token = base64.urlsafe_b64encode(zlib.compress(raw)).decode().rstrip("=")
     with pytest.raises(SpecError, match=r"stages\[0\]\.widht"):
         from_url_token(token)
+
+
+def test_files_that_never_end_or_are_too_big_are_refused_unread(tmp_path):
+    with pytest.raises(SpecError, match="not a regular file"):
+        load_spec("/dev/zero")
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * 1_000_001)
+    with pytest.raises(SpecError, match="larger than 1 MB"):
+        load_spec(str(big))
