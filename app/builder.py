@@ -21,7 +21,15 @@ STEM_LABELS = {"imagenet": "ImageNet: 7×7/2 conv + 3×3/2 max-pool", "cifar": "
 
 def _on_preset() -> None:
     name = st.session_state["ui.preset"]
-    state.load_spec(rc.get_preset(name), source=name)
+    if name is not None:
+        state.load_spec(rc.get_preset(name), source=name)
+
+
+def _on_reset() -> None:
+    ss = st.session_state
+    loaded = ss.get(P + "loaded")
+    if loaded is not None:
+        state.load_spec(loaded, source=ss.get(P + "source"))
 
 
 def _on_all_blocks(key: str) -> None:
@@ -36,14 +44,17 @@ def _num(label: str, key: str, bound: str, help: str | None = None) -> None:
 
 def _presets_select() -> None:
     names = rc.list_presets()
-    if "ui.preset" not in st.session_state:
-        source = st.session_state.get(P + "source")
-        st.session_state["ui.preset"] = source if source in names else names[0]
+    ss = st.session_state
+    loaded = ss.get(P + "loaded")
     st.selectbox("Start from a preset", names, key="ui.preset", on_change=_on_preset,
+                 placeholder=f"custom: {loaded.name}" if loaded is not None else "choose a preset",
                  help="Exact torchvision ResNets, the CIFAR family of He et al. (2015), pre-activation ResNets, "
                       "and a plain twin (same layers, no shortcuts) of each.")
-    name = st.session_state["ui.preset"]
-    st.caption(preset_info(name).summary)
+    name = ss.get("ui.preset")
+    if name is not None:
+        st.caption(preset_info(name).summary)
+    else:
+        st.caption(f"A custom network, loaded from {ss.get(P + 'source', 'elsewhere')}.")
 
 
 def _stage_editor(i: int, n: int, spec: ArchSpec) -> None:
@@ -90,7 +101,7 @@ def sidebar() -> ArchSpec:
         st.segmented_control("Shortcut option", ["A", "B", "C", "identity"], key=P + "shortcut", required=True,
                              help="\n\n".join(f"**{k}**: {v}" for k, v in SHORTCUT_HELP.items()))
 
-        with st.expander("Input & head"):
+        with st.expander("Input & head", key="ui.exp.input"):
             c1, c2 = st.columns(2)
             with c1:
                 _num("Height", P + "input_h", "input_h")
@@ -98,7 +109,7 @@ def sidebar() -> ArchSpec:
             with c2:
                 _num("Width", P + "input_w", "input_w")
                 _num("Classes", P + "num_classes", "num_classes")
-        with st.expander("Stem"):
+        with st.expander("Stem", key="ui.exp.stem"):
             st.selectbox("Stem", STEM_TYPES, key=P + "stem_type", format_func=STEM_LABELS.get)
             _num("Stem channels", P + "stem_channels", "stem_channels")
             if ss[P + "stem_type"] == "custom":
@@ -111,7 +122,7 @@ def sidebar() -> ArchSpec:
                     _num("Stride", P + "stem_stride", "stem_stride")
                     st.selectbox("Pool", ["max", "avg", "none"], key=P + "stem_pool")
                     _num("Pool stride", P + "stem_pool_stride", "stem_pool_stride")
-        with st.expander("Blocks, activation, initialisation"):
+        with st.expander("Blocks, activation, initialisation", key="ui.exp.blocks"):
             blocks = {s.block for s in spec.stages}
             current = blocks.pop() if len(blocks) == 1 else None
             key = f"ui.all_blocks.{current}"  # a fresh widget whenever the stages' types change
@@ -138,6 +149,6 @@ def sidebar() -> ArchSpec:
         for i in range(n):
             _stage_editor(i, n, spec)
         st.button("Add stage", icon=":material/add:", key="ui.add_stage", on_click=state.add_stage, width="stretch")
-        st.button("Reset to preset", icon=":material/restart_alt:", key="ui.reset", on_click=_on_preset, width="stretch",
-                  help="Discard the edits and reload the preset chosen above.")
+        st.button("Undo all edits", icon=":material/restart_alt:", key="ui.reset", on_click=_on_reset, width="stretch",
+                  help="Go back to the network as it was loaded (the preset, the link, the imported file).")
     return state.read_spec()

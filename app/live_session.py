@@ -14,7 +14,9 @@ from torch import nn
 
 from resnet_core import images, probes, weights
 from resnet_core.build import build_model
+from resnet_core.device import check_fits, estimate_pass, pick_device
 from resnet_core.spec import ArchSpec, spec_key
+from resnet_core.trace import trace
 
 TRAINED = "trained"  # session_state key: {label: hand-off record from the Training lab}
 
@@ -57,6 +59,9 @@ def model_for(spec: ArchSpec, source: str, seed: int, upload) -> tuple[nn.Module
     cached = st.session_state.get("live.model")
     if cached and cached[0] == key:
         return cached[1], cached[2], cached[3]
+    t = trace(spec)
+    check_fits(estimate_pass(t, 1, backward=False), pick_device("auto"),
+               what=f"building {spec.name} ({t.total_params:,} parameters) and running one image")
     model = build_model(spec, seed=seed)
     report, trained = None, False
     if source == "checkpoint":

@@ -69,6 +69,10 @@ def _check_bounds(spec: ArchSpec) -> list[str]:
             check(f"stage {i + 1} · {field.replace('_', ' ')}", field, getattr(s, field))
         if s.expansion is not None and s.expansion not in EXPANSIONS:
             problems.append(f"stage {i + 1} · expansion is {s.expansion}; the builder offers 1, 2, 4 or 8")
+    if not 0.0 <= spec.bn_momentum <= 1.0:
+        problems.append(f"batch-norm momentum is {spec.bn_momentum}; the builder takes 0–1")
+    if not 1e-8 <= spec.bn_eps <= 1.0:
+        problems.append(f"batch-norm eps is {spec.bn_eps:g}; the builder takes 1e-08–1")
     choices = {"stem type": (spec.stem.type, rc.spec.STEM_TYPES), "shortcut": (spec.shortcut, rc.spec.SHORTCUTS),
                "norm": (spec.norm, rc.spec.NORMS), "activation": (spec.activation, rc.spec.ACTIVATIONS),
                "init": (spec.init, rc.spec.INITS)}
@@ -107,6 +111,8 @@ def load_spec(spec: ArchSpec, source: str | None = None) -> list[str]:
         _write_stage(i, s)
     ss[P + "source"] = source or spec.name
     ss[P + "loaded"] = spec
+    # the preset picker shows the preset only when that is what was loaded
+    ss["ui.preset"] = spec.name if matching_preset(spec) == spec.name and source in (None, spec.name) else None
     return []
 
 

@@ -20,7 +20,6 @@ PAIRS = [  # (A into the builder, B, label)
 
 def load_pair(a: str, b: str) -> None:
     state.load_spec(rc.get_preset(a), source=a)
-    st.session_state["ui.preset"] = a
     st.session_state["compare.b"] = b
 
 

@@ -22,8 +22,6 @@ BLOCK_EXAMPLES = {
 
 def open_in_builder(spec) -> None:
     state.load_spec(spec, source=spec.name)
-    if rc.presets.is_preset(spec.name):
-        st.session_state["ui.preset"] = spec.name
 
 
 st.title("Learn: how residual networks work")

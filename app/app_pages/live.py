@@ -62,6 +62,10 @@ with forward_tab:
 
     try:
         model, report, trained = live_session.model_for(spec, source, int(seed), upload)
+    except MemoryGuardError as e:
+        with view:
+            st.error(f"This network is too large to run here: {e}", icon=":material/memory:")
+        st.stop()
     except (weights.CheckpointError, weights.WeightsUnavailable, ValueError) as e:
         with view:
             st.error(f"These weights could not be used: {e}", icon=":material/dangerous:")

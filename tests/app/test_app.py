@@ -262,3 +262,22 @@ def test_custom_stem_fields_survive_switching_the_stem_away_and_back(app):
     app.selectbox(key="net.stem_type").set_value("custom").run()
     no_exception(app)
     assert spec_of(app).stem.kernel == 5
+
+
+def test_a_linked_custom_network_is_not_labelled_as_a_preset_and_undo_returns_to_it():
+    spec = rc.get_preset("resnet34").with_stage(0, blocks=4).replace(name="linked")
+    at = new_app(spec=to_url_token(spec))
+    assert at.selectbox(key="ui.preset").value is None
+    assert any("A custom network, loaded from link" in c.value for c in at.caption)
+    at.number_input(key="net.s1.width").set_value(96).run()
+    assert spec_of(at) != spec
+    at.button(key="ui.reset").click().run()
+    no_exception(at)
+    assert spec_of(at) == spec
+
+
+@pytest.mark.parametrize("changes", [dict(bn_eps=1e-10), dict(bn_eps=2.0), dict(bn_momentum=1.5)])
+def test_link_with_batch_norm_settings_outside_the_builder_is_refused_not_changed(changes):
+    at = new_app(spec=to_url_token(rc.get_preset("resnet18").replace(**changes)))
+    assert spec_of(at) == rc.get_preset("resnet18")
+    assert any("does not fit the builder" in w.value and "batch-norm" in w.value for w in at.warning)

@@ -166,3 +166,16 @@ def test_imagenet_weights_are_offered_only_for_torchvision_presets():
     assert "ImageNet (torchvision)" not in at.selectbox(key="live.weights").options
     at = live(net="resnet50")
     assert "ImageNet (torchvision)" in at.selectbox(key="live.weights").options
+
+
+def test_a_network_too_large_for_free_memory_is_refused_before_it_is_built(monkeypatch):
+    from app import live_session
+    from resnet_core import device
+
+    monkeypatch.setattr(device, "free_memory", lambda dev: 50 * 2**20)  # 50 MiB free
+    built = []
+    monkeypatch.setattr(live_session, "build_model", lambda *a, **k: built.append(a))
+    at = live(net="resnet50")  # ~100 MiB of weights
+    assert not built
+    assert at.error and at.error[0].value.startswith("This network is too large to run here")
+    assert "MiB" in at.error[0].value
