@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="ResNet Explorer", page_icon=":material/account_tree:", layout="wide", initial_sidebar_state="expanded")
+st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide", initial_sidebar_state="expanded")
 
 from app import builder, state, train_session  # noqa: E402
 

@@ -7,6 +7,7 @@ free, and refuses with the numbers instead of letting the process die of out-of-
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 from contextlib import contextmanager
@@ -120,10 +121,37 @@ def check_fits(estimate: PassEstimate | int, device: torch.device | str, what: s
         raise MemoryGuardError(needed, free, describe(device).split(" (")[0], what)
 
 
+class FairSlots:
+    """At most `n` holders at once, granted in the order asked (FIFO). A training run takes a slot per
+    step, so a session that asks between two steps is served next rather than after the whole run."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._busy = 0
+        self._queue: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            ok = self._cond.wait_for(lambda: self._queue[0] is me and self._busy < self.n, timeout)
+            self._queue.remove(me)
+            if ok:
+                self._busy += 1
+            self._cond.notify_all()
+            return ok
+
+    def release(self) -> None:
+        with self._cond:
+            self._busy -= 1
+            self._cond.notify_all()
+
+
 # One heavy job on a GPU at a time per process: several browser sessions share one server process.
-_GPU_SLOTS = threading.BoundedSemaphore(1)
+_GPU_SLOTS = FairSlots(1)
 # torch already spreads one pass over every core: two at once on the CPU only thrash each other
-_CPU_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get("RESNET_EXPLORER_CPU_JOBS", "1"))))
+_CPU_SLOTS = FairSlots(max(1, int(os.environ.get("RESNET_EXPLORER_CPU_JOBS", "1"))))
 
 
 class BusyError(RuntimeError):

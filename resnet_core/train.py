@@ -12,7 +12,8 @@ cosine or the paper's steps), and warm-up for very deep nets as in He et al. (20
 
 A run can be stopped at any step boundary (`run.stop()`, a threading.Event, or any callable passed as
 `should_stop`); what the networks learned so far is kept and `run.result()` evaluates it. The run
-holds the device's slot (`device.device_slot`) while it iterates and checks memory before it starts.
+takes the device's slot (`device.device_slot`) for each step, so other sessions' passes interleave, and
+checks memory before it starts.
 The library never prints: progress goes to the caller through the updates.
 """
 
@@ -572,7 +573,7 @@ class TrainingRun:
     def iter(self, should_stop: Callable[[], bool] | threading.Event | None = None) -> Iterator[Update]:
         """Train the remaining steps, yielding an Update every `report_every` steps and a last one at the end.
 
-        Holds the device slot while it runs (BusyError if another run holds it too long). Stopping
+        Takes the device slot for each step (BusyError if another session holds it too long). Stopping
         (`stop()`, or `should_stop()` returning True) ends it at a step boundary with the weights kept;
         so does closing the generator.
         """
@@ -583,7 +584,8 @@ class TrainingRun:
             self._stop.clear()
         cuda = self.device.type == "cuda"
         cl = torch.channels_last if self.channels_last else torch.contiguous_format
-        with dev.device_slot(self.device), _threads(cfg.threads if self.device.type == "cpu" else None):
+        # the device slot is taken per step (and per evaluation): other sessions' passes interleave
+        with _threads(cfg.threads if self.device.type == "cpu" else None):
             t0 = time.perf_counter() - self.wall_s
             recent: collections.deque = collections.deque(maxlen=50)
             recent.append((self.step, time.perf_counter()))
@@ -594,31 +596,32 @@ class TrainingRun:
                     if stop() or self._stop.is_set():
                         self.stopped = True
                         break
-                    idx = self.batch_indices().to(self.device)
-                    xb = self.x_train.index_select(0, idx).contiguous(memory_format=cl)  # (B, C, H, W)
-                    yb = self.y_train.index_select(0, idx)  # (B,)
-                    s = self.step
-                    for label in self.labels:
-                        if label in self.diverged:
-                            continue
-                        lr = lr_at(s, cfg, self.warms[label])
-                        events = None
-                        if cuda:  # GPU work is asynchronous: time it with events, read them at the next update
-                            events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                            events[0].record()
-                        t_net = time.perf_counter()
-                        loss, correct = self._train_step(label, xb, yb, lr)
-                        if cuda:
-                            events[1].record()
-                        else:
-                            self.net_time[label] += time.perf_counter() - t_net
-                        pending.append((s + 1, label, loss, correct, lr, time.perf_counter() - t0, events))
-                    self.step += 1
-                    for label in self.labels:
-                        if label not in self.diverged:
-                            self.net_steps[label] += 1
-                    recent.append((self.step, time.perf_counter()))
-                    evals = self._maybe_eval()
+                    with dev.device_slot(self.device):
+                        idx = self.batch_indices().to(self.device)
+                        xb = self.x_train.index_select(0, idx).contiguous(memory_format=cl)  # (B, C, H, W)
+                        yb = self.y_train.index_select(0, idx)  # (B,)
+                        s = self.step
+                        for label in self.labels:
+                            if label in self.diverged:
+                                continue
+                            lr = lr_at(s, cfg, self.warms[label])
+                            events = None
+                            if cuda:  # GPU work is asynchronous: time it with events, read them at the next update
+                                events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                                events[0].record()
+                            t_net = time.perf_counter()
+                            loss, correct = self._train_step(label, xb, yb, lr)
+                            if cuda:
+                                events[1].record()
+                            else:
+                                self.net_time[label] += time.perf_counter() - t_net
+                            pending.append((s + 1, label, loss, correct, lr, time.perf_counter() - t0, events))
+                        self.step += 1
+                        for label in self.labels:
+                            if label not in self.diverged:
+                                self.net_steps[label] += 1
+                        recent.append((self.step, time.perf_counter()))
+                        evals = self._maybe_eval()
                     if (self.step % cfg.report_every == 0 or evals) and not self.done:
                         yield self._update(pending, evals, recent, t0)
                         pending = []

@@ -23,6 +23,8 @@ import math
 import os
 import pickle
 import re
+import threading
+import uuid
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -378,7 +380,8 @@ def download_imagenet_weights(name: str, variant: str = DEFAULT_VARIANT, cache: 
     except OSError as e:
         raise WeightsUnavailable(f"could not create the weights cache {folder}: {e.strerror or e}. {advice}") from None
     target = folder / filename
-    partial = folder / (filename + f".part{os.getpid()}")
+    # unique per download: two sessions of one server (one process) may fetch the same file at once
+    partial = folder / f"{filename}.part-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}"
     digest = hashlib.sha256()
     try:
         with urlopen(Request(url, headers={"User-Agent": "resnet-explorer"}), timeout=timeout) as response:

@@ -43,15 +43,17 @@ ta, tb = ui.cached_trace(spec_a), ui.cached_trace(spec_b)
 if not ta.ok:
     ui.error_panel(ta)
 
-c = st.columns(4)
-c[0].metric("Parameters: A → B", f"{fmt_count(ta.total_params)} → {fmt_count(tb.total_params)}",
-            delta=f"{tb.total_params - ta.total_params:+,} in B", delta_color="off",
-            help=f"A {ta.total_params:,} · B {tb.total_params:,}")
-c[1].metric("Mult-adds: A → B", f"{fmt_count(ta.mult_adds)} → {fmt_count(tb.mult_adds)}",
-            delta=f"{(tb.mult_adds - ta.mult_adds) / max(ta.mult_adds, 1):+.1%} in B", delta_color="off",
-            help=f"A {ta.mult_adds:,} · B {tb.mult_adds:,}")
-c[2].metric("Layers: A → B", f"{len(ta.layers)} → {len(tb.layers)}")
-c[3].metric("Output: A → B", f"{shape_str(ta.output_shape)} → {shape_str(tb.output_shape)}")
+def change(a: int, b: int) -> str:
+    return f"{b - a:+,}" + (f" ({(b - a) / a:+.1%})" if a else "")
+
+
+st.markdown(
+    f"| | **{label_a}** | **{label_b}** | **B − A** |\n|---|---:|---:|---:|\n"
+    f"| Parameters | {ta.total_params:,} ({fmt_count(ta.total_params)}) | {tb.total_params:,} "
+    f"({fmt_count(tb.total_params)}) | {change(ta.total_params, tb.total_params)} |\n"
+    f"| Mult-adds | {fmt_count(ta.mult_adds)} | {fmt_count(tb.mult_adds)} | {change(ta.mult_adds, tb.mult_adds)} |\n"
+    f"| Layers | {len(ta.layers)} | {len(tb.layers)} | {len(tb.layers) - len(ta.layers):+d} |\n"
+    f"| Output | {shape_str(ta.output_shape)} | {shape_str(tb.output_shape)} | |")
 
 st.subheader("Per stage")
 ui.dataframe(compare_rows(ta, tb, "A", "B"), key="compare.stages")

@@ -202,7 +202,8 @@ def test_compare_classic_pair(app):
     no_exception(app)
     assert spec_of(app) == rc.get_preset("resnet50")
     assert app.selectbox(key="compare.b").value == "resnext50_32x4d"
-    assert metric(app, "Parameters: A → B") == "25.56 M → 25.03 M"
+    table = next(m.value for m in app.markdown if m.value.startswith("| | **A: resnet50**"))
+    assert "| Parameters | 25,557,032 (25.56 M) | 25,028,904 (25.03 M) | -528,128 (-2.1%) |" in table
 
 
 @pytest.mark.parametrize("index", range(len(EXERCISES)))
