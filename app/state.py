@@ -44,7 +44,8 @@ def stage_key(i: int, field: str) -> str:
     return f"{P}s{i}.{field}"
 
 
-def _check_bounds(spec: ArchSpec) -> list[str]:
+def check_bounds(spec: ArchSpec) -> list[str]:
+    """Why the builder's widgets cannot show `spec` (empty when they can)."""
     problems = []
 
     def check(label: str, key: str, value: int) -> None:
@@ -89,7 +90,7 @@ def _check_bounds(spec: ArchSpec) -> list[str]:
 
 def load_spec(spec: ArchSpec, source: str | None = None) -> list[str]:
     """Write `spec` into the builder's keys. Returns the reasons it cannot (and then changes nothing)."""
-    problems = _check_bounds(spec)
+    problems = check_bounds(spec)
     if problems:
         return problems
     ss = st.session_state

@@ -12,7 +12,7 @@ from resnet_core.spec import ArchSpec, spec_key
 from resnet_core.trace import Trace, trace
 
 
-@st.cache_resource(max_entries=128, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)  # a trace at the planner's limits is ~20 MB
 def _trace(key: str, _spec: ArchSpec) -> Trace:
     return trace(_spec)
 
@@ -22,7 +22,7 @@ def cached_trace(spec: ArchSpec) -> Trace:
     return _trace(spec_key(spec), spec)
 
 
-@st.cache_resource(max_entries=128, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def _dot(key: str, detail: str, expand: int | None, _spec: ArchSpec) -> str:
     return to_dot(cached_trace(_spec).plan, detail, expand)
 

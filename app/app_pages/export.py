@@ -98,11 +98,16 @@ if text is not None:
     except SpecError as e:
         st.error("This is not a spec:\n\n" + "\n".join(f"- {line}" for line in e.lines()), icon=":material/dangerous:")
     else:
-        it = ui.cached_trace(imported)
-        verdict = ("builds: " + f"{it.total_params:,} parameters" if it.ok
-                   else f"loads, but breaks at {it.errors[0].where}")
-        st.success(f"**{imported.name}** from {source}: {verdict}.", icon=":material/check_circle:")
-        st.button("Load into the builder", key="export.load", on_click=load, args=(imported,), type="primary")
+        outside = state.check_bounds(imported)
+        if outside:  # checked before anything is traced: the builder could not show it anyway
+            st.error(f"**{imported.name}** from {source} is a spec, but the builder cannot show it: "
+                     + "; ".join(outside) + ". The command line traces it.", icon=":material/dangerous:")
+        else:
+            it = ui.cached_trace(imported)
+            verdict = ("builds: " + f"{it.total_params:,} parameters" if it.ok
+                       else f"loads, but breaks at {it.errors[0].where}")
+            st.success(f"**{imported.name}** from {source}: {verdict}.", icon=":material/check_circle:")
+            st.button("Load into the builder", key="export.load", on_click=load, args=(imported,), type="primary")
 problems = st.session_state.pop("export.load_problems", None)
 if problems:
     st.error("The builder cannot show this network: " + "; ".join(problems), icon=":material/dangerous:")

@@ -282,3 +282,21 @@ def test_link_with_batch_norm_settings_outside_the_builder_is_refused_not_change
     at = new_app(spec=to_url_token(rc.get_preset("resnet18").replace(**changes)))
     assert spec_of(at) == rc.get_preset("resnet18")
     assert any("does not fit the builder" in w.value and "batch-norm" in w.value for w in at.warning)
+
+
+def test_import_of_a_spec_beyond_the_builder_is_refused_before_tracing(app, monkeypatch):
+    from app import ui
+    real = ui.cached_trace
+    traced_big = []
+
+    def guarded(spec):
+        if any(st.blocks > 1000 for st in spec.stages):
+            traced_big.append(spec)
+        return real(spec)
+
+    monkeypatch.setattr(ui, "cached_trace", guarded)
+    app.switch_page("app_pages/export.py").run()
+    app.text_area(key="export.paste").set_value("stages:\n  - {blocks: 50000, width: 16}\n").run()
+    no_exception(app)
+    assert not traced_big
+    assert any("the builder cannot show it" in e.value and "stage 1 · blocks is 50000" in e.value for e in app.error)
