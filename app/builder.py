@@ -89,6 +89,7 @@ def sidebar() -> ArchSpec:
     with st.sidebar:
         st.markdown("## :material/account_tree: ResNet Explorer")
         _presets_select()
+        # widgets and callbacks have settled every value before this run started: one read is the network
         spec = state.read_spec()
         loaded = ss.get(P + "loaded")
         if loaded is not None and spec != loaded:
@@ -145,10 +146,9 @@ def sidebar() -> ArchSpec:
 
         n = ss[P + "n_stages"]
         st.markdown(f"**Stages ({n})**")
-        spec = state.read_spec()
         for i in range(n):
             _stage_editor(i, n, spec)
         st.button("Add stage", icon=":material/add:", key="ui.add_stage", on_click=state.add_stage, width="stretch")
         st.button("Undo all edits", icon=":material/restart_alt:", key="ui.reset", on_click=_on_reset, width="stretch",
                   help="Go back to the network as it was loaded (the preset, the link, the imported file).")
-    return state.read_spec()
+    return spec

@@ -3,7 +3,6 @@ input, the last forward pass; and the gradient-flow display."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 
@@ -46,11 +45,18 @@ def input_sources(spec: ArchSpec, source: str) -> dict[str, str]:
     return out
 
 
+def upload_id(upload) -> str:
+    """Streamlit's id of this upload: a new file (even one with the same name) gets a new id."""
+    return "" if upload is None else str(getattr(upload, "file_id", None) or id(upload))
+
+
 def model_key(spec: ArchSpec, source: str, seed: int, upload) -> str:
-    extra = ""
-    if source == "checkpoint" and upload is not None:
-        extra = hashlib.sha1(upload.getvalue()).hexdigest()
-    return f"{spec_key(spec)}|{source}|{seed}|{extra}"
+    return f"{spec_key(spec)}|{source}|{seed}|{upload_id(upload) if source == 'checkpoint' else ''}"
+
+
+def input_key(kind: str, sample: str | None, upload, example: int, noise_seed: int, source: str) -> tuple:
+    """Everything the input image depends on (its label alone would miss a re-upload under the same name)."""
+    return (kind, sample, upload_id(upload) if kind == "upload" else "", example, noise_seed, source)
 
 
 def model_for(spec: ArchSpec, source: str, seed: int, upload) -> tuple[nn.Module, weights.LoadReport | None, bool]:

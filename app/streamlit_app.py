@@ -12,7 +12,8 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide", initial_sidebar_state="expanded")
+st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
+                   initial_sidebar_state="expanded")
 
 from app import builder, state, train_session  # noqa: E402
 
@@ -27,10 +28,9 @@ pages = [
     st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page(PAGES / "export.py", title="Share & export", icon=":material/ios_share:", url_path="export"),
     st.Page(PAGES / "learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+    st.Page(PAGES / "live.py", title="Live lab", icon=":material/biotech:", url_path="live"),
+    st.Page(PAGES / "train.py", title="Training lab", icon=":material/monitoring:", url_path="train"),
 ]
-extra = [("live.py", "Live lab", ":material/biotech:", "live"),
-         ("train.py", "Training lab", ":material/monitoring:", "train")]
-pages += [st.Page(PAGES / f, title=t, icon=i, url_path=u) for f, t, i, u in extra if (PAGES / f).exists()]
 nav = st.navigation(pages, position="top")
 
 message = st.session_state.pop(state.P + "url_message", None)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from resnet_core.graph import to_dot
+from resnet_core.graph import RenderUnavailable, render, to_dot
 from resnet_core.plan import shape_str
 from resnet_core.report import fmt_bytes, fmt_count
 from resnet_core.spec import ArchSpec, spec_key
@@ -84,12 +85,30 @@ def dataframe(rows: list[dict], height: int | str | None = None, key: str | None
                  height=table_height(len(df)) if height is None else height)
 
 
+# ---- files made on demand (download buttons call these only when clicked) -----------------------
+
+def graph_image(dot: str, fmt: str):
+    """A deferred SVG/PNG of `dot` for st.download_button: `dot` runs only on a click, never per rerun."""
+    def make() -> bytes:
+        try:
+            return render(dot, fmt)
+        except RenderUnavailable as e:  # installed but failing: the file says why instead of being empty
+            return render_message(str(e), fmt)
+    return make
+
+
+def render_message(text: str, fmt: str) -> bytes:
+    if fmt == "svg":
+        return f'<svg xmlns="http://www.w3.org/2000/svg" width="900" height="40"><text y="24">{text}</text></svg>'.encode()
+    from PIL import Image, ImageDraw
+    img = Image.new("RGB", (900, 40), "white")
+    ImageDraw.Draw(img).text((8, 12), text, fill="black")
+    return png_bytes(np.asarray(img))
+
+
 # ---- images for display ------------------------------------------------------------------------
 
-import numpy as np  # noqa: E402
-
 _DIVERGING = np.array([[33, 102, 172], [146, 197, 222], [247, 247, 247], [244, 165, 130], [178, 24, 43]], float)
-_SEQUENTIAL = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], float)  # inferno
 
 
 def upscale(img: np.ndarray, target: int = 200) -> np.ndarray:
@@ -99,21 +118,14 @@ def upscale(img: np.ndarray, target: int = 200) -> np.ndarray:
     return img.repeat(s, axis=0).repeat(s, axis=1) if s > 1 else img
 
 
-def heatmap(a: np.ndarray, diverging: bool = True, limit: float | None = None) -> np.ndarray:
-    """(H, W) values → (H, W, 3) uint8: blue–white–red around 0 (diverging), or dark→bright."""
+def heatmap(a: np.ndarray, limit: float | None = None) -> np.ndarray:
+    """(H, W) values → (H, W, 3) uint8 on a blue–white–red scale centred on 0, ±`limit` at the ends."""
     a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    if diverging:
-        m = limit if limit else float(np.abs(a).max()) or 1.0
-        t = (a / m + 1) / 2
-        palette = _DIVERGING
-    else:
-        lo, hi = float(a.min()), float(a.max())
-        t = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-        palette = _SEQUENTIAL
-    t = np.clip(t, 0, 1) * (len(palette) - 1)
-    i = np.minimum(t.astype(int), len(palette) - 2)
+    m = limit if limit else float(np.abs(a).max()) or 1.0
+    t = np.clip((a / m + 1) / 2, 0, 1) * (len(_DIVERGING) - 1)
+    i = np.minimum(t.astype(int), len(_DIVERGING) - 2)
     f = (t - i)[..., None]
-    return (palette[i] * (1 - f) + palette[i + 1] * f).astype(np.uint8)
+    return (_DIVERGING[i] * (1 - f) + _DIVERGING[i + 1] * f).astype(np.uint8)
 
 
 def png_bytes(img: np.ndarray) -> bytes:

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .build import BLOCKS, build_model, set_skip
+from .build import ResidualBlock, build_model, set_skip
 from .device import check_fits, describe, device_slot, estimate_pass, pick_device
 from .plan import BlockPlan, Layer, Plan, plan as make_plan
 from .spec import ArchSpec
@@ -107,8 +107,7 @@ def hooks() -> Iterator[HookSet]:
 
 
 def _blocks_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    kinds = tuple(BLOCKS.values())
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, kinds)]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, ResidualBlock)]
 
 
 @contextmanager
@@ -462,7 +461,7 @@ def _forward_capture(model: nn.Module, x: torch.Tensor, p: Plan | None, *, layer
     blk = None
     if block is not None:
         bmod = _module(model, block)
-        if not isinstance(bmod, tuple(BLOCKS.values())):
+        if not isinstance(bmod, ResidualBlock):
             raise ProbeError(f"'{block}' is not a residual block (blocks are named like layer1.0, layer3.5)")
         blk = (block, bmod)
     stat_calls = _calls_of(p) if (stats and p is not None) else []

@@ -177,21 +177,20 @@ class Trace:
 
     def groups(self) -> list[GroupTotals]:
         """Totals for the stem, each stage, and the head, in order."""
-        def key(lay: Layer) -> tuple[str, str]:
-            if lay.stage is not None:
-                return f"layer{lay.stage + 1}", f"stage {lay.stage + 1} (layer{lay.stage + 1})"
-            return ("stem", "stem") if lay.part == "stem" else ("head", "head")
-        return self._totals(key)
+        return self._totals(by_block=False)
 
     def blocks(self) -> list[GroupTotals]:
         """Totals for the stem, each residual block, and the head, in order."""
-        def key(lay: Layer) -> tuple[str, str]:
-            if lay.stage is not None:
-                return f"layer{lay.stage + 1}.{lay.block}", f"stage {lay.stage + 1} · block {lay.block}"
-            return ("stem", "stem") if lay.part == "stem" else ("head", "head")
-        return self._totals(key)
+        return self._totals(by_block=True)
 
-    def _totals(self, key) -> list[GroupTotals]:
+    def _totals(self, by_block: bool) -> list[GroupTotals]:
+        def key(lay: Layer) -> tuple[str, str]:
+            if lay.stage is None:
+                return ("stem", "stem") if lay.part == "stem" else ("head", "head")
+            s = lay.stage + 1
+            return (f"layer{s}.{lay.block}", f"stage {s} · block {lay.block}") if by_block \
+                else (f"layer{s}", f"stage {s} (layer{s})")
+
         out: list[GroupTotals] = []
         n_blocks = {f"layer{sp.index + 1}": len(sp.blocks) for sp in self.plan.stages}
         current: GroupTotals | None = None

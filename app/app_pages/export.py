@@ -4,7 +4,7 @@ import streamlit as st
 
 from resnet_core import BuildError
 from resnet_core.codegen import generate_code
-from resnet_core.graph import RenderUnavailable, dot_available, render
+from resnet_core.graph import dot_available
 from resnet_core.report import to_csv
 from resnet_core.spec import SpecError, parse_spec_text, spec_key
 
@@ -39,28 +39,18 @@ c[0].download_button("⬇ Spec (JSON)", spec.to_json() + "\n", f"{spec.name}.jso
                      key="export.json", width="stretch")
 c[1].download_button("⬇ Spec (YAML)", spec.to_yaml(), f"{spec.name}.yaml", "application/yaml", key="export.yaml",
                      width="stretch")
-c[2].download_button("⬇ Trace (CSV)", to_csv(t), f"{spec.name}_trace.csv", "text/csv", key="export.csv",
+c[2].download_button("⬇ Trace (CSV)", lambda: to_csv(t), f"{spec.name}_trace.csv", "text/csv", key="export.csv",
                      width="stretch")
 dot = ui.cached_dot(spec, "block", None)
 c[3].download_button("⬇ Graph (DOT)", dot, f"{spec.name}.dot", "text/vnd.graphviz", key="export.dot",
                      width="stretch")
 if dot_available():
-    def svg() -> bytes:
-        try:
-            return render(dot, "svg")
-        except RenderUnavailable as e:
-            return f'<svg xmlns="http://www.w3.org/2000/svg"><text y="20">{e}</text></svg>'.encode()
-    c[4].download_button("⬇ Graph (SVG)", svg, f"{spec.name}.svg", "image/svg+xml", key="export.svg",
-                         width="stretch")
-
-    def png() -> bytes:
-        try:
-            return render(dot, "png")
-        except RenderUnavailable:
-            return b""
-    c[5].download_button("⬇ Graph (PNG)", png, f"{spec.name}.png", "image/png", key="export.png", width="stretch")
+    c[4].download_button("⬇ Graph (SVG)", ui.graph_image(dot, "svg"), f"{spec.name}.svg", "image/svg+xml",
+                         key="export.svg", width="stretch")
+    c[5].download_button("⬇ Graph (PNG)", ui.graph_image(dot, "png"), f"{spec.name}.png", "image/png",
+                         key="export.png", width="stretch")
 else:
-    c[4].caption("SVG needs Graphviz's `dot` (Debian package `graphviz`).")
+    c[4].caption("SVG and PNG need Graphviz's `dot` (Debian package `graphviz`).")
 code = _code(spec_key(spec), spec)
 if code is None:
     c[6].button("⬇ PyTorch code", disabled=True, key="export.code_disabled", width="stretch",

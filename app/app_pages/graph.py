@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from resnet_core.graph import RenderUnavailable, dot_available, render
+from resnet_core.graph import dot_available
 
 from app import ui
 
@@ -38,13 +38,7 @@ st.graphviz_chart(dot, width="content")
 d1, d2, _ = st.columns([1, 1, 4])
 d1.download_button("⬇ DOT", dot, file_name=f"{spec.name}_{detail}.dot", mime="text/vnd.graphviz", key="graph.dl_dot")
 if dot_available():
-    def svg() -> bytes:  # rendered only when clicked: `dot` is too slow for every rerun
-        try:
-            return render(dot, "svg")
-        except RenderUnavailable as e:
-            return f'<svg xmlns="http://www.w3.org/2000/svg"><text y="20">{e}</text></svg>'.encode()
-
-    d2.download_button("⬇ SVG", svg, file_name=f"{spec.name}_{detail}.svg", mime="image/svg+xml",
-                       key="graph.dl_svg")
+    d2.download_button("⬇ SVG", ui.graph_image(dot, "svg"), file_name=f"{spec.name}_{detail}.svg",
+                       mime="image/svg+xml", key="graph.dl_svg")
 else:
     d2.caption("SVG export needs Graphviz's `dot` (Debian package `graphviz`); the DOT file renders anywhere.")

@@ -96,8 +96,10 @@ with tabs[2]:
     ]
     for g, sp in zip(stages, t18.plan.stages):
         first = sp.blocks[0]
+        shortcut = {"projection": "a 1×1 projection", "pad": "zero-padded", "identity": "the identity"}.get(
+            first.shortcut, first.shortcut)
         how = ("same size" if first.stride == 1
-               else f"the first block halves the size (stride 2) and its shortcut is a 1×1 projection")
+               else f"the first block divides the size by its stride {first.stride}; its shortcut is {shortcut}")
         steps.append(f"**Stage {sp.index + 1}** ({len(sp.blocks)} basic blocks, {how}) → {shape_str(g.out_shape)}.")
     steps += [
         f"**Global average pool**: each of the 512 maps averaged to one number → {shape_str(layers['avgpool'].out_shape)}.",

@@ -10,7 +10,6 @@ from resnet_core import images, probes, weights
 from resnet_core.build import BuildError
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, describe, pick_device
 from resnet_core.plan import shape_str
-from resnet_core.presets import is_preset
 
 from app import live_session, ui
 
@@ -104,7 +103,9 @@ with forward_tab:
         top_k = c3.number_input("Top-k", 1, 64, 16, key="live.topk")
         try:
             fv = live_session.forward(model, x_in.tensor, plan, layer_index, block, int(top_k), mode == "train",
-                                      key=(live_session.model_key(spec, source, int(seed), upload), x_in.source))
+                                      key=(live_session.model_key(spec, source, int(seed), upload),
+                                           live_session.input_key(input_kind, sample, image_upload, int(example),
+                                                                  int(noise_seed), source)))
         except (MemoryGuardError, BusyError, probes.ProbeError, DeviceError) as e:
             st.error(str(e), icon=":material/dangerous:")
             st.stop()
@@ -141,7 +142,7 @@ with forward_tab:
             limit = max(float(abs(v.mean_map).max()) for v in views) or 1.0  # one scale for every panel
             cols = st.columns(len(views))
             for col, v in zip(cols, views):
-                col.image(ui.upscale(ui.heatmap(v.mean_map, diverging=True, limit=limit), 200), width="stretch")
+                col.image(ui.upscale(ui.heatmap(v.mean_map, limit=limit), 200), width="stretch")
                 col.markdown(f"**{v.name}** · {shape_str(v.shape)}  \n‖·‖ = {v.sample_norm:.3g}")
             st.caption("Each panel is the mean over channels for this image, on one shared colour scale: blue "
                        "negative, white zero, red positive. With the identity shortcut, F(x)+x is x plus a correction; "
@@ -155,15 +156,15 @@ with forward_tab:
                                 "std": s.std, "fraction of zeros": s.zeros} for s in stats if s.op in kinds])
             base = alt.Chart(df).encode(
                 x=alt.X("depth:Q", title="layer (plan order)"),
-                color=alt.Color("kind:N", legend=alt.Legend(orient="bottom", title=None)),
+                color=alt.Color("kind:N", legend=alt.Legend(orient="right", title=None)),
                 tooltip=["layer", "kind", alt.Tooltip("mean:Q", format=".3g"), alt.Tooltip("std:Q", format=".3g"),
                          alt.Tooltip("fraction of zeros:Q", format=".0%")])
             st.altair_chart(base.mark_line(point=True, strokeWidth=1.5).encode(
                 y=alt.Y("std:Q", scale=alt.Scale(type="log"), title="std (log)")
-            ).properties(height=220, title="spread of the activations, by kind of layer"), width="stretch")
+            ).properties(height=280, title="spread of the activations, by kind of layer"), width="stretch")
             st.altair_chart(base.mark_line(point=True, strokeWidth=1.5).encode(
                 y=alt.Y("fraction of zeros:Q", axis=alt.Axis(format="%"), title="fraction of zeros")
-            ).properties(height=200, title="exact zeros (ReLU outputs that are off)"), width="stretch")
+            ).properties(height=240, title="exact zeros (ReLU outputs that are off)"), width="stretch")
             with st.expander("The numbers"):
                 st.dataframe(df, hide_index=True)
 

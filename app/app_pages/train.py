@@ -8,7 +8,6 @@ import resnet_core as rc
 from resnet_core import data as rdata
 from resnet_core import train
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, pick_device
-from resnet_core.spec import spec_key
 
 from app import live_session, state, train_session, ui
 
@@ -135,12 +134,12 @@ def live_view() -> None:
                 "ResNet-20 and ResNet-56 on the digits — takes about two minutes on a 2-core CPU.",
                 icon=":material/touch_app:")
         return
-    job.last_seen = train_session.time.monotonic()
+    train_session.touch()  # the page is open: keep training
     p = job.progress
     if p is not None:
         st.progress(p.fraction, text=p.text())
     curves(job.run)
-    if job.finished and not st.session_state.get("train.shown_final") is job:
+    if job.finished and st.session_state.get("train.shown_final") is not job:
         st.session_state["train.shown_final"] = job
         st.rerun()  # the whole page: the results below appear
 

@@ -135,7 +135,7 @@ def test_truncated_and_corrupt_files_are_reported_as_damaged(fmt):
     rng = np.random.default_rng(1)
     img = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     data = _encode(img, fmt)
-    with pytest.raises(ImageInputError, match=f"damaged|truncated") as e:
+    with pytest.raises(ImageInputError, match="damaged|truncated") as e:
         images.decode_image(data[: len(data) // 2], f"half.{fmt.lower()}")
     assert images.FORMAT_NAMES[fmt] in str(e.value) and "half." in str(e.value)
     # the signature is right, everything after it is noise

@@ -1,7 +1,6 @@
 """A real `streamlit run` on a free port and a real headless Chromium (Debian's, driven by Playwright)."""
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
