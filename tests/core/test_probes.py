@@ -145,8 +145,8 @@ def test_feature_maps_match_a_numpy_reduction_of_the_manual_forward():
     x, _ = _batch(SMALL_B, n=3, seed=2)
     fm = probes.feature_maps(model, x, "layer1.0.conv1", p, top_k=5, sample=1)
     with torch.no_grad():
-        stem = model.relu(model.bn1(model.conv1(x)))
-        a = model.layer1[0].conv1(stem)[1].numpy().astype(np.float64)  # (C, H, W) of image 1
+        _, inputs = _manual_forward(model, x)  # inputs[0]: the stem's output, layer1.0's input
+        a = model.layer1[0].conv1(inputs[0])[1].numpy().astype(np.float64)  # (C, H, W) of image 1
     energy = (a ** 2).mean(axis=(1, 2))
     order = np.argsort(-energy)[:5]
     assert list(fm.channels) == order.tolist()
