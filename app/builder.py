@@ -5,11 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 import resnet_core as rc
-from resnet_core.presets import preset_info
-from resnet_core.spec import ACTIVATIONS, BLOCK_TYPES, INITS, SHORTCUT_HELP, STEM_TYPES, ArchSpec
-
 from app import state
 from app.state import BOUNDS, EXPANSIONS, P, stage_key
+from resnet_core.structure.presets import preset_info
+from resnet_core.structure.spec import ACTIVATIONS, BLOCK_TYPES, INITS, SHORTCUT_HELP, STEM_TYPES, ArchSpec
 
 BLOCK_LABELS = {"basic": "basic (3×3, 3×3)", "bottleneck": "bottleneck (1×1, 3×3, 1×1)",
                 "preact_basic": "pre-activation basic", "preact_bottleneck": "pre-activation bottleneck"}

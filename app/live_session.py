@@ -11,11 +11,12 @@ import pandas as pd
 import streamlit as st
 from torch import nn
 
-from resnet_core import images, probes, weights
-from resnet_core.build import build_model
 from resnet_core.device import check_fits, estimate_pass, pick_device
-from resnet_core.spec import ArchSpec, spec_key
-from resnet_core.trace import trace
+from resnet_core.lab import forward as lab_forward
+from resnet_core.lab import gradients, images, weights
+from resnet_core.structure.build import build_model
+from resnet_core.structure.spec import ArchSpec, spec_key
+from resnet_core.structure.trace import trace
 
 TRAINED = "trained"  # session_state key: {label: hand-off record from the Training lab}
 
@@ -66,7 +67,7 @@ def model_for(spec: ArchSpec, source: str, seed: int, upload) -> tuple[nn.Module
     if cached and cached[0] == key:
         return cached[1], cached[2], cached[3]
     t = trace(spec)
-    check_fits(estimate_pass(t, 1, backward=False), pick_device("auto"),
+    check_fits(estimate_pass(t.param_bytes, t.activation_bytes, 1, backward=False), pick_device("auto"),
                what=f"building {spec.name} ({t.total_params:,} parameters) and running one image")
     model = build_model(spec, seed=seed)
     report, trained = None, False
@@ -118,14 +119,14 @@ def input_for(spec: ArchSpec, kind: str, sample: str | None = None, upload=None,
     return images.noise_input(shape, noise_seed)
 
 
-def forward(model: nn.Module, x, plan, layer: int, block: str | None, top_k: int, train: bool, key) -> probes.ForwardView:
+def forward(model: nn.Module, x, plan, layer: int, block: str | None, top_k: int, train: bool, key) -> lab_forward.ForwardView:
     """One forward pass with every view, reused while nothing it depends on changes."""
     full_key = (key, layer, block, top_k, train)
     cached = st.session_state.get("live.forward")
     if cached and cached[0] == full_key:
         return cached[1]
     with st.spinner("Running the network…"):
-        fv = probes.forward_view(model, x, plan, layer=layer, block=block, top_k=top_k, train=train, device="auto")
+        fv = lab_forward.forward_view(model, x, plan, layer=layer, block=block, top_k=top_k, train=train, device="auto")
     st.session_state["live.forward"] = (full_key, fv)
     return fv
 
@@ -138,7 +139,7 @@ def _fmt(v: float | None) -> str:
     return "0" if v == 0 else f"{v:.3g}"
 
 
-def show_gradient_flow(flow: probes.GradientFlow) -> None:
+def show_gradient_flow(flow: gradients.GradientFlow) -> None:
     """Summary, the log-scale chart of both variants, and the numbers."""
     w_rows = flow.weight_rows()
     labels = [v.label for v in flow.variants]

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import streamlit as st
 
 import resnet_core as rc
-from resnet_core.presets import DEFAULT_PRESET, is_preset, matching_preset
-from resnet_core.spec import ArchSpec, SpecError, Stage, Stem, from_url_token, to_url_token
+from resnet_core.structure import spec as rspec
+from resnet_core.structure.presets import DEFAULT_PRESET, is_preset, matching_preset
+from resnet_core.structure.spec import ArchSpec, SpecError, Stage, Stem, from_url_token, to_url_token
 
 P = "net."  # prefix of every builder key
 
@@ -74,17 +75,17 @@ def check_bounds(spec: ArchSpec) -> list[str]:
         problems.append(f"batch-norm momentum is {spec.bn_momentum}; the builder takes 0–1")
     if not 1e-8 <= spec.bn_eps <= 1.0:
         problems.append(f"batch-norm eps is {spec.bn_eps:g}; the builder takes 1e-08–1")
-    choices = {"stem type": (spec.stem.type, rc.spec.STEM_TYPES), "shortcut": (spec.shortcut, rc.spec.SHORTCUTS),
-               "norm": (spec.norm, rc.spec.NORMS), "activation": (spec.activation, rc.spec.ACTIVATIONS),
-               "init": (spec.init, rc.spec.INITS)}
+    choices = {"stem type": (spec.stem.type, rspec.STEM_TYPES), "shortcut": (spec.shortcut, rspec.SHORTCUTS),
+               "norm": (spec.norm, rspec.NORMS), "activation": (spec.activation, rspec.ACTIVATIONS),
+               "init": (spec.init, rspec.INITS)}
     for label, (value, options) in choices.items():
         if value not in options:
             problems.append(f"{label} '{value}' is not one of {', '.join(options)}")
     for i, s in enumerate(spec.stages):
-        if s.block not in rc.spec.BLOCK_TYPES:
-            problems.append(f"stage {i + 1} · block type '{s.block}' is not one of {', '.join(rc.spec.BLOCK_TYPES)}")
-    if spec.stem.type == "custom" and spec.stem.pool not in rc.spec.POOL_TYPES:
-        problems.append(f"stem pool '{spec.stem.pool}' is not one of {', '.join(rc.spec.POOL_TYPES)}")
+        if s.block not in rspec.BLOCK_TYPES:
+            problems.append(f"stage {i + 1} · block type '{s.block}' is not one of {', '.join(rspec.BLOCK_TYPES)}")
+    if spec.stem.type == "custom" and spec.stem.pool not in rspec.POOL_TYPES:
+        problems.append(f"stem pool '{spec.stem.pool}' is not one of {', '.join(rspec.POOL_TYPES)}")
     return problems
 
 

@@ -17,8 +17,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from resnet_core import train
-from resnet_core.train import TrainingRun, TrainResult
+from resnet_core.training import results as train_results
+from resnet_core.training.results import TrainResult
+from resnet_core.training.run import TrainingRun
 
 JOB = "train.job"
 ABANDONED_AFTER_S = 300  # no rerun of this session for this long: the tab is gone, stop training
@@ -29,7 +30,7 @@ class Job:
     run: TrainingRun
     experiment: str | None
     stop_event: threading.Event = field(default_factory=threading.Event)
-    progress: train.Progress | None = None
+    progress: train_results.Progress | None = None
     result: TrainResult | None = None
     error: str | None = None
     finished: bool = False

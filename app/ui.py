@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from resnet_core.graph import RenderUnavailable, render, to_dot
-from resnet_core.plan import shape_str
-from resnet_core.report import fmt_bytes, fmt_count
-from resnet_core.spec import ArchSpec, spec_key
-from resnet_core.trace import Trace, trace
+from resnet_core.structure.graph import RenderUnavailable, render, to_dot
+from resnet_core.structure.plan import shape_str
+from resnet_core.structure.report import fmt_bytes, fmt_count
+from resnet_core.structure.spec import ArchSpec, spec_key
+from resnet_core.structure.trace import Trace, trace
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)  # a trace at the planner's limits is ~20 MB

@@ -1,8 +1,9 @@
 """How much does the live lab's instrumentation cost? Against a bare forward + backward, in one run.
 
-The instrumented pass (`probes.instrumented_pass`): every residual block's output reduced on the device
-(per-channel energy and a channel-mean map), the gradient norm of every conv/linear weight and of every
-block's input, all copied to the CPU in one transfer, hooks removed and the model's state restored.
+The instrumented pass is the one users run: `gradients.gradient_pass`, the path behind the Live lab's
+gradient flow and the `gradflow` command (forward + backward with the norm of every conv/linear weight
+gradient and of every block input's gradient, all copied to the CPU in one transfer, hooks removed and
+the model's state restored).
 The bare pass: zero the grads, forward, cross-entropy, backward, on the same model and batch.
 
 Target (issue "Live lab"): instrumented ≤ 1.25 × bare, for
@@ -30,8 +31,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import resnet_core as rc  # noqa: E402
-from resnet_core import probes  # noqa: E402
 from resnet_core.device import describe  # noqa: E402
+from resnet_core.lab import gradients  # noqa: E402
 
 TARGET = 1.25
 
@@ -46,7 +47,7 @@ def sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def bare_pass(model, x, y, autocast):
+def bare_pass(model, x, y, plan, autocast):
     """The reference: what training does for one batch, without an optimiser step."""
     for p in model.parameters():
         p.grad = None
@@ -59,8 +60,12 @@ def bare_pass(model, x, y, autocast):
     sync(x.device)
 
 
-def instrumented(model, x, y, autocast):
-    probes.instrumented_pass(model, x, y, autocast_dtype=autocast)  # ends with its one device→CPU copy
+def instrumented(model, x, y, plan, autocast):
+    if autocast is not None:
+        with torch.autocast(device_type=x.device.type, dtype=autocast):
+            gradients.gradient_pass(model, x, y, plan, skip=True)  # ends with its one device→CPU copy
+    else:
+        gradients.gradient_pass(model, x, y, plan, skip=True)
     sync(x.device)
 
 
@@ -68,22 +73,23 @@ def run_case(kind: str, repeats: int, warmup: int) -> bool:
     cfg = CASES[kind]
     dev = torch.device(kind)
     spec = rc.get_preset(cfg["preset"])
-    model = rc.build_model(spec, seed=0).to(dev).train()
-    x, y = probes.seeded_batch((3, cfg["size"], cfg["size"]), cfg["batch"], spec.num_classes, seed=0)
+    plan = rc.plan(spec.replace(input_size=(cfg["size"], cfg["size"])))
+    model = rc.build_model(plan, seed=0).to(dev).train()
+    x, y = gradients.seeded_batch((3, cfg["size"], cfg["size"]), cfg["batch"], spec.num_classes, seed=0)
     x, y = x.to(dev), y.to(dev)
     if cfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     ac = cfg["autocast"]
     for _ in range(warmup):
-        bare_pass(model, x, y, ac)
-        instrumented(model, x, y, ac)
+        bare_pass(model, x, y, plan, ac)
+        instrumented(model, x, y, plan, ac)
     t_bare, t_inst = [], []
     for r in range(repeats):
         order = ((bare_pass, t_bare), (instrumented, t_inst))
         for fn, times in (order if r % 2 == 0 else order[::-1]):
             t0 = time.perf_counter()
-            fn(model, x, y, ac)
+            fn(model, x, y, plan, ac)
             times.append(time.perf_counter() - t0)
     mb, mi = statistics.median(t_bare), statistics.median(t_inst)
     ratio = mi / mb

@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from resnet_core.build import build_model  # noqa: E402
-from resnet_core.data import load_digits  # noqa: E402
 from resnet_core.device import DeviceError, describe, pick_device  # noqa: E402
-from resnet_core.presets import get_preset  # noqa: E402
-from resnet_core.train import TrainConfig, TrainingRun, defaults_for  # noqa: E402
+from resnet_core.structure.build import build_model  # noqa: E402
+from resnet_core.structure.presets import get_preset  # noqa: E402
+from resnet_core.training.config import TrainConfig, defaults_for  # noqa: E402
+from resnet_core.training.data import load_digits  # noqa: E402
+from resnet_core.training.run import TrainingRun  # noqa: E402
 
 
 class HandLoop:

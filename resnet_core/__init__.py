@@ -4,29 +4,34 @@
     >>> t = rc.trace(rc.get_preset("resnet18"))
     >>> t.total_params, t.output_shape
     (11689512, (1000,))
+
+The rooms: structure/ (what a network is: spec → plan → module, trace, graph, code), lab/ (running
+a built model), training/ (training runs), experiments/ (the papers reproduced), cli/ (the command line).
 """
 
-from .plan import Location, Plan, PlanError, plan
-from .presets import get_preset, list_presets, preset_info
-from .spec import ArchSpec, SpecError, Stage, Stem, load_spec
-from .trace import Trace, trace
+from resnet_core.errors import ExplorerError
+from resnet_core.structure.loading import load_spec
+from resnet_core.structure.plan import Location, Plan, PlanProblem, plan
+from resnet_core.structure.presets import get_preset, list_presets, preset_info
+from resnet_core.structure.spec import ArchSpec, SpecError, Stage, Stem
+from resnet_core.structure.trace import Trace, trace
 
 __all__ = [
-    "ArchSpec", "BuildError", "Location", "Plan", "PlanError", "SpecError", "Stage", "Stem", "Trace",
-    "build_model", "forward_view", "get_preset", "gradient_flow", "list_presets", "load_data", "load_spec",
+    "ArchSpec", "BuildError", "ExplorerError", "Location", "Plan", "PlanProblem", "SpecError", "Stage", "Stem",
+    "Trace", "build_model", "forward_view", "get_preset", "gradient_flow", "list_presets", "load_data", "load_spec",
     "make_run", "plan", "preset_info", "set_skip", "trace",
 ]
 
 
 _LAZY = {  # these import torch, so they load on first use: `python -m resnet_core trace` starts fast
-    "BuildError": "build", "build_model": "build", "set_skip": "build",
-    "gradient_flow": "probes", "forward_view": "probes",
-    "make_run": "train", "load_data": "data",
+    "BuildError": "structure.build", "build_model": "structure.build", "set_skip": "structure.build",
+    "gradient_flow": "lab.gradients", "forward_view": "lab.forward",
+    "make_run": "training.run", "load_data": "training.data",
 }
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(importlib.import_module(f"resnet_core.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'resnet_core' has no attribute {name!r}")

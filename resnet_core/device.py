@@ -16,18 +16,18 @@ from typing import Iterator
 
 import torch
 
-from .trace import Trace
+from resnet_core.errors import ExplorerError
 
 
-class DeviceError(RuntimeError):
+class DeviceError(ExplorerError):
     """A device was asked for that this machine does not have."""
 
 
-class MemoryGuardError(RuntimeError):
+class MemoryGuardError(ExplorerError):
     """A run was refused because its estimate does not fit in the device's free memory."""
 
     def __init__(self, needed: int, free: int, device: str, what: str = "this run"):
-        from .report import fmt_bytes
+        from resnet_core.structure.report import fmt_bytes
         self.needed, self.free, self.device = needed, free, device
         super().__init__(
             f"{what} needs about {fmt_bytes(needed)} but {device} has {fmt_bytes(free)} free: "
@@ -54,7 +54,7 @@ def pick_device(preference: str = "auto") -> torch.device:
 
 def describe(device: torch.device | str) -> str:
     """'CUDA · NVIDIA H100 (79.1 GiB free)' or 'CPU · 2 threads'."""
-    from .report import fmt_bytes
+    from resnet_core.structure.report import fmt_bytes
     device = torch.device(device)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -94,15 +94,17 @@ class PassEstimate:
         return self.params + self.grads + self.activations + self.optimizer + self.workspace
 
 
-def estimate_pass(t: Trace, batch: int, backward: bool = True, dtype_bytes: int = 4,
-                  optimizer: bool = False, variants: int = 1) -> PassEstimate:
-    """Memory for a forward (and backward) pass of the traced network on `batch` images.
+def estimate_pass(param_bytes: int, activation_bytes: int, batch: int, backward: bool = True,
+                  dtype_bytes: int = 4, optimizer: bool = False, variants: int = 1) -> PassEstimate:
+    """Memory for a forward (and backward) pass on `batch` images of a network whose weights take
+    `param_bytes` and whose layer outputs take `activation_bytes` per image at float32 (a Trace's
+    `param_bytes` and `activation_bytes`).
 
-    Activations: every layer's output for the batch (the trace's per-image bytes × batch, scaled to
-    `dtype_bytes`), `variants` times over when several models are alive at once.
+    Activations: every layer's output for the batch (per-image bytes × batch, scaled to `dtype_bytes`),
+    `variants` times over when several models are alive at once.
     """
-    params = t.param_bytes
-    acts = t.activation_bytes * batch * dtype_bytes // 4
+    params = int(param_bytes)
+    acts = int(activation_bytes) * batch * dtype_bytes // 4
     if backward:
         acts *= 2  # the gradient of each saved output exists at the same time at its peak
     grads = params if backward else 0
@@ -154,7 +156,7 @@ _GPU_SLOTS = FairSlots(1)
 _CPU_SLOTS = FairSlots(max(1, int(os.environ.get("RESNET_EXPLORER_CPU_JOBS", "1"))))
 
 
-class BusyError(RuntimeError):
+class BusyError(ExplorerError):
     """The device is busy with another session's job and the wait timed out."""
 
 

@@ -3,11 +3,11 @@
 import streamlit as st
 
 import resnet_core as rc
-from resnet_core.plan import shape_str
-from resnet_core.presets import preset_info
-from resnet_core.report import compare_rows, fmt_count, staircase_rows, table_rows
-
-from app import charts, state, ui
+from app import state, ui
+from app.charts import structure as charts
+from resnet_core.structure.plan import shape_str
+from resnet_core.structure.presets import preset_info
+from resnet_core.structure.report import compare_rows, fmt_count, staircase_rows, table_rows
 
 PAIRS = [  # (A into the builder, B, label)
     ("resnet34", "plain34", "ResNet-34 · plain-34"),

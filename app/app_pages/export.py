@@ -2,13 +2,12 @@
 
 import streamlit as st
 
-from resnet_core import BuildError
-from resnet_core.codegen import generate_code
-from resnet_core.graph import dot_available
-from resnet_core.report import to_csv
-from resnet_core.spec import SpecError, parse_spec_text, spec_key
-
 from app import state, ui
+from resnet_core import BuildError
+from resnet_core.structure.codegen import generate_code
+from resnet_core.structure.graph import dot_available
+from resnet_core.structure.report import to_csv
+from resnet_core.structure.spec import SpecError, parse_spec_text, spec_key
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)

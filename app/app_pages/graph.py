@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from resnet_core.graph import dot_available
-
 from app import ui
+from resnet_core.structure.graph import dot_available
 
 spec = ui.current_spec()
 t = ui.cached_trace(spec)

@@ -4,12 +4,12 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from resnet_core.graph import block_dot
-from resnet_core.lessons import EXERCISES, batchnorm_demo, check_exercise, shortcut_options
-from resnet_core.plan import shape_str
-from resnet_core.report import staircase_rows, table_rows
-
-from app import charts, state, ui
+from app import state, ui
+from app.charts import structure as charts
+from resnet_core.structure.graph import block_dot
+from resnet_core.structure.lessons import EXERCISES, batchnorm_demo, check_exercise, shortcut_options
+from resnet_core.structure.plan import shape_str
+from resnet_core.structure.report import staircase_rows, table_rows
 
 BLOCK_EXAMPLES = {
     "Basic block, identity shortcut (ResNet-18 layer1.0)": ("resnet18", "layer1.0"),

@@ -6,12 +6,12 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from resnet_core import images, probes, weights
-from resnet_core.build import BuildError
-from resnet_core.device import BusyError, DeviceError, MemoryGuardError, describe, pick_device
-from resnet_core.plan import shape_str
-
 from app import live_session, ui
+from resnet_core.device import BusyError, DeviceError, MemoryGuardError, describe, pick_device
+from resnet_core.lab import gradients, hooks, images, weights
+from resnet_core.structure import spec as rspec
+from resnet_core.structure.build import BuildError
+from resnet_core.structure.plan import shape_str
 
 spec = ui.current_spec()
 t = ui.cached_trace(spec)
@@ -106,7 +106,7 @@ with forward_tab:
                                       key=(live_session.model_key(spec, source, int(seed), upload),
                                            live_session.input_key(input_kind, sample, image_upload, int(example),
                                                                   int(noise_seed), source)))
-        except (MemoryGuardError, BusyError, probes.ProbeError, DeviceError) as e:
+        except (MemoryGuardError, BusyError, hooks.ProbeError, DeviceError) as e:
             st.error(str(e), icon=":material/dangerous:")
             st.stop()
 
@@ -183,7 +183,7 @@ with backward_tab:
     base = spec if which == "builder" else rc.get_preset(which)
     norm = c[1].segmented_control("Batch norm", ["batch", "none"], default=base.norm, key=f"live.gf_norm.{which}",
                                   required=True, format_func={"batch": "on", "none": "off"}.get)
-    init = c[2].selectbox("Initialisation", rc.spec.INITS, index=rc.spec.INITS.index(base.init),
+    init = c[2].selectbox("Initialisation", rspec.INITS, index=rspec.INITS.index(base.init),
                           key=f"live.gf_init.{which}", format_func=lambda s: s.replace("_", " "))
     shortcut = c[3].segmented_control("Shortcut option", ["A", "B", "C"],
                                       default=base.shortcut if base.shortcut in "ABC" else "B",
@@ -193,15 +193,15 @@ with backward_tab:
     gf_seed = c2[1].number_input("Seed", 0, 2**31 - 1, 0, key="live.gf_seed",
                                  help="The seed of the weights and of the batch of noise images and labels.")
     gf_spec = base.replace(norm=norm, init=init, shortcut=shortcut, name=base.name)
-    request = (rc.spec.spec_key(gf_spec), int(batch), int(gf_seed))
+    request = (rspec.spec_key(gf_spec), int(batch), int(gf_seed))
     run = c2[2].button("Run forward + backward, with and without skips", type="primary", key="live.gf_run",
                        icon=":material/play_arrow:")
     if run:
         with st.spinner(f"Two forward + backward passes of {gf_spec.name} on {int(batch)} images…"):
             try:
-                flow = probes.gradient_flow(gf_spec, seed=int(gf_seed), batch=int(batch), device="auto")
+                flow = gradients.gradient_flow(gf_spec, seed=int(gf_seed), batch=int(batch), device="auto")
                 st.session_state["live.gf_result"] = (request, flow)
-            except (BuildError, MemoryGuardError, BusyError, probes.ProbeError, DeviceError) as e:
+            except (BuildError, MemoryGuardError, BusyError, hooks.ProbeError, DeviceError) as e:
                 st.error(str(e), icon=":material/dangerous:")
     stored = st.session_state.get("live.gf_result")
     if stored is None:

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from resnet_core.plan import shape_str
-from resnet_core.report import DEPTHS, stage_chart_rows, staircase_rows, staircase_summary, table_rows
-
-from app import charts, ui
+from app import ui
+from app.charts import structure as charts
+from resnet_core.structure.plan import shape_str
+from resnet_core.structure.report import DEPTHS, stage_chart_rows, staircase_rows, staircase_summary, table_rows
 
 spec = ui.current_spec()
 t = ui.cached_trace(spec)

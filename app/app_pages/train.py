@@ -5,14 +5,15 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from resnet_core import data as rdata
-from resnet_core import train
-from resnet_core.device import BusyError, DeviceError, MemoryGuardError, pick_device
-
 from app import live_session, state, train_session, ui
+from resnet_core.device import BusyError, DeviceError, MemoryGuardError, pick_device
+from resnet_core.training import config as train_config
+from resnet_core.training import data as rdata
+from resnet_core.training import results as train_results
+from resnet_core.training import run as train_run
 
 device = pick_device("auto")
-defaults = train.defaults_for(device)
+defaults = train_config.defaults_for(device)
 job = train_session.current()
 busy = job is not None and job.running
 
@@ -22,7 +23,7 @@ st.caption("He et al.'s headline result, live: a deeper **plain** network trains
            f"Defaults for this machine: {defaults.note}.")
 
 CIFAR_NETS = [n for n in rc.list_presets("cifar")] + ["preact_resnet110", "preact_resnet164"]
-EXPERIMENT_LABELS = {name: exp.title for name, exp in train.EXPERIMENTS.items()}
+EXPERIMENT_LABELS = {name: exp.title for name, exp in train_config.EXPERIMENTS.items()}
 EXPERIMENT_LABELS["custom"] = "Your choice of up to four networks"
 
 with st.container(border=True):
@@ -45,7 +46,7 @@ with st.container(border=True):
                                 format_func=lambda n: f"the builder's network ({builder.name})" if n == "builder" else n)
         nets = [("builder: " + builder.name, builder) if n == "builder" else (n, n) for n in chosen]
     else:
-        exp = train.EXPERIMENTS[experiment]
+        exp = train_config.EXPERIMENTS[experiment]
         st.caption("Trains " + ", ".join(label for label, _ in exp.nets) + " on the same batches, in the same order, "
                    "from the same seed.")
     cifar_path = ""
@@ -55,14 +56,14 @@ with st.container(border=True):
     s = st.columns(6)
     steps = s[0].number_input("Steps", 1, 100_000, defaults.steps, key="train.steps", disabled=busy)
     batch = s[1].number_input("Batch", 1, 4096, defaults.batch_size, key="train.batch", disabled=busy)
-    exp_lr = dict(train.EXPERIMENTS[experiment].config).get("lr") if experiment in train.EXPERIMENTS else None
+    exp_lr = dict(train_config.EXPERIMENTS[experiment].config).get("lr") if experiment in train_config.EXPERIMENTS else None
     lr = s[2].number_input("Learning rate", 0.0001, 10.0, float(exp_lr or defaults.lr), format="%.4f",
                            key=f"train.lr.{experiment}", disabled=busy)
     size = s[3].number_input("Input size", 4, 256, defaults.input_size[0], key="train.size", disabled=busy,
                              help="Images are resized to size × size; the CPU default is smaller than CIFAR's 32 so "
                                   "that four networks train in a couple of minutes.")
     seed = s[4].number_input("Seed", 0, 2**31 - 1, 0, key="train.seed", disabled=busy)
-    schedule = s[5].selectbox("Schedule", train.SCHEDULES, key="train.schedule", disabled=busy,
+    schedule = s[5].selectbox("Schedule", train_config.SCHEDULES, key="train.schedule", disabled=busy,
                               help="cosine: warm-up then cosine decay to 0 · step: ÷10 at 50% and 75% "
                                    "(the paper) · constant. Nets of 44 layers or more warm up (the paper warmed "
                                    "ResNet-110 up).")
@@ -82,14 +83,14 @@ if start:
                 raise rdata.DataError("give the CIFAR-10 folder first")
             rdata.find_cifar_folder(cifar_path.strip())
         if experiment == "custom" and not nets:
-            raise train.TrainError("choose at least one network")
+            raise train_config.TrainError("choose at least one network")
         with st.spinner("Preparing the data and building the networks…"):
-            run = train.make_run(experiment if experiment != "custom" else nets, source, steps=int(steps),
+            run = train_run.make_run(experiment if experiment != "custom" else nets, source, steps=int(steps),
                                  batch_size=int(batch), input_size=int(size), seed=int(seed), lr=float(lr),
                                  schedule=schedule, device=device)
         train_session.start(run, experiment if experiment != "custom" else None)
         st.rerun()  # redraw the controls as busy: Stop enabled, settings locked
-    except (train.TrainError, rdata.DataError, DeviceError, MemoryGuardError, BusyError) as e:
+    except (train_config.TrainError, rdata.DataError, DeviceError, MemoryGuardError, BusyError) as e:
         st.error(f"Training could not start: {e}", icon=":material/dangerous:")
 
 
@@ -100,7 +101,7 @@ def smoothed(df: pd.DataFrame, column: str, window: int) -> pd.DataFrame:
     return out
 
 
-def curves(run: train.TrainingRun) -> None:
+def curves(run: train_run.TrainingRun) -> None:
     df = train_session.records_frame(run)
     if df.empty:
         st.caption("Waiting for the first step…")
@@ -161,15 +162,15 @@ if job is not None and job.finished:
             "train accuracy": st.column_config.NumberColumn(format="percent"),
             "held-out accuracy": st.column_config.NumberColumn(format="percent"),
             "params": st.column_config.NumberColumn(format="localized")})
-        if job.experiment in train.EXPERIMENTS:
-            st.info(train.EXPERIMENTS[job.experiment].what_to_see, icon=":material/lightbulb:")
+        if job.experiment in train_config.EXPERIMENTS:
+            st.info(train_config.EXPERIMENTS[job.experiment].what_to_see, icon=":material/lightbulb:")
         st.caption(f"{result.steps_done} steps in {result.wall_s:.0f} s on {result.device} · {result.data}. "
                    "Final training loss: the mean over the last steps; accuracies: the whole train and held-out "
                    "splits in evaluation mode.")
         d1, d2, _ = st.columns([1, 1, 3])
-        d1.download_button("⬇ Curves (CSV)", train.curves_csv(result.records, result.evals), "curves.csv",
+        d1.download_button("⬇ Curves (CSV)", train_results.curves_csv(result.records, result.evals), "curves.csv",
                            "text/csv", key="train.dl_curves", width="stretch")
-        d2.download_button("⬇ Results (CSV)", train.results_csv(result), "results.csv", "text/csv",
+        d2.download_button("⬇ Results (CSV)", train_results.results_csv(result), "results.csv", "text/csv",
                            key="train.dl_results", width="stretch")
 
         st.markdown("**Take a trained network further**")

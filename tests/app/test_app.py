@@ -6,9 +6,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import resnet_core as rc
-from resnet_core.lessons import EXERCISES
-from resnet_core.report import fmt_count
-from resnet_core.spec import spec_from_dict, to_url_token
+from resnet_core.structure.lessons import EXERCISES
+from resnet_core.structure.report import fmt_count
+from resnet_core.structure.spec import spec_from_dict, to_url_token
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
 PAGES = ["app_pages/trace.py", "app_pages/graph.py", "app_pages/compare.py", "app_pages/export.py",

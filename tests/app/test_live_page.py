@@ -133,7 +133,7 @@ def test_gradient_flow_with_batch_norm_explodes_without_skips():
 
 
 def test_broken_network_is_not_run():
-    from resnet_core.spec import to_url_token
+    from resnet_core.structure.spec import to_url_token
     at = live(spec=to_url_token(rc.get_preset("resnet18").replace(shortcut="identity")))
     assert at.error and "stage 2 · block 0 · shortcut" in at.error[0].value
     assert any("Fix the network" in i.value for i in at.info)
@@ -141,7 +141,7 @@ def test_broken_network_is_not_run():
 
 
 def test_imagenet_weights_offline_fall_back_to_random_with_a_message(monkeypatch):
-    from resnet_core import weights
+    from resnet_core.lab import weights
 
     calls = []
 

@@ -5,7 +5,7 @@ import re
 import pytest
 
 import resnet_core as rc
-from resnet_core.spec import to_url_token
+from resnet_core.structure.spec import to_url_token
 
 from .conftest import shot, wait_idle
 

@@ -1,0 +1,49 @@
+"""Charts of a network's structure, from the library's rows (resnet_core.structure.report)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from app.charts import PALETTE
+
+
+def staircase(rows: list[dict], field: str = "spatial", title: str | None = None) -> alt.LayerChart:
+    """Spatial size ("spatial") or channels ("channels") through the depth on a log-2 axis, labelled where it
+    changes: the 224 → 112 → 56 → 28 → 14 → 7 → 1 staircase."""
+    df = pd.DataFrame(rows)
+    color = PALETTE[0] if field == "spatial" else PALETTE[1]
+    label = "spatial size (H)" if field == "spatial" else "channels"
+    top = int(df[field].max())
+    scale = alt.Scale(type="log", base=2, domain=[1, max(2, top * 2)])
+    tooltip = ["layer:N", "type:N", "shape:N", "part:N"]
+    base = alt.Chart(df).encode(x=alt.X("depth:Q", title="layer (main path)", scale=alt.Scale(nice=False)))
+    line = base.mark_line(interpolate="step-after", color=color, strokeWidth=3).encode(
+        y=alt.Y(f"{field}:Q", title=label, scale=scale), tooltip=tooltip)
+    hover = base.mark_point(color=color, filled=True, size=60, opacity=0.01).encode(y=f"{field}:Q", tooltip=tooltip)
+    changes = df[df[field] != df[field].shift()]
+    text = alt.Chart(changes).mark_text(dy=-10, dx=3, align="left", fontSize=14, fontWeight="bold",
+                                        color=color).encode(x="depth:Q", y=f"{field}:Q", text=f"{field}:Q")
+    return alt.layer(line, hover, text).properties(height=230, title=title or label)
+
+
+def stage_bars(rows: list[dict], measure: str) -> alt.Chart:
+    """One measure ("parameters" or "mult-adds") per stem / stage / head."""
+    df = pd.DataFrame([r for r in rows if r["measure"] == measure])
+    order = list(dict.fromkeys(df["part"]))
+    return alt.Chart(df).mark_bar(color=PALETTE[0] if measure == "parameters" else PALETTE[3]).encode(
+        x=alt.X("part:N", sort=order, title=None, axis=alt.Axis(labelAngle=0, labelLimit=120)),
+        y=alt.Y("value:Q", title=measure, axis=alt.Axis(format="~s")),
+        tooltip=["part:N", alt.Tooltip("value:Q", format=",", title=measure)],
+    ).properties(height=230, title=f"{measure} per stage")
+
+
+def compare_staircase(rows_a: list[dict], rows_b: list[dict], label_a: str, label_b: str) -> alt.Chart:
+    df = pd.concat([pd.DataFrame(rows_a).assign(network=label_a), pd.DataFrame(rows_b).assign(network=label_b)])
+    return alt.Chart(df).mark_line(interpolate="step-after", strokeWidth=2.5).encode(
+        x=alt.X("depth:Q", title="layer (depth)"),
+        y=alt.Y("spatial:Q", title="spatial size (H)", scale=alt.Scale(type="log", base=2)),
+        color=alt.Color("network:N", scale=alt.Scale(range=PALETTE[:2])),
+        strokeDash=alt.StrokeDash("network:N"),
+        tooltip=["network:N", "layer:N", "shape:N"],
+    ).properties(height=220)

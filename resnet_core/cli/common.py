@@ -1,0 +1,58 @@
+"""What every command shares: the bad-input error, spec and shape arguments, output, error lines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from resnet_core.structure.loading import load_spec
+from resnet_core.structure.spec import ArchSpec, SpecError
+
+
+class CliError(Exception):
+    """Bad input: each line goes to stderr, exit status 2."""
+
+    def __init__(self, *lines: str):
+        self.lines = list(lines)
+        super().__init__("\n".join(lines))
+
+
+def resolve_spec(text: str) -> ArchSpec:
+    try:
+        return load_spec(text)
+    except SpecError as e:
+        raise CliError(*e.lines()) from None
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").replace("×", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C,H,W (three integers), got {text!r}") from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected C,H,W (three integers), got {text!r}")
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"every size must be at least 1, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def write_output(data: str | bytes, output: str | None) -> None:
+    if output is None or output == "-":
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
+        return
+    path = Path(output)
+    if not path.parent.exists():
+        raise CliError(f"cannot write {output}: the folder {path.parent} does not exist")
+    try:
+        path.write_bytes(data) if isinstance(data, bytes) else path.write_text(data, encoding="utf-8")
+    except OSError as e:
+        raise CliError(f"cannot write {output}: {e.strerror}") from None
+    print(f"wrote {output}", file=sys.stderr)
+
+
+def plan_error_lines(errors) -> list[str]:
+    return [f"error: {e}" for e in errors]

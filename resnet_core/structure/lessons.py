@@ -1,0 +1,155 @@
+"""Material for the Learn page: small, pure functions the page lays out and tests can check.
+
+- `shortcut_options`: one network under shortcut options A, B and C (He et al. 2015 §3.3).
+- `batchnorm_demo`: a real BatchNorm2d on a real batch: per-channel statistics before and after,
+  in training mode (batch statistics) and in evaluation mode (running statistics).
+- `EXERCISES`: broken networks a student loads into the builder and fixes, each with its check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from resnet_core.structure.plan import Plan, plan
+from resnet_core.structure.presets import get_preset
+from resnet_core.structure.spec import ArchSpec, Stage, Stem
+from resnet_core.structure.trace import trace
+
+
+def shortcut_options(spec: ArchSpec) -> list[dict]:
+    """Parameters and mult-adds of `spec` under options A, B and C, and what each shortcut costs."""
+    rows = []
+    for option in ("A", "B", "C"):
+        t = trace(spec.replace(shortcut=option, skip=True))
+        shortcut_params = sum(r.params for r in t.layers if r.layer.part == "shortcut")
+        rows.append({"option": option, "parameters": t.total_params, "shortcut parameters": shortcut_params,
+                     "mult-adds": t.mult_adds, "valid": t.ok,
+                     "projections": sum(1 for b in t.plan.blocks if b.shortcut == "projection"),
+                     "zero-pad shortcuts": sum(1 for b in t.plan.blocks if b.shortcut == "pad")})
+    return rows
+
+
+@dataclass(frozen=True)
+class BatchNormDemo:
+    channels: list[int]
+    before_mean: list[float]
+    before_std: list[float]
+    train_mean: list[float]  # after BN in training mode: ≈ β (0)
+    train_std: list[float]  # ≈ γ (1)
+    running_mean: list[float]  # what BN has learned after `steps` batches
+    running_var: list[float]
+    eval_mean: list[float]  # a fresh batch through BN in eval mode
+    eval_std: list[float]
+    momentum: float
+    steps: int
+
+
+def batchnorm_demo(channels: int = 4, batch: int = 32, size: int = 8, steps: int = 20, momentum: float = 0.1,
+                   seed: int = 0) -> BatchNormDemo:
+    """Feed batches whose channels have very different means and scales through nn.BatchNorm2d."""
+    import torch
+    from torch import nn
+
+    g = torch.Generator().manual_seed(seed)
+    scales = torch.tensor([0.5 * 3 ** i for i in range(channels)])
+    offsets = torch.tensor([(-1) ** i * 2.0 * (i + 1) for i in range(channels)])
+
+    def sample() -> torch.Tensor:  # (B, C, H, W) with channel c ~ N(offset_c, scale_c²)
+        x = torch.randn(batch, channels, size, size, generator=g)
+        return x * scales.view(1, -1, 1, 1) + offsets.view(1, -1, 1, 1)
+
+    def stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
+        return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
+
+    bn = nn.BatchNorm2d(channels, momentum=momentum)
+    x = sample()
+    before = stats(x)
+    bn.train()
+    with torch.no_grad():
+        after = stats(bn(x))
+        for _ in range(steps - 1):
+            bn(sample())
+        running = bn.running_mean.tolist(), bn.running_var.tolist()
+        bn.eval()
+        evaluated = stats(bn(sample()))
+    return BatchNormDemo(list(range(channels)), *before, *after, *running, *evaluated, momentum=momentum,
+                         steps=steps)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    key: str
+    title: str
+    story: str  # what the student is told
+    hint: str
+    broken: ArchSpec
+    check: Callable[[ArchSpec, Plan], str | None]  # None when solved, else what is still wrong
+
+
+def _keeps_skips(spec: ArchSpec, p: Plan) -> str | None:
+    if not p.ok:
+        return f"it still breaks at {p.errors[0].where}"
+    if not spec.skip:
+        return "it works, but only because the skip connections are off: keep them on and fix the shortcut"
+    return None
+
+
+def _same_widths(original: ArchSpec) -> Callable[[ArchSpec, Plan], str | None]:
+    def check(spec: ArchSpec, p: Plan) -> str | None:
+        problem = _keeps_skips(spec, p)
+        if problem:
+            return problem
+        if [s.width * s.expansion_or_default for s in spec.stages] != \
+                [s.width * s.expansion_or_default for s in original.stages]:
+            return "it works, but the stage widths changed: keep the widths and fix the shortcut"
+        return None
+    return check
+
+
+def _valid(spec: ArchSpec, p: Plan) -> str | None:
+    return None if p.ok else f"it still breaks at {p.errors[0].where}"
+
+
+def _exercises() -> list[Exercise]:
+    r18 = get_preset("resnet18")
+    ex1 = r18.replace(name="exercise-1", shortcut="identity")
+    r20 = get_preset("resnet20")
+    ex2 = r20.replace(name="exercise-2").with_stage(2, width=16)  # widths 16, 32, 16: a stage that narrows
+    ex3 = r18.replace(name="exercise-3").with_stage(0, groups=3)
+    ex4 = ArchSpec(name="exercise-4", in_channels=1, input_size=(8, 8),
+                   stem=Stem(type="custom", channels=16, kernel=11, stride=1, padding=0, pool="none"),
+                   stages=(Stage(width=16), Stage(width=32, stride=2)), shortcut="B", num_classes=10)
+    ex5 = get_preset("resnext50_32x4d").replace(name="exercise-5").with_stage(0, width=8)
+    return [
+        Exercise("shortcut", "The shortcut that does not fit", (
+            "This ResNet-18 adds the bare input x to F(x) in every block. Where the stage changes — twice "
+            "the channels, half the size — x and F(x) no longer have the same shape. Find the block and fix it "
+            "without turning the skip connections off or changing any width."),
+            "Look at the shortcut option: which one adds a 1×1 projection only where the shape changes?",
+            ex1, _same_widths(ex1)),
+        Exercise("option-a", "Zero-padding cannot remove channels", (
+            "A CIFAR ResNet whose third stage is narrower (16 channels) than the second (32). Its option-A "
+            "shortcuts pad x with zero channels — which works only when channels grow. Keep the widths and the "
+            "skip connections; make it build."),
+            "Option A has no parameters. Which option can map 32 channels to 16?",
+            ex2, _same_widths(ex2)),
+        Exercise("groups", "Groups that do not divide", (
+            "Someone set 3 groups on stage 1 of ResNet-18. A grouped conv splits its channels into equal groups. "
+            "Make the network build again."), "64 channels: which group counts divide 64?", ex3, _valid),
+        Exercise("tiny-input", "Shrinking below one pixel", (
+            "An 8×8 digits image meets an 11×11 stem convolution without padding. Make the network build, for "
+            "example by padding the stem, a smaller kernel, or a larger input."),
+            "Output size = (H + 2·padding − kernel) / stride + 1 must be at least 1.", ex4, _valid),
+        Exercise("zero-width", "Zero channels per group", (
+            "A ResNeXt-50 whose first stage is only 8 wide: its branch width is int(8 · 4 / 64) · 32 = 0. Give "
+            "the branch a width again."), "Raise the stage's width, or its width per group.", ex5, _valid),
+    ]
+
+
+EXERCISES: list[Exercise] = _exercises()
+
+
+def check_exercise(exercise: Exercise, spec: ArchSpec) -> str | None:
+    """None when `spec` solves `exercise`; otherwise what is still wrong."""
+    return exercise.check(spec, plan(spec))

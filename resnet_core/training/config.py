@@ -1,0 +1,194 @@
+"""What a training run is asked to do: its settings, the device defaults, the schedule, the named experiments."""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from resnet_core.errors import ExplorerError
+from resnet_core.structure.loading import load_spec
+from resnet_core.structure.plan import plan as make_plan
+from resnet_core.structure.presets import get_preset, is_preset
+from resnet_core.structure.spec import ArchSpec, SpecError
+
+MAX_NETS = 4
+SCHEDULES = ("cosine", "step", "constant")
+
+
+class TrainError(ExplorerError):
+    """A run that cannot start: too many nets, a network that cannot be built, a bad setting."""
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 600  # optimiser steps; every net takes each one on the same batch
+    batch_size: int = 64  # images per step (the paper: 128)
+    lr: float = 0.1  # peak learning rate (the paper: 0.1)
+    momentum: float = 0.9  # SGD momentum (the paper: 0.9)
+    weight_decay: float = 1e-4  # L2 on every weight (the paper: 1e-4)
+    schedule: str = "cosine"  # cosine: to zero after warm-up | step: ÷10 at 50% and 75% (the paper) | constant
+    warmup_steps: int | None = None  # linear warm-up from lr/10 (None: 5% of the steps) ...
+    warmup_depth: int = 44  # ... for nets with at least this many weighted layers (the paper warmed up ResNet-110)
+    seed: int = 0  # weights, data order: the same seed, the same curves
+    eval_every: int = 0  # held-out loss/accuracy every k steps (0: only in the final result)
+    report_every: int | None = None  # steps per Update (None: 1 on CPU, 10 on CUDA to avoid a sync each step)
+    amp: bool | None = None  # bf16 autocast (None: on CUDA only)
+    channels_last: bool | None = None  # channels_last memory format (None: on CUDA only)
+    eval_batch: int = 512  # images per forward pass when evaluating
+    eval_limit: int | None = 10_000  # evaluate train accuracy on at most this many images (seeded subset)
+    threads: int | None = None  # CPU: torch intra-op threads during the run (None: leave torch's setting).
+    # Process-wide while the run iterates, restored after. 1 is slower on an idle 2-core machine
+    # (about 1.3×) but far steadier when other processes compete for the cores.
+
+    def validate(self) -> None:
+        problems = []
+        if self.steps < 1:
+            problems.append(f"steps must be at least 1, got {self.steps}")
+        if self.batch_size < 1:
+            problems.append(f"batch size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            problems.append(f"learning rate must be a positive number, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            problems.append(f"weight decay must be at least 0, got {self.weight_decay}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"unknown schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            problems.append(f"warm-up steps must be at least 0, got {self.warmup_steps}")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"threads must be at least 1, got {self.threads}")
+        if self.eval_every < 0:
+            problems.append(f"eval_every must be at least 0, got {self.eval_every}")
+        if problems:
+            raise TrainError("; ".join(problems))
+
+    @property
+    def warmup(self) -> int:
+        return round(0.05 * self.steps) if self.warmup_steps is None else self.warmup_steps
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a run on this kind of device uses when the caller does not say."""
+
+    input_size: tuple[int, int]  # CPU: smaller maps so four nets train in minutes; GPU: the paper's 32×32
+    steps: int
+    batch_size: int
+    lr: float
+    threads: int | None  # CPU intra-op threads during the run (None: torch's setting)
+    note: str
+
+
+# Half the cores on a CPU: the tiny CIFAR nets gain little from more threads, and two threads that
+# compete with another process for two cores can run ten times slower (OpenMP waits on the straggler).
+_CPU_THREADS = max(1, (os.cpu_count() or 2) // 2)
+
+# Measured on a 2-core CPU (benchmarks/RESULTS.md, "Training lab"): the four default nets at 16×16,
+# batch 32, 800 steps, one thread, finish in under 2 minutes; plain56's training loss ends far above plain20's.
+CPU_DEFAULTS = Defaults((16, 16), 800, 32, 0.1, _CPU_THREADS, "CPU: 16×16 inputs, batch 32, 800 steps")
+CUDA_DEFAULTS = Defaults((32, 32), 3000, 128, 0.1, None,
+                         "GPU: full-size 32×32 inputs, batch 128, 3,000 steps, bf16 autocast, channels_last")
+
+
+def defaults_for(device: torch.device | str) -> Defaults:
+    return CUDA_DEFAULTS if torch.device(device).type == "cuda" else CPU_DEFAULTS
+
+
+def lr_at(step: int, config: TrainConfig, warmup: bool) -> float:
+    """The learning rate for 0-based `step`: warm-up (if this net warms up), then the schedule."""
+    total, base = config.steps, config.lr
+    w = config.warmup if warmup else 0
+    if w and step < w:
+        return base * (0.1 + 0.9 * step / w)
+    if config.schedule == "constant":
+        return base
+    if config.schedule == "step":
+        return base * (0.1 if step >= total // 2 else 1.0) * (0.1 if step >= (3 * total) // 4 else 1.0)
+    t = (step - w) / max(1, total - w)
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def weighted_depth(spec: ArchSpec) -> int:
+    """Conv and fully connected layers on the main path: 20 for resnet20/plain20, as in the paper's names."""
+    p = make_plan(spec)
+    return sum(1 for lay in p.layers if lay.op in ("conv", "linear") and lay.part != "shortcut")
+
+
+# --------------------------------------------------------------------------------------------
+# the experiments
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str  # "degradation", "batchnorm"
+    title: str
+    nets: tuple[tuple[str, str], ...]  # (label, "preset" or "preset-nobn")
+    what_to_see: str  # the sentence the page shows under the curves
+    config: tuple[tuple[str, Any], ...] = ()  # TrainConfig fields this experiment sets unless the caller does
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "degradation": Experiment(
+        "degradation", "Degradation: deeper plain nets train worse, residual nets do not",
+        (("plain20", "plain20"), ("plain56", "plain56"), ("resnet20", "resnet20"), ("resnet56", "resnet56")),
+        "plain56's training loss stays far above plain20's, although plain56 could copy plain20 and set its "
+        "extra layers to the identity: the deeper plain net is harder to optimise. With shortcuts, resnet56 — "
+        "just as deep — trains almost as well as resnet20 (in these short runs it is a little behind; in the "
+        "paper's 64,000 iterations it ends ahead)."),
+    "batchnorm": Experiment(
+        "batchnorm", "Batch normalisation on and off",
+        (("resnet20", "resnet20"), ("resnet20 no BN", "resnet20-nobn"),
+         ("plain20", "plain20"), ("plain20 no BN", "plain20-nobn")),
+        "The same nets from the same seed on the same batches, with and without batch norm, at lr 0.02. "
+        "plain20 without batch norm learns more slowly than with it. resnet20 without batch norm diverges "
+        "within a few steps: each block adds F(x) to x, so without normalisation the activations roughly "
+        "double block after block (at the degradation experiment's lr 0.1, plain20 without it does not "
+        "learn at all).",
+        config=(("lr", 0.02),)),
+}
+
+
+def experiment_specs(name: str = "degradation") -> list[tuple[str, ArchSpec]]:
+    """(label, spec) for each net of a named experiment."""
+    try:
+        exp = EXPERIMENTS[name]
+    except KeyError:
+        raise TrainError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}") from None
+    return [(label, resolve_net(net)) for label, net in exp.nets]
+
+
+def resolve_net(net: str | ArchSpec, no_bn: bool = False) -> ArchSpec:
+    """A spec from a preset name (with an optional '-nobn' suffix), a spec file or text, or a spec."""
+    if isinstance(net, ArchSpec):
+        spec = net
+    else:
+        text = net.strip()
+        if text.endswith("-nobn") and is_preset(text[:-5]):
+            spec, no_bn = get_preset(text[:-5]), True
+        else:
+            try:
+                spec = load_spec(text)
+            except SpecError as e:
+                raise TrainError(str(e)) from None
+    if no_bn and spec.norm != "none":
+        spec = spec.replace(norm="none", name=spec.name + "-nobn")
+    return spec
+
+
+def _unique_labels(labels: Sequence[str]) -> list[str]:
+    seen: collections.Counter = collections.Counter()
+    out = []
+    for lab in labels:
+        seen[lab] += 1
+        out.append(lab if seen[lab] == 1 else f"{lab} #{seen[lab]}")
+    return out

@@ -1,0 +1,429 @@
+"""Small offline data sets as tensors, prepared for a network's input: digits, synthetic shapes, CIFAR-10.
+
+Nothing is downloaded. Every loader returns a `Dataset`: normalised float32 images (N, C, H, W) for a
+train split and a held-out split, integer labels, the class names, and the input shape the images were
+prepared for. `adapt_images` fits images to a spec's `in_channels` and `input_size` (replicate grey to
+C channels, average colour to one channel; resize or pad to H×W).
+
+- digits: the 1,797 8×8 handwritten digits of assets/digits.npz (grey levels 0–16), split by a seeded
+  permutation (stratified, so every class is in both splits in the same proportion).
+- synthetic: a seeded, procedurally drawn 10-class set (stripes, rings, crosses, checkers, ...) with
+  random position, size, colours and noise; any size, drawn directly at the requested H×W.
+- cifar10: a local `cifar-10-batches-py` folder in its standard python-pickle layout, validated file by
+  file (`DataError` names the missing or broken file). Its pickles are read with an unpickler that
+  accepts only the numpy array types the real files use, so a planted pickle cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from resnet_core.errors import ExplorerError
+from resnet_core.paths import ASSETS
+
+DIGITS_PATH = ASSETS / "digits.npz"
+
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+SYNTHETIC_CLASSES = ("horizontal stripes", "vertical stripes", "diagonal stripes", "disc", "ring",
+                     "square outline", "cross", "checkerboard", "two blobs", "triangle")
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST_FILE = "test_batch"
+CIFAR_META_FILE = "batches.meta"
+
+DATA_SOURCES = ("digits", "synthetic", "cifar:PATH")
+
+
+class DataError(ExplorerError):
+    """A data set that cannot be loaded: the message names the file or value and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images prepared for one input shape, split into train and held-out parts."""
+
+    name: str  # "digits", "synthetic", "cifar10"
+    x_train: torch.Tensor = field(repr=False)  # (N, C, H, W) float32, normalised with mean/std below
+    y_train: torch.Tensor = field(repr=False)  # (N,) int64 class indices
+    x_test: torch.Tensor = field(repr=False)  # (M, C, H, W) float32: the held-out split
+    y_test: torch.Tensor = field(repr=False)  # (M,) int64
+    classes: tuple[str, ...]  # class names, index = label
+    input_shape: tuple[int, int, int]  # (C, H, W) the images were prepared for
+    mean: tuple[float, ...]  # per-channel mean subtracted (measured on the train split)
+    std: tuple[float, ...]  # per-channel std divided by
+    source: str  # where the images came from, for the app and the CLI
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def n_train(self) -> int:
+        return int(self.y_train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        return int(self.y_test.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.x_train, self.y_train, self.x_test, self.y_test))
+
+    def describe(self) -> str:
+        c, h, w = self.input_shape
+        return (f"{self.name}: {self.n_train:,} train / {self.n_test:,} held-out images, {c}×{h}×{w}, "
+                f"{self.num_classes} classes ({self.source})")
+
+    def denormalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images back to [0, 1] for display. (N, C, H, W) → same."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return (x * std + mean).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# input adaptation
+# --------------------------------------------------------------------------------------------
+
+def _size2(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return (size, size)
+    h, w = size
+    return (int(h), int(w))
+
+
+def adapt_images(x: torch.Tensor, in_channels: int, input_size: int | Sequence[int],
+                 mode: str = "resize") -> torch.Tensor:
+    """Fit images (N, C, H, W) in [0, 1] to `in_channels` and `input_size` (H, W).
+
+    Channels: grey (1) is replicated to C; colour to 1 channel is the mean of the channels; any other
+    mismatch cycles the source channels. Size: mode "resize" resamples bilinearly (antialiased when
+    shrinking); "pad" centres the image on a zero canvas (and resizes only if it is larger than H×W).
+    """
+    if x.dim() != 4:
+        raise DataError(f"expected images as (N, C, H, W), got shape {tuple(x.shape)}")
+    if in_channels < 1:
+        raise DataError(f"in_channels must be at least 1, got {in_channels}")
+    h, w = _size2(input_size)
+    if h < 1 or w < 1:
+        raise DataError(f"input size must be at least 1×1, got {h}×{w}")
+    if mode not in ("resize", "pad"):
+        raise DataError(f"unknown size mode {mode!r}; use resize or pad")
+    x = x.float()
+    c = x.shape[1]
+    if c != in_channels:
+        if c == 1:
+            x = x.expand(-1, in_channels, -1, -1)
+        elif in_channels == 1:
+            x = x.mean(dim=1, keepdim=True)
+        else:
+            x = x[:, [i % c for i in range(in_channels)]]
+    sh, sw = x.shape[2], x.shape[3]
+    if (sh, sw) != (h, w):
+        if mode == "pad" and sh <= h and sw <= w:
+            top, left = (h - sh) // 2, (w - sw) // 2
+            x = F.pad(x, (left, w - sw - left, top, h - sh - top))
+        else:
+            shrink = h < sh or w < sw
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=shrink)
+            x = x.clamp(0, 1)
+    return x.contiguous()  # (N, in_channels, H, W)
+
+
+def _normalise(x_train: torch.Tensor, x_test: torch.Tensor):
+    mean = x_train.mean(dim=(0, 2, 3))
+    std = x_train.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    m, s = mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
+    return ((x_train - m) / s, (x_test - m) / s, tuple(float(v) for v in mean), tuple(float(v) for v in std))
+
+
+def _stratified_split(labels: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out indices: each class split by the same fraction, in a seeded order."""
+    if not 0 < holdout < 1:
+        raise DataError(f"the held-out fraction must be between 0 and 1, got {holdout}")
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        k = max(1, int(round(len(idx) * holdout)))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    train_idx, test_idx = np.concatenate(train), np.concatenate(test)
+    return train_idx[rng.permutation(len(train_idx))], test_idx[rng.permutation(len(test_idx))]
+
+
+def _finish(name: str, x01: torch.Tensor, labels: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray,
+            classes: tuple[str, ...], in_channels: int, input_size, mode: str, source: str) -> Dataset:
+    x = adapt_images(x01, in_channels, input_size, mode)
+    y = torch.as_tensor(labels.astype(np.int64))
+    tr, te = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
+    x_train, x_test, mean, std = _normalise(x[tr], x[te])
+    return Dataset(name, x_train.contiguous(), y[tr].contiguous(), x_test.contiguous(), y[te].contiguous(),
+                   classes, (in_channels, *_size2(input_size)), mean, std, source)
+
+
+# --------------------------------------------------------------------------------------------
+# digits
+# --------------------------------------------------------------------------------------------
+
+def load_digits(input_size: int | Sequence[int] = (16, 16), in_channels: int = 1, holdout: float = 0.2,
+                seed: int = 0, mode: str = "resize", path: str | Path | None = None) -> Dataset:
+    """The 1,797 8×8 digits, resized (or padded, mode="pad") to `input_size`, replicated to `in_channels`."""
+    p = Path(path) if path is not None else DIGITS_PATH
+    if not p.is_file():
+        raise DataError(f"the digits file {p} is missing (it ships with the project in assets/)")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            images, labels = np.asarray(z["images"]), np.asarray(z["labels"])
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"cannot read the digits file {p}: {e}") from None
+    if images.ndim != 3 or images.shape[0] != labels.shape[0]:
+        raise DataError(f"{p}: expected images (N, 8, 8) and labels (N,), got {images.shape} and {labels.shape}")
+    x = torch.as_tensor(images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8) in [0, 1]
+    train_idx, test_idx = _stratified_split(labels, holdout, seed)
+    return _finish("digits", x, labels, train_idx, test_idx, DIGIT_CLASSES, in_channels, input_size, mode,
+                   "UCI handwritten digits, 8×8, assets/digits.npz")
+
+
+# --------------------------------------------------------------------------------------------
+# synthetic shapes
+# --------------------------------------------------------------------------------------------
+
+def _mask(c: int, rx: torch.Tensor, ry: torch.Tensor, r: torch.Tensor, freq: torch.Tensor, phase: torch.Tensor,
+          soft: float) -> torch.Tensor:
+    """Class c's figure in [0, 1] on rotated, centred coordinates rx, ry (n, H, W); r its size (n, 1, 1)."""
+    def inside(v: torch.Tensor) -> torch.Tensor:  # a smooth step: 1 where v < 0, 0 outside, ~1 pixel wide
+        return torch.sigmoid(-v / soft)
+
+    def waves(t: torch.Tensor) -> torch.Tensor:
+        return torch.sin(freq * math.pi * t + phase)
+
+    dist = torch.sqrt(rx ** 2 + ry ** 2)
+    if c == 0:  # horizontal stripes
+        return 0.5 + 0.5 * torch.tanh(3 * waves(ry))
+    if c == 1:  # vertical stripes
+        return 0.5 + 0.5 * torch.tanh(3 * waves(rx))
+    if c == 2:  # diagonal stripes
+        return 0.5 + 0.5 * torch.tanh(3 * waves((rx + ry) * 0.7071))
+    if c == 3:  # disc
+        return inside(dist - r)
+    if c == 4:  # ring
+        return inside((dist - r).abs() - 0.3 * r)
+    if c == 5:  # square outline
+        return inside((torch.maximum(rx.abs(), ry.abs()) - r).abs() - 0.25 * r)
+    if c == 6:  # cross
+        t = 0.18 * r
+        return torch.maximum(inside(rx.abs() - t) * inside(ry.abs() - r), inside(ry.abs() - t) * inside(rx.abs() - r))
+    if c == 7:  # checkerboard
+        return 0.5 + 0.5 * torch.tanh(3 * waves(rx) * torch.sin(freq * math.pi * ry + phase))
+    if c == 8:  # two blobs side by side
+        return torch.maximum(inside(torch.sqrt((rx - 0.5 * r) ** 2 + ry ** 2) - 0.45 * r),
+                             inside(torch.sqrt((rx + 0.5 * r) ** 2 + ry ** 2) - 0.45 * r))
+    # 9: an upward triangle, inside three half-planes
+    return inside(torch.maximum(torch.maximum(-ry - 0.5 * r, 0.866 * rx + 0.5 * ry - 0.5 * r),
+                                -0.866 * rx + 0.5 * ry - 0.5 * r))
+
+
+def _draw(labels: torch.Tensor, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
+    """One grey figure per label in [0, 1], drawn at h×w with random placement, size and angle. (N, H, W)."""
+    n = labels.shape[0]
+
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return (lo + (hi - lo) * torch.rand(n, generator=gen)).view(n, 1, 1)
+
+    cx, cy = u(-0.35, 0.35), u(-0.35, 0.35)  # centre
+    r = u(0.3, 0.6)  # size of the figure
+    ang = u(-0.35, 0.35)  # a small rotation (radians)
+    freq = u(2.0, 3.5)  # stripes per unit length
+    phase = u(0.0, 2 * math.pi)
+    ys = torch.linspace(-1, 1, h).view(1, h, 1)
+    xs = torch.linspace(-1, 1, w).view(1, 1, w)
+    soft = 4.0 / min(h, w)
+    out = torch.empty(n, h, w)
+    for c in range(10):
+        sel = (labels == c).nonzero().flatten()
+        if len(sel) == 0:
+            continue
+        dx, dy = xs - cx[sel], ys - cy[sel]
+        ca, sa = torch.cos(ang[sel]), torch.sin(ang[sel])
+        rx, ry = ca * dx + sa * dy, -sa * dx + ca * dy  # (k, H, W) rotated about the centre
+        out[sel] = _mask(c, rx, ry, r[sel], freq[sel], phase[sel], soft).expand(len(sel), h, w)
+    return out
+
+
+def make_synthetic(n: int = 3000, input_size: int | Sequence[int] = (16, 16), in_channels: int = 3,
+                   holdout: float = 0.2, seed: int = 0, noise: float = 0.15) -> Dataset:
+    """`n` procedurally drawn images of 10 classes (balanced), at any size; the same seed, the same images.
+
+    Each image is a figure (mask m in [0, 1]) painted with a random foreground colour over a random
+    background colour at least 0.3 apart, plus Gaussian noise: colour says nothing about the class.
+    """
+    if n < 20:
+        raise DataError(f"the synthetic set needs at least 20 images (2 per class), got {n}")
+    h, w = _size2(input_size)
+    if h < 4 or w < 4:
+        raise DataError(f"the synthetic set is drawn at 4×4 or larger, got {h}×{w}")
+    gen = torch.Generator().manual_seed(int(seed))
+    labels = torch.arange(n) % 10
+    labels = labels[torch.randperm(n, generator=gen)]
+    mask = _draw(labels, h, w, gen).unsqueeze(1)  # (N, 1, H, W)
+    bg = torch.rand(n, in_channels, 1, 1, generator=gen)
+    contrast = (0.3 + 0.5 * torch.rand(n, 1, 1, 1, generator=gen))
+    sign = torch.where(torch.rand(n, 1, 1, 1, generator=gen) < 0.5, -1.0, 1.0)
+    tint = 0.15 * torch.randn(n, in_channels, 1, 1, generator=gen)
+    fg = bg + sign * contrast + tint
+    x = bg + (fg - bg) * mask + noise * torch.randn(n, in_channels, h, w, generator=gen)
+    x = x.clamp(0, 1)  # (N, C, H, W) in [0, 1]
+    labels_np = labels.numpy()
+    train_idx, test_idx = _stratified_split(labels_np, holdout, seed)
+    return _finish("synthetic", x, labels_np, train_idx, test_idx, SYNTHETIC_CLASSES, in_channels, (h, w),
+                   "resize", f"procedural shapes, seed {seed}")
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR-10 from a local folder
+# --------------------------------------------------------------------------------------------
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Reads only plain containers and numpy arrays: what the CIFAR-10 python pickles hold."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),  # how Python 3's protocol-2 pickles store bytes
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not part of a CIFAR-10 batch)")
+
+
+def _read_pickle(path: Path) -> Any:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a CIFAR-10 batch file"
+        raise DataError(f"{path} is not a CIFAR-10 python batch file (unpickling failed: {e})") from None
+
+
+def _get(d: dict, key: str) -> Any:
+    for k in (key.encode(), key):
+        if k in d:
+            return d[k]
+    return None
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    d = _read_pickle(path)
+    if not isinstance(d, dict):
+        raise DataError(f"{path}: expected a dict with b'data' and b'labels', got {type(d).__name__}")
+    data, labels = _get(d, "data"), _get(d, "labels")
+    if data is None or labels is None:
+        missing = [k for k, v in (("data", data), ("labels", labels)) if v is None]
+        raise DataError(f"{path}: the batch has no {' or '.join(repr(m) for m in missing)} entry")
+    data = np.asarray(data)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{path}: b'data' must be uint8 of shape (N, 3072), got {data.dtype} {data.shape}")
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: b'labels' must be a list of integers") from None
+    if labels.shape != (data.shape[0],):
+        raise DataError(f"{path}: {data.shape[0]} images but {labels.size} labels")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"{path}: labels must be 0–9, found {labels.min()}…{labels.max()}")
+    return data, labels
+
+
+def find_cifar_folder(path: str | Path) -> Path:
+    """The cifar-10-batches-py folder at `path` (or inside it), or DataError saying what is wrong."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"no such folder: {p}")
+    if not p.is_dir():
+        raise DataError(f"{p} is a file; point to the {CIFAR_FOLDER} folder of the CIFAR-10 python version")
+    if not (p / CIFAR_TEST_FILE).exists() and (p / CIFAR_FOLDER).is_dir():
+        p = p / CIFAR_FOLDER
+    needed = (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE, CIFAR_META_FILE)
+    missing = [f for f in needed if not (p / f).is_file()]
+    if len(missing) == len(needed):
+        raise DataError(f"{p} is not a CIFAR-10 folder: expected {CIFAR_FOLDER} with data_batch_1…5, "
+                        f"test_batch and batches.meta (the python version)")
+    if missing:
+        raise DataError(f"{p}: the CIFAR-10 folder is incomplete, missing {', '.join(missing)}")
+    return p
+
+
+def _subset(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def load_cifar10(path: str | Path, input_size: int | Sequence[int] = (32, 32), in_channels: int = 3,
+                 max_train: int | None = None, max_test: int | None = None, seed: int = 0) -> Dataset:
+    """CIFAR-10 from a local folder: data_batch_1…5 are the train split, test_batch the held-out one.
+
+    `max_train`/`max_test` take a seeded subset (for short CPU runs). Raises DataError naming the
+    missing or broken file.
+    """
+    folder = find_cifar_folder(path)
+    meta = _read_pickle(folder / CIFAR_META_FILE)
+    names = _get(meta, "label_names") if isinstance(meta, dict) else None
+    if not isinstance(names, (list, tuple)) or len(names) != 10:
+        raise DataError(f"{folder / CIFAR_META_FILE}: expected b'label_names', a list of the 10 class names")
+    classes = tuple(n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names)
+    parts = [_read_batch(folder / f) for f in CIFAR_TRAIN_FILES]
+    train_x = np.concatenate([d for d, _ in parts])
+    train_y = np.concatenate([lab for _, lab in parts])
+    test_x, test_y = _read_batch(folder / CIFAR_TEST_FILE)
+    if len(train_y) == 0 or len(test_y) == 0:
+        raise DataError(f"{folder}: the train or test batches hold no images")
+    rng = np.random.default_rng(seed)
+    tr, te = _subset(len(train_y), max_train, rng), _subset(len(test_y), max_test, rng)
+    x = np.concatenate([train_x[tr], test_x[te]])  # (N, 3072): 1024 red, 1024 green, 1024 blue, row-major
+    labels = np.concatenate([train_y[tr], test_y[te]])
+    x01 = torch.as_tensor(x).view(-1, 3, 32, 32).float() / 255.0
+    train_idx, test_idx = np.arange(len(tr)), np.arange(len(tr), len(tr) + len(te))
+    return _finish("cifar10", x01, labels, train_idx, test_idx, classes, in_channels, input_size, "resize",
+                   f"CIFAR-10 from {folder}")
+
+
+# --------------------------------------------------------------------------------------------
+# one entry point
+# --------------------------------------------------------------------------------------------
+
+def load_data(source: str, input_size: int | Sequence[int] = (16, 16), in_channels: int = 3, seed: int = 0,
+              **options: Any) -> Dataset:
+    """'digits', 'synthetic' or 'cifar:PATH' (or 'cifar10:PATH'), prepared for in_channels × input_size.
+
+    `options` go to the loader (holdout, n, max_train, max_test, mode). DataError for an unknown source.
+    """
+    text = source.strip()
+    kind, _, arg = text.partition(":")
+    kind = kind.lower()
+    if kind == "digits" and not arg:
+        return load_digits(input_size, in_channels, seed=seed, **options)
+    if kind == "synthetic" and not arg:
+        return make_synthetic(input_size=input_size, in_channels=in_channels, seed=seed, **options)
+    if kind in ("cifar", "cifar10"):
+        if not arg:
+            raise DataError("give the CIFAR-10 folder as cifar:PATH (the cifar-10-batches-py folder)")
+        return load_cifar10(arg, input_size, in_channels, seed=seed, **options)
+    raise DataError(f"unknown data {source!r}; use digits, synthetic or cifar:PATH")

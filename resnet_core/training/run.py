@@ -1,0 +1,423 @@
+"""Short training runs side by side: the degradation problem and batch normalisation, live.
+
+Up to four networks train on the same batches in the same order from the same seed, so their curves
+compare like with like. SGD with momentum and weight decay, a learning-rate schedule (warm-up, then
+cosine or the paper's steps), and warm-up for very deep nets as in He et al. (2015, §4.2).
+
+    run = make_run(["plain20", "plain56", "resnet20", "resnet56"], data="digits")
+    for update in run.iter(should_stop=stop_event):   # one Update per step (every few steps on a GPU)
+        update.records                               # StepRecords: step, net, loss, accuracy, lr, time_s
+        update.progress                              # Progress: step/total, steps/s, seconds left
+    result = run.result()                            # final table + trained models; works after a stop too
+
+A run can be stopped at any step boundary (`run.stop()`, a threading.Event, or any callable passed as
+`should_stop`); what the networks learned so far is kept and `run.result()` evaluates it. The run
+takes the device's slot (`device.device_slot`) for each step, so other sessions' passes interleave, and
+checks memory before it starts.
+The library never prints: progress goes to the caller through the updates.
+"""
+
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import replace
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resnet_core import device as dev
+from resnet_core.structure.build import build_model
+from resnet_core.structure.spec import ArchSpec
+from resnet_core.structure.trace import trace
+from resnet_core.training.config import (
+    EXPERIMENTS,
+    MAX_NETS,
+    TrainConfig,
+    TrainError,
+    _unique_labels,
+    defaults_for,
+    experiment_specs,
+    lr_at,
+    resolve_net,
+    weighted_depth,
+)
+from resnet_core.training.data import Dataset, load_data
+from resnet_core.training.results import EvalRecord, NetResult, Progress, StepRecord, TrainResult, Update
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+
+def _stop_fn(should_stop: Callable[[], bool] | threading.Event | None) -> Callable[[], bool]:
+    if should_stop is None:
+        return lambda: False
+    if isinstance(should_stop, threading.Event):
+        return should_stop.is_set
+    return should_stop
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512, amp: bool = False,
+             channels_last: bool = False) -> tuple[float, float]:
+    """Mean loss and accuracy in eval mode; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    try:
+        for i in range(0, len(y), batch):
+            xb, yb = x[i:i + batch], y[i:i + batch]
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with _autocast(xb.device, amp):
+                out = model(xb)
+            total_loss += float(F.cross_entropy(out.float(), yb, reduction="sum"))
+            correct += int((out.argmax(1) == yb).sum())
+    finally:
+        model.train(was_training)
+    n = max(1, len(y))
+    return total_loss / n, correct / n
+
+
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    if n is None or n == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+class TrainingRun:
+    """Up to four nets, one data set, one batch order. Build, then `iter()` (or `run()`), then `result()`."""
+
+    def __init__(self, nets: Sequence[str | ArchSpec | tuple[str, str | ArchSpec]], data: Dataset,
+                 config: TrainConfig = TrainConfig(), device: torch.device | str = "auto"):
+        config.validate()
+        if not nets:
+            raise TrainError("choose at least one network")
+        if len(nets) > MAX_NETS:
+            raise TrainError(f"at most {MAX_NETS} networks train side by side; got {len(nets)}")
+        self.device = dev.pick_device(device) if isinstance(device, str) else torch.device(device)
+        cuda = self.device.type == "cuda"
+        self.amp = cuda if config.amp is None else bool(config.amp)
+        self.channels_last = cuda if config.channels_last is None else bool(config.channels_last)
+        report = config.report_every if config.report_every is not None else (10 if cuda else 1)
+        self.config = replace(config, batch_size=min(config.batch_size, data.n_train), report_every=max(1, report))
+        self.data = data
+        c, h, w = data.input_shape
+
+        labels, specs = [], []
+        for item in nets:
+            label, net = item if isinstance(item, tuple) else (None, item)
+            spec = resolve_net(net)
+            spec = spec.replace(in_channels=c, input_size=(h, w), num_classes=data.num_classes)
+            labels.append(label or spec.name)
+            specs.append(spec)
+        self.labels = _unique_labels(labels)
+        self.specs = dict(zip(self.labels, specs))
+
+        traces = {}
+        for label, spec in self.specs.items():
+            t = trace(spec)
+            if t.errors:
+                raise TrainError(f"{label} cannot take {c}×{h}×{w} inputs: {t.errors[0]}")
+            traces[label] = t
+        dtype_bytes = 2 if self.amp else 4
+        need = sum(dev.estimate_pass(t.param_bytes, t.activation_bytes, self.config.batch_size, backward=True, dtype_bytes=dtype_bytes,
+                                     optimizer=True).total for t in traces.values())
+        need += data.nbytes
+        dev.check_fits(need, self.device, what=f"training {len(specs)} nets at batch {self.config.batch_size}")
+        self.memory_estimate = need
+
+        self.depth = {label: weighted_depth(spec) for label, spec in self.specs.items()}
+        self.params = {label: traces[label].total_params for label in self.labels}
+        self.warms = {label: self.depth[label] >= self.config.warmup_depth and self.config.warmup > 0
+                      for label in self.labels}
+        self.models: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        for label, spec in self.specs.items():
+            model = build_model(spec, seed=self.config.seed).to(self.device, memory_format=fmt).train()
+            self.models[label] = model
+            self.optimizers[label] = torch.optim.SGD(model.parameters(), lr=self.config.lr,
+                                                     momentum=self.config.momentum,
+                                                     weight_decay=self.config.weight_decay)
+        self.x_train = data.x_train.to(self.device)
+        self.y_train = data.y_train.to(self.device)
+        self.x_test = data.x_test.to(self.device)
+        self.y_test = data.y_test.to(self.device)
+        self._gen = torch.Generator().manual_seed(self.config.seed)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+        self.step = 0
+        self.records: list[StepRecord] = []
+        self.evals: list[EvalRecord] = []
+        self.net_time = {label: 0.0 for label in self.labels}
+        self.net_steps = {label: 0 for label in self.labels}
+        self.diverged: dict[str, int] = {}
+        self.stopped = False
+        self.wall_s = 0.0
+        self._stop = threading.Event()
+
+    def describe_device(self) -> str:
+        """'CPU · 1 thread' (the threads the run trains with) or 'CUDA · H100 (… free) · bf16 autocast + channels_last'."""
+        if self.device.type == "cpu":
+            n = self.config.threads or torch.get_num_threads()
+            return f"CPU · {n} thread{'s' if n != 1 else ''}"
+        extras = [x for x, on in (("bf16 autocast", self.amp), ("channels_last", self.channels_last)) if on]
+        return " · ".join([dev.describe(self.device), *([" + ".join(extras)] if extras else [])])
+
+    # ---- control -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the run to stop at the next step boundary (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.config.steps or self.stopped or len(self.diverged) == len(self.labels)
+
+    def batch_indices(self) -> torch.Tensor:
+        """The next batch's indices: seeded permutations of the train split, the last partial batch dropped."""
+        b = self.config.batch_size
+        if self._pos + b > len(self._order):
+            self._order = torch.randperm(self.data.n_train, generator=self._gen)
+            self._pos = 0
+        idx = self._order[self._pos:self._pos + b]
+        self._pos += b
+        return idx
+
+    # ---- the loop ------------------------------------------------------------------------
+    def iter(self, should_stop: Callable[[], bool] | threading.Event | None = None) -> Iterator[Update]:
+        """Train the remaining steps, yielding an Update every `report_every` steps and a last one at the end.
+
+        Takes the device slot for each step (BusyError if another session holds it too long). Stopping
+        (`stop()`, or `should_stop()` returning True) ends it at a step boundary with the weights kept;
+        so does closing the generator.
+        """
+        stop = _stop_fn(should_stop)
+        cfg = self.config
+        if self.stopped:  # a stopped run resumes where it stopped when iterated again
+            self.stopped = False
+            self._stop.clear()
+        cuda = self.device.type == "cuda"
+        cl = torch.channels_last if self.channels_last else torch.contiguous_format
+        # the device slot is taken per step (and per evaluation): other sessions' passes interleave
+        with _threads(cfg.threads if self.device.type == "cpu" else None):
+            t0 = time.perf_counter() - self.wall_s
+            recent: collections.deque = collections.deque(maxlen=50)
+            recent.append((self.step, time.perf_counter()))
+            pending: list[tuple] = []  # (step, label, loss, correct, lr, time_s, cuda events): read in _update
+            final_evals: list[EvalRecord] = []
+            try:
+                while not self.done:
+                    if stop() or self._stop.is_set():
+                        self.stopped = True
+                        break
+                    with dev.device_slot(self.device):
+                        idx = self.batch_indices().to(self.device)
+                        xb = self.x_train.index_select(0, idx).contiguous(memory_format=cl)  # (B, C, H, W)
+                        yb = self.y_train.index_select(0, idx)  # (B,)
+                        s = self.step
+                        for label in self.labels:
+                            if label in self.diverged:
+                                continue
+                            lr = lr_at(s, cfg, self.warms[label])
+                            events = None
+                            if cuda:  # GPU work is asynchronous: time it with events, read them at the next update
+                                events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                                events[0].record()
+                            t_net = time.perf_counter()
+                            loss, correct = self._train_step(label, xb, yb, lr)
+                            if cuda:
+                                events[1].record()
+                            else:
+                                self.net_time[label] += time.perf_counter() - t_net
+                            pending.append((s + 1, label, loss, correct, lr, time.perf_counter() - t0, events))
+                        self.step += 1
+                        for label in self.labels:
+                            if label not in self.diverged:
+                                self.net_steps[label] += 1
+                        recent.append((self.step, time.perf_counter()))
+                        evals = self._maybe_eval()
+                    if (self.step % cfg.report_every == 0 or evals) and not self.done:
+                        yield self._update(pending, evals, recent, t0)
+                        pending = []
+                    elif evals:
+                        final_evals = evals
+            finally:
+                self.wall_s = time.perf_counter() - t0
+            yield self._update(pending, final_evals, recent, t0, final=True)
+
+    def _train_step(self, label: str, xb: torch.Tensor, yb: torch.Tensor, lr: float):
+        model, opt = self.models[label], self.optimizers[label]
+        for g in opt.param_groups:
+            g["lr"] = lr
+        with _autocast(self.device, self.amp):
+            out = model(xb)  # (B, classes)
+            loss = F.cross_entropy(out, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach(), (out.detach().argmax(1) == yb).sum()
+
+    def _maybe_eval(self) -> list[EvalRecord]:
+        k = self.config.eval_every
+        if not k or self.step % k:
+            return []
+        out = []
+        for label in self.labels:
+            if label in self.diverged:
+                continue
+            loss, acc = evaluate(self.models[label], self.x_test, self.y_test, self.config.eval_batch, self.amp,
+                                 self.channels_last)
+            out.append(EvalRecord(self.step, label, "heldout", loss, acc))
+        self.evals.extend(out)
+        return out
+
+    def _update(self, pending, evals, recent, t0, final: bool = False) -> Update:
+        b = self.config.batch_size
+        records, newly = [], []
+        if pending:
+            losses = torch.stack([p[2].float() for p in pending]).cpu().tolist()  # one sync for the lot
+            corrects = torch.stack([p[3] for p in pending]).cpu().tolist()
+            for (step, label, _, _, lr, t, events), loss, correct in zip(pending, losses, corrects):
+                if events is not None:
+                    events[1].synchronize()
+                    self.net_time[label] += events[0].elapsed_time(events[1]) / 1000
+                if label in self.diverged:
+                    continue
+                if not math.isfinite(loss):
+                    self.diverged[label] = step
+                    self.net_steps[label] = step - 1
+                    newly.append(label)
+                    continue
+                records.append(StepRecord(step, label, loss, correct / b, lr, t))
+        self.records.extend(records)
+        now = time.perf_counter()
+        (s0, t_first), (s1, t_last) = recent[0], recent[-1]
+        rate = (s1 - s0) / (t_last - t_first) if t_last > t_first and s1 > s0 else 0.0
+        left = self.config.steps - self.step
+        done = final or self.done
+        eta = 0.0 if done else (left / rate if rate > 0 else float("inf"))
+        progress = Progress(self.step, self.config.steps, now - t0, rate, eta, self.stopped, done)
+        return Update(self.step, tuple(records), tuple(evals), progress, tuple(newly))
+
+    def run(self, should_stop: Callable[[], bool] | threading.Event | None = None,
+            on_update: Callable[[Update], None] | None = None) -> TrainResult:
+        """Iterate to the end (or the stop) calling `on_update` with each Update; then the result."""
+        for update in self.iter(should_stop):
+            if on_update is not None:
+                on_update(update)
+        return self.result()
+
+    # ---- results -------------------------------------------------------------------------
+    def final_loss(self, label: str, window: int | None = None) -> float:
+        """Mean training loss over the last `window` steps (default: the last 10%, 5 to 50 steps); NaN
+        for a net that diverged."""
+        losses = [r.loss for r in self.records if r.net == label]
+        if not losses or label in self.diverged:
+            return float("nan")
+        w = window or max(5, min(50, self.config.steps // 10))
+        tail = losses[-w:]
+        return sum(tail) / len(tail)
+
+    def result(self) -> TrainResult:
+        """Evaluate every net as it is now (train and held-out splits, eval mode); the models stay live."""
+        cfg = self.config
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        n = self.data.n_train
+        sub = torch.randperm(n, generator=gen)[:cfg.eval_limit] if cfg.eval_limit and n > cfg.eval_limit \
+            else torch.arange(n)
+        x_tr = self.x_train.index_select(0, sub.to(self.device))
+        y_tr = self.y_train.index_select(0, sub.to(self.device))
+        x_te, y_te = self.x_test, self.y_test
+        nets = []
+        with _threads(cfg.threads if self.device.type == "cpu" else None):
+            for label in self.labels:
+                nets.append(self._net_result(label, x_tr, y_tr, x_te, y_te))
+        return TrainResult(nets, list(self.records), list(self.evals), cfg, self.data.describe(),
+                           self.describe_device(), self.step, self.stopped, self.wall_s, dict(self.models))
+
+    def _net_result(self, label, x_tr, y_tr, x_te, y_te) -> NetResult:
+        cfg = self.config
+        model = self.models[label]
+        if label in self.diverged:
+            tr = te = (float("nan"), float("nan"))
+        else:
+            tr = evaluate(model, x_tr, y_tr, cfg.eval_batch, self.amp, self.channels_last)
+            te = evaluate(model, x_te, y_te, cfg.eval_batch, self.amp, self.channels_last)
+        return NetResult(label, self.specs[label], self.depth[label], self.params[label],
+                         self.net_steps[label], self.final_loss(label), tr[0], tr[1], te[0], te[1],
+                         self.net_time[label], self.warms[label], self.diverged.get(label))
+
+
+# --------------------------------------------------------------------------------------------
+# one call for the page and the CLI
+# --------------------------------------------------------------------------------------------
+
+def make_run(nets: Sequence[str | ArchSpec | tuple[str, str | ArchSpec]] | str = "degradation",
+             data: str | Dataset = "digits", *, steps: int | None = None, batch_size: int | None = None,
+             input_size: int | tuple[int, int] | None = None, seed: int = 0, no_bn: bool = False,
+             device: str | torch.device = "auto", **config: Any) -> TrainingRun:
+    """A ready run with this device's defaults for what is not given.
+
+    `nets`: an experiment name ("degradation", "batchnorm") or up to four preset names / specs /
+    (label, net) pairs. `data`: "digits", "synthetic", "cifar:PATH" or a prepared Dataset.
+    `no_bn` trains every net without batch norm. Extra keywords go to TrainConfig.
+    Raises TrainError, DataError (data.py), DeviceError or MemoryGuardError (device.py), each with a message.
+    """
+    d = dev.pick_device(device) if isinstance(device, str) else torch.device(device)
+    defaults = defaults_for(d)
+    if isinstance(nets, str):
+        items: list = list(experiment_specs(nets)) if nets in EXPERIMENTS else [nets]
+        for key, value in EXPERIMENTS[nets].config if nets in EXPERIMENTS else ():
+            config.setdefault(key, value)
+    else:
+        items = list(nets)
+    if len(items) > MAX_NETS:
+        raise TrainError(f"at most {MAX_NETS} networks train side by side; got {len(items)}")
+    pairs = [it if isinstance(it, tuple) else (None, it) for it in items]
+    if not pairs:
+        raise TrainError("choose at least one network")
+    if no_bn:
+        relabel = []
+        for label, net in pairs:
+            spec = resolve_net(net)
+            if spec.norm != "none" and label is not None:
+                label += " no BN"
+            relabel.append((label, resolve_net(spec, no_bn=True)))
+        pairs = relabel
+    first = pairs[0][1]
+    in_channels = resolve_net(first).in_channels
+    size = defaults.input_size if input_size is None else (
+        (input_size, input_size) if isinstance(input_size, int) else tuple(input_size))
+    if isinstance(data, Dataset):
+        dataset = data
+    else:
+        options = {}
+        if data.strip().lower().startswith(("cifar:", "cifar10:")) and d.type != "cuda":
+            options = {"max_train": 10_000}  # a CPU run sees a seeded fifth of CIFAR-10's train split
+        dataset = load_data(data, size, in_channels, seed=seed, **options)
+    config.setdefault("lr", defaults.lr)
+    config.setdefault("threads", defaults.threads)
+    cfg = TrainConfig(steps=defaults.steps if steps is None else steps,
+                      batch_size=defaults.batch_size if batch_size is None else batch_size, seed=seed, **config)
+    return TrainingRun(pairs, dataset, cfg, d)

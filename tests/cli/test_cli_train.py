@@ -1,0 +1,133 @@
+"""`python -m resnet_core train`: table and JSON output, CSV and checkpoints, one clear line per bad input,
+and Ctrl-C that stops and still prints what was learned."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet_core.cli.main import main
+from resnet_core.training.results import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--input-size", "8", "--batch", "16", "--threads", "1"]
+
+
+def call(capsys, *args):
+    code = main(["train", *args])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    return code, out.out, out.err
+
+
+def test_json_output(capsys):
+    code, out, err = call(capsys, "--nets", "plain20,resnet20", "--data", "digits", "--steps", "4", "--seed", "2",
+                          "--device", "cpu", "--format", "json", *SMALL)
+    assert code == 0
+    d = json.loads(out)
+    assert [n["net"] for n in d["nets"]] == ["plain20", "resnet20"]
+    assert d["steps_done"] == 4 and d["stopped"] is False and d["config"]["seed"] == 2
+    assert d["config"]["batch_size"] == 16 and d["specs"]["plain20"]["input_size"] == [8, 8]
+    assert all(0 <= n["heldout_accuracy"] <= 1 and n["steps"] == 4 for n in d["nets"])
+    assert "training plain20, resnet20 on digits" in err and "step 4/4" in err
+
+
+def test_table_output_same_seed_same_numbers(capsys):
+    args = ("--nets", "resnet20", "--steps", "3", "--device", "cpu", "--data", "synthetic", *SMALL)
+    code, out, _ = call(capsys, *args)
+    _, again, _ = call(capsys, *args)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("synthetic:") and "3 steps" in lines[1]
+    header = next(line for line in lines if line.startswith("net"))
+    for col in ("depth", "params", "final loss", "train acc", "held-out acc", "time"):
+        assert col in header
+    row = next(line for line in lines if line.startswith("resnet20"))
+    assert "272," in row or "269," in row  # the CIFAR resnet20's parameter count (3 or 1 input channels)
+    strip_time = lambda text: [line.rsplit("  ", 1)[0] for line in text.splitlines()[2:]]  # noqa: E731
+    assert strip_time(out) == strip_time(again)
+
+
+def test_csv_and_checkpoints(capsys, tmp_path):
+    curves = tmp_path / "curves.csv"
+    code, out, err = call(capsys, "--nets", "plain20,resnet20-nobn", "--steps", "3", "--device", "cpu",
+                          "--csv", str(curves), "--save-dir", str(tmp_path / "ckpt"), "--format", "json", *SMALL)
+    assert code == 0
+    rows = list(csv.DictReader(curves.open()))
+    assert len(rows) == 6 and {r["net"] for r in rows} == {"plain20", "resnet20-nobn"}
+    table = list(csv.DictReader((tmp_path / "curves_results.csv").open()))
+    assert [r["net"] for r in table] == ["plain20", "resnet20-nobn"]
+    model, spec, meta = load_checkpoint(tmp_path / "ckpt" / "resnet20-nobn.pt")
+    assert spec.norm == "none" and spec.input_size == (8, 8) and meta["steps"] == 3
+    assert isinstance(model, torch.nn.Module) and (tmp_path / "ckpt" / "plain20.json").is_file()
+    assert f"wrote {curves}" in err
+
+
+def test_no_bn_flag_and_experiment_names(capsys):
+    code, out, _ = call(capsys, "--nets", "resnet20", "--no-bn", "--steps", "2", "--device", "cpu",
+                        "--format", "json", *SMALL)
+    d = json.loads(out)
+    assert code == 0 and d["specs"]["resnet20-nobn"]["norm"] == "none"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nets", "resnet20,resnet21"], "error: --nets: 'resnet21' is neither a preset nor a file"),
+    (["--nets", "plain20,plain56,resnet20,resnet56,resnet32"], "at most 4 networks train side by side; --nets gave 5"),
+    (["--steps", "0"], "error: --steps must be at least 1, got 0"),
+    (["--batch", "-3"], "error: --batch must be at least 1"),
+    (["--data", "cifar:/no/such/folder"], "error: no such folder: /no/such/folder"),
+    (["--data", "imagenet"], "error: unknown data 'imagenet'; use digits, synthetic or cifar:PATH"),
+    (["--nets", ""], "error: --nets is empty"),
+    (["--nets", "degradation,resnet20"], "stands alone"),
+    (["--csv", "/no/such/folder/x.csv"], "the folder /no/such/folder does not exist"),
+    (["--threads", "0"], "error: --threads must be at least 1"),
+])
+def test_bad_input_exits_2_with_one_clear_line(capsys, args, message):
+    code, out, err = call(capsys, *args, "--device", "cpu")
+    assert code == 2 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_wrong_cifar_folder_is_named(capsys, tmp_path):
+    (tmp_path / "data_batch_1").write_bytes(b"x")
+    code, _, err = call(capsys, "--data", f"cifar:{tmp_path}", "--device", "cpu")
+    assert code == 2 and "the CIFAR-10 folder is incomplete, missing data_batch_2" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+def test_cuda_without_a_gpu(capsys):
+    code, _, err = call(capsys, "--device", "cuda", "--steps", "1")
+    assert code == 2 and "CUDA was asked for" in err
+
+
+def test_train_is_listed_in_help():
+    p = subprocess.run([sys.executable, "-m", "resnet_core", "--help"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert p.returncode == 0 and "train" in p.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_ctrl_c_stops_and_prints_what_was_learned():
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "resnet_core", "train", "--nets", "resnet20", "--steps", "100000",
+                          "--device", "cpu", *SMALL], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        for line in p.stderr:  # wait until it is training
+            if line.startswith("step "):
+                break
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    assert "Traceback" not in err and "stopping after this step" in err
+    assert "stopped at step" in out and "of 100000" in out
+    assert any(line.startswith("resnet20") for line in out.splitlines())
