@@ -96,6 +96,13 @@ class Layer:
     bias: bool = False
     other_shape: Shape | None = None  # add: the shortcut operand (in_shape is F(x))
     failed: bool = False
+    call: int = 0  # which use of the module this is: torchvision's BasicBlock calls one `relu` twice (0, 1)
+    uses: int = 1  # how many times the plan uses this module
+
+    @property
+    def label(self) -> str:
+        """The name to list this layer under: "layer3.1.relu (1)" / "(2)" when one module is used twice."""
+        return self.name if self.uses == 1 else f"{self.name} ({self.call + 1})"
 
 
 @dataclass(slots=True)
@@ -580,5 +587,16 @@ def plan(spec: ArchSpec, input_shape: Shape | None = None) -> Plan:
         warnings.append("zero-init residual on a plain net (no skips) zeroes every block's output at initialisation")
     if not spec.stages:
         warnings.append("the network has no stages: only the stem and the head")
+    _number_uses(p.layers)
     return Plan(spec=spec, input_shape=shape, layers=p.layers, stages=p.stages, errors=p.errors,
                 warnings=warnings, output_shape=p.shape if ok else None, final_norm=p.final_norm)
+
+
+def _number_uses(layers: list[Layer]) -> None:
+    """Number each use of a module that the plan calls more than once (a block's shared `relu`)."""
+    seen: dict[str, list[Layer]] = {}
+    for lay in layers:
+        seen.setdefault(lay.name, []).append(lay)
+    for uses in seen.values():
+        for k, lay in enumerate(uses):
+            lay.call, lay.uses = k, len(uses)
