@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from resnet_core.cli.common import CliError
+from resnet_core.formatting import text_table
 
 DEFAULT_NETS = "plain20,plain56,resnet20,resnet56"
 
@@ -61,17 +62,11 @@ def format_table(result) -> str:
     rows = [[r.net, str(r.depth), f"{r.params:,}", str(r.steps) + (" (diverged)" if r.diverged_at else ""),
              _fmt(r.final_loss), _fmt(r.train_accuracy, True), _fmt(r.heldout_accuracy, True), f"{r.time_s:.1f} s"]
             for r in result.nets]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
-    right = set(range(1, len(head)))
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
     status = (f"stopped at step {result.steps_done} of {result.config.steps}" if result.stopped
               else f"{result.steps_done} steps")
     out = [f"{result.data}", f"{result.device} · batch {result.config.batch_size} · {status} · "
-                              f"{result.wall_s:.1f} s", "", line(head), line(["─" * w for w in widths])]
-    out += [line(r) for r in rows]
+                              f"{result.wall_s:.1f} s", ""]
+    out += text_table(head, rows, right=range(1, len(head)))
     return "\n".join(out) + "\n"
 
 

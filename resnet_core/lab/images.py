@@ -26,6 +26,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from resnet_core.errors import ExplorerError
+from resnet_core.formatting import fmt_bytes
 from resnet_core.paths import ASSETS
 
 SAMPLES_DIR = ASSETS / "images"
@@ -245,14 +246,6 @@ def _what_is_it(data: bytes) -> str:
     return "not an image file this app can read"
 
 
-def _fmt_bytes(n: int) -> str:
-    if n >= 1024 * 1024:
-        return f"{n / (1024 * 1024):.1f} MB"
-    if n >= 1024:
-        return f"{n / 1024:.1f} KB"
-    return f"{n} bytes"
-
-
 def decode_image(data: bytes, filename: str | None = None, max_bytes: int = MAX_UPLOAD_BYTES,
                  max_pixels: int = MAX_PIXELS) -> DecodedImage:
     """Check and decode an uploaded PNG, JPEG or WebP file → an 8-bit RGB or grey PIL image.
@@ -267,7 +260,7 @@ def decode_image(data: bytes, filename: str | None = None, max_bytes: int = MAX_
     if not data:
         raise ImageInputError(f"{name} is empty (0 bytes)")
     if len(data) > max_bytes:
-        raise ImageInputError(f"{name} is {_fmt_bytes(len(data))}; images are limited to {_fmt_bytes(max_bytes)}: "
+        raise ImageInputError(f"{name} is {fmt_bytes(len(data))}; images are limited to {fmt_bytes(max_bytes)}: "
                               "save it smaller (fewer pixels or more JPEG compression) and upload it again")
     fmt = sniff_format(data)
     if fmt is None:

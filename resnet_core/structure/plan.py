@@ -14,10 +14,10 @@ the layers are listed in the order the built module calls them, a reused module 
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 
+from resnet_core.formatting import did_you_mean
 from resnet_core.structure.spec import (
     ACTIVATIONS,
     BLOCK_TYPES,
@@ -190,7 +190,7 @@ def inner_width(stage: Stage) -> int:
 
 
 def _choice_error(where: Location, what: str, value: str, choices: tuple[str, ...]) -> PlanProblem:
-    close = difflib.get_close_matches(value, choices, n=1)
+    close = did_you_mean(value, choices)
     hint = f"did you mean '{close[0]}'? " if close else ""
     return PlanProblem("unknown_value", where, f"unknown {what} '{value}'",
                      f"{hint}choose one of {', '.join(choices)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from resnet_core.formatting import did_you_mean
 from resnet_core.structure.spec import ArchSpec, Stage, Stem
 
 
@@ -101,8 +102,7 @@ def preset_info(name: str) -> PresetInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        import difflib
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        close = did_you_mean(name, _REGISTRY, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"unknown preset '{name}'.{hint} `python -m resnet_core presets` lists them.") from None
 

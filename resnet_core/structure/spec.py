@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import difflib
 import json
 import zlib
 from dataclasses import dataclass, field, fields, replace
@@ -24,6 +23,7 @@ from typing import Any, Mapping
 import yaml
 
 from resnet_core.errors import ExplorerError
+from resnet_core.formatting import did_you_mean
 
 SPEC_VERSION = 1
 
@@ -214,7 +214,7 @@ class _Reader:
     def unknown_keys(self, data: Mapping[str, Any], known: list[str], where: str) -> None:
         for key in data:
             if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
+                close = did_you_mean(str(key), known)
                 hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
                 self.problem(_join(where, str(key)), f"unknown key '{key}'{hint}")
 

@@ -113,7 +113,7 @@ def test_empty_and_oversized_files_are_refused_unread():
         images.decode_image(b"", "a.png")
     data = _encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)), "PNG")
     assert len(data) > 10_000
-    with pytest.raises(ImageInputError, match=r"'big.png' is 12.\d KB; images are limited to 100 bytes"):
+    with pytest.raises(ImageInputError, match=r"'big.png' is 12.\d KiB; images are limited to 100 B"):
         images.decode_image(data, "big.png", max_bytes=100)
 
 
