@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Iterable
 
+from resnet_core.formatting import fmt_bytes, text_table
 from resnet_core.structure.plan import shape_str
-from resnet_core.structure.trace import Trace, TraceRow
+from resnet_core.structure.trace import Trace, TraceRow, is_depth_layer
+from resnet_core.text import csv_cell
 
-CSV_COLUMNS = ["index", "name", "type", "stage", "block", "part", "input_shape", "output_shape", "shortcut_shape",
+CSV_COLUMNS = ["index", "name", "module", "type", "stage", "block", "part", "input_shape", "output_shape", "shortcut_shape",
                "kernel", "stride", "padding", "groups", "params", "mult_adds", "elementwise", "receptive_field",
                "effective_stride", "activation_bytes", "failed"]
 
@@ -22,15 +23,6 @@ def fmt_count(n: int | float | None, unit: str = "") -> str:
         if abs(n) >= div:
             return f"{n / div:.2f} {suffix}{unit}"
     return f"{n:g} {unit}".rstrip() if isinstance(n, float) else f"{n} {unit}".rstrip()
-
-
-def fmt_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "—"
-    for div, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if n >= div:
-            return f"{n / div:.1f} {suffix}"
-    return f"{int(n)} B"
 
 
 def kernel_str(row: TraceRow) -> str:
@@ -50,7 +42,7 @@ def _csv_value(v):
         return "×".join(map(str, v))
     if v is None:
         return ""
-    return v
+    return csv_cell(v)  # a cell starting with = + - @ is text, never a spreadsheet formula
 
 
 def to_csv(t: Trace) -> str:
@@ -63,31 +55,22 @@ def to_csv(t: Trace) -> str:
     return buf.getvalue()
 
 
-def _table(header: list[str], rows: Iterable[list[str]], right: set[int]) -> list[str]:
-    rows = list(rows)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
-    def line(cells):
-        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-    out = [line(header), "  ".join("─" * w for w in widths)]
-    out += [line(r) for r in rows]
-    return out
-
-
 def to_table(t: Trace) -> str:
     """The layer-by-layer table, the per-stage breakdown and the totals, as fixed-width text."""
     lines = [f"{t.spec.name} · input {shape_str(t.input_shape)} → output {shape_str(t.output_shape)}", ""]
     header = ["Layer", "Type", "Input", "Output", "Kernel", "Params", "Mult-adds", "RF"]
     rows = []
     for r in t.layers:
-        rows.append([r.name, r.type, shape_str(r.in_shape), _out_text(r.layer), kernel_str(r), f"{r.params:,}",
+        rows.append([r.layer.label, r.type, shape_str(r.in_shape), _out_text(r.layer), kernel_str(r), f"{r.params:,}",
                      f"{r.mult_adds:,}", str(r.receptive_field)])
-    lines += _table(header, rows, right={5, 6, 7})
+    lines += text_table(header, rows, right={5, 6, 7})
     lines += ["", "Per stage:"]
     grows = [[g.label, str(g.blocks or ""), shape_str(g.out_shape), f"{g.params:,}", f"{g.mult_adds:,}",
               fmt_bytes(g.activation_bytes)] for g in t.groups()]
-    lines += _table(["Part", "Blocks", "Output", "Params", "Mult-adds", "Activations"], grows, right={1, 3, 4, 5})
+    lines += text_table(["Part", "Blocks", "Output", "Params", "Mult-adds", "Activations"], grows, right={1, 3, 4, 5})
     lines += [
         "",
+        f"Depth:              {depth_text(t)}",
         f"Total params:       {t.total_params:,}",
         f"Total mult-adds:    {t.mult_adds:,} ({fmt_count(t.mult_adds)})",
         f"Element-wise ops:   {t.elementwise:,} (additions, activations, norms, pools; not in mult-adds)",
@@ -109,12 +92,49 @@ def to_table(t: Trace) -> str:
 DEPTHS = ("stage", "block", "layer")
 
 
+def depth_text(t: Trace) -> str:
+    """'18 weight layers (69 layers planned)'; on a broken network, what was planned before the failure."""
+    text = f"{t.depth} weight {plural(t.depth, 'layer')} ({t.layers_planned} {plural(t.layers_planned, 'layer')} planned)"
+    return text if t.ok else text + ", up to the failure"
+
+
+def plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
+def sides_text(fx, shortcut) -> str:
+    """The two sides of an addition, always in the same order: 'F(x) 128×28×28 vs shortcut 64×56×56'."""
+    return f"F(x) {shape_str(fx)} vs shortcut {shape_str(shortcut)}"
+
+
+def problem_sides(problem) -> str | None:
+    """A located problem's two shapes, named: F(x) first, the shortcut second (None when it has no two sides)."""
+    if not problem.shapes:
+        return None
+    a, b = problem.shapes
+    if problem.code == "channels_decrease":  # (x entering the zero-pad shortcut, the F(x) shape it must reach)
+        return f"F(x) {shape_str(b)} vs shortcut input x {shape_str(a)}"
+    return sides_text(a, b)
+
+
 def _out_text(lay) -> str:
     if not lay.failed:
         return shape_str(lay.out_shape)
     if lay.op == "add":  # F(x) and the shortcut that cannot be added
-        return f"✗ {shape_str(lay.in_shape)} ≠ {shape_str(lay.other_shape)}"
+        return f"✗ F(x) {shape_str(lay.in_shape)} ≠ shortcut {shape_str(lay.other_shape)}"
     return "✗ fails here"
+
+
+def _stop_row(t: Trace, keys: list[str]) -> dict | None:
+    """A row for a failure that has no layer of its own (a stage whose settings cannot be planned), so the
+    table marks where the network stops."""
+    if t.ok or t.plan.failed_layer is not None or not t.errors:
+        return None
+    e = t.errors[0]
+    row: dict = {k: None for k in keys}
+    row[keys[0]] = f"✗ {e.where}"
+    row.update({"Output": "✗ fails here", "Params": 0, "Mult-adds": 0, "Element-wise": 0})
+    return row
 
 
 def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
@@ -126,7 +146,7 @@ def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
         for r in t.layers:
             lay = r.layer
             rows.append({
-                "Layer": lay.name, "Type": lay.type,
+                "Layer": lay.label, "Type": lay.type,
                 "Where": "stem" if lay.part == "stem" else "head" if lay.part == "head"
                 else f"stage {lay.stage + 1} · block {lay.block}" + (" · shortcut" if lay.part == "shortcut" else ""),
                 "Input": shape_str(lay.in_shape),
@@ -135,7 +155,8 @@ def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
                 "Element-wise": r.elementwise, "RF": r.receptive_field, "Stride": r.effective_stride,
                 "Memory (KiB)": round(r.activation_bytes / 1024, 1),
             })
-        return rows
+        stop = _stop_row(t, list(rows[0]) if rows else ["Layer"])
+        return rows + ([stop] if stop else [])
     groups = t.groups() if depth == "stage" else t.blocks()
     rows = []
     for g in groups:
@@ -146,13 +167,15 @@ def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
         row.update({"Layers": g.layers, "Params": g.params, "Mult-adds": g.mult_adds, "Element-wise": g.elementwise,
                     "RF": g.receptive_field, "Memory (KiB)": round(g.activation_bytes / 1024, 1)})
         rows.append(row)
-    return rows
+    stop = _stop_row(t, list(rows[0]) if rows else ["Part"])
+    return rows + ([stop] if stop else [])
 
 
 def staircase_rows(t: Trace) -> list[dict]:
     """The tensor flowing between blocks: the input, every stem and head layer's output, and every residual
-    block's output, at its depth on the main path — the 224→112→56→28→14→7→1 staircase (spatial size) and
-    64→…→512 (channels). Layers inside a block (a bottleneck's 1×1 reductions) are left out."""
+    block's output, at its depth as the paper counts it (weight layers on the main path so far: 1 after the
+    stem conv, 18 at ResNet-18's FC) — the 224→112→56→28→14→7→1 staircase (spatial size) and 64→…→512
+    (channels). Layers inside a block (a bottleneck's 1×1 reductions) are left out."""
     c, h = t.input_shape[0], t.input_shape[1]
     rows = [{"depth": 0, "layer": "input", "type": "input", "shape": shape_str(t.input_shape), "spatial": h,
              "channels": c, "part": "input"}]
@@ -162,7 +185,7 @@ def staircase_rows(t: Trace) -> list[dict]:
         lay = r.layer
         if lay.part == "shortcut" or lay.out_shape is None:
             continue
-        depth += 1
+        depth += is_depth_layer(lay)
         if lay.stage is not None and lay.index not in block_ends:
             continue
         shape = lay.out_shape
@@ -183,23 +206,39 @@ def stage_chart_rows(t: Trace) -> list[dict]:
     return rows
 
 
+def _part_order(name: str) -> tuple[int, int, str]:
+    """stem, layer1, layer2, …, layer10, …, head: stages by number, not as text."""
+    if name == "stem":
+        return (0, 0, name)
+    if name == "head":
+        return (2, 0, name)
+    digits = name.removeprefix("layer")
+    return (1, int(digits), name) if digits.isdigit() else (1, 1 << 30, name)
+
+
 def compare_rows(a: Trace, b: Trace, label_a: str = "A", label_b: str = "B") -> list[dict]:
     """Per stem / stage / head: both networks' parameters, mult-adds and outputs, and the differences."""
     ga = {g.name: g for g in a.groups()}
     gb = {g.name: g for g in b.groups()}
     order = list(ga) + [n for n in gb if n not in ga]
-    order.sort(key=lambda n: (n != "stem", n == "head", n))
+    order.sort(key=_part_order)
     rows = []
+
+    def out(g) -> str:
+        return "—" if g is None else "✗ breaks here" if g.failed else shape_str(g.out_shape)
+
+    def diff(x, y, field: str) -> int | None:  # no difference against a part one network does not have
+        return None if x is None or y is None else getattr(y, field) - getattr(x, field)
+
     for name in order:
         x, y = ga.get(name), gb.get(name)
         rows.append({
             "Part": (x or y).label,
-            f"Output {label_a}": shape_str(x.out_shape) if x else "—",
-            f"Output {label_b}": shape_str(y.out_shape) if y else "—",
-            f"Params {label_a}": x.params if x else 0, f"Params {label_b}": y.params if y else 0,
-            "Δ params": (y.params if y else 0) - (x.params if x else 0),
-            f"Mult-adds {label_a}": x.mult_adds if x else 0, f"Mult-adds {label_b}": y.mult_adds if y else 0,
-            "Δ mult-adds": (y.mult_adds if y else 0) - (x.mult_adds if x else 0),
+            f"Output {label_a}": out(x), f"Output {label_b}": out(y),
+            f"Params {label_a}": x.params if x else None, f"Params {label_b}": y.params if y else None,
+            "Δ params": diff(x, y, "params"),
+            f"Mult-adds {label_a}": x.mult_adds if x else None, f"Mult-adds {label_b}": y.mult_adds if y else None,
+            "Δ mult-adds": diff(x, y, "mult_adds"),
         })
     return rows
 
@@ -214,3 +253,29 @@ def staircase_summary(t: Trace) -> tuple[str, str]:
         return " → ".join(str(v) for v in kept)
 
     return path("spatial"), path("channels")
+
+
+def change_text(a: int, b: int, relative: bool = True) -> str:
+    """B − A with its sign, and the relative change when both totals are complete: '-173,824 (-1.5%)'."""
+    return f"{b - a:+,}" + (f" ({(b - a) / a:+.1%})" if relative and a else "")
+
+
+def compare_totals(a: Trace, b: Trace) -> list[tuple[str, str, str, str]]:
+    """(measure, A, B, B − A) for two networks. A broken network's totals are marked partial, and no relative
+    change is given against partial totals (they count only the layers before the failure)."""
+    complete = a.ok and b.ok
+
+    def mark(t: Trace, text: str) -> str:
+        return text if t.ok else f"{text} (partial)"
+
+    return [
+        ("Depth (weight layers)", mark(a, f"{a.depth}"), mark(b, f"{b.depth}"), change_text(a.depth, b.depth, False)),
+        ("Parameters", mark(a, f"{a.total_params:,} ({fmt_count(a.total_params)})"),
+         mark(b, f"{b.total_params:,} ({fmt_count(b.total_params)})"),
+         change_text(a.total_params, b.total_params, complete)),
+        ("Mult-adds", mark(a, fmt_count(a.mult_adds)), mark(b, fmt_count(b.mult_adds)),
+         change_text(a.mult_adds, b.mult_adds, complete)),
+        ("Layers planned", mark(a, f"{a.layers_planned}"), mark(b, f"{b.layers_planned}"),
+         change_text(a.layers_planned, b.layers_planned, False)),
+        ("Output", shape_str(a.output_shape) if a.ok else "breaks", shape_str(b.output_shape) if b.ok else "breaks", ""),
+    ]

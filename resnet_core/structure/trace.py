@@ -14,6 +14,9 @@ Counting rules (all per image, batch 1):
   of the layer's output grid.
 - activation_bytes: the layer's output tensor at float32 (4 bytes an element). Their sum bounds the
   activations a forward pass keeps for the backward pass.
+- depth: as He et al. (2015) count it, the weight layers on the main path: every convolution of the
+  stem and the residual branches, and the FC; shortcut projections are not counted, so ResNet-34 and
+  plain-34 are both 34 deep. `layers_planned` is every planned row (norms, activations, additions...).
 """
 
 from __future__ import annotations
@@ -34,7 +37,20 @@ RULES = {
                    "k²−1 per max-pool output, k² per avg-pool output, 1 per global-pool input element",
     "activation_bytes": "output elements × 4 bytes (float32), batch 1",
     "receptive_field": "input pixels seen by one output unit; additions take the larger of the two paths",
+    "depth": "weight layers on the main path (He et al. 2015): convolutions and the FC; shortcut projections "
+             "not counted",
 }
+
+
+def is_depth_layer(lay: Layer) -> bool:
+    """Whether `lay` counts towards the paper's depth: a conv or FC on the main path (not a shortcut)."""
+    return lay.op in ("conv", "linear") and lay.part != "shortcut" and not lay.failed
+
+
+def depth(p: Plan) -> int:
+    """The paper's depth of a plan: 18 for resnet18 and plain18, 50 for resnext50_32x4d, 1202 for resnet1202.
+    On a broken network, the weight layers planned before the failure."""
+    return sum(1 for lay in p.layers if is_depth_layer(lay))
 
 
 @dataclass(slots=True)
@@ -67,7 +83,7 @@ class TraceRow:
     def to_dict(self) -> dict[str, Any]:
         lay = self.layer
         return {
-            "index": lay.index, "name": lay.name, "type": lay.type, "op": lay.op,
+            "index": lay.index, "name": lay.label, "module": lay.name, "type": lay.type, "op": lay.op,
             "stage": None if lay.stage is None else lay.stage + 1, "block": lay.block, "part": lay.part,
             "input_shape": list(lay.in_shape),
             "output_shape": None if lay.out_shape is None else list(lay.out_shape),
@@ -142,6 +158,8 @@ class Trace:
         self.activation_bytes = sum(r.activation_bytes for r in self.layers)
         self.param_bytes = self.total_params * BYTES_PER_ELEMENT
         self.input_bytes = prod(plan.input_shape) * BYTES_PER_ELEMENT
+        self.depth = depth(plan)  # the paper's count (see the module docstring)
+        self.layers_planned = len(self.layers)
 
     # ---- the plan's view ------------------------------------------------------------------
     @property
@@ -224,6 +242,8 @@ class Trace:
             "activation_bytes": self.activation_bytes,
             "param_bytes": self.param_bytes,
             "receptive_field": self.receptive_field,
+            "depth": self.depth,
+            "layers_planned": self.layers_planned,
             "layers": [r.to_dict() for r in self.layers],
             "stages": [g.to_dict() for g in self.groups()],
             "errors": [e.to_dict() for e in self.errors],

@@ -120,8 +120,8 @@ def lr_at(step: int, config: TrainConfig, warmup: bool) -> float:
 
 def weighted_depth(spec: ArchSpec) -> int:
     """Conv and fully connected layers on the main path: 20 for resnet20/plain20, as in the paper's names."""
-    p = make_plan(spec)
-    return sum(1 for lay in p.layers if lay.op in ("conv", "linear") and lay.part != "shortcut")
+    from resnet_core.structure.trace import depth  # the one count of depth
+    return depth(make_plan(spec))
 
 
 # --------------------------------------------------------------------------------------------

@@ -143,3 +143,41 @@ def test_failed_trace_keeps_the_rows_before_the_failure():
     d = t.to_dict()
     assert d["errors"][0]["where"] == "stage 2 · block 0 · shortcut"
     assert d["errors"][0]["shapes"] == [[128, 28, 28], [64, 56, 56]]
+
+
+# ---- depth as He et al. count it: the number in the network's name ------------------------------
+
+NUMBERED = [n for n in rc.list_presets() if any(ch.isdigit() for ch in n)]
+
+
+def _paper_depth(name: str) -> int:
+    """The depth a preset's name states: resnet18 → 18, resnext50_32x4d → 50, wide_resnet50_2 → 50,
+    plain_preact_resnet164 → 164 (the first number after "resnet"/"resnext"/"plain")."""
+    import re
+    return int(re.search(r"(?:resnet|resnext|plain)(\d+)", name).group(1))
+
+
+def test_every_numbered_preset_is_listed():
+    assert len(NUMBERED) == len(rc.list_presets())  # every preset carries its depth in its name
+    assert {"resnet18", "plain152", "resnext50_32x4d", "wide_resnet50_2", "resnet1202", "plain1202",
+            "preact_resnet164", "plain_preact_resnet18"} <= set(NUMBERED)
+
+
+@pytest.mark.parametrize("name", NUMBERED)
+def test_depth_is_the_papers(name):
+    t = trace(rc.get_preset(name))
+    assert t.depth == _paper_depth(name)
+    d = t.to_dict()
+    assert d["depth"] == t.depth and d["layers_planned"] == len(t.layers) > t.depth
+
+
+@pytest.mark.parametrize("name", ["resnet34", "resnet50", "resnet20"])
+def test_depth_ignores_the_shortcut(name):
+    spec = rc.get_preset(name)
+    depths = {trace(spec.replace(shortcut=o)).depth for o in ("A", "B", "C")} | {trace(spec.replace(skip=False)).depth}
+    assert depths == {_paper_depth(name)}
+
+
+def test_depth_of_a_broken_network_counts_what_was_planned():
+    t = trace(rc.get_preset("resnet18").replace(shortcut="identity"))  # breaks at layer2.0's addition
+    assert t.depth == 1 + 2 * 2 + 2  # stem conv, layer1's four convs, layer2.0's two convs
