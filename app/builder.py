@@ -74,12 +74,13 @@ def _stage_editor(i: int, n: int, spec: ArchSpec) -> None:
                       "64 = plain ResNet, 128 = Wide ResNet-2).")
             st.selectbox("Expansion", EXPANSIONS, key=stage_key(i, "expansion"),
                          help="Output channels = width × expansion; auto: 1 for basic, 4 for bottleneck.")
-        b1, b2, b3 = st.columns(3)
-        b1.button("↑ up", key=f"ui.up.{i}", on_click=state.move_stage, args=(i, -1), disabled=i == 0,
-                  width="stretch")
-        b2.button("↓ down", key=f"ui.down.{i}", on_click=state.move_stage, args=(i, 1), disabled=i == n - 1,
-                  width="stretch")
-        b3.button("✕ remove", key=f"ui.rm.{i}", on_click=state.remove_stage, args=(i,), width="stretch")
+        with st.container(horizontal=True, gap="small"):  # content-wide buttons that wrap: no label is cut
+            st.button("Up", icon=":material/arrow_upward:", key=f"ui.up.{i}", on_click=state.move_stage,
+                      args=(i, -1), disabled=i == 0, help=f"Move stage {i + 1} up")
+            st.button("Down", icon=":material/arrow_downward:", key=f"ui.down.{i}", on_click=state.move_stage,
+                      args=(i, 1), disabled=i == n - 1, help=f"Move stage {i + 1} down")
+            st.button("Remove", icon=":material/close:", key=f"ui.rm.{i}", on_click=state.remove_stage, args=(i,),
+                      help=f"Remove stage {i + 1}")
 
 
 def sidebar() -> ArchSpec:
@@ -87,9 +88,14 @@ def sidebar() -> ArchSpec:
     ss = st.session_state
     with st.sidebar:
         st.markdown("## :material/account_tree: ResNet Explorer")
+        st.toggle("Presentation: large text", key="ui.present",
+                  help="Larger text, tables and graphs for a projector (the browser's zoom works too).")
         _presets_select()
         # widgets and callbacks have settled every value before this run started: one read is the network
-        spec = state.read_spec()
+        spec = state.settle_name(state.read_spec())
+        st.text_input("Network name", key=P + "name", max_chars=80,
+                      help="Names the network on every page, in downloads and in shared links. An edited preset "
+                           "is called '… (edited)' until you name it.")
         loaded = ss.get(P + "loaded")
         if loaded is not None and spec != loaded:
             st.caption(f"✎ edited from **{ss.get(P + 'source')}**")
@@ -98,8 +104,11 @@ def sidebar() -> ArchSpec:
                   help="Off: the paper's plain net — the same layers with no shortcut at all.")
         st.toggle("Batch norm", key=P + "batch_norm",
                   help="BatchNorm after every conv (before the ReLU). Off: no normalisation; convs get a bias.")
+        skips = bool(ss[P + "skip"])
         st.segmented_control("Shortcut option", ["A", "B", "C", "identity"], key=P + "shortcut", required=True,
-                             help="\n\n".join(f"**{k}**: {v}" for k, v in SHORTCUT_HELP.items()))
+                             disabled=not skips, help="\n\n".join(f"**{k}**: {v}" for k, v in SHORTCUT_HELP.items()))
+        if not skips:
+            st.caption("Shortcut option: not in use while the skip connections are off.")
 
         with st.expander("Input & head", key="ui.exp.input"):
             c1, c2 = st.columns(2)

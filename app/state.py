@@ -233,6 +233,36 @@ def keep_alive() -> None:
         ss[key] = ss[key]
 
 
+EDITED = " (edited)"
+
+
+def edited_name(name: str) -> str:
+    """'resnet18' → 'resnet18 (edited)' (once: an edited network edited again keeps its name)."""
+    return name if name.endswith(EDITED) else name + EDITED
+
+
+def settle_name(spec: ArchSpec) -> ArchSpec:
+    """An edited network is not the preset (or file, or link) it was loaded from: while it still carries the
+    loaded name it is named "<name> (edited)", and it gets the plain name back when the edits are undone. A name
+    the user typed is kept as it is. Call before the name widget is drawn (it writes the widget's key)."""
+    ss = st.session_state
+    loaded = ss.get(P + "loaded")
+    if not spec.name.strip():  # a cleared name field: the network keeps a name
+        spec = spec.replace(name=edited_name(loaded.name) if loaded is not None else "network")
+        ss[P + "name"] = spec.name
+    if loaded is None:
+        return spec
+    same_network = spec.replace(name=loaded.name) == loaded
+    if not same_network and spec.name == loaded.name:
+        name = edited_name(loaded.name)
+    elif same_network and spec.name == edited_name(loaded.name):
+        name = loaded.name
+    else:
+        return spec
+    ss[P + "name"] = name
+    return spec.replace(name=name)
+
+
 def url_params(spec: ArchSpec) -> dict[str, str]:
     preset = matching_preset(spec)
     return {"net": preset} if preset else {"spec": to_url_token(spec)}
@@ -250,8 +280,10 @@ def sync_url(spec: ArchSpec) -> None:
         qp.update(want)
 
 
-def share_url(spec: ArchSpec) -> str:
-    """An absolute link to this network on the page being viewed (relative when the host is unknown)."""
+def share_url(spec: ArchSpec, page: str = "", current: str = "") -> str:
+    """An absolute link to this network that opens on `page` (a page's url_path, "" for the first page);
+    `current` is the url_path of the page being viewed, replaced by `page` in the address. Relative when the
+    host is unknown."""
     from urllib.parse import urlencode, urlsplit, urlunsplit
     query = urlencode(url_params(spec))
     try:
@@ -259,6 +291,10 @@ def share_url(spec: ArchSpec) -> str:
     except Exception:  # noqa: BLE001 - no browser context (tests)
         base = ""
     if not base:
-        return "?" + query
+        return f"{page}?{query}" if page else "?" + query
     parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    path = parts.path.rstrip("/")
+    if current and path.endswith("/" + current):
+        path = path[: -len(current) - 1]
+    path = f"{path}/{page}" if page else (path or "/")
+    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))

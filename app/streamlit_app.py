@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
                    initial_sidebar_state="expanded")
 
-from app import builder, state, train_session  # noqa: E402
+from app import builder, state, train_session, ui  # noqa: E402
 
 PAGES = Path(__file__).parent / "app_pages"
 
@@ -33,6 +33,11 @@ pages = [
 ]
 nav = st.navigation(pages, position="top")
 
+ui.apply_style()
+# where a share link opens: the page the visitor was on before Share & export (see app_pages/export.py)
+st.session_state["ui.pages"] = {p.url_path: p.title for p in pages}
+if nav.url_path != "export":
+    st.session_state["ui.from_page"] = nav.url_path
 message = st.session_state.pop(state.P + "url_message", None)
 if message:
     st.warning(message, icon=":material/link_off:")

@@ -9,7 +9,7 @@ import streamlit as st
 from resnet_core.formatting import fmt_bytes
 from resnet_core.structure.graph import RenderUnavailable, render, to_dot
 from resnet_core.structure.plan import shape_str
-from resnet_core.structure.report import fmt_count
+from resnet_core.structure.report import depth_text, fmt_count, problem_sides
 from resnet_core.structure.spec import ArchSpec, spec_key
 from resnet_core.structure.trace import Trace, trace
 
@@ -38,52 +38,136 @@ def current_spec() -> ArchSpec:
 
 
 def error_panel(t: Trace) -> None:
-    """The located error, prominent: where, the two shapes, the fix."""
+    """The located error, prominent: where, the two shapes (F(x) first, the shortcut second), the fix."""
+    failed = t.plan.failed_layer
     for e in t.errors:
         lines = [f"**The network breaks at {e.where}.** {e.message}."]
-        if e.shapes:
-            a, b = e.shapes
-            lines.append(f"Shapes: `{shape_str(a)}` vs `{shape_str(b)}`.")
+        sides = problem_sides(e)
+        if sides:
+            lines.append(f"Shapes: {sides}.")
         lines.append(f"**Fix:** {e.fix}.")
-        if t.layers:
-            lines.append("The trace and graph show the network up to the failing layer, marked in red.")
+        if failed is not None:
+            lines.append(f"The trace and graph show the network up to the failing layer, `{failed.label}`, "
+                         "marked in red.")
+        elif t.layers:
+            lines.append(f"The trace and graph show the network up to {e.where}, where planning stops "
+                         "(the last row of the table, in red).")
         st.error("\n\n".join(lines), icon=":material/dangerous:")
     for w in t.warnings:
         st.warning(w, icon=":material/warning:")
 
 
+def network_caption(t: Trace) -> str:
+    """Input → output, the paper's depth, and the options that change the lesson, in one line."""
+    spec = t.spec
+    out = "output " + shape_str(t.output_shape) if t.ok else "breaks before the output"
+    shortcut = f"shortcut option {spec.shortcut}" if spec.skip else "shortcut option not in use (no skips)"
+    return (f"Input {shape_str(t.input_shape)} → {out} · depth {depth_text(t)} · "
+            f"skip connections {'on' if spec.skip else 'off'} · {shortcut} · "
+            f"batch norm {'on' if spec.norm == 'batch' else 'off'}")
+
+
 def metrics(t: Trace) -> None:
-    c = st.columns(5)
+    """The headline numbers. Each metric is as wide as its content and the row wraps, so nothing is cut."""
     partial = "" if t.ok else " (up to the failure)"
-    c[0].metric("Parameters" + partial, fmt_count(t.total_params), help=f"{t.total_params:,} parameters")
-    c[1].metric("Mult-adds" + partial, fmt_count(t.mult_adds), help=f"{t.mult_adds:,} per image (torchinfo's rule)")
-    c[2].metric("Output", shape_str(t.output_shape) if t.ok else "breaks",
-                help=f"for an input of {shape_str(t.input_shape)}")
-    c[3].metric("Activations", fmt_bytes(t.activation_bytes),
-                help="all layer outputs for one image at float32: what a forward pass keeps for backward")
-    c[4].metric("Receptive field", f"{t.receptive_field} px" if t.receptive_field else "—",
-                help="input pixels one unit of the last feature map sees")
+    with st.container(horizontal=True, gap="medium", key="ui.metrics"):
+        st.metric("Depth" + partial, f"{t.depth}", width="content",
+                  help=f"weight layers on the main path, as He et al. count them (convolutions and the FC; "
+                       f"shortcut projections not counted); {t.layers_planned} layers planned in all")
+        st.metric("Parameters" + partial, fmt_count(t.total_params), width="content",
+                  help=f"{t.total_params:,} parameters")
+        st.metric("Mult-adds" + partial, fmt_count(t.mult_adds), width="content",
+                  help=f"{t.mult_adds:,} per image (torchinfo's rule)")
+        st.metric("Output", shape_str(t.output_shape) if t.ok else "breaks", width="content",
+                  help=f"for an input of {shape_str(t.input_shape)}")
+        st.metric("Activations" + partial, fmt_bytes(t.activation_bytes), width="content",
+                  help="all layer outputs for one image at float32: what a forward pass keeps for backward")
+        st.metric("Receptive field" + partial, f"{t.receptive_field} px" if t.receptive_field else "—",
+                  width="content", help="input pixels one unit of the last feature map sees")
 
 
-NUMBER_COLUMNS = ("Params", "Mult-adds", "Element-wise", "Δ params", "Δ mult-adds")
+FAIL_STYLE = "background-color: #fde0e0; color: #b00020; font-weight: 600"
 
 
 def table_height(n_rows: int, cap: int = 600) -> int:
     return min(35 * (n_rows + 1) + 3, cap)
 
 
+def failed_rows(df: pd.DataFrame) -> pd.Series:
+    """Which rows mark a failure: a "✗" in any text column."""
+    marks = pd.Series(False, index=df.index)
+    for c in df.columns:
+        if df[c].dtype == object:
+            marks |= df[c].astype(str).str.startswith("✗")
+    return marks
+
+
 def dataframe(rows: list[dict], height: int | str | None = None, key: str | None = None) -> None:
-    """A table of library rows: numbers with thousands separators, a failing row ("✗") in red."""
-    df = pd.DataFrame(rows)
-    config = {c: st.column_config.NumberColumn(c, format="localized") for c in df.columns
-              if c in NUMBER_COLUMNS or c.startswith(("Params ", "Mult-adds "))}
-    data = df
-    if "Output" in df.columns and df["Output"].astype(str).str.startswith("✗").any():
-        failed = df["Output"].astype(str).str.startswith("✗")
-        data = df.style.apply(lambda row: ["background-color: #fde0e0; color: #b00020" if failed[row.name] else ""
-                                           for _ in row], axis=1)
-    st.dataframe(data, hide_index=True, column_config=config, key=key,
-                 height=table_height(len(df)) if height is None else height)
+    """A table of library rows, formatted the same way on valid and broken networks: integers with thousands
+    separators, fractions with one decimal, blanks as "—"; a failing row ("✗") in red."""
+    df = pd.DataFrame(rows, dtype=object)  # object: a blank (None) never turns a column of counts into floats
+    failed = failed_rows(df)
+    styler = df.style.format(_cell, na_rep="—")
+    if failed.any():
+        styler = styler.apply(lambda row: [FAIL_STYLE if failed[row.name] else "" for _ in row], axis=1)
+    st.dataframe(styler, hide_index=True, key=key, height=table_height(len(df)) if height is None else height)
+
+
+def _cell(v) -> str:
+    import numbers
+    if v is None or (isinstance(v, float) and v != v):
+        return "—"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, numbers.Integral):
+        return f"{int(v):,}"
+    if isinstance(v, numbers.Real):
+        return f"{float(v):,.1f}"
+    return str(v)
+
+
+# ---- the graph, drawn on the server when Graphviz is installed ------------------------------------
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _svg(dot: str) -> str | None:
+    try:
+        svg = render(dot, "svg").decode("utf-8")
+    except RenderUnavailable:
+        return None
+    return svg[svg.index("<svg"):]  # no XML prolog or doctype inside the page
+
+
+def graph_view(dot: str, key: str, zoom: float = 1.0, max_height: str = "78vh") -> None:
+    """Draw `dot`. With Graphviz's `dot` installed the SVG is made here and shown whole, as an image in a
+    scrollable frame (zoom scales it, the scrollbars pan it): every change of the DOT is a fresh, complete
+    drawing, so no node can lose its box.
+
+    Without `dot` it falls back to st.graphviz_chart, whose browser-side redraw (d3-graphviz) joins the new
+    drawing to the old one by node id ("n7"), and when a node's shape changes kind (a ⊕ circle where a box
+    was) keeps only the label: the ids are made unique per DOT there, so that nothing is joined."""
+    svg = _svg(dot)
+    if svg is None:
+        import hashlib
+        import re
+        tag = hashlib.sha1(dot.encode()).hexdigest()[:8]
+        st.graphviz_chart(re.sub(r"(?m)(^\s*|-> )n(\d+)\b", rf"\g<1>g{tag}_\2", dot), width="content")
+        return
+    import base64
+    import re
+    size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
+    width = f"{float(size.group(1)) * zoom:.0f}pt" if size else f"{zoom * 100:.0f}%"
+    data = base64.b64encode(svg.encode()).decode()
+    st.html(f'<div class="rx-graph" style="overflow:auto;max-height:{max_height};border:1px solid #e3e6ea;'
+            f'border-radius:6px;padding:6px;background:#fff"><img alt="computation graph" '
+            f'src="data:image/svg+xml;base64,{data}" style="width:{width};max-width:none;height:auto"></div>',
+            width="stretch")
+
+
+def file_stem(spec: ArchSpec) -> str:
+    """A safe file name for downloads of `spec`: 'resnet18 (edited)' → 'resnet18-edited'."""
+    import re
+    stem = re.sub(r"[^A-Za-z0-9._]+", "-", spec.name).strip("-.")
+    return stem[:80] or "network"
 
 
 # ---- files made on demand (download buttons call these only when clicked) -----------------------
@@ -136,3 +220,48 @@ def png_bytes(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
     return buf.getvalue()
+
+
+# ---- readable from the back of the room ----------------------------------------------------------
+
+ZOOMS = [50, 75, 100, 125, 150, 200, 300]
+
+
+def presenting() -> bool:
+    """Whether the presentation setting (large text for a projector) is on."""
+    return bool(st.session_state.get("ui.present", False))
+
+
+def default_zoom() -> int:
+    return 150 if presenting() else 100
+
+
+_STYLE = """
+<style>
+/* headline metrics and their labels wrap instead of being cut to "11.6…" */
+[data-testid="stMetricValue"] > div, [data-testid="stMetricLabel"] p { white-space: normal !important;
+  overflow: visible !important; text-overflow: clip !important; }
+[data-testid="stMetricValue"] { font-size: clamp(1.6rem, 2.5vw, 2.25rem); }
+.st-key-ui-metrics [data-testid="stMetric"] { padding-right: 0.75rem; }
+/* buttons wrap their label rather than ending it in "…" */
+[data-testid="stBaseButton-secondary"] p, [data-testid="stBaseButton-primary"] p { white-space: normal; }
+/* less empty space above the title: more of each page fits on a projector */
+[data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
+/* wide formulas scroll inside their box instead of being clipped */
+[data-testid="stMarkdownContainer"] .katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0; }
+</style>
+"""
+
+_PRESENT = """
+<style>
+html { font-size: 20px !important; }
+[data-testid="stMetricValue"] { font-size: 2.4rem !important; }
+[data-testid="stSidebar"] { min-width: 360px; }
+.vega-embed text { font-size: 14px; }
+</style>
+"""
+
+
+def apply_style() -> None:
+    """The house CSS on every page; larger text everywhere with the presentation setting."""
+    st.html(_STYLE + (_PRESENT if presenting() else ""))

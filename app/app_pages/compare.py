@@ -5,9 +5,8 @@ import streamlit as st
 import resnet_core as rc
 from app import state, ui
 from app.charts import structure as charts
-from resnet_core.structure.plan import shape_str
 from resnet_core.structure.presets import preset_info
-from resnet_core.structure.report import compare_rows, fmt_count, staircase_rows, table_rows
+from resnet_core.structure.report import compare_rows, compare_totals, fmt_count, staircase_rows, table_rows
 
 PAIRS = [  # (A into the builder, B, label)
     ("resnet34", "plain34", "ResNet-34 · plain-34"),
@@ -31,29 +30,26 @@ if "compare.b" not in st.session_state:
 
 st.title("Compare two networks")
 st.caption("**A** is the network in the builder (sidebar); choose **B** below, or load a classic pair.")
-cols = st.columns(len(PAIRS))
-for col, (a, b, label) in zip(cols, PAIRS):
-    col.button(label, key=f"compare.pair.{a}.{b}", on_click=load_pair, args=(a, b), width="stretch")
+with st.container(horizontal=True, gap="small", key="compare.pairs"):  # content-wide buttons: no label cut
+    for a, b, label in PAIRS:
+        st.button(label, key=f"compare.pair.{a}.{b}", on_click=load_pair, args=(a, b))
 
-b_name = st.selectbox("Network B", names, key="compare.b", persist_state="session")
+b_name = st.selectbox("Network B", names, key="compare.b", persist_state="session", width=360)
 spec_b = rc.get_preset(b_name)
 label_a = f"A: {spec_a.name}"
 label_b = f"B: {spec_b.name}" if spec_b.name != spec_a.name else f"B: {spec_b.name} (preset)"
 ta, tb = ui.cached_trace(spec_a), ui.cached_trace(spec_b)
 if not ta.ok:
     ui.error_panel(ta)
-
-def change(a: int, b: int) -> str:
-    return f"{b - a:+,}" + (f" ({(b - a) / a:+.1%})" if a else "")
-
-
-st.markdown(
-    f"| | **{label_a}** | **{label_b}** | **B − A** |\n|---|---:|---:|---:|\n"
-    f"| Parameters | {ta.total_params:,} ({fmt_count(ta.total_params)}) | {tb.total_params:,} "
-    f"({fmt_count(tb.total_params)}) | {change(ta.total_params, tb.total_params)} |\n"
-    f"| Mult-adds | {fmt_count(ta.mult_adds)} | {fmt_count(tb.mult_adds)} | {change(ta.mult_adds, tb.mult_adds)} |\n"
-    f"| Layers | {len(ta.layers)} | {len(tb.layers)} | {len(tb.layers) - len(ta.layers):+d} |\n"
-    f"| Output | {shape_str(ta.output_shape)} | {shape_str(tb.output_shape)} | |")
+st.markdown(f"| | **{label_a}** | **{label_b}** | **B − A** |\n|---|---:|---:|---:|\n"
+            + "\n".join(f"| {m} | {x} | {y} | {d} |" for m, x, y, d in compare_totals(ta, tb)))
+if not (ta.ok and tb.ok):
+    broken = " and ".join(x for x, t in ((label_a, ta), (label_b, tb)) if not t.ok)
+    st.caption(f"{broken} breaks: its totals are **partial** (the layers planned before the failure), so no "
+               "relative change is given against them.")
+else:
+    st.caption("Depth as He et al. count it: weight layers on the main path (convolutions and the FC); shortcut "
+               "projections are not counted, so a ResNet and its plain twin have the same depth.")
 
 st.subheader("Per stage")
 ui.dataframe(compare_rows(ta, tb, "A", "B"), key="compare.stages")

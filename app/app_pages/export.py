@@ -29,34 +29,38 @@ st.title("Share & export")
 ui.error_panel(t)
 
 st.subheader("Share")
-st.markdown("This link opens the app with exactly this network (it also lives in the address bar):")
-st.code(state.share_url(spec), language=None, wrap_lines=True)
+pages = st.session_state.get("ui.pages") or {"": "Shape trace"}
+came_from = st.session_state.get("ui.from_page", "")
+opens = st.selectbox("The link opens on", list(pages), index=list(pages).index(came_from) if came_from in pages else 0,
+                     format_func=pages.get, key="export.opens", width=320,
+                     help="The page you came from, with this network; every page's own address bar works too.")
+st.markdown(f"This link opens **{pages.get(opens, opens)}** with exactly this network, **{spec.name}**:")
+st.code(state.share_url(spec, page=opens, current="export"), language=None, wrap_lines=True)
 
 st.subheader("Export")
-c = st.columns(7)
-c[0].download_button("⬇ Spec (JSON)", spec.to_json() + "\n", f"{spec.name}.json", "application/json",
-                     key="export.json", width="stretch")
-c[1].download_button("⬇ Spec (YAML)", spec.to_yaml(), f"{spec.name}.yaml", "application/yaml", key="export.yaml",
-                     width="stretch")
-c[2].download_button("⬇ Trace (CSV)", lambda: to_csv(t), f"{spec.name}_trace.csv", "text/csv", key="export.csv",
-                     width="stretch")
+row = st.container(horizontal=True, gap="small", key="export.buttons")  # content-wide, wrapping: no label cut
+c = [row] * 7
+stem = ui.file_stem(spec)
+c[0].download_button("⬇ Spec (JSON)", spec.to_json() + "\n", f"{stem}.json", "application/json",
+                     key="export.json")
+c[1].download_button("⬇ Spec (YAML)", spec.to_yaml(), f"{stem}.yaml", "application/yaml", key="export.yaml")
+c[2].download_button("⬇ Trace (CSV)", lambda: to_csv(t), f"{stem}_trace.csv", "text/csv", key="export.csv")
 dot = ui.cached_dot(spec, "block", None)
-c[3].download_button("⬇ Graph (DOT)", dot, f"{spec.name}.dot", "text/vnd.graphviz", key="export.dot",
-                     width="stretch")
+c[3].download_button("⬇ Graph (DOT)", dot, f"{stem}.dot", "text/vnd.graphviz", key="export.dot")
 if dot_available():
-    c[4].download_button("⬇ Graph (SVG)", ui.graph_image(dot, "svg"), f"{spec.name}.svg", "image/svg+xml",
-                         key="export.svg", width="stretch")
-    c[5].download_button("⬇ Graph (PNG)", ui.graph_image(dot, "png"), f"{spec.name}.png", "image/png",
-                         key="export.png", width="stretch")
+    c[4].download_button("⬇ Graph (SVG)", ui.graph_image(dot, "svg"), f"{stem}.svg", "image/svg+xml",
+                         key="export.svg")
+    c[5].download_button("⬇ Graph (PNG)", ui.graph_image(dot, "png"), f"{stem}.png", "image/png",
+                         key="export.png")
 else:
     c[4].caption("SVG and PNG need Graphviz's `dot` (Debian package `graphviz`).")
 code = _code(spec_key(spec), spec)
 if code is None:
-    c[6].button("⬇ PyTorch code", disabled=True, key="export.code_disabled", width="stretch",
+    c[6].button("⬇ PyTorch code", disabled=True, key="export.code_disabled",
                 help="A network whose shapes do not meet cannot be built: fix the error first.")
 else:
-    c[6].download_button("⬇ PyTorch code", code, f"{spec.name.replace('-', '_')}.py", "text/x-python",
-                         key="export.code", width="stretch")
+    c[6].download_button("⬇ PyTorch code", code, f"{stem.replace('-', '_').replace('.', '_')}.py", "text/x-python",
+                         key="export.code")
 if code is not None:
     with st.expander("PyTorch code (standalone: needs only torch)"):
         st.code(code, language="python", line_numbers=True, height=500)

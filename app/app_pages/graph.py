@@ -10,34 +10,35 @@ t = ui.cached_trace(spec)
 plan = t.plan
 
 st.title(f"{spec.name}: computation graph")
+st.caption(ui.network_caption(t))
 ui.error_panel(t)
 
 n_stages = len(plan.stages)
-c1, c2, c3 = st.columns([2, 3, 3])
-with c1:
+with st.container(horizontal=True, gap="medium", vertical_alignment="bottom", key="graph.controls"):
     detail = st.segmented_control("Detail", ["stage", "block", "layer"], default="block", key="graph.detail",
                                   required=True, persist_state="session")
-with c2:
     options = [None] + list(range(n_stages))
-    expand = st.selectbox("Show in detail", options, key="graph.expand", persist_state="session",
+    expand = st.selectbox("Show in detail", options, key="graph.expand", persist_state="session", width=260,
                           format_func=lambda i: "all stages" if i is None else
                           f"stage {i + 1} only ({plan.stages[i].stage.block} × {len(plan.stages[i].blocks)})",
                           disabled=detail == "stage",
                           help="Collapse every other stage to one node: a 152- or 1202-layer network stays readable.")
     if expand is not None and expand >= n_stages:
         expand = None
-with c3:
-    st.markdown("<br>", unsafe_allow_html=True)
-    st.caption("Solid: main path F(x) · **red dashed: skip connections** · orange: projection or zero-pad "
-               "shortcuts · ⊕: the addition F(x) + x · labels: tensor shapes C×H×W")
+    zoom = st.select_slider("Zoom", ui.ZOOMS, key="graph.zoom", value=ui.default_zoom(), width=260,
+                            persist_state="session",
+                            format_func=lambda z: f"{z} %", help="Scroll inside the frame to pan.")
+st.caption("Solid: main path F(x) · **red dashed: skip connections** · orange: projection or zero-pad "
+           "shortcuts · ⊕: the addition F(x) + x · labels: tensor shapes C×H×W")
 
 dot = ui.cached_dot(spec, detail, None if detail == "stage" else expand)
-st.graphviz_chart(dot, width="content")
+ui.graph_view(dot, key="graph.view", zoom=zoom / 100)
 
-d1, d2, _ = st.columns([1, 1, 4])
-d1.download_button("⬇ DOT", dot, file_name=f"{spec.name}_{detail}.dot", mime="text/vnd.graphviz", key="graph.dl_dot")
-if dot_available():
-    d2.download_button("⬇ SVG", ui.graph_image(dot, "svg"), file_name=f"{spec.name}_{detail}.svg",
-                       mime="image/svg+xml", key="graph.dl_svg")
-else:
-    d2.caption("SVG export needs Graphviz's `dot` (Debian package `graphviz`); the DOT file renders anywhere.")
+stem = ui.file_stem(spec)
+with st.container(horizontal=True, key="graph.downloads"):
+    st.download_button("⬇ DOT", dot, file_name=f"{stem}_{detail}.dot", mime="text/vnd.graphviz", key="graph.dl_dot")
+    if dot_available():
+        st.download_button("⬇ SVG", ui.graph_image(dot, "svg"), file_name=f"{stem}_{detail}.svg",
+                           mime="image/svg+xml", key="graph.dl_svg")
+    else:
+        st.caption("SVG export needs Graphviz's `dot` (Debian package `graphviz`); the DOT file renders anywhere.")

@@ -26,19 +26,28 @@ def open_in_builder(spec) -> None:
 
 st.title("Learn: how residual networks work")
 st.caption("Five short steps, each live. Change the controls and watch; then fix the broken networks.")
-tabs = st.tabs(["1 · The residual block", "2 · Shortcuts", "3 · ResNet-18, shape by shape", "4 · Batch norm",
-                "5 · Broken networks"], key="learn.tabs")
+STEPS = ["1 · The residual block", "2 · Shortcuts", "3 · ResNet-18, shape by shape", "4 · Batch norm",
+         "5 · Broken networks"]
+
+
+def _remember_step() -> None:  # the tab widget's state goes when the page is left; this copy stays
+    st.session_state["learn.step"] = st.session_state.get("learn.tabs")
+
+
+step = st.session_state.get("learn.step")
+tabs = st.tabs(STEPS, key="learn.tabs", default=step if step in STEPS else None, on_change=_remember_step)
 
 # ---------------------------------------------------------------------------------------------
 with tabs[0]:
+    with st.container(horizontal=True, gap="medium", vertical_alignment="bottom"):
+        example = st.selectbox("Block", list(BLOCK_EXAMPLES), key="learn.block", width=480)
+        skip = st.toggle("Skip connection", value=True, key="learn.skip")
     left, right = st.columns([3, 2])
     with right:
-        example = st.selectbox("Block", list(BLOCK_EXAMPLES), key="learn.block")
-        skip = st.toggle("Skip connection", value=True, key="learn.skip")
         preset, block = BLOCK_EXAMPLES[example]
         spec = rc.get_preset(preset).replace(skip=skip)
         plan = ui.cached_trace(spec).plan
-        st.graphviz_chart(block_dot(plan, block), width="content")
+        ui.graph_view(block_dot(plan, block), key="learn.block_graph", zoom=ui.default_zoom() / 100)
         st.button("Open this network in the builder", key="learn.open_block", on_click=open_in_builder,
                   args=(spec,))
     with left:
@@ -110,8 +119,12 @@ with tabs[2]:
     with left:
         st.markdown("\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps)))
         st.markdown("Every convolution's output size follows one rule:")
-        st.latex(r"H_\text{out} = \left\lfloor \frac{H_\text{in} + 2p - k}{s} \right\rfloor + 1"
-                 r"\qquad\text{e.g. } \left\lfloor\frac{224 + 6 - 7}{2}\right\rfloor + 1 = 112")
+        st.latex(r"H_\text{out} = \left\lfloor \frac{H_\text{in} + 2p - k}{s} \right\rfloor + 1")
+        conv1 = layers["conv1"]
+        h_in, k, p, s_ = t18.input_shape[1], conv1.kernel, conv1.padding, conv1.stride
+        st.markdown("For the stem's conv:")  # two short formulas fit a narrow column, one long one did not
+        st.latex(rf"\left\lfloor\frac{{{h_in} + {2 * p} - {k}}}{{{s_}}}\right\rfloor + 1 = "
+                 rf"{(h_in + 2 * p - k) // s_ + 1}")
     with right:
         st.altair_chart(charts.staircase(staircase_rows(t18), "spatial", title="spatial size: 224 → 112 → 56 → "
                                          "28 → 14 → 7 → 1"), width="stretch")
@@ -166,7 +179,8 @@ with tabs[4]:
             head.markdown(f"**{ex.title}**  \n{ex.story}")
             button.button("Load into the builder", key=f"learn.ex.{ex.key}", on_click=open_in_builder,
                           args=(ex.broken,), width="stretch")
-            if current.name == ex.broken.name:
+            # the exercise is in the builder when it was loaded from here (its name gains "(edited)" when fixed)
+            if st.session_state.get(state.P + "source") == ex.broken.name:
                 problem = check_exercise(ex, current)
                 if problem is None:
                     st.success("Solved: the network builds. " + (

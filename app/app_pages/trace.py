@@ -4,16 +4,13 @@ import streamlit as st
 
 from app import ui
 from app.charts import structure as charts
-from resnet_core.structure.plan import shape_str
 from resnet_core.structure.report import DEPTHS, stage_chart_rows, staircase_rows, staircase_summary, table_rows
 
 spec = ui.current_spec()
 t = ui.cached_trace(spec)
 
 st.title(f"{spec.name}: shape trace")
-st.caption(f"Input {shape_str(t.input_shape)} → {'output ' + shape_str(t.output_shape) if t.ok else 'breaks before the output'}"
-           f" · {len(t.layers)} layers planned · skip connections {'on' if spec.skip else 'off'} · "
-           f"shortcut option {spec.shortcut} · batch norm {'on' if spec.norm == 'batch' else 'off'}")
+st.caption(ui.network_caption(t))
 ui.error_panel(t)
 ui.metrics(t)
 
@@ -36,4 +33,5 @@ depth = st.segmented_control("Depth", DEPTHS, default="block", key="trace.depth"
 ui.dataframe(table_rows(t, depth), key="trace.table")
 st.caption("Mult-adds follow torchinfo's rule (conv = parameters × output H × W; norm and linear = parameters). "
            "Element-wise ops are what it leaves out: activations and additions 1 per element, norms 2, "
-           "pools k² per output. RF: receptive field in input pixels; memory: the layer's float32 output.")
+           "pools k² per output. RF: receptive field in input pixels; memory: the layer's float32 output. "
+           "A module used twice (a basic block's `relu`) is listed once per use: `relu (1)`, `relu (2)`.")

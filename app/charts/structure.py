@@ -17,14 +17,32 @@ def staircase(rows: list[dict], field: str = "spatial", title: str | None = None
     top = int(df[field].max())
     scale = alt.Scale(type="log", base=2, domain=[1, max(2, top * 2)])
     tooltip = ["layer:N", "type:N", "shape:N", "part:N"]
-    base = alt.Chart(df).encode(x=alt.X("depth:Q", title="layer (main path)", scale=alt.Scale(nice=False)))
-    line = base.mark_line(interpolate="step-after", color=color, strokeWidth=3).encode(
-        y=alt.Y(f"{field}:Q", title=label, scale=scale), tooltip=tooltip)
+    base = alt.Chart(df).encode(x=depth_axis(df))
+    line = base.mark_line(interpolate="step-after", color=color, strokeWidth=3, point=len(df) == 1).encode(
+        y=alt.Y(f"{field}:Q", title=label, scale=scale, axis=alt.Axis(format="d", values=_powers_of_two(top))),
+        tooltip=tooltip)
     hover = base.mark_point(color=color, filled=True, size=60, opacity=0.01).encode(y=f"{field}:Q", tooltip=tooltip)
     changes = df[df[field] != df[field].shift()]
     text = alt.Chart(changes).mark_text(dy=-10, dx=3, align="left", fontSize=14, fontWeight="bold",
                                         color=color).encode(x="depth:Q", y=f"{field}:Q", text=f"{field}:Q")
     return alt.layer(line, hover, text).properties(height=230, title=title or label)
+
+
+def depth_axis(df: pd.DataFrame) -> alt.X:
+    """Depth as the paper counts it, in whole layers, from 0 to at least 1 (no NaN or fractional ticks, even
+    when a broken network stops at its first layer)."""
+    last = int(df["depth"].max()) if len(df) else 0
+    return alt.X("depth:Q", title="weight layers (depth, as the paper counts)",
+                 scale=alt.Scale(domain=[0, max(1, last)], nice=False),
+                 axis=alt.Axis(format="d", tickMinStep=1))
+
+
+def _powers_of_two(top: int) -> list[int]:
+    values, v = [], 1
+    while v <= max(2, top * 2):
+        values.append(v)
+        v *= 4 if top > 64 else 2
+    return values
 
 
 def stage_bars(rows: list[dict], measure: str) -> alt.Chart:
@@ -33,7 +51,8 @@ def stage_bars(rows: list[dict], measure: str) -> alt.Chart:
     order = list(dict.fromkeys(df["part"]))
     return alt.Chart(df).mark_bar(color=PALETTE[0] if measure == "parameters" else PALETTE[3]).encode(
         x=alt.X("part:N", sort=order, title=None, axis=alt.Axis(labelAngle=0, labelLimit=120)),
-        y=alt.Y("value:Q", title=measure, axis=alt.Axis(format="~s")),
+        y=alt.Y("value:Q", title=measure, axis=alt.Axis(format="~s", tickMinStep=1),
+                scale=alt.Scale(domain=[0, max(1, int(df["value"].max()) if len(df) else 1)])),
         tooltip=["part:N", alt.Tooltip("value:Q", format=",", title=measure)],
     ).properties(height=230, title=f"{measure} per stage")
 
@@ -41,8 +60,9 @@ def stage_bars(rows: list[dict], measure: str) -> alt.Chart:
 def compare_staircase(rows_a: list[dict], rows_b: list[dict], label_a: str, label_b: str) -> alt.Chart:
     df = pd.concat([pd.DataFrame(rows_a).assign(network=label_a), pd.DataFrame(rows_b).assign(network=label_b)])
     return alt.Chart(df).mark_line(interpolate="step-after", strokeWidth=2.5).encode(
-        x=alt.X("depth:Q", title="layer (depth)"),
-        y=alt.Y("spatial:Q", title="spatial size (H)", scale=alt.Scale(type="log", base=2)),
+        x=depth_axis(df),
+        y=alt.Y("spatial:Q", title="spatial size (H)", scale=alt.Scale(type="log", base=2),
+                axis=alt.Axis(format="d")),
         color=alt.Color("network:N", scale=alt.Scale(range=PALETTE[:2])),
         strokeDash=alt.StrokeDash("network:N"),
         tooltip=["network:N", "layer:N", "shape:N"],

@@ -18,6 +18,7 @@ import graphviz
 
 from resnet_core.errors import ExplorerError
 from resnet_core.structure.plan import BlockPlan, Layer, Plan, StagePlan, shape_str
+from resnet_core.text import dot_text
 
 DETAILS = ("stage", "block", "layer")
 
@@ -40,21 +41,22 @@ _STYLE = {  # op -> (shape, fill)
 
 
 def _layer_label(lay: Layer) -> str:
+    # a module used twice (a basic block's `relu`) is drawn under each use's label: "layer1.0.relu (2)"
     if lay.op == "conv":
         groups = f", g{lay.groups}" if lay.groups > 1 else ""
         stride = f"/{lay.stride}" if lay.stride > 1 else ""
-        return f"{lay.name}\nconv {lay.kernel}×{lay.kernel}{stride}, {lay.out_shape[0] if lay.out_shape else '?'}{groups}"
+        return f"{lay.label}\nconv {lay.kernel}×{lay.kernel}{stride}, {lay.out_shape[0] if lay.out_shape else '?'}{groups}"
     if lay.op == "add":
         return "+"
     if lay.op in ("maxpool", "avgpool"):
-        return f"{lay.name}\n{lay.kernel}×{lay.kernel}/{lay.stride} {lay.op[:3]} pool"
+        return f"{lay.label}\n{lay.kernel}×{lay.kernel}/{lay.stride} {lay.op[:3]} pool"
     if lay.op == "gap":
         return "global avg pool"
     if lay.op == "linear":
         return f"fc {lay.in_shape[0]} → {lay.out_shape[0] if lay.out_shape else '?'}"
     if lay.op == "pad":
-        return f"{lay.name}\nsubsample /{lay.stride} + zero-pad"
-    return f"{lay.name}\n{lay.type}"
+        return f"{lay.label}\nsubsample /{lay.stride} + zero-pad"
+    return f"{lay.label}\n{lay.type}"
 
 
 class _Drawer:
@@ -66,7 +68,7 @@ class _Drawer:
         self.expand = expand
         self.max_blocks = max(3, max_blocks)
         self.failed = plan.failed_layer
-        g = graphviz.Digraph(name=plan.spec.name, graph_attr={
+        g = graphviz.Digraph(name=dot_text(plan.spec.name), graph_attr={
             "rankdir": "TB", "fontname": "Helvetica", "fontsize": "12", "nodesep": "0.25", "ranksep": "0.3",
             "labelloc": "t"})
         g.attr("node", fontname="Helvetica", fontsize="11", style="filled,rounded", shape="box",
@@ -86,7 +88,7 @@ class _Drawer:
         if failed:
             a.update(color=FAIL_COLOR, penwidth="3", fillcolor="#fde0e0", fontcolor=FAIL_COLOR)
         a.update(attrs)
-        (g or self.g).node(nid, label, **a)
+        (g or self.g).node(nid, dot_text(label), **a)  # labels carry names: text, never DOT or HTML
         return nid
 
     def edge(self, a: str, b: str, shape=None, skip: bool = False, g: graphviz.Digraph | None = None,
@@ -110,7 +112,7 @@ class _Drawer:
                 extra = dict(shape="box", fixedsize="false", width="0", height="0", fontsize="11")
             else:
                 label += "\n✗ " + (str(err.where) if err else "fails")
-        return self.node(label, g, op=lay.op, failed=lay.failed, tooltip=f"{lay.name}: {lay.type}", **extra)
+        return self.node(label, g, op=lay.op, failed=lay.failed, tooltip=f"{lay.label}: {lay.type}", **extra)
 
     def chain(self, layers: list[Layer], prev: str, g=None) -> str:
         for lay in layers:
@@ -216,7 +218,7 @@ class _Drawer:
                 continue
             b = item
             with self.g.subgraph(name=f"cluster_{b.name}") as c:
-                c.attr(label=f"{b.name} ({b.kind}, stride {b.stride})", style="rounded,dashed", color="#999999",
+                c.attr(label=dot_text(f"{b.name} ({b.kind}, stride {b.stride})"), style="rounded,dashed", color="#999999",
                        fontsize="10", fontcolor="#555555")
                 if self.detail == "layer":
                     prev = self.block_layers(b, prev, c)
@@ -258,7 +260,7 @@ class _Drawer:
             self.edge(prev, out, None)
         if plan.errors:
             e = plan.errors[0]
-            self.g.attr(label=f"✗ stops at {e.where}: {e.message}", fontcolor=FAIL_COLOR)
+            self.g.attr(label=dot_text(f"✗ stops at {e.where}: {e.message}"), fontcolor=FAIL_COLOR)
         return self.g
 
 
@@ -279,7 +281,7 @@ def block_dot(plan: Plan, block_name: str) -> str:
     d = _Drawer(plan, "layer", None, 8)
     x = d.node(f"x\n{shape_str(b.in_shape)}", op="flatten", fillcolor="#ffffff")
     with d.g.subgraph(name=f"cluster_{b.name}") as c:
-        c.attr(label=f"{b.name} ({b.kind}, stride {b.stride}, shortcut: {b.shortcut})", style="rounded,dashed",
+        c.attr(label=dot_text(f"{b.name} ({b.kind}, stride {b.stride}, shortcut: {b.shortcut})"), style="rounded,dashed",
                color="#999999", fontsize="10", fontcolor="#555555")
         last = d.block_layers(b, x, c)
     out = d.node(f"out\n{shape_str(b.out_shape)}", op="flatten", fillcolor="#ffffff")

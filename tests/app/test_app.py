@@ -35,9 +35,24 @@ def metric(at: AppTest, label: str) -> str:
 
 
 def dot_of(at: AppTest) -> str:
+    """The drawn graph: the SVG made on the server (Graphviz installed), else the DOT given to the browser."""
+    import base64
+    import re
+    images = [re.search(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", h.proto.body)
+              for h in at.get("html") if "rx-graph" in h.proto.body]
+    if images and images[0]:
+        return base64.b64decode(images[0].group(1)).decode()
     charts = at.get("graphviz_chart")
     assert charts, "no graph drawn"
     return charts[0].proto.spec
+
+
+def dashed(graph: str) -> bool:
+    """Whether the drawing has a dashed (skip) edge, in SVG or in DOT."""
+    import re
+    if "<svg" in graph:  # an edge group with a dashed path (cluster frames are dashed too: not counted)
+        return any("stroke-dasharray" in g for g in re.findall(r'<g id="edge\d+" class="edge">(.*?)</g>', graph, re.S))
+    return bool(re.search(r"->[^\n]*style=dashed", graph))
 
 
 @pytest.fixture
@@ -84,7 +99,11 @@ def test_editing_a_stage_retraces(app):
 def test_toggling_skip_and_batch_norm(app):
     app.toggle(key="net.skip").set_value(False).run()
     no_exception(app)
-    assert spec_of(app) == rc.get_preset("plain18").replace(name="resnet18")
+    # an edited network is not the preset: it is named as edited, and the unused shortcut option says so
+    assert spec_of(app) == rc.get_preset("plain18").replace(name="resnet18 (edited)")
+    assert app.title[0].value == "resnet18 (edited): shape trace"
+    assert app.segmented_control(key="net.shortcut").disabled
+    assert any("not in use" in c.value for c in app.caption)
     app.toggle(key="net.batch_norm").set_value(False).run()
     spec = spec_of(app)
     assert spec.norm == "none" and not spec.skip
@@ -232,10 +251,10 @@ def test_learn_exercise_load_and_fix(app, index):
 def test_learn_block_toggle_removes_the_skip():
     at = new_app()
     at.switch_page("app_pages/learn.py").run()
-    with_skip = at.get("graphviz_chart")[0].proto.spec
+    with_skip = dot_of(at)
     at.toggle(key="learn.skip").set_value(False).run()
-    without = at.get("graphviz_chart")[0].proto.spec
-    assert "style=dashed" in with_skip and "style=dashed" not in without
+    without = dot_of(at)
+    assert dashed(with_skip) and not dashed(without)
     assert spec_from_dict(rc.get_preset("resnet18").to_dict()) == spec_of(at)  # the builder is untouched
 
 
@@ -300,3 +319,72 @@ def test_import_of_a_spec_beyond_the_builder_is_refused_before_tracing(app, monk
     no_exception(app)
     assert not traced_big
     assert any("the builder cannot show it" in e.value and "stage 1 · blocks is 50000" in e.value for e in app.error)
+
+
+def test_depth_as_the_paper_counts_it_on_the_page_and_in_compare(app):
+    assert metric(app, "Depth") == "18"
+    assert any("depth 18 weight layers (69 layers planned)" in c.value for c in app.caption)
+    app.switch_page("app_pages/compare.py").run()
+    app.button(key="compare.pair.resnet34.plain34").click().run()
+    no_exception(app)
+    table = next(m.value for m in app.markdown if m.value.startswith("| | **A: resnet34**"))
+    assert "| Depth (weight layers) | 34 | 34 | +0 |" in table  # He et al.: both are 34 layers deep
+
+
+def test_a_broken_network_in_compare_has_partial_totals(app):
+    app.segmented_control(key="net.shortcut").set_value("identity").run()
+    app.switch_page("app_pages/compare.py").run()
+    no_exception(app)
+    table = next(m.value for m in app.markdown if m.value.startswith("| | **A: resnet18 (edited)**"))
+    params = next(line for line in table.splitlines() if line.startswith("| Parameters"))
+    assert "(partial)" in params and "%" not in params
+    assert any("partial" in c.value for c in app.caption)
+
+
+def test_edited_names_round_trip_through_the_link_and_the_json_export(app):
+    app.toggle(key="net.skip").set_value(False).run()
+    assert spec_of(app).name == "resnet18 (edited)"
+    token = app.query_params["spec"]
+    assert spec_of(new_app(spec=token)).name == "resnet18 (edited)"  # the link keeps "(edited)"
+    # a name of one's own, through the link and through the JSON file
+    app.text_input(key="net.name").set_value("my plain 18").run()
+    renamed = spec_of(app)
+    assert renamed == rc.get_preset("plain18").replace(name="my plain 18")
+    linked = new_app(spec=app.query_params["spec"])
+    assert spec_of(linked) == renamed and linked.title[0].value == "my plain 18: shape trace"
+    fresh = new_app()
+    fresh.switch_page("app_pages/export.py").run()
+    fresh.text_area(key="export.paste").set_value(renamed.to_json()).run()
+    fresh.button(key="export.load").click().run()
+    no_exception(fresh)
+    assert spec_of(fresh) == renamed
+    fresh.switch_page("app_pages/trace.py").run()
+    assert fresh.title[0].value == "my plain 18: shape trace"
+    # undoing the edits gives the preset back, under its own name
+    app.text_input(key="net.name").set_value("resnet18").run()
+    app.toggle(key="net.skip").set_value(True).run()
+    assert spec_of(app) == rc.get_preset("resnet18") and app.query_params["net"] == "resnet18"
+
+
+def test_file_names_of_an_edited_network():
+    from app.ui import file_stem
+    assert file_stem(rc.get_preset("resnet18").replace(name="resnet18 (edited)")) == "resnet18-edited"
+    assert file_stem(rc.get_preset("resnet18").replace(name="../../etc/passwd")) == "etc-passwd"
+    assert file_stem(rc.get_preset("resnet18").replace(name="***")) == "network"
+
+
+def test_share_link_opens_the_page_it_was_shared_from(app):
+    app.switch_page("app_pages/graph.py").run()
+    app.switch_page("app_pages/export.py").run()
+    no_exception(app)
+    assert app.selectbox(key="export.opens").value == "graph"
+    assert app.code[0].value.startswith("graph?net=resnet18")
+
+
+def test_broken_network_tables_mark_the_row_the_text_promises():
+    from resnet_core.structure.lessons import EXERCISES
+    ex = next(e for e in EXERCISES if e.key == "zero-width")  # stops before any layer of stage 1
+    at = new_app(spec=to_url_token(ex.broken))
+    no_exception(at)
+    assert any("the last row of the table, in red" in e.value for e in at.error)
+    assert not any("marked in red" in e.value and "failing layer" in e.value for e in at.error)
