@@ -3,6 +3,12 @@
 GPU when there is one, CPU otherwise, and always say which (`describe`). Before a live pass or a
 training run, `check_fits` compares an estimate of the memory it needs with what the device has
 free, and refuses with the numbers instead of letting the process die of out-of-memory.
+
+Several browser sessions share one server process, so admission is atomic: `reserve` checks an
+estimate against the free memory minus what the passes already admitted have reserved, and books it,
+under one lock; the booking is released when the pass ends. Three sessions asking at the same moment
+cannot all be admitted past the budget. `RESNET_EXPLORER_MEMORY_BUDGET` (bytes, or with a K/M/G
+suffix) caps the total reserved at once on top of the free-memory rule.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import collections
 import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -26,11 +33,12 @@ class DeviceError(ExplorerError):
 class MemoryGuardError(ExplorerError):
     """A run was refused because its estimate does not fit in the device's free memory."""
 
-    def __init__(self, needed: int, free: int, device: str, what: str = "this run"):
-        from resnet_core.structure.report import fmt_bytes
-        self.needed, self.free, self.device = needed, free, device
+    def __init__(self, needed: int, free: int, device: str, what: str = "this run", booked: int = 0):
+        from resnet_core.formatting import fmt_bytes
+        self.needed, self.free, self.device, self.booked = needed, free, device, booked
+        others = f", {fmt_bytes(booked)} of it booked by passes running now" if booked else ""
         super().__init__(
-            f"{what} needs about {fmt_bytes(needed)} but {device} has {fmt_bytes(free)} free: "
+            f"{what} needs about {fmt_bytes(needed)} but {device} has {fmt_bytes(free)} free{others}: "
             "use a smaller batch or input, or a smaller network")
 
 
@@ -54,7 +62,7 @@ def pick_device(preference: str = "auto") -> torch.device:
 
 def describe(device: torch.device | str) -> str:
     """'CUDA · NVIDIA H100 (79.1 GiB free)' or 'CPU · 2 threads'."""
-    from resnet_core.structure.report import fmt_bytes
+    from resnet_core.formatting import fmt_bytes
     device = torch.device(device)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -123,6 +131,55 @@ def check_fits(estimate: PassEstimate | int, device: torch.device | str, what: s
         raise MemoryGuardError(needed, free, describe(device).split(" (")[0], what)
 
 
+def _env_budget() -> int | None:
+    raw = os.environ.get("RESNET_EXPLORER_MEMORY_BUDGET", "").strip()
+    if not raw:
+        return None
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(raw[-1].upper(), 1)
+    try:
+        value = int(float(raw[:-1] if mult > 1 else raw) * mult)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+_RESERVED: dict[str, int] = collections.defaultdict(int)  # device type → bytes booked by running passes
+_RESERVE_LOCK = threading.Lock()
+
+
+def reserved(device: torch.device | str) -> int:
+    """Bytes booked on `device` by the passes admitted and still running."""
+    with _RESERVE_LOCK:
+        return _RESERVED[torch.device(device).type]
+
+
+@contextmanager
+def reserve(estimate: PassEstimate | int, device: torch.device | str, what: str = "this run",
+            headroom: float = 0.8) -> Iterator[None]:
+    """Admit a pass only when it fits next to the passes already admitted, and book its memory while it runs.
+
+    The check and the booking happen under one lock: of several sessions asking at once, only as many
+    as fit are admitted; the rest get MemoryGuardError with the numbers (free memory net of the bookings).
+    """
+    needed = estimate.total if isinstance(estimate, PassEstimate) else int(estimate)
+    kind = torch.device(device).type
+    with _RESERVE_LOCK:
+        free = free_memory(device)
+        booked = _RESERVED[kind]
+        room = int(headroom * free) - booked
+        cap = _env_budget()
+        if cap is not None:
+            room = min(room, cap - booked)
+        if needed > room:
+            raise MemoryGuardError(needed, free, describe(device).split(" (")[0], what, booked=booked)
+        _RESERVED[kind] = booked + needed
+    try:
+        yield
+    finally:
+        with _RESERVE_LOCK:
+            _RESERVED[kind] -= needed
+
+
 class FairSlots:
     """At most `n` holders at once, granted in the order asked (FIFO). A training run takes a slot per
     step, so a session that asks between two steps is served next rather than after the whole run."""
@@ -133,16 +190,34 @@ class FairSlots:
         self._queue: collections.deque = collections.deque()
         self._cond = threading.Condition()
 
-    def acquire(self, timeout: float | None = None) -> bool:
+    def acquire(self, timeout: float | None = None, should_stop=None) -> bool:
+        """Wait in line for a slot; False after `timeout` seconds or as soon as `should_stop()` is true
+        (checked every 0.2 s: a session whose tab closed leaves the line)."""
         me = object()
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._queue.append(me)
-            ok = self._cond.wait_for(lambda: self._queue[0] is me and self._busy < self.n, timeout)
-            self._queue.remove(me)
-            if ok:
-                self._busy += 1
-            self._cond.notify_all()
-            return ok
+            try:
+                while True:
+                    if should_stop is not None and should_stop():
+                        return False
+                    if self._queue[0] is me and self._busy < self.n:
+                        self._busy += 1
+                        return True
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    step = 0.2 if should_stop is not None else None
+                    self._cond.wait(left if step is None else step if left is None else min(left, step))
+            finally:
+                self._queue.remove(me)
+                self._cond.notify_all()
+
+    @property
+    def waiting(self) -> int:
+        """How many are in line (not yet granted)."""
+        with self._cond:
+            return len(self._queue)
 
     def release(self) -> None:
         with self._cond:
@@ -161,11 +236,14 @@ class BusyError(ExplorerError):
 
 
 @contextmanager
-def device_slot(device: torch.device | str, timeout: float = 120.0) -> Iterator[None]:
-    """Hold the device's slot for a pass or a training run; waits up to `timeout` seconds."""
+def device_slot(device: torch.device | str, timeout: float = 120.0, should_stop=None) -> Iterator[None]:
+    """Hold the device's slot for a pass or a training run; waits up to `timeout` seconds, and gives up
+    early (BusyError) when `should_stop()` becomes true."""
     device = torch.device(device)
     sem = _GPU_SLOTS if device.type == "cuda" else _CPU_SLOTS
-    if not sem.acquire(timeout=timeout):
+    if not sem.acquire(timeout=timeout, should_stop=should_stop):
+        if should_stop is not None and should_stop():
+            raise BusyError(f"the wait for the {device.type.upper()} was abandoned (the session stopped it)")
         raise BusyError(f"the {device.type.upper()} is busy with another session's run; try again in a moment")
     try:
         yield

@@ -5,8 +5,9 @@
 For each variant (with skips, without skips: one model from the seed, the same weights and the same
 seeded batch), the table lists ‖∂L/∂W‖ of every conv/linear weight and ‖∂L/∂x‖ at every block's input,
 side by side with their ratio; vanished (0 or tiny) and exploded (NaN, Inf or huge) values are marked.
-Bad input (an unknown network, shapes that do not meet, a batch < 1, no GPU for --device cuda, a run too
-large for the free memory) exits 2 with one line each.
+Bad input (an unknown network, shapes that do not meet, a batch outside 1…4096, a seed outside
+0…2**64 − 1, no GPU for --device cuda, a run too large for the free memory) exits 2 with one line each.
+Ctrl-C stops the run at the next layer and exits 130 with "interrupted".
 """
 
 from __future__ import annotations
@@ -14,12 +15,29 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
+import threading
 
 from resnet_core.cli.common import CliError, parse_shape, plan_error_lines, resolve_spec
+from resnet_core.formatting import text_table
 from resnet_core.structure.spec import INITS, NORMS
 
 MAX_BATCH = 4096
+SEED_MAX = 2**64 - 1
+
+
+def _int_in(lo: int, hi: int, hi_text: str):
+    """An argparse type: an integer in lo…hi, else a one-line reason (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi_text}, got {text}")
+        return value
+    return parse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,8 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=list(INITS), help="weight initialisation (default: the spec's)")
     p.add_argument("--shortcut", choices=["A", "B", "C"], help="shortcut option (default: the spec's)")
     p.add_argument("--zero-init-residual", action="store_true", help="zero each residual branch's last layer")
-    p.add_argument("--batch", type=int, default=8, metavar="N", help="images in the batch (default 8)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="weights, images and labels (default 0)")
+    p.add_argument("--batch", type=_int_in(1, MAX_BATCH, str(MAX_BATCH)), default=8, metavar="N",
+                   help=f"images in the batch, 1…{MAX_BATCH} (default 8)")
+    p.add_argument("--seed", type=_int_in(0, SEED_MAX, "2**64-1"), default=0, metavar="S",
+                   help="weights, images and labels, 0…2**64-1 (default 0)")
     p.add_argument("--input", type=parse_shape, metavar="C,H,W", help="input shape (default: the spec's)")
     p.add_argument("--mode", choices=["train", "eval"], default="train",
                    help="train (default: batch statistics, as in training) or eval (running statistics)")
@@ -68,15 +88,6 @@ def _ratio(v: float | None) -> str:
     return f"{v:.3g}"
 
 
-def _table(head: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return [line(head), line(["─" * w for w in widths])] + [line(r) for r in rows]
-
-
 def format_table(gf) -> str:
     spec = gf.spec
     c, h, w = gf.input_shape
@@ -96,19 +107,22 @@ def format_table(gf) -> str:
     head = ["depth", "layer", "part"] + labels + (["with/without"] if two else [])
     rows = [[str(r["depth"]), r["layer"], r["part"]] + [_cell(n, s) for n, s in zip(r["norms"], r["statuses"])]
             + ([_ratio(r["ratio"])] if two else []) for r in gf.weight_rows()]
-    out += _table(head, rows, right={0, *range(3, len(head))})
+    out += text_table(head, rows, right={0, *range(3, len(head))})
     out.append("")
     out.append("block input gradients ‖∂L/∂x‖")
     head = ["block", "depth", "input"] + labels + (["with/without"] if two else [])
     rows = [[r["block"], str(r["depth"]), "×".join(map(str, r["shape"]))]
             + [_cell(n, s) for n, s in zip(r["norms"], r["statuses"])] + ([_ratio(r["ratio"])] if two else [])
             for r in gf.input_rows()]
-    out += _table(head, rows, right={1, *range(3, len(head))})
+    out += text_table(head, rows, right={1, *range(3, len(head))})
     out.append("")
     for v in gf.variants:
-        counts = v.counts()
-        out.append(f"{v.label}: {counts['ok']} ok, {counts['vanished']} vanished, {counts['exploded']} exploded"
-                   + (f", {counts['unused']} unused" if counts["unused"] else ""))
+        parts = []
+        for of, noun in (("weights", "weight gradients"), ("inputs", "block-input gradients")):
+            c = v.counts(of)
+            parts.append(f"{noun} {c['ok']} ok, {c['vanished']} vanished, {c['exploded']} exploded"
+                         + (f", {c['unused']} unused" if c["unused"] else ""))
+        out.append(f"{v.label}: " + "; ".join(parts))
     if two:
         first = gf.weight_rows()[0]
         out.append(f"first layer ({first['layer']}): {labels[0]} {_num(first['norms'][0])}, "
@@ -134,8 +148,6 @@ def _variant_spec(args: argparse.Namespace):
 
 
 def cmd_gradflow(args: argparse.Namespace) -> int:
-    if not 1 <= args.batch <= MAX_BATCH:
-        raise CliError(f"error: --batch must be between 1 and {MAX_BATCH}, got {args.batch}")
     spec = _variant_spec(args)
 
     from resnet_core.device import BusyError, DeviceError, MemoryGuardError
@@ -147,13 +159,26 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
     check = plan(spec.replace(skip=True) if args.compare_skip else spec)
     if check.errors:
         raise CliError(*plan_error_lines(check.errors))
+    stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigint(signum, frame):  # stop at the next layer; the run then ends as "interrupted"
+            stop.set()
+        previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         gf = gradient_flow(spec, seed=args.seed, batch=args.batch, compare_skip=args.compare_skip,
-                           device=args.device, train=args.mode == "train")
+                           device=args.device, train=args.mode == "train", should_stop=stop.is_set)
     except BuildError as e:
         raise CliError(*plan_error_lines(e.plan.errors)) from None
     except (DeviceError, MemoryGuardError, BusyError, ProbeError) as e:
+        if stop.is_set():
+            raise KeyboardInterrupt from None
         raise CliError(f"error: {e}") from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if gf.stopped or stop.is_set():
+        raise KeyboardInterrupt  # main(): "interrupted", exit 130
     if args.format == "json":
         sys.stdout.write(json.dumps(gf.to_dict(), indent=2) + "\n")
     else:

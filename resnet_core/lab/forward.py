@@ -1,22 +1,28 @@
-"""Forward views: feature maps, residual-block anatomy, activation statistics and logits of one pass."""
+"""Forward views: feature maps, residual-block anatomy, activation statistics and logits of one pass.
+
+`forward_record` runs the network once on (weights, input, BN mode) and keeps, reduced and on the CPU,
+what every forward view needs: each layer's channel energies and top channels, each block's x, F(x),
+shortcut and sum, each layer's statistics, and the logits. Changing the layer, the block or top-k is
+then a lookup (`ForwardRecord.feature_maps`, `.anatomy`, `.block_ratios`), never a second pass.
+"""
 
 from __future__ import annotations
 
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from resnet_core.device import check_fits, describe, device_slot, estimate_pass, pick_device
+from resnet_core.device import describe, device_slot, estimate_pass, pick_device, reserve
+from resnet_core.formatting import did_you_mean
 from resnet_core.lab.hooks import (
     FEATURE_SCALING,
     ProbeError,
     _block_plans,
-    _calls_of,
     _check_batch_norm,
     _check_input,
     _model_device,
@@ -48,6 +54,7 @@ class FeatureMaps:
     maps: np.ndarray = field(repr=False)  # (k, H, W) float32 in [0, 1]
     all_energy: np.ndarray = field(repr=False)  # (C,) energy of every channel
     scaling: str = FEATURE_SCALING
+    label: str = ""  # "layer3.1.relu (2)": the layer's name in lists (the module name when used once)
 
     def grid(self, cols: int | None = None, pad: int = 1, pad_value: int = 255) -> np.ndarray:
         """The maps tiled row by row into one uint8 image (rows·(H+pad)−pad, cols·(W+pad)−pad)."""
@@ -84,12 +91,10 @@ class TensorView:
     minimum: float  # over the shown image
     maximum: float
     mean_map: np.ndarray = field(repr=False)  # (H, W): the channel mean, shown image
-    channels: tuple[int, ...] = ()  # channels shown, by energy in this tensor
-    channel_maps: np.ndarray = field(repr=False, default=None)  # (n, H, W) raw values of those channels
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "norm": self.norm, "sample_norm": self.sample_norm,
-                "min": self.minimum, "max": self.maximum, "channels": list(self.channels)}
+                "min": self.minimum, "max": self.maximum}
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,7 @@ class LayerStats:
     std: float | None
     zeros: float | None  # fraction of exactly-zero values
     finite: bool  # no NaN or Inf in the output
+    label: str = ""  # "layer3.1.relu (2)" when the module is used more than once
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "op": self.op, "part": self.part,
@@ -158,6 +164,104 @@ class ForwardView:
     stats: tuple[LayerStats, ...] = ()
 
 
+MAX_TOP_K = 64  # the most channels a feature-map view shows (the page's top-k bound)
+RECORD_BUDGET = 48 << 20  # bytes of reduced maps one ForwardRecord may keep on the CPU
+
+
+@dataclass(frozen=True)
+class LayerMaps:
+    """One layer call's output for the shown image, reduced once: every channel's energy and the top
+    `len(channels)` channels min-max scaled to uint8 (what the page draws), with their raw ranges."""
+
+    index: int  # plan index
+    name: str  # module name
+    label: str  # "layer3.1.relu (2)": the name to list it under
+    call: int  # which use of the module
+    op: str
+    shape: tuple[int, int, int]  # (C, H, W)
+    energy: np.ndarray = field(repr=False)  # (C,) mean square activation of every channel
+    channels: np.ndarray = field(repr=False)  # (K,) channel indices, highest energy first
+    minimum: np.ndarray = field(repr=False)  # (K,) raw minimum of each kept channel
+    maximum: np.ndarray = field(repr=False)  # (K,)
+    maps: np.ndarray = field(repr=False)  # (K, H, W) uint8: 0 = the channel's minimum, 255 = its maximum
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.energy, self.channels, self.minimum, self.maximum, self.maps))
+
+    def view(self, top_k: int, sample: int = 0) -> FeatureMaps:
+        """The top-k channels (k ≤ the channels kept), from the kept reduction; no pass runs."""
+        k = max(1, min(int(top_k), len(self.channels)))
+        lo, hi = self.minimum[:k].tolist(), self.maximum[:k].tolist()
+        top = self.channels[:k].tolist()
+        return FeatureMaps(layer=self.name, index=self.index, call=self.call, op=self.op, sample=sample,
+                           shape=self.shape, channels=tuple(top), energy=tuple(float(self.energy[c]) for c in top),
+                           minimum=tuple(lo), maximum=tuple(hi), flat=tuple(not (b > a) for a, b in zip(lo, hi)),
+                           maps=self.maps[:k].astype(np.float32) / 255.0, all_energy=self.energy, label=self.label)
+
+
+@dataclass(frozen=True)
+class ForwardRecord:
+    """Everything every forward view needs, from ONE pass on (weights, input, BN mode), kept on the CPU.
+
+    Changing the layer, the block or top-k reads from here; nothing runs again. Memory is bounded: the
+    maps of all layers together take at most RECORD_BUDGET bytes (`max_k`, the channels kept per layer,
+    is chosen from the plan so that they fit), plus one mean map per block tensor and a row per layer.
+    """
+
+    device: str
+    mode: str  # "eval" (running statistics) | "train" (statistics of this batch)
+    batch: int
+    sample: int  # the image of the batch the maps show
+    input_shape: tuple[int, int, int]
+    logits: torch.Tensor = field(repr=False)  # (batch, num_classes) float32 on the CPU
+    layers: dict[int, LayerMaps] = field(repr=False, default_factory=dict)  # by plan index; layers that ran
+    blocks: dict[str, BlockAnatomy] = field(repr=False, default_factory=dict)  # by block name, plan order
+    stats: tuple[LayerStats, ...] = ()
+    max_k: int = MAX_TOP_K
+    labels: dict[int, str] = field(repr=False, default_factory=dict)  # plan index → layer label
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the record holds in arrays (maps, energies, block mean maps, logits)."""
+        n = sum(m.nbytes for m in self.layers.values()) + self.logits.numel() * 4
+        for a in self.blocks.values():
+            n += sum(t.mean_map.nbytes for t in a.tensors())
+        return n
+
+    def feature_maps(self, layer: int, top_k: int = 16) -> FeatureMaps:
+        if layer not in self.layers:
+            name = self.labels.get(layer, f"layer {layer}")
+            raise ProbeError(f"{name} did not run in this pass (is it a shortcut while the skips are off?)")
+        return self.layers[layer].view(top_k, self.sample)
+
+    def anatomy(self, block: str) -> BlockAnatomy:
+        if block not in self.blocks:
+            raise ProbeError(f"block {block} did not run in this pass")
+        return self.blocks[block]
+
+    def block_ratios(self) -> list[dict[str, Any]]:
+        """‖F(x)‖/‖x‖ of every block through the depth (and ‖F(x)‖/‖shortcut(x)‖ where it is projected)."""
+        return [{"position": i, "block": a.block, "stage": None if a.stage is None else a.stage + 1,
+                 "shortcut": a.shortcut, "ratio": a.ratio, "ratio_to_shortcut": a.ratio_to_shortcut,
+                 "x_norm": a.x.norm, "fx_norm": a.fx.norm} for i, a in enumerate(self.blocks.values())]
+
+    def view(self, layer: int | None = None, block: str | None = None, top_k: int = 16) -> ForwardView:
+        return ForwardView(device=self.device, mode=self.mode, batch=self.batch, input_shape=self.input_shape,
+                           logits=self.logits, feature_maps=None if layer is None else self.feature_maps(layer, top_k),
+                           anatomy=None if block is None else self.anatomy(block), stats=self.stats)
+
+
+def kept_channels(p: Plan, budget: int = RECORD_BUDGET, most: int = MAX_TOP_K) -> int:
+    """The most channels per layer (≤ `most`) whose uint8 maps over every spatial layer fit in `budget`."""
+    sizes = [(lay.out_shape[0], lay.out_shape[1] * lay.out_shape[2]) for lay in p.layers
+             if lay.out_shape is not None and len(lay.out_shape) == 3]
+    for k in range(most, 0, -1):
+        if sum(min(k, c) * hw for c, hw in sizes) <= budget:
+            return k
+    return 1
+
+
 def _reduce_map(a: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
     """One image's (C, H, W) activation → energies, the top-k channels and their min-max scaling, on device."""
     a = a.detach().float()
@@ -171,37 +275,17 @@ def _reduce_map(a: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
     scaled = torch.where(span > 0, (sel - lo.view(-1, 1, 1)) / span.clamp_min(torch.finfo(torch.float32).tiny),
                          torch.zeros_like(sel))
     scaled = torch.nan_to_num(scaled, nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
-    return {"energy": energy, "top": top, "lo": lo, "hi": hi, "scaled": scaled}
+    return {"energy": energy, "top": top, "lo": lo, "hi": hi, "maps": (scaled * 255.0 + 0.5).to(torch.uint8)}
 
 
-def _feature_maps_from(out: torch.Tensor, layer: str, index: int | None, call: int, op: str | None, sample: int,
-                       k: int) -> FeatureMaps:
-    if out.dim() != 4:
-        raise ProbeError(f"{layer} gives a {tuple(out.shape[1:])} output, not C×H×W maps: "
-                         "choose a conv, norm, activation, pool or addition layer")
-    r = _reduce_map(out[sample], k)
-    cpu = {name: t.to("cpu") for name, t in r.items()}  # only the reduced tensors cross to the CPU
-    energy_all = cpu["energy"].numpy()
-    top = cpu["top"].tolist()
-    lo, hi = cpu["lo"].tolist(), cpu["hi"].tolist()
-    return FeatureMaps(layer=layer, index=index, call=call, op=op, sample=sample, shape=tuple(out.shape[1:]),
-                       channels=tuple(top), energy=tuple(float(energy_all[c]) for c in top), minimum=tuple(lo),
-                       maximum=tuple(hi), flat=tuple(not (b > a) for a, b in zip(lo, hi)),
-                       maps=cpu["scaled"].numpy(), all_energy=energy_all)
-
-
-def _view(name: str, t: torch.Tensor, sample: int, channels: int) -> TensorView:
+def _view(name: str, t: torch.Tensor, sample: int) -> TensorView:
     t = t.detach().float()
     img = t[sample]  # (C, H, W)
-    energy = img.pow(2).mean(dim=(1, 2))
-    n = min(channels, img.shape[0])
-    top = torch.topk(torch.nan_to_num(energy, nan=math.inf), n).indices if n else torch.zeros(0, dtype=torch.long,
-                                                                                             device=img.device)
     scalars = torch.stack([torch.linalg.vector_norm(t), torch.linalg.vector_norm(img), img.amin(), img.amax()])
-    scalars, mean_map, chans, top = (v.to("cpu") for v in (scalars, img.mean(0), img.index_select(0, top), top))
+    scalars, mean_map = scalars.to("cpu"), img.mean(0).to("cpu")
     norm, sample_norm, lo, hi = scalars.tolist()
     return TensorView(name=name, shape=tuple(img.shape), norm=norm, sample_norm=sample_norm, minimum=lo, maximum=hi,
-                      mean_map=mean_map.numpy(), channels=tuple(top.tolist()), channel_maps=chans.numpy())
+                      mean_map=mean_map.numpy())
 
 
 def _stats_vector(t: torch.Tensor) -> torch.Tensor:
@@ -210,32 +294,30 @@ def _stats_vector(t: torch.Tensor) -> torch.Tensor:
     return torch.stack([mean, std, (t == 0).float().mean(), torch.isfinite(t).all().float()])
 
 
-def _resolve_layer(p: Plan | None, layer: str | int, call: int | None) -> tuple[str, int | None, int, str | None, tuple]:
-    """(module name, plan index, call number, op, output shape) for a layer given by plan index or name."""
+def _resolve_layer(p: Plan, layer: str | int, call: int | None) -> int:
+    """The plan index of a layer given by plan index, or by module name (and `call`, the last by default)."""
     if isinstance(layer, int) and not isinstance(layer, bool):
-        if p is None:
-            raise ProbeError("a layer given by its index needs the plan")
         if not 0 <= layer < len(p.layers):
             raise ProbeError(f"layer index {layer} is out of range: the plan has {len(p.layers)} layers")
-        lay, k = _calls_of(p)[layer]
-        return lay.name, lay.index, k, lay.op, lay.out_shape or ()
-    if not isinstance(layer, str) or not layer:
-        raise ProbeError(f"a layer is a module name or a plan index, got {layer!r}")
-    if p is None:
-        return layer, None, -1 if call is None else call, None, ()
-    matches = [(lay, k) for lay, k in _calls_of(p) if lay.name == layer]
-    if not matches:
-        import difflib
-        close = difflib.get_close_matches(layer, sorted({lay.name for lay in p.layers}), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ProbeError(f"no layer named '{layer}' in this network{hint}")
-    if call is None:
-        lay, k = matches[-1]
+        lay = p.layers[layer]
     else:
-        if not -len(matches) <= call < len(matches):
-            raise ProbeError(f"{layer} runs {len(matches)} time(s) per pass; call {call} does not exist")
-        lay, k = matches[call]
-    return lay.name, lay.index, k, lay.op, lay.out_shape or ()
+        if not isinstance(layer, str) or not layer:
+            raise ProbeError(f"a layer is a module name or a plan index, got {layer!r}")
+        matches = [lay for lay in p.layers if lay.name == layer]
+        if not matches:
+            close = did_you_mean(layer, sorted({lay.name for lay in p.layers}), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ProbeError(f"no layer named '{layer}' in this network{hint}")
+        if call is None:
+            lay = matches[-1]
+        else:
+            if not -len(matches) <= call < len(matches):
+                raise ProbeError(f"{layer} runs {len(matches)} time(s) per pass; call {call} does not exist")
+            lay = matches[call]
+    if lay.out_shape is not None and len(lay.out_shape) != 3:
+        raise ProbeError(f"{lay.label} gives a {tuple(lay.out_shape)} output, not C×H×W maps: "
+                         "choose a conv, norm, activation, pool or addition layer")
+    return lay.index
 
 
 def _shortcut_kind(block: nn.Module) -> str:
@@ -257,118 +339,107 @@ def _last_layer(block: nn.Module) -> nn.Module:
     raise ProbeError(f"cannot find the last layer of the residual branch of {type(block).__name__}")
 
 
-def _forward_capture(model: nn.Module, x: torch.Tensor, p: Plan | None, *, layer: str | int | None = None,
-                     call: int | None = None, block: str | None = None, stats: bool = False, sample: int = 0,
-                     top_k: int = 16, channels: int = 4, train: bool = False
-                     ) -> tuple[torch.Tensor, FeatureMaps | None, BlockAnatomy | None, list[LayerStats]]:
-    """One forward pass (no gradients) with the hooks the forward view needs; everything reduced on device."""
+def _record(model: nn.Module, x: torch.Tensor, p: Plan, *, layers: set[int] | None = None,
+            blocks: set[str] | None = None, stats: bool = True, sample: int = 0, max_k: int | None = None,
+            train: bool = False, device_text: str = "") -> ForwardRecord:
+    """ONE forward pass (no gradients) with hooks that reduce, on the model's device, what the views need.
+
+    `layers` None: every spatial layer; `blocks` None: every residual block. Only reduced tensors cross to
+    the CPU, at the end of the pass.
+    """
     _check_input(x, p)
     if not -x.shape[0] <= sample < x.shape[0]:
         raise ProbeError(f"image {sample} asked for, but the batch holds {x.shape[0]}")
     sample = sample % x.shape[0]
-    if p is not None:
-        _check_batch_norm(p, x.shape[0], train)
-    target = None
-    if layer is not None:
-        name, index, k, op, shape = _resolve_layer(p, layer, call)
-        if shape and len(shape) != 3:
-            raise ProbeError(f"{name} gives a {tuple(shape)} output, not C×H×W maps: "
-                             "choose a conv, norm, activation, pool or addition layer")
-        target = (name, index, k, op, _module(model, name))
-    blk = None
-    if block is not None:
-        bmod = _module(model, block)
-        if not isinstance(bmod, ResidualBlock):
-            raise ProbeError(f"'{block}' is not a residual block (blocks are named like layer1.0, layer3.5)")
-        blk = (block, bmod)
-    stat_calls = _calls_of(p) if (stats and p is not None) else []
+    _check_batch_norm(p, int(x.shape[0]), train)
+    k_keep = kept_channels(p) if max_k is None else max(1, min(int(max_k), MAX_TOP_K))
+    spatial = {lay.index for lay in p.layers if lay.out_shape is not None and len(lay.out_shape) == 3}
+    want = spatial if layers is None else set(layers)
+    by_call = {(lay.name, lay.call): lay for lay in p.layers}
+    block_mods = []
+    for b in p.blocks:
+        if blocks is None or b.name in blocks:
+            bmod = _module(model, b.name)
+            if not isinstance(bmod, ResidualBlock):
+                raise ProbeError(f"'{b.name}' is not a residual block (blocks are named like layer1.0, layer3.5)")
+            block_mods.append((b.name, bmod))
+    hooked = sorted({lay.name for lay in p.layers if stats or lay.index in want})
     dev = _model_device(model)
     x = x.to(dev)
-    captured: dict[str, Any] = {}
+    maps: dict[int, dict[str, torch.Tensor]] = {}
+    stat_values: dict[int, torch.Tensor] = {}
+    views: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
-    stat_values: dict[tuple[str, int], torch.Tensor] = {}
     with preserved(model, grads=False), hooks() as hs, torch.no_grad():
         model.train(train)
-        if target is not None:
-            tname, tindex, tk, top_op, tmod = target
-            seen = {"n": 0, "outs": []}
+        for mname in hooked:
+            def layer_hook(mod, inputs, output, mname=mname):
+                k = counts.get(mname, 0)
+                counts[mname] = k + 1
+                lay = by_call.get((mname, k))
+                if lay is None or not isinstance(output, torch.Tensor):
+                    return
+                if lay.index in want and output.dim() == 4:
+                    maps[lay.index] = _reduce_map(output[sample], k_keep)
+                if stats:
+                    stat_values[lay.index] = _stats_vector(output)
 
-            def fm_hook(mod, inputs, output, seen=seen):
-                if tk < 0:
-                    seen["outs"] = [output]  # keep the latest call only
-                elif seen["n"] == tk:
-                    captured["fm"] = _feature_maps_from(output, tname, tindex, tk, top_op, sample, top_k)
-                seen["n"] += 1
+            hs.add(_module(model, mname).register_forward_hook(layer_hook))
+        for bname, bmod in block_mods:
+            c = views.setdefault(bname, {"skip_on": bool(bmod.skip and bmod.add is not None)})
 
-            hs.add(tmod.register_forward_hook(fm_hook))
-        if blk is not None:
-            bname, bmod = blk
+            def pre_hook(mod, args, c=c):
+                c["x"] = _view("x", args[0], sample)
 
-            def pre_hook(mod, args):
-                captured["x"] = _view("x", args[0], sample, channels)
+            def fx_hook(mod, inputs, output, c=c):
+                c["fx"] = _view("F(x)", output, sample)
 
-            def fx_hook(mod, inputs, output):
-                captured["fx"] = _view("F(x)", output, sample, channels)
+            def add_hook(mod, inputs, output, c=c):
+                c["shortcut"] = _view("shortcut(x)", inputs[1], sample)
+                c["sum"] = _view("F(x)+x", output, sample)
 
-            def add_hook(mod, inputs, output):
-                fx, sc = inputs
-                captured["shortcut"] = _view("shortcut(x)", sc, sample, channels)
-                captured["sum"] = _view("F(x)+x", output, sample, channels)
-
-            def out_hook(mod, inputs, output):
-                captured["out"] = _view("output", output, sample, channels)
+            def out_hook(mod, inputs, output, c=c):
+                c["out"] = _view("output", output, sample)
 
             hs.add(bmod.register_forward_pre_hook(pre_hook))
             hs.add(_last_layer(bmod).register_forward_hook(fx_hook))
             if getattr(bmod, "add", None) is not None:
                 hs.add(bmod.add.register_forward_hook(add_hook))
             hs.add(bmod.register_forward_hook(out_hook))
-            captured["skip_on"] = bool(bmod.skip and bmod.add is not None)
-        if stat_calls:
-            for mname in sorted({lay.name for lay, _ in stat_calls}):
-                def st_hook(mod, inputs, output, mname=mname):
-                    k = counts.get(mname, 0)
-                    counts[mname] = k + 1
-                    if isinstance(output, torch.Tensor):
-                        stat_values[(mname, k)] = _stats_vector(output)
-
-                hs.add(_module(model, mname).register_forward_hook(st_hook))
-        logits = model(x)
-        if target is not None and target[2] < 0:
-            if not seen["outs"]:
-                raise ProbeError(f"{target[0]} did not run in this pass")
-            captured["fm"] = _feature_maps_from(seen["outs"][0], target[0], None, seen["n"] - 1, None, sample, top_k)
-        logits = logits.detach().float().to("cpu")
-        stats_rows: list[LayerStats] = []
-        if stat_calls:
-            keys = [(lay.name, k) for lay, k in stat_calls]
-            present = [key for key in keys if key in stat_values]
-            values = torch.stack([stat_values[key] for key in present]).to("cpu").tolist() if present else []
-            by_key = dict(zip(present, values))
-            for (lay, k), key in zip(stat_calls, keys):
-                v = by_key.get(key)
-                stats_rows.append(LayerStats(
-                    index=lay.index, name=lay.name, op=lay.op, part=lay.part, stage=lay.stage, block=lay.block,
-                    shape=lay.out_shape, ran=v is not None, mean=None if v is None else v[0],
-                    std=None if v is None else v[1], zeros=None if v is None else v[2],
-                    finite=True if v is None else v[3] == 1.0))
-    fm = None
-    if target is not None:
-        fm = captured.get("fm")
-        if fm is None:
-            raise ProbeError(f"{target[0]} did not run in this pass (is it a shortcut while the skips are off?)")
-    anatomy = None
-    if blk is not None:
-        anatomy = _anatomy_from(blk[0], blk[1], captured, p)
-    return logits, fm, anatomy, stats_rows
+        logits = model(x).detach().float().to("cpu")
+    layer_maps = {}
+    for i, r in maps.items():
+        lay = p.layers[i]
+        cpu = {n: t.to("cpu") for n, t in r.items()}
+        layer_maps[i] = LayerMaps(index=i, name=lay.name, label=lay.label, call=lay.call, op=lay.op,
+                                  shape=tuple(lay.out_shape), energy=cpu["energy"].numpy(),
+                                  channels=cpu["top"].numpy(), minimum=cpu["lo"].numpy(), maximum=cpu["hi"].numpy(),
+                                  maps=cpu["maps"].numpy())
+    rows: list[LayerStats] = []
+    if stats:
+        order = sorted(stat_values)
+        values = torch.stack([stat_values[i] for i in order]).to("cpu").tolist() if order else []
+        by_index = dict(zip(order, values))
+        for lay in p.layers:
+            v = by_index.get(lay.index)
+            rows.append(LayerStats(
+                index=lay.index, name=lay.name, op=lay.op, part=lay.part, stage=lay.stage, block=lay.block,
+                shape=lay.out_shape, ran=v is not None, mean=None if v is None else v[0],
+                std=None if v is None else v[1], zeros=None if v is None else v[2],
+                finite=True if v is None else v[3] == 1.0, label=lay.label))
+    anatomies = {name: _anatomy_from(name, bmod, views[name], p) for name, bmod in block_mods}
+    return ForwardRecord(device=device_text or describe(dev), mode="train" if train else "eval",
+                         batch=int(x.shape[0]), sample=sample, input_shape=tuple(p.input_shape), logits=logits,
+                         layers=layer_maps, blocks=anatomies, stats=tuple(rows), max_k=k_keep,
+                         labels={lay.index: lay.label for lay in p.layers})
 
 
-def _anatomy_from(name: str, bmod: nn.Module, c: dict[str, Any], p: Plan | None) -> BlockAnatomy:
+def _anatomy_from(name: str, bmod: nn.Module, c: dict[str, Any], p: Plan) -> BlockAnatomy:
     if "x" not in c or "fx" not in c or "out" not in c:
         raise ProbeError(f"block {name} did not run in this pass")
     kind = _shortcut_kind(bmod)
     skip_on = c.get("skip_on", False) and "sum" in c
-    bp = _block_plans(p).get(name) if p is not None else None
+    bp = _block_plans(p).get(name)
     shortcut_view = c.get("shortcut") if (skip_on and kind in ("projection", "pad")) else None
     return BlockAnatomy(
         block=name, stage=bp.stage if bp else None, index=bp.index if bp else None, kind=type(bmod).__name__,
@@ -378,25 +449,31 @@ def _anatomy_from(name: str, bmod: nn.Module, c: dict[str, Any], p: Plan | None)
         ratio_to_shortcut=_safe_ratio(c["fx"].norm, shortcut_view.norm) if shortcut_view is not None else None)
 
 
-def feature_maps(model: nn.Module, x: torch.Tensor, layer: str | int, plan: Plan | None = None,
-                 call: int | None = None, top_k: int = 16, sample: int = 0, train: bool = False) -> FeatureMaps:
+def feature_maps(model: nn.Module, x: torch.Tensor, layer: str | int, plan: Plan, call: int | None = None,
+                 top_k: int = 16, sample: int = 0, train: bool = False) -> FeatureMaps:
     """The top-k channels (by energy) of `layer`'s output for image `sample` of `x`, each min-max scaled.
 
-    `layer` is a plan index or a module name (with `plan`: `call` picks which call of a reused module, the
-    last by default; without a plan: the last call). Runs one forward pass on the model's device.
+    `layer` is a plan index or a module name (`call` picks which use of a reused module, the last by
+    default). Runs one forward pass on the model's device.
     """
-    return _forward_capture(model, x, plan, layer=layer, call=call, sample=sample, top_k=top_k, train=train)[1]
+    i = _resolve_layer(plan, layer, call)
+    rec = _record(model, x, plan, layers={i}, blocks=set(), stats=False, sample=sample, max_k=top_k, train=train)
+    return rec.feature_maps(i, top_k)
 
 
-def block_anatomy(model: nn.Module, x: torch.Tensor, block: str, plan: Plan | None = None, sample: int = 0,
-                  channels: int = 4, train: bool = False) -> BlockAnatomy:
+def block_anatomy(model: nn.Module, x: torch.Tensor, block: str, plan: Plan, sample: int = 0,
+                  train: bool = False) -> BlockAnatomy:
     """x, F(x), shortcut(x), F(x)+x and the output of residual block `block` ("layer2.0"), with their norms."""
-    return _forward_capture(model, x, plan, block=block, sample=sample, channels=channels, train=train)[2]
+    if block not in {b.name for b in plan.blocks}:
+        _module(model, block)  # an unknown module: say so
+        raise ProbeError(f"'{block}' is not a residual block (blocks are named like layer1.0, layer3.5)")
+    return _record(model, x, plan, layers=set(), blocks={block}, stats=False, sample=sample,
+                   train=train).anatomy(block)
 
 
 def activation_stats(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool = False) -> list[LayerStats]:
     """Mean, std and fraction of zeros of every layer's output, in plan order (one row per call)."""
-    return _forward_capture(model, x, plan, stats=True, train=train)[3]
+    return list(_record(model, x, plan, layers=set(), blocks=set(), stats=True, train=train).stats)
 
 
 def _to_device(model: nn.Module, dev: torch.device) -> nn.Module:
@@ -406,27 +483,45 @@ def _to_device(model: nn.Module, dev: torch.device) -> nn.Module:
     return copy.deepcopy(model).to(dev)
 
 
-def forward_view(model: nn.Module, x: torch.Tensor, plan: Plan, layer: str | int | None = None,
-                 call: int | None = None, block: str | None = None, stats: bool = True, top_k: int = 16,
-                 sample: int = 0, channels: int = 4, train: bool = False, device: str | torch.device | None = None,
-                 slot_timeout: float = 120.0) -> ForwardView:
-    """Feature maps of `layer`, the anatomy of `block`, per-layer statistics and the logits, in ONE pass.
+def _pick(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return _model_device(model)
+    return pick_device(device) if isinstance(device, str) else torch.device(device)
+
+
+def forward_record(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool = False, sample: int = 0,
+                   device: str | torch.device | None = None, slot_timeout: float = 120.0,
+                   should_stop: Callable[[], bool] | None = None) -> ForwardRecord:
+    """One forward pass that keeps every forward view: the maps of every layer, the anatomy of every block,
+    per-layer statistics and the logits (see ForwardRecord for the memory bound).
 
     `device`: None runs where the model is; "auto" | "cpu" | "cuda" picks (a deep copy is moved, the
-    caller's model is not). `train=False` (eval) uses BatchNorm's running statistics, as for trained
-    weights; train=True normalises by the batch, as at random initialisation during training.
-    Raises MemoryGuardError (with the numbers) when the pass would not fit, BusyError when the device
-    stays busy with another session's run for `slot_timeout` seconds, ProbeError for bad arguments.
+    caller's model is not). `train=False` (eval) uses BatchNorm's running statistics; train=True
+    normalises by this batch. Admission is atomic across sessions (`device.reserve`); the pass holds the
+    device's slot. Raises MemoryGuardError (with the numbers) when the pass would not fit, BusyError when
+    the device stays busy for `slot_timeout` seconds or `should_stop()` turns true while waiting,
+    ProbeError for bad arguments.
     """
-    dev = _model_device(model) if device is None else pick_device(device) if isinstance(device, str) else torch.device(device)
+    dev = _pick(model, device)
     _check_input(x, plan)
     t = Trace(plan)
     est = estimate_pass(t.param_bytes, t.activation_bytes, int(x.shape[0]), backward=False)
-    check_fits(est, dev, what=f"a forward pass of {plan.spec.name} on {x.shape[0]} image(s)")
-    with device_slot(dev, timeout=slot_timeout):
+    what = f"a forward pass of {plan.spec.name} on {x.shape[0]} image(s)"
+    with reserve(est, dev, what=what), device_slot(dev, timeout=slot_timeout, should_stop=should_stop):
         m = _to_device(model, dev)
-        logits, fm, anatomy, rows = _forward_capture(m, x, plan, layer=layer, call=call, block=block, stats=stats,
-                                                     sample=sample, top_k=top_k, channels=channels, train=train)
-    return ForwardView(device=describe(dev), mode="train" if train else "eval", batch=int(x.shape[0]),
-                       input_shape=tuple(plan.input_shape), logits=logits, feature_maps=fm, anatomy=anatomy,
-                       stats=tuple(rows))
+        return _record(m, x, plan, sample=sample, train=train, device_text=describe(dev))
+
+
+def forward_view(model: nn.Module, x: torch.Tensor, plan: Plan, layer: str | int | None = None,
+                 call: int | None = None, block: str | None = None, stats: bool = True, top_k: int = 16,
+                 sample: int = 0, train: bool = False, device: str | torch.device | None = None,
+                 slot_timeout: float = 120.0) -> ForwardView:
+    """Feature maps of `layer`, the anatomy of `block`, per-layer statistics and the logits, in ONE pass
+    (`forward_record` keeps every view; this picks one of each)."""
+    index = None if layer is None else _resolve_layer(plan, layer, call)
+    if block is not None and block not in {b.name for b in plan.blocks}:
+        _module(model, block)
+        raise ProbeError(f"'{block}' is not a residual block (blocks are named like layer1.0, layer3.5)")
+    rec = forward_record(model, x, plan, train=train, sample=sample, device=device, slot_timeout=slot_timeout)
+    view = rec.view(index, block, top_k)
+    return view if stats else ForwardView(**{**view.__dict__, "stats": ()})

@@ -4,6 +4,10 @@ The one gradient-hook path: the app, the command line (`gradflow`) and benchmark
 `gradient_pass`. NaN and Inf never raise: each norm is classified as ok, vanished (0 or below
 `VANISHED_BELOW`), exploded (NaN, Inf or above `EXPLODED_ABOVE`) or unused (the layer took no part,
 e.g. a projection shortcut while the skips are off).
+
+Long runs report progress (`GradProgress`: per variant, forward and backward, with layer counts) and can
+be stopped: `should_stop()` is checked at every weighted layer of the forward and the backward pass,
+and a stopped `gradient_flow` returns the variants that finished, marked `stopped`.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_core.device import check_fits, describe, device_slot, estimate_pass, pick_device
+from resnet_core.device import describe, device_slot, estimate_pass, pick_device, reserve
 from resnet_core.lab.hooks import (
     ProbeError,
     _check_batch_norm,
@@ -60,6 +64,56 @@ def classify(value: float | None, vanished_below: float = VANISHED_BELOW,
     return "ok"
 
 
+class Stopped(Exception):
+    """Raised inside a pass when its `should_stop()` turned true; `gradient_flow` turns it into a result."""
+
+
+SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes 0 … 2**64 − 1
+
+
+def check_seed(seed: int, what: str = "seed") -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ProbeError(f"the {what} must be an integer from 0 to 2**64 − 1, got {seed!r}")
+    return seed
+
+
+@dataclass(frozen=True)
+class VariantProgress:
+    label: str  # "with skips"
+    phase: str  # waiting | forward | backward | done | stopped
+    done: int  # weighted layers passed in this phase
+    total: int  # weighted layers the phase will pass (backward: those that ran forward)
+
+    def text(self) -> str:
+        if self.phase in ("waiting", "done", "stopped"):
+            extra = f" ({self.total} weight layers)" if self.phase == "done" else ""
+            return f"{self.label}: {self.phase}{extra}"
+        return f"{self.label}: {self.phase} {self.done}/{self.total} weight layers"
+
+
+@dataclass(frozen=True)
+class GradProgress:
+    """Where a gradient flow is: one entry per variant, in run order."""
+
+    variants: tuple[VariantProgress, ...]
+
+    @property
+    def fraction(self) -> float:
+        """0…1: each variant is half forward, half backward."""
+        if not self.variants:
+            return 0.0
+        parts = []
+        for v in self.variants:
+            share = v.done / v.total if v.total else 1.0
+            parts.append({"waiting": 0.0, "forward": 0.5 * share, "backward": 0.5 + 0.5 * share}.get(v.phase, 1.0))
+        return sum(parts) / len(parts)
+
+    @property
+    def finished(self) -> int:
+        return sum(v.phase == "done" for v in self.variants)
+
+    def text(self) -> str:
+        return f"{self.finished}/{len(self.variants)} variants done · " + " · ".join(v.text() for v in self.variants)
 
 
 @dataclass(frozen=True)
@@ -104,16 +158,34 @@ class GradVariant:
     weights_fingerprint: str  # equal across variants: the same weights
     batch_fingerprint: str  # equal across variants: the same images and labels
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, of: str = "weights") -> dict[str, int]:
+        """How many of the weight gradients (`of="weights"`) or of the block-input gradients (`"inputs"`)
+        are ok, vanished, exploded or unused; the two kinds are never added together."""
+        if of not in ("weights", "inputs"):
+            raise ValueError(f"counts of 'weights' or 'inputs', not {of!r}")
         out = {s: 0 for s in STATUS_HELP}
-        for g in (*self.weights, *self.inputs):
+        for g in (self.weights if of == "weights" else self.inputs):
             out[g.status] += 1
         return out
+
+    def summary(self) -> str:
+        """"without skips: 55 of 57 weight gradients vanished, 0 exploded; 27 of 27 block-input gradients
+        vanished, 0 exploded" (unused layers are named when there are some)."""
+        parts = []
+        for of, items, noun in (("weights", self.weights, "weight gradients"),
+                                ("inputs", self.inputs, "block-input gradients")):
+            c = self.counts(of)
+            used = len(items) - c["unused"]
+            text = f"{c['vanished']} of {used} {noun} vanished, {c['exploded']} exploded"
+            if c["unused"]:
+                text += f" ({c['unused']} unused)"
+            parts.append(text)
+        return f"{self.label}: " + "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "skip": self.skip, "loss": _json_float(self.loss),
                 "weights_fingerprint": self.weights_fingerprint, "batch_fingerprint": self.batch_fingerprint,
-                "counts": self.counts(),
+                "counts": {"weights": self.counts("weights"), "inputs": self.counts("inputs")},
                 "weights": [{"index": g.index, "depth": g.depth, "name": g.name, "op": g.op, "part": g.part,
                              "shape": list(g.shape), "norm": _json_float(g.norm), "status": g.status}
                             for g in self.weights],
@@ -169,12 +241,16 @@ def _norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan: Plan, skip: bool | None = None,
                   train: bool = True, vanished_below: float = VANISHED_BELOW,
-                  exploded_above: float = EXPLODED_ABOVE) -> GradVariant:
+                  exploded_above: float = EXPLODED_ABOVE,
+                  progress: Callable[[str, int, int], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> GradVariant:
     """Forward + backward of cross-entropy(model(x), labels); the gradient norm of every conv/linear weight
     and of every block's input. `skip` None keeps the blocks' switches; True/False sets every block's.
 
     Runs on the model's device, in train mode unless train=False. Leaves no trace on the model (see the
-    module's docstring). NaN/Inf gradients are classified, never raised.
+    module's docstring). NaN/Inf gradients are classified, never raised. `progress(phase, done, total)`
+    is called at every weighted layer ("forward" then "backward"); `should_stop()` is checked there too
+    and raises Stopped.
     """
     _check_input(x, plan)
     _check_batch_norm(plan, int(x.shape[0]), train)
@@ -204,6 +280,28 @@ def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
         for prm in m.parameters():
             prm.grad = None
 
+        ran: list[int] = []
+        arrived: list[int] = []
+        total = len(weight_mods)
+
+        def tick(phase: str, done: int, of: int) -> None:
+            if should_stop is not None and should_stop():
+                raise Stopped(f"stopped during the {phase} pass")
+            if progress is not None:
+                progress(phase, done, of)
+
+        if progress is not None or should_stop is not None:
+            for j, wm in enumerate(weight_mods):
+                def fwd(mod, inputs, output, j=j):
+                    ran.append(j)
+                    tick("forward", len(ran), total)
+
+                def bwd(grad, j=j):
+                    arrived.append(j)
+                    tick("backward", len(arrived), len(ran))
+
+                hs.add(wm.register_forward_hook(fwd))
+                hs.add(wm.weight.register_hook(bwd))
         for i, bmod in enumerate(block_mods):
             def pre(mod, args, i=i):
                 t = args[0]
@@ -243,10 +341,31 @@ def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
 
 def compare_skips(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan: Plan,
                   skips: Sequence[bool] = (True, False), train: bool = True, vanished_below: float = VANISHED_BELOW,
-                  exploded_above: float = EXPLODED_ABOVE) -> list[GradVariant]:
-    """`gradient_pass` once per skip setting, on the same model (same weights) and the same batch."""
-    out = [gradient_pass(model, x, labels, plan, skip=s, train=train, vanished_below=vanished_below,
-                         exploded_above=exploded_above) for s in skips]
+                  exploded_above: float = EXPLODED_ABOVE, progress: Callable[[GradProgress], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None, done: list[GradVariant] | None = None
+                  ) -> list[GradVariant]:
+    """`gradient_pass` once per skip setting, on the same model (same weights) and the same batch.
+
+    `progress(GradProgress)` after every weighted layer; `should_stop()` raises Stopped, and `done` (a list
+    of yours) then holds the variants that finished."""
+    out = done if done is not None else []
+    states = [VariantProgress(variant_label(s), "waiting", 0, 0) for s in skips]
+
+    def report(i: int, phase: str, n: int, of: int) -> None:
+        states[i] = VariantProgress(states[i].label, phase, n, of)
+        if progress is not None:
+            progress(GradProgress(tuple(states)))
+
+    for i, s in enumerate(skips):
+        try:
+            v = gradient_pass(model, x, labels, plan, skip=s, train=train, vanished_below=vanished_below,
+                              exploded_above=exploded_above, should_stop=should_stop,
+                              progress=lambda phase, n, of, i=i: report(i, phase, n, of))
+        except Stopped:
+            report(i, "stopped", 0, 0)
+            raise
+        out.append(v)
+        report(i, "done", 0, len(v.weights) - v.counts()["unused"])
     if len({v.weights_fingerprint for v in out}) > 1:  # cannot happen: nothing here changes a weight
         raise RuntimeError("the weights changed between the variants; the comparison is void")
     return out
@@ -263,9 +382,11 @@ class GradientFlow:
     input_shape: tuple[int, int, int]
     train: bool
     device: str  # describe(device)
-    variants: tuple[GradVariant, ...]
+    variants: tuple[GradVariant, ...]  # those that finished (all of them unless stopped)
     vanished_below: float = VANISHED_BELOW
     exploded_above: float = EXPLODED_ABOVE
+    stopped: bool = False  # stopped before every variant finished
+    asked: tuple[str, ...] = ()  # the variants asked for, in order
 
     @property
     def same_weights(self) -> bool:
@@ -335,7 +456,7 @@ class GradientFlow:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        return {"spec": self.spec.name, "seed": self.seed, "data_seed": self.data_seed, "batch": self.batch,
+        return {"spec": self.spec.name, "stopped": self.stopped, "seed": self.seed, "data_seed": self.data_seed, "batch": self.batch,
                 "input_shape": list(self.input_shape), "mode": "train" if self.train else "eval",
                 "device": self.device, "norm": self.spec.norm, "init": self.spec.init,
                 "shortcut": self.spec.shortcut, "zero_init_residual": self.spec.zero_init_residual,
@@ -351,8 +472,9 @@ class GradientFlow:
 def seeded_batch(input_shape: Sequence[int], batch: int, num_classes: int, seed: int = 0
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded noise images (batch, C, H, W) and labels (batch,), from generators of their own."""
+    check_seed(seed, "data seed")
     x = noise_batch(input_shape, batch, seed)
-    g = torch.Generator().manual_seed(int(seed) + 1)
+    g = torch.Generator().manual_seed((int(seed) + 1) % 2**64)
     labels = torch.randint(0, num_classes, (batch,), generator=g)
     return x, labels
 
@@ -366,7 +488,8 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
                   x: torch.Tensor | None = None, labels: torch.Tensor | None = None, data_seed: int | None = None,
                   device: str | torch.device = "auto", train: bool = True, model: nn.Module | None = None,
                   vanished_below: float = VANISHED_BELOW, exploded_above: float = EXPLODED_ABOVE,
-                  slot_timeout: float = 120.0) -> GradientFlow:
+                  slot_timeout: float = 120.0, progress: Callable[[GradProgress], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> GradientFlow:
     """Forward + backward with the skips on and off, on ONE model from (spec, seed) and one batch.
 
     compare_skip=True builds the residual form of the spec (skip=True; a plain preset gets its shortcuts
@@ -374,9 +497,15 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
     images and labels (seeded noise from `data_seed`, default `seed`, unless `x`/`labels` are given).
     compare_skip=False runs the spec as it is (a plain net without skips). `model` replaces the seeded
     build by a deep copy of your weights (e.g. a loaded checkpoint). In train mode by default, as in
-    training. Raises BuildError for a spec whose shapes do not meet, MemoryGuardError when the pass does
-    not fit the device's free memory, BusyError when the device stays busy, ProbeError for bad input.
+    training. `progress` receives a GradProgress after every weighted layer; when `should_stop()` turns
+    true the run ends at the next layer and the result holds the variants that finished (`stopped`).
+    Raises BuildError for a spec whose shapes do not meet, MemoryGuardError when the pass does not fit
+    the memory left (admission is atomic across sessions), BusyError when the device stays busy,
+    ProbeError for bad input.
     """
+    check_seed(seed)
+    if data_seed is not None:
+        check_seed(data_seed, "data seed")
     skips = (True, False) if compare_skip else (bool(spec.skip),)
     base = spec.replace(skip=True) if True in skips else spec
     p = make_plan(base)
@@ -388,20 +517,42 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
         batch = int(x.shape[0])
     _check_batch_norm(p, batch, train)
     dev = pick_device(device) if isinstance(device, str) else torch.device(device)
-    t = Trace(p)
-    est = estimate_pass(t.param_bytes, t.activation_bytes, batch, backward=True)
-    check_fits(est, dev, what=f"the gradient pass of {spec.name} on {batch} image(s)")
+    est = gradient_estimate(p, batch)
     ds = seed if data_seed is None else data_seed
     if x is None or labels is None:
         sx, sl = seeded_batch(p.input_shape, batch, base.num_classes, ds)
         x = sx if x is None else x
         labels = sl if labels is None else labels
-    with device_slot(dev, timeout=slot_timeout):
+    variants: list[GradVariant] = []
+    stopped = False
+    with reserve(est, dev, what=f"the gradient pass of {spec.name} on {batch} image(s)"), \
+            device_slot(dev, timeout=slot_timeout, should_stop=should_stop):
         if model is None:
             m = build_seeded(p, seed).to(dev)
         else:
             m = copy.deepcopy(model).to(dev)
-        variants = compare_skips(m, x, labels, p, skips, train, vanished_below, exploded_above)
+        try:
+            compare_skips(m, x, labels, p, skips, train, vanished_below, exploded_above, progress=progress,
+                          should_stop=should_stop, done=variants)
+        except Stopped:
+            stopped = True
     return GradientFlow(spec=base, seed=seed, data_seed=ds, batch=batch, input_shape=tuple(p.input_shape),
                         train=train, device=describe(dev), variants=tuple(variants), vanished_below=vanished_below,
-                        exploded_above=exploded_above)
+                        exploded_above=exploded_above, stopped=stopped, asked=tuple(variant_label(s) for s in skips))
+
+
+def gradient_estimate(p: Plan, batch: int):
+    """The memory estimate of one gradient pass of plan `p` on `batch` images (device.PassEstimate)."""
+    t = Trace(p)
+    return estimate_pass(t.param_bytes, t.activation_bytes, batch, backward=True)
+
+
+def check_gradient_flow(spec: ArchSpec, batch: int, device: str | torch.device = "auto") -> None:
+    """Raise MemoryGuardError (with the numbers) when a gradient flow of `spec` on `batch` images would not
+    fit the device's free memory now; BuildError when its shapes do not meet. Runs nothing."""
+    from resnet_core.device import check_fits
+    p = make_plan(spec.replace(skip=True))
+    if p.errors:
+        raise BuildError(p)
+    dev = pick_device(device) if isinstance(device, str) else torch.device(device)
+    check_fits(gradient_estimate(p, batch), dev, what=f"the gradient pass of {spec.name} on {batch} image(s)")

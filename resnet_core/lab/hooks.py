@@ -136,13 +136,7 @@ def _check_batch_norm(p: Plan, batch: int, train: bool) -> None:
 
 def _calls_of(p: Plan) -> list[tuple[Layer, int]]:
     """Each plan layer with the call number of its module (a reused `relu` is called several times)."""
-    seen: dict[str, int] = {}
-    out = []
-    for lay in p.layers:
-        k = seen.get(lay.name, 0)
-        seen[lay.name] = k + 1
-        out.append((lay, k))
-    return out
+    return [(lay, lay.call) for lay in p.layers]
 
 
 def _block_plans(p: Plan) -> dict[str, BlockPlan]:

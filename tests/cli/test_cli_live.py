@@ -80,7 +80,6 @@ def test_nan_is_marked_exploded_and_written_as_a_string(capsys, monkeypatch):
 
 @pytest.mark.parametrize("args,message", [
     (["nosuchnet"], "'nosuchnet' is neither a preset nor a file"),
-    (["resnet20", "--batch", "0"], "error: --batch must be between 1 and 4096, got 0"),
     (["resnet18", "--input", "3,16,16", "--batch", "1"], "needs more than one value per channel"),
     (["resnet18", "--shortcut", "A", "--input", "3,32,32"], None),  # A is valid for resnet18: runs (checked below)
 ])
@@ -112,3 +111,61 @@ def test_bad_shape_argument_is_argparse_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["gradflow", "resnet20", "--input", "3,16"])
     assert e.value.code == 2 and "expected C,H,W" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--batch", "0"], "argument --batch: must be between 1 and 4096, got 0"),
+    (["--batch", "4097"], "argument --batch: must be between 1 and 4096, got 4097"),
+    (["--batch", "nan"], "argument --batch: expected an integer, got 'nan'"),
+    (["--seed", "-1"], "argument --seed: must be between 0 and 2**64-1, got -1"),
+    (["--seed", str(2**64)], f"argument --seed: must be between 0 and 2**64-1, got {2**64}"),
+    (["--seed", "inf"], "argument --seed: expected an integer, got 'inf'"),
+])
+def test_every_number_has_a_range(capsys, args, message):
+    with pytest.raises(SystemExit) as e:
+        main(["gradflow", "resnet20", *args, "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.strip().splitlines()[-1].endswith(message) and "Traceback" not in err
+
+
+def test_the_largest_seed_runs(capsys):
+    code, out, err = call(capsys, "gradflow", "resnet20", "--batch", "2", "--input", "3,8,8", "--seed", str(2**64 - 1),
+                          "--device", "cpu", "--format", "json")
+    assert code == 0 and json.loads(out)["seed"] == 2**64 - 1
+
+
+def test_the_summary_counts_weight_and_block_input_gradients_apart(capsys):
+    code, out, _ = call(capsys, "gradflow", "resnet20", "--compare-skip", "--norm", "none", "--init", "pytorch_default",
+                        "--batch", "2", "--input", "3,16,16", "--device", "cpu", "--format", "json")
+    d = json.loads(out)
+    code, text, _ = call(capsys, "gradflow", "resnet20", "--compare-skip", "--norm", "none", "--init",
+                         "pytorch_default", "--batch", "2", "--input", "3,16,16", "--device", "cpu")
+    for v in d["variants"]:
+        w = {s: sum(1 for g in v["weights"] if g["status"] == s) for s in ("ok", "vanished", "exploded")}
+        i = {s: sum(1 for g in v["inputs"] if g["status"] == s) for s in ("ok", "vanished", "exploded")}
+        line = (f"{v['label']}: weight gradients {w['ok']} ok, {w['vanished']} vanished, {w['exploded']} exploded; "
+                f"block-input gradients {i['ok']} ok, {i['vanished']} vanished, {i['exploded']} exploded")
+        assert line in text.splitlines()
+        assert sum(w.values()) == 20 and sum(i.values()) == 9
+
+
+def test_ctrl_c_during_gradflow_exits_130_with_interrupted(capsys, monkeypatch):
+    import signal
+
+    real = gradients.gradient_flow
+    seen = []
+
+    def interrupted_midway(*args, progress=None, **kwargs):
+        def on_progress(p):
+            seen.append(p)
+            if len(seen) == 5:
+                signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C during the forward pass
+        return real(*args, progress=on_progress, **kwargs)
+
+    monkeypatch.setattr(gradients, "gradient_flow", interrupted_midway)
+    before = signal.getsignal(signal.SIGINT)
+    code, out, err = call(capsys, "gradflow", "resnet20", "--compare-skip", "--batch", "2", "--input", "3,16,16",
+                          "--device", "cpu")
+    assert code == 130 and err.strip() == "interrupted" and out == ""
+    assert 5 <= len(seen) < 40  # it stopped at the next layer, not after both variants (2 × 2 × 20 layers)
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
