@@ -2,7 +2,7 @@
 # Installs what ResNet Explorer needs on a fresh Debian/Ubuntu machine, idempotently:
 #   bash scripts/setup.sh          runtime: graphviz (SVG/PNG export) + .venv with requirements.txt
 #   bash scripts/setup.sh dev      also chromium (browser tests) + requirements-dev.txt
-# Set PYTHON to choose the interpreter (default python3, 3.10 or newer).
+# Set PYTHON to choose the interpreter (default python3, 3.11 or newer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-runtime}
