@@ -11,8 +11,9 @@ a built model), training/ (training runs), experiments/ (the papers reproduced),
 
 from resnet_core.errors import ExplorerError
 from resnet_core.structure.loading import load_spec
-from resnet_core.structure.plan import Location, Plan, PlanProblem, plan
+from resnet_core.structure.plan import plan
 from resnet_core.structure.presets import get_preset, list_presets, preset_info
+from resnet_core.structure.records import Location, Plan, PlanProblem
 from resnet_core.structure.spec import ArchSpec, SpecError, Stage, Stem
 from resnet_core.structure.trace import Trace, trace
 

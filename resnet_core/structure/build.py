@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnet_core.errors import ExplorerError
-from resnet_core.structure.plan import Plan
 from resnet_core.structure.plan import plan as make_plan
+from resnet_core.structure.records import Plan
 from resnet_core.structure.spec import ArchSpec
 
 # ------------------------------------------------------------------ standalone part (codegen copies it)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from resnet_core.structure.plan import Plan, plan
+from resnet_core.structure.plan import plan
 from resnet_core.structure.presets import get_preset
+from resnet_core.structure.records import Plan
 from resnet_core.structure.spec import ArchSpec, Stage, Stem
 from resnet_core.structure.trace import trace
 

@@ -15,9 +15,21 @@ the layers are listed in the order the built module calls them, a reused module 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 from resnet_core.formatting import did_you_mean
+from resnet_core.structure.records import (
+    ACT_TYPES,
+    BlockPlan,
+    Layer,
+    Location,
+    Plan,
+    PlanProblem,
+    Shape,
+    StagePlan,
+    act_attr,
+    conv_out,
+    shape_str,
+)
 from resnet_core.structure.spec import (
     ACTIVATIONS,
     BLOCK_TYPES,
@@ -29,150 +41,6 @@ from resnet_core.structure.spec import (
     ArchSpec,
     Stage,
 )
-
-Shape = tuple  # (C, H, W) for feature maps, (F,) after flatten
-
-ACT_TYPES = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "gelu": "GELU", "silu": "SiLU"}
-
-
-def act_attr(activation: str) -> str:
-    """Module attribute of the activation: torchvision's `relu` for ReLU, `act` for the others."""
-    return "relu" if activation == "relu" else "act"
-
-
-# --------------------------------------------------------------------------------------------
-# Records
-# --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Location:
-    stage: int | None = None  # 0-based stage index (shown 1-based: stage 1 is torchvision's layer1)
-    block: int | None = None  # 0-based block index within the stage (as in "layer2.0")
-    part: str | None = None  # "stem", "shortcut", "conv1", "head", "block type", ...
-
-    def __str__(self) -> str:
-        bits = []
-        if self.stage is not None:
-            bits.append(f"stage {self.stage + 1}")
-        if self.block is not None:
-            bits.append(f"block {self.block}")
-        if self.part:
-            bits.append(self.part)
-        return " · ".join(bits) or "network"
-
-
-@dataclass(frozen=True)
-class PlanProblem:
-    code: str  # shape_mismatch | channels_decrease | spatial_underflow | groups | non_positive | unknown_value | out_of_range
-    where: Location
-    message: str  # what is wrong, with the numbers
-    fix: str  # what to change
-    shapes: tuple[Shape, Shape] | None = None  # the two shapes that disagree, when there are two
-    layer: int | None = None  # index in plan.layers of the failing layer, when there is one
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}. Fix: {self.fix}"
-
-    def to_dict(self) -> dict:
-        return {"code": self.code, "where": str(self.where), "message": self.message, "fix": self.fix,
-                "shapes": [list(s) for s in self.shapes] if self.shapes else None, "layer": self.layer}
-
-
-@dataclass(slots=True)
-class Layer:
-    index: int
-    name: str  # qualified module name, "layer2.0.conv1"
-    op: str  # conv | norm | act | maxpool | avgpool | gap | pad | add | flatten | linear
-    type: str  # the module's class: Conv2d, BatchNorm2d, ReLU, ..., Add, PadShortcut
-    in_shape: Shape
-    out_shape: Shape | None  # None only on a failed layer
-    stage: int | None  # 0-based stage, None in the stem and head
-    block: int | None
-    part: str  # stem | main | shortcut | add | post | head
-    kernel: int = 0
-    stride: int = 1
-    padding: int = 0
-    groups: int = 1
-    bias: bool = False
-    other_shape: Shape | None = None  # add: the shortcut operand (in_shape is F(x))
-    failed: bool = False
-    call: int = 0  # which use of the module this is: torchvision's BasicBlock calls one `relu` twice (0, 1)
-    uses: int = 1  # how many times the plan uses this module
-
-    @property
-    def label(self) -> str:
-        """The name to list this layer under: "layer3.1.relu (1)" / "(2)" when one module is used twice."""
-        return self.name if self.uses == 1 else f"{self.name} ({self.call + 1})"
-
-
-@dataclass(slots=True)
-class BlockPlan:
-    stage: int
-    index: int
-    name: str  # "layer2.0"
-    kind: str  # basic | bottleneck | preact_basic | preact_bottleneck
-    in_shape: Shape
-    out_shape: Shape | None
-    stride: int
-    in_channels: int
-    width: int  # inner width D of the branch
-    out_channels: int
-    groups: int
-    shortcut: str  # identity | projection | pad | none
-    first: int  # plan.layers[first:end] are this block's layers
-    end: int = -1
-
-
-@dataclass(slots=True)
-class StagePlan:
-    index: int
-    name: str  # "layer1"
-    stage: Stage
-    in_shape: Shape
-    out_shape: Shape | None = None
-    blocks: list[BlockPlan] = field(default_factory=list)
-
-
-@dataclass
-class Plan:
-    spec: ArchSpec
-    input_shape: Shape
-    layers: list[Layer]
-    stages: list[StagePlan]
-    errors: list[PlanProblem]
-    warnings: list[str]
-    output_shape: Shape | None
-    final_norm: bool  # pre-activation nets end with norm + activation before the pool
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def blocks(self) -> list[BlockPlan]:
-        return [b for s in self.stages for b in s.blocks]
-
-    @property
-    def failed_layer(self) -> Layer | None:
-        for e in self.errors:
-            if e.layer is not None:
-                return self.layers[e.layer]
-        return None
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def shape_str(shape: Shape | None) -> str:
-    if shape is None:
-        return "?"
-    return "×".join(str(v) for v in shape)
-
 
 # What the explorer plans at most: far beyond any real network, small enough that a plan stays quick
 # and every count stays exact. A spec past these gets a located "out_of_range" error.

@@ -10,7 +10,8 @@ from torch import nn
 
 import resnet_core as rc
 from resnet_core.structure.build import BuildError, build_model
-from resnet_core.structure.plan import PlanProblem, plan
+from resnet_core.structure.plan import plan
+from resnet_core.structure.records import PlanProblem
 from resnet_core.structure.spec import ArchSpec, Stage, Stem
 from resnet_core.structure.trace import Trace
 
