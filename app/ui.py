@@ -8,7 +8,7 @@ import streamlit as st
 
 from resnet_core.formatting import fmt_bytes
 from resnet_core.structure.graph import RenderUnavailable, render, to_dot
-from resnet_core.structure.plan import shape_str
+from resnet_core.structure.records import shape_str
 from resnet_core.structure.report import depth_text, fmt_count, problem_sides
 from resnet_core.structure.spec import ArchSpec, spec_key
 from resnet_core.structure.trace import Trace, trace
@@ -254,7 +254,7 @@ _STYLE = """
 
 _PRESENT = """
 <style>
-html { font-size: 20px !important; }
+html { font-size: 22px !important; }
 [data-testid="stMetricValue"] { font-size: 2.4rem !important; }
 [data-testid="stSidebar"] { min-width: 360px; }
 .vega-embed text { font-size: 14px; }

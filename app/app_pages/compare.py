@@ -17,6 +17,11 @@ PAIRS = [  # (A into the builder, B, label)
 ]
 
 
+def nb(text: str) -> str:
+    """A number and its unit stay on one line ("11.69 M", not "11.69" / "M")."""
+    return text.replace(" ", "\u00a0")
+
+
 def load_pair(a: str, b: str) -> None:
     state.load_spec(rc.get_preset(a), source=a)
     st.session_state["compare.b"] = b
@@ -42,7 +47,7 @@ ta, tb = ui.cached_trace(spec_a), ui.cached_trace(spec_b)
 if not ta.ok:
     ui.error_panel(ta)
 st.markdown(f"| | **{label_a}** | **{label_b}** | **B − A** |\n|---|---:|---:|---:|\n"
-            + "\n".join(f"| {m} | {x} | {y} | {d} |" for m, x, y, d in compare_totals(ta, tb)))
+            + "\n".join(f"| {m} | {nb(x)} | {nb(y)} | {nb(d)} |" for m, x, y, d in compare_totals(ta, tb)))
 if not (ta.ok and tb.ok):
     broken = " and ".join(x for x, t in ((label_a, ta), (label_b, tb)) if not t.ok)
     st.caption(f"{broken} breaks: its totals are **partial** (the layers planned before the failure), so no "

@@ -8,8 +8,8 @@ from app import state, ui
 from app.charts import structure as charts
 from resnet_core.structure.graph import block_dot
 from resnet_core.structure.lessons import EXERCISES, batchnorm_demo, check_exercise, shortcut_options
-from resnet_core.structure.plan import shape_str
-from resnet_core.structure.report import staircase_rows, table_rows
+from resnet_core.structure.records import shape_str
+from resnet_core.structure.report import staircase_rows, staircase_summary, table_rows
 
 BLOCK_EXAMPLES = {
     "Basic block, identity shortcut (ResNet-18 layer1.0)": ("resnet18", "layer1.0"),
@@ -26,6 +26,8 @@ def open_in_builder(spec) -> None:
 
 st.title("Learn: how residual networks work")
 st.caption("Five short steps, each live. Change the controls and watch; then fix the broken networks.")
+st.page_link("app_pages/why.py", label="Why it works: five published results about residual networks, reproduced "
+             "live and checked against the papers", icon=":material/verified:")
 STEPS = ["1 · The residual block", "2 · Shortcuts", "3 · ResNet-18, shape by shape", "4 · Batch norm",
          "5 · Broken networks"]
 
@@ -126,9 +128,10 @@ with tabs[2]:
         st.latex(rf"\left\lfloor\frac{{{h_in} + {2 * p} - {k}}}{{{s_}}}\right\rfloor + 1 = "
                  rf"{(h_in + 2 * p - k) // s_ + 1}")
     with right:
-        st.altair_chart(charts.staircase(staircase_rows(t18), "spatial", title="spatial size: 224 → 112 → 56 → "
-                                         "28 → 14 → 7 → 1"), width="stretch")
-        ui.dataframe(table_rows(t18, "stage"), key="learn.r18")
+        spatial, _ = staircase_summary(t18)
+        st.altair_chart(charts.staircase(staircase_rows(t18), "spatial", title=f"spatial size: {spatial}"),
+                        width="stretch")
+    ui.dataframe(table_rows(t18, "stage"), key="learn.r18")  # full width: no column cut off
     st.button("Open ResNet-18 in the builder", key="learn.open18", on_click=open_in_builder,
               args=(rc.get_preset("resnet18"),))
 

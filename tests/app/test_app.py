@@ -222,7 +222,7 @@ def test_compare_classic_pair(app):
     assert spec_of(app) == rc.get_preset("resnet50")
     assert app.selectbox(key="compare.b").value == "resnext50_32x4d"
     table = next(m.value for m in app.markdown if m.value.startswith("| | **A: resnet50**"))
-    assert "| Parameters | 25,557,032 (25.56 M) | 25,028,904 (25.03 M) | -528,128 (-2.1%) |" in table
+    assert "| Parameters | 25,557,032 (25.56 M) | 25,028,904 (25.03 M) | -528,128 (-2.1%) |" in table.replace("\u00a0", " ")
 
 
 @pytest.mark.parametrize("index", range(len(EXERCISES)))
@@ -328,7 +328,7 @@ def test_depth_as_the_paper_counts_it_on_the_page_and_in_compare(app):
     app.button(key="compare.pair.resnet34.plain34").click().run()
     no_exception(app)
     table = next(m.value for m in app.markdown if m.value.startswith("| | **A: resnet34**"))
-    assert "| Depth (weight layers) | 34 | 34 | +0 |" in table  # He et al.: both are 34 layers deep
+    assert "| Depth (weight layers) | 34 | 34 | +0 |" in table.replace("\u00a0", " ")  # He et al.: both 34 deep
 
 
 def test_a_broken_network_in_compare_has_partial_totals(app):

@@ -1,0 +1,198 @@
+"""What the class sees, in a real Chromium: graphs that keep every box, nothing cut at 1024×768 or 1920×1080,
+navigation that keeps the place, share links that open the page they were shared from.
+
+Screenshots of every page at both sizes are kept in artifacts/e2e/ (look at them)."""
+
+import base64
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import resnet_core as rc
+from resnet_core.structure.graph import to_dot
+from resnet_core.structure.plan import plan
+
+from .conftest import shot, wait_idle
+from .test_browser import choose_preset
+
+pytestmark = pytest.mark.e2e
+
+SVG = "{http://www.w3.org/2000/svg}"
+SHAPES = {SVG + "polygon", SVG + "ellipse", SVG + "path", SVG + "polyline"}
+PAGES = [("", "shape trace"), ("graph", "computation graph"), ("compare", "Compare two networks"),
+         ("export", "Share & export"), ("learn", "Learn"), ("live", "Live lab"), ("train", "Training lab")]
+
+
+def dot_nodes(dot: str) -> int:
+    return len(re.findall(r"(?m)^\s*n\d+ \[", dot))
+
+
+def drawn_nodes(page, index: int = 0) -> list[tuple[str, bool]]:
+    """(label, has a visible shape) for every node of the graph on the page: from the SVG image the server
+    drew (checked to have loaded in the browser), or from the browser's own SVG (st.graphviz_chart)."""
+    imgs = page.locator(".rx-graph img")
+    if imgs.count():
+        img = imgs.nth(index)
+        img.wait_for()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+        src = img.get_attribute("src")
+        root = ET.fromstring(base64.b64decode(src.split(",", 1)[1]))
+        out = []
+        for g in root.iter(SVG + "g"):
+            if g.get("class") != "node":
+                continue
+            label = " ".join((t.text or "") for t in g.iter(SVG + "text"))
+            shapes = [e for e in g.iter() if e.tag in SHAPES and e.get("stroke") not in (None, "none", "transparent")]
+            out.append((label, bool(shapes)))
+        return out
+    svg = page.locator('[data-testid="stGraphVizChart"] svg').nth(index)
+    return page.evaluate("""svg => [...svg.querySelectorAll('g.node')].map(g => [g.textContent.trim(),
+        [...g.querySelectorAll('polygon, ellipse, path, polyline')].some(e => {
+            const s = getComputedStyle(e).stroke; return s && s !== 'none' && e.getBBox().width > 0; })])""",
+                         svg.element_handle())
+
+
+def assert_every_node_has_its_box(page, dot: str, index: int = 0) -> None:
+    nodes = drawn_nodes(page, index)
+    assert len(nodes) == dot_nodes(dot), (len(nodes), dot_nodes(dot))
+    missing = [label for label, ok in nodes if not ok]
+    assert not missing, f"nodes drawn without their shape: {missing[:5]}"
+
+
+def sidebar_toggle(page, label: str) -> None:
+    page.locator('[data-testid="stSidebar"]').get_by_text(label, exact=True).click()
+    wait_idle(page)
+
+
+def test_graph_keeps_every_box_after_a_skip_toggle_a_stage_expansion_and_a_preset_switch(page, app_url):
+    page.goto(f"{app_url}/graph?net=resnet18")
+    page.get_by_role("heading", name="resnet18: computation graph").wait_for()
+    wait_idle(page)
+    r18 = rc.get_preset("resnet18")
+    assert_every_node_has_its_box(page, to_dot(plan(r18), "block"))
+
+    sidebar_toggle(page, "Skip connections")  # off: every ⊕ goes, boxes move up into their places
+    page.get_by_role("heading", name="resnet18 (edited): computation graph").wait_for()
+    assert_every_node_has_its_box(page, to_dot(plan(r18.replace(skip=False, name="resnet18 (edited)")), "block"))
+    shot(page, "10-graph-skips-off")
+    sidebar_toggle(page, "Skip connections")
+    page.get_by_role("heading", name="resnet18: computation graph").wait_for()
+    assert_every_node_has_its_box(page, to_dot(plan(r18), "block"))
+
+    choose_preset(page, "resnet152")  # a preset switch
+    page.get_by_role("heading", name="resnet152: computation graph").wait_for()
+    r152 = rc.get_preset("resnet152")
+    assert_every_node_has_its_box(page, to_dot(plan(r152), "block"))
+    page.get_by_role("combobox", name=re.compile("Show in detail")).click()  # a stage expansion
+    page.get_by_role("option", name=re.compile(r"^stage 3 only")).click()
+    wait_idle(page)
+    assert_every_node_has_its_box(page, to_dot(plan(r152), "block", 2))
+    shot(page, "11-graph-resnet152-stage3")
+
+
+def test_learn_block_keeps_every_box_after_a_skip_toggle(page, app_url):
+    page.goto(f"{app_url}/learn?net=resnet18")
+    page.get_by_role("heading", name=re.compile("^Learn")).wait_for()
+    wait_idle(page)
+    from resnet_core.structure.graph import block_dot
+    r18 = rc.get_preset("resnet18")
+    assert_every_node_has_its_box(page, block_dot(plan(r18), "layer1.0"))
+    page.locator('[data-testid="stMain"]').get_by_text("Skip connection", exact=True).click()
+    wait_idle(page)
+    assert_every_node_has_its_box(page, block_dot(plan(r18.replace(skip=False)), "layer1.0"))
+    page.locator('[data-testid="stMain"]').get_by_text("Skip connection", exact=True).click()
+    wait_idle(page)
+    assert_every_node_has_its_box(page, block_dot(plan(r18), "layer1.0"))
+
+
+CUT_CHECK = """() => {
+  const sel = ['[data-testid="stMetricValue"]', '[data-testid="stMetricLabel"]', '[data-testid="stMain"] button',
+               '[data-testid="stSidebar"] button', '.katex-display', '[data-testid="stMarkdownContainer"] p'];
+  const cut = [];
+  for (const s of sel) for (const el of document.querySelectorAll(s)) {
+    const r = el.getBoundingClientRect();
+    if (!r.width || !r.height) continue;  // not shown (a closed expander, another tab)
+    for (const e of [el, ...el.querySelectorAll('*')]) {
+      const st = getComputedStyle(e);
+      const clips = st.overflowX === 'hidden' || st.textOverflow === 'ellipsis';
+      // (a 1-px clip is how text is hidden for screen readers only, e.g. KaTeX's MathML: not a cut)
+      if (clips && e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 2) { cut.push(s + ': ' + el.innerText.slice(0, 40)); break; }
+    }
+  }
+  return cut;
+}"""
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (1920, 1080)], ids=["1024x768", "1920x1080"])
+def test_every_page_at_projector_sizes_nothing_cut(browser, app_url, size):
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        for path, heading in PAGES:
+            page.goto(f"{app_url}/{path}?net=resnet18")
+            page.get_by_role("heading", name=re.compile(re.escape(heading))).first.wait_for()
+            wait_idle(page)
+            if path == "":  # the sidebar's stage buttons: open a stage
+                page.locator('[data-testid="stSidebar"]').get_by_text("Stage 2 · basic × 2 · width 128 · /2").click()
+                wait_idle(page)
+            if path == "learn":  # step 3's worked formula
+                page.get_by_role("tab", name="3 · ResNet-18, shape by shape").click()
+                page.wait_for_timeout(800)
+            cut = page.evaluate(CUT_CHECK)
+            shot(page, f"page-{path or 'trace'}-{size[0]}x{size[1]}")
+            assert not cut, f"{path or 'trace'} at {size}: cut {cut}"
+            if path == "":
+                text = page.locator('[data-testid="stMain"]').inner_text()
+                assert "11.69 M" in text and "31.4 MiB" in text and "depth 18 weight layers" in text
+    finally:
+        context.close()
+
+
+def test_presentation_setting_makes_the_text_large(page, app_url):
+    page.goto(f"{app_url}/?net=resnet18")
+    page.get_by_role("heading", name="resnet18: shape trace").wait_for()
+    wait_idle(page)
+    before = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('[data-testid=\"stMain\"] p')).fontSize)")
+    sidebar_toggle(page, "Presentation: large text")
+    after = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('[data-testid=\"stMain\"] p')).fontSize)")
+    assert after >= 1.25 * before and after >= 19
+    assert not page.evaluate(CUT_CHECK)
+    shot(page, "12-presentation-trace")
+    page.get_by_role("link", name="Graph").click()
+    page.get_by_role("heading", name="resnet18: computation graph").wait_for()
+    wait_idle(page)
+    shot(page, "13-presentation-graph")
+
+
+def test_learn_returns_to_the_step_after_an_exercise(page, app_url):
+    page.goto(f"{app_url}/learn?net=resnet18")
+    page.get_by_role("heading", name=re.compile("^Learn")).wait_for()
+    wait_idle(page)
+    page.get_by_role("tab", name="5 · Broken networks").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Load into the builder").first.click()
+    wait_idle(page)
+    page.get_by_role("link", name="Shape trace").click()
+    page.get_by_role("heading", name="exercise-1: shape trace").wait_for()
+    wait_idle(page)
+    page.get_by_role("link", name="Learn").click()
+    page.get_by_role("heading", name=re.compile("^Learn")).wait_for()
+    wait_idle(page)
+    assert page.get_by_role("tab", name="5 · Broken networks").get_attribute("aria-selected") == "true"
+    assert page.get_by_text("not solved yet").first.is_visible()
+
+
+def test_a_share_link_opens_the_page_it_was_shared_from(page, app_url):
+    page.goto(f"{app_url}/graph?net=resnet34")
+    page.get_by_role("heading", name="resnet34: computation graph").wait_for()
+    wait_idle(page)
+    sidebar_toggle(page, "Skip connections")
+    page.get_by_role("link", name="Share & export").click()
+    page.get_by_role("heading", name="Share & export").wait_for()
+    wait_idle(page)
+    link = page.locator('[data-testid="stCode"]').first.inner_text().strip()
+    assert "/graph?spec=" in link
+    page.goto(link)
+    page.get_by_role("heading", name="resnet34 (edited): computation graph").wait_for()
