@@ -17,7 +17,8 @@ import shutil
 import graphviz
 
 from resnet_core.errors import ExplorerError
-from resnet_core.structure.plan import BlockPlan, Layer, Plan, StagePlan, shape_str
+from resnet_core.structure.records import BlockPlan, Layer, Plan, StagePlan, shape_str
+from resnet_core.text import dot_text
 
 DETAILS = ("stage", "block", "layer")
 
@@ -67,7 +68,7 @@ class _Drawer:
         self.expand = expand
         self.max_blocks = max(3, max_blocks)
         self.failed = plan.failed_layer
-        g = graphviz.Digraph(name=plan.spec.name, graph_attr={
+        g = graphviz.Digraph(name=dot_text(plan.spec.name), graph_attr={
             "rankdir": "TB", "fontname": "Helvetica", "fontsize": "12", "nodesep": "0.25", "ranksep": "0.3",
             "labelloc": "t"})
         g.attr("node", fontname="Helvetica", fontsize="11", style="filled,rounded", shape="box",
@@ -87,7 +88,7 @@ class _Drawer:
         if failed:
             a.update(color=FAIL_COLOR, penwidth="3", fillcolor="#fde0e0", fontcolor=FAIL_COLOR)
         a.update(attrs)
-        (g or self.g).node(nid, label, **a)
+        (g or self.g).node(nid, dot_text(label), **a)  # labels carry names: text, never DOT or HTML
         return nid
 
     def edge(self, a: str, b: str, shape=None, skip: bool = False, g: graphviz.Digraph | None = None,
@@ -217,7 +218,7 @@ class _Drawer:
                 continue
             b = item
             with self.g.subgraph(name=f"cluster_{b.name}") as c:
-                c.attr(label=f"{b.name} ({b.kind}, stride {b.stride})", style="rounded,dashed", color="#999999",
+                c.attr(label=dot_text(f"{b.name} ({b.kind}, stride {b.stride})"), style="rounded,dashed", color="#999999",
                        fontsize="10", fontcolor="#555555")
                 if self.detail == "layer":
                     prev = self.block_layers(b, prev, c)
@@ -259,7 +260,7 @@ class _Drawer:
             self.edge(prev, out, None)
         if plan.errors:
             e = plan.errors[0]
-            self.g.attr(label=f"✗ stops at {e.where}: {e.message}", fontcolor=FAIL_COLOR)
+            self.g.attr(label=dot_text(f"✗ stops at {e.where}: {e.message}"), fontcolor=FAIL_COLOR)
         return self.g
 
 
@@ -280,7 +281,7 @@ def block_dot(plan: Plan, block_name: str) -> str:
     d = _Drawer(plan, "layer", None, 8)
     x = d.node(f"x\n{shape_str(b.in_shape)}", op="flatten", fillcolor="#ffffff")
     with d.g.subgraph(name=f"cluster_{b.name}") as c:
-        c.attr(label=f"{b.name} ({b.kind}, stride {b.stride}, shortcut: {b.shortcut})", style="rounded,dashed",
+        c.attr(label=dot_text(f"{b.name} ({b.kind}, stride {b.stride}, shortcut: {b.shortcut})"), style="rounded,dashed",
                color="#999999", fontsize="10", fontcolor="#555555")
         last = d.block_layers(b, x, c)
     out = d.node(f"out\n{shape_str(b.out_shape)}", op="flatten", fillcolor="#ffffff")

@@ -15,6 +15,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
+import re
+import unicodedata
 import zlib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -226,9 +229,19 @@ class _Reader:
         path = _join(where, key)
         if v is None and optional:
             return None
+        if kind in (int, float) and isinstance(v, float) and not math.isfinite(v):
+            self.problem(path, f"expected a finite number, got {v}")
+            return default
+        if kind in (int, float) and isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SPEC_INT:
+            self.problem(path, f"the number {_count_digits(v)} is out of range; a spec's numbers lie within "
+                               f"±{MAX_SPEC_INT:,}")
+            return default
         if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
             return float(v)
         if kind is int and isinstance(v, float) and v.is_integer():
+            if abs(v) > MAX_SPEC_INT:
+                self.problem(path, f"the number {v:g} is out of range; a spec's numbers lie within ±{MAX_SPEC_INT:,}")
+                return default
             return int(v)
         if kind is bool and isinstance(v, bool):
             return v
@@ -236,6 +249,12 @@ class _Reader:
             return v
         self.problem(path, f"expected {_TYPE_NAMES[kind]}, got {_describe(v)}")
         return default
+
+
+def _count_digits(v: int) -> str:
+    """A huge integer described without str() (which Python refuses past 4,300 digits)."""
+    digits = int(abs(v).bit_length() * 0.30103) + 1
+    return f"{v:,}" if digits <= 30 else f"with about {digits:,} digits"
 
 
 def _join(where: str, key: str) -> str:
@@ -313,23 +332,36 @@ def spec_from_dict(data: Any, source: str | None = None) -> ArchSpec:
 
     size_raw = data.get("input_size", list(d.input_size))
     input_size = d.input_size
-    if isinstance(size_raw, int) and not isinstance(size_raw, bool):
+    if isinstance(size_raw, int) and not isinstance(size_raw, bool) and abs(size_raw) > MAX_SPEC_INT:
+        r.problem("input_size", f"the number {_count_digits(size_raw)} is out of range; a spec's numbers lie "
+                                f"within ±{MAX_SPEC_INT:,}")
+    elif isinstance(size_raw, int) and not isinstance(size_raw, bool):
         input_size = (size_raw, size_raw)
     elif (isinstance(size_raw, (list, tuple)) and len(size_raw) == 2
           and all(isinstance(v, int) and not isinstance(v, bool) for v in size_raw)):
-        input_size = (size_raw[0], size_raw[1])
+        if any(abs(v) > MAX_SPEC_INT for v in size_raw):
+            r.problem("input_size", f"a number out of range; a spec's numbers lie within ±{MAX_SPEC_INT:,}")
+        else:
+            input_size = (size_raw[0], size_raw[1])
     else:
         r.problem("input_size", f"expected an integer or [height, width], got {_describe(size_raw)}")
 
     stages_raw = data.get("stages", [])
     stages: list[Stage] = []
-    if isinstance(stages_raw, (list, tuple)):
+    if isinstance(stages_raw, (list, tuple)) and len(stages_raw) > MAX_SPEC_STAGES:
+        r.problem("stages", f"{len(stages_raw):,} stages; a spec lists at most {MAX_SPEC_STAGES:,}")
+    elif isinstance(stages_raw, (list, tuple)):
         stages = [_read_stage(s, i, r) for i, s in enumerate(stages_raw)]
     else:
         r.problem("stages", f"expected a list of stages, got {_describe(stages_raw)}")
 
+    name = r.value(data, "name", str, "", d.name)
+    name_problem = check_name(name)
+    if name_problem:
+        r.problem("name", name_problem)
+        name = d.name
     spec = ArchSpec(
-        name=r.value(data, "name", str, "", d.name),
+        name=name,
         in_channels=r.value(data, "in_channels", int, "", d.in_channels),
         input_size=input_size,
         stem=_read_stem(data["stem"], r) if "stem" in data else d.stem,
@@ -356,23 +388,144 @@ def spec_from_dict(data: Any, source: str | None = None) -> ArchSpec:
 
 def parse_spec_text(text: str, source: str | None = None) -> ArchSpec:
     """Parse JSON or YAML text (JSON is YAML, but JSON errors read better from json)."""
+    if not isinstance(text, str):
+        raise SpecError(f"expected text, got {type(text).__name__}", source)
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"the text is {len(text):,} characters; a spec is at most {MAX_SPEC_BYTES:,}", source)
     stripped = text.lstrip()
     if not stripped:
         raise SpecError("the text is empty", source)
     if stripped.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}", source) from None
+        data = load_json(text, source)
     else:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            what = getattr(e, "problem", None) or "unreadable"
-            raise SpecError(f"not valid YAML: {what}{at}", source) from None
+        data = load_yaml(text, source)
     return spec_from_dict(data, source)
+
+
+# Bounds on a spec's text, checked BEFORE it is parsed into Python objects: a few kilobytes must never
+# ask for unbounded memory or time (deep nesting, YAML alias expansion, thousand-digit integers).
+MAX_SPEC_DEPTH = 16  # nesting of mappings and lists (a spec needs 3: spec → stages → stage)
+MAX_SPEC_NODES = 20_000  # values and keys in all (a 64-stage spec has about 1,000)
+MAX_SPEC_STAGES = 1_000  # stages listed (the planner plans at most 64 and says so, located)
+MAX_SPEC_INT = 2 ** 63 - 1  # any integer in a spec; larger ones are refused by name, never converted
+MAX_NUMBER_CHARS = 40  # characters of one number in the text (Python refuses str↔int past 4,300 digits)
+MAX_NAME_CHARS = 200  # a network's name
+
+
+def check_name(name: str) -> str | None:
+    """Why `name` cannot be a network's name (None when it can): too long, or holding control
+    characters (line breaks, NUL) or lone surrogates, which no file, page or code could show as written."""
+    if len(name) > MAX_NAME_CHARS:
+        return f"the name is {len(name):,} characters long; a name has at most {MAX_NAME_CHARS}"
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            return f"the name holds the control character U+{ord(ch):04X}; use printable characters only"
+    return None
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_CHARS:
+        raise _TextLimit(f"an integer with {len(text.lstrip('-')):,} digits; a spec's numbers have at most "
+                         f"{MAX_NUMBER_CHARS} digits")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _TextLimit(f"a number written with {len(text):,} characters; a spec's numbers have at most "
+                         f"{MAX_NUMBER_CHARS}")
+    value = float(text)
+    if not math.isfinite(value):
+        raise _TextLimit(f"the number {text} is too large (it overflows to infinity)")
+    return value
+
+
+def _json_constant(text: str) -> float:
+    raise _TextLimit(f"{text} is not a number JSON allows; a spec's numbers are finite")
+
+
+class _TextLimit(Exception):
+    """A bound on the text was passed; the message names the limit and the value."""
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def load_json(text: str, source: str | None = None) -> Any:
+    """json.loads with the bounds above checked first (depth and size from the bracket skeleton)."""
+    skeleton = _JSON_STRING.sub('""', text)
+    depth = deepest = 0
+    for ch in re.sub(r"[^\[\]{}]", "", skeleton):
+        depth += 1 if ch in "[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_SPEC_DEPTH:
+                raise SpecError(f"the JSON nests more than {MAX_SPEC_DEPTH} levels deep; a spec needs 3", source)
+    nodes = skeleton.count(",") + skeleton.count(":") + 1
+    if nodes > MAX_SPEC_NODES:
+        raise SpecError(f"the JSON holds about {nodes:,} values; a spec holds at most {MAX_SPEC_NODES:,}", source)
+    try:
+        return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except _TextLimit as e:
+        raise SpecError(f"not a spec: {e}", source) from None
+    except json.JSONDecodeError as e:
+        raise SpecError(f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}", source) from None
+    except (ValueError, RecursionError) as e:  # anything else json refuses, said in one line
+        raise SpecError(f"not valid JSON: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}",
+                        source) from None
+
+
+def _yaml_loader():
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _check_yaml_events(text: str, source: str | None) -> None:
+    """Walk the YAML event stream (no Python objects built) and refuse, before loading: aliases (and so
+    merge keys and "billion laughs" expansion), nesting past MAX_SPEC_DEPTH, more than MAX_SPEC_NODES
+    values, and numbers written with more than MAX_NUMBER_CHARS characters."""
+    resolver = yaml.resolver.Resolver()
+    depth = nodes = 0
+    numeric = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    for ev in yaml.parse(text, Loader=_yaml_loader()):
+        where = f" at line {ev.start_mark.line + 1}, column {ev.start_mark.column + 1}" if ev.start_mark else ""
+        if isinstance(ev, yaml.AliasEvent):
+            raise SpecError(f"the YAML uses an alias (*{ev.anchor}){where}; a spec spells every value out "
+                            "(aliases, anchors and '<<' merge keys are not accepted)", source)
+        if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            nodes += 1
+            if depth > MAX_SPEC_DEPTH:
+                raise SpecError(f"the YAML nests more than {MAX_SPEC_DEPTH} levels deep{where}; a spec needs 3",
+                                source)
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(ev, yaml.ScalarEvent):
+            nodes += 1
+            if (len(ev.value) > MAX_NUMBER_CHARS and ev.style is None and ev.tag is None
+                    and resolver.resolve(yaml.ScalarNode, ev.value, (True, False)) in numeric):
+                raise SpecError(f"a number written with {len(ev.value):,} characters{where}; a spec's numbers have "
+                                f"at most {MAX_NUMBER_CHARS}", source)
+            if ev.tag is not None and ev.tag.lstrip("!").replace("tag:yaml.org,2002:", "") in ("int", "float") \
+                    and len(ev.value) > MAX_NUMBER_CHARS:
+                raise SpecError(f"a number written with {len(ev.value):,} characters{where}; a spec's numbers have "
+                                f"at most {MAX_NUMBER_CHARS}", source)
+        if nodes > MAX_SPEC_NODES:
+            raise SpecError(f"the YAML holds more than {MAX_SPEC_NODES:,} values; a spec holds far fewer", source)
+
+
+def load_yaml(text: str, source: str | None = None) -> Any:
+    """yaml safe loading with the bounds above checked first, on the event stream."""
+    try:
+        _check_yaml_events(text, source)
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a safe loader (CSafeLoader or SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(e, "problem", None) or "unreadable"
+        raise SpecError(f"not valid YAML: {what}{at}", source) from None
+    except (ValueError, RecursionError, OverflowError) as e:
+        raise SpecError(f"not valid YAML: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}",
+                        source) from None
 
 
 MAX_SPEC_BYTES = 1_000_000
@@ -411,13 +564,22 @@ def from_url_token(token: str) -> ArchSpec:
     if not token or len(token) > 20_000:
         raise SpecError("the link's network token is empty or too long")
     try:
-        raw = zlib.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), bufsize=65536)
-        if len(raw) > 1_000_000:
-            raise ValueError
-        data = json.loads(raw)
+        d = zlib.decompressobj()
+        raw = d.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), MAX_TOKEN_JSON_BYTES + 1)
+        if len(raw) > MAX_TOKEN_JSON_BYTES:
+            raise SpecError(f"the link's network token expands past {MAX_TOKEN_JSON_BYTES:,} bytes; "
+                            "a spec is far smaller")
+        text = raw.decode("utf-8")
+    except SpecError:
+        raise
     except Exception:  # noqa: BLE001 - any decoding failure means the same thing to the user
         raise SpecError("the link's network token is damaged (it does not decode to a spec)") from None
-    return spec_from_dict(data, source="link")
+    if not text.lstrip().startswith("{"):
+        raise SpecError("the link's network token is damaged (it does not decode to a spec)")
+    return spec_from_dict(load_json(text, "link"), source="link")
+
+
+MAX_TOKEN_JSON_BYTES = 200_000  # a link's spec, decompressed (a 64-stage spec is about 6 KB)
 
 
 def spec_key(spec: ArchSpec) -> str:

@@ -1,0 +1,88 @@
+"""Visitor text made safe for each place it goes: Markdown, DOT, Python source, CSV, file names.
+
+Everything a visitor hands over (a network's name from a link, a key in an imported file, an
+upload's file name) is data. Each target has its own escaping, and this module is their one home:
+
+- `md(text)`: literal text inside Streamlit Markdown (st.markdown, st.caption, st.error, titles):
+  every ASCII punctuation character is backslash-escaped (CommonMark: an escaped punctuation
+  character is always literal), so no link, image, HTML tag, emphasis, heading, LaTeX or
+  Streamlit directive (":red[…]", ":material/…:") can form, and URLs are not auto-linked;
+  line breaks and other control characters become spaces.
+- `dot_text(text)`: a label or name for graphviz that the `graphviz` package will quote as plain
+  text (backslashes escaped, never read as an HTML-like "<…>" label).
+- `py_text(text)`: text that may sit inside a Python string literal or docstring of generated
+  code without ending it (quotes, backslashes and non-printable characters escaped).
+- `csv_cell(value)`: a CSV cell that a spreadsheet will not run as a formula (= + - @ tab CR).
+- `safe_filename(text)`: a download file name: letters, digits, '.', '-', '_' only, bounded length.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_MD_SPECIAL = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def plain(text: object, limit: int | None = None) -> str:
+    """`text` on one line: control characters (newlines, tabs, NUL, …) and lone surrogates as spaces,
+    cut to `limit` characters with an ellipsis."""
+    s = str(text)
+    s = _CONTROL.sub(" ", s)
+    s = "".join(" " if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in s)
+    if limit is not None and len(s) > limit:
+        s = s[: max(0, limit - 1)] + "…"
+    return s
+
+
+def md(text: object, limit: int | None = None) -> str:
+    """Literal text for Streamlit Markdown: nothing in it can become a link, image, tag or format."""
+    return _MD_SPECIAL.sub(r"\\\1", plain(text, limit))
+
+
+def dot_text(text: object) -> str:
+    """A graphviz label or name shown exactly as written (the `graphviz` package then quotes it)."""
+    import graphviz
+
+    return graphviz.escape("\n".join(plain(line) for line in str(text).split("\n")))
+
+
+def py_text(text: object) -> str:
+    """Text safe inside a Python string literal or docstring of generated code: shown as written,
+    with backslashes, quotes and non-printable characters escaped (never ends the literal)."""
+    out = []
+    for ch in str(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch in "\"'":
+            out.append("\\" + ch)
+        elif ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF:
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: a string starting with = + - @ (a formula in Excel,
+    LibreOffice and Google Sheets) gets a leading apostrophe. Numbers pass unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+MAX_FILENAME = 80
+
+
+def safe_filename(text: object, suffix: str = "", default: str = "network") -> str:
+    """A file name for a download: accents folded, anything but letters, digits, '.', '-' and '_'
+    replaced by '_', no leading dots (no hidden files, no '..'), at most MAX_FILENAME characters."""
+    s = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._-")
+    s = s[:MAX_FILENAME].rstrip("._-") or default
+    return s + suffix
