@@ -14,8 +14,9 @@ import argparse
 import os
 import sys
 
-from resnet_core.cli import app, live, structure, train
+from resnet_core.cli import app, experiment, live, structure, train
 from resnet_core.cli.common import CliError
+from resnet_core.errors import ExplorerError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="SPEC is a preset name (see `presets`) or a JSON/YAML spec file.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for group in (structure, live, train, app):
+    for group in (structure, live, train, experiment, app):
         group.register(sub)
     return parser
 
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         for line in e.lines:
             print(line, file=sys.stderr)
+        return 2
+    except ExplorerError as e:  # the library's one base for bad input: its message says what and where
+        print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
