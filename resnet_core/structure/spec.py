@@ -501,7 +501,7 @@ def _check_yaml_events(text: str, source: str | None) -> None:
             depth -= 1
         elif isinstance(ev, yaml.ScalarEvent):
             nodes += 1
-            if (len(ev.value) > MAX_NUMBER_CHARS and ev.style is None and ev.tag is None
+            if (len(ev.value) > MAX_NUMBER_CHARS and not ev.style and ev.tag is None
                     and resolver.resolve(yaml.ScalarNode, ev.value, (True, False)) in numeric):
                 raise SpecError(f"a number written with {len(ev.value):,} characters{where}; a spec's numbers have "
                                 f"at most {MAX_NUMBER_CHARS}", source)
