@@ -1,46 +1,72 @@
-"""The live lab's per-session state: this session's own model (never shared with other sessions), its
-input, the last forward pass; and the gradient-flow display."""
+"""The Live lab's per-session state (it never renders): this session's own model and what its weights
+really are, the input batch, the one forward record every view reads, and the gradient-flow job.
+
+- `model_for` builds this session's model for (spec, weights) and says which weights it really holds
+  (`Weights.used`) and why, when they differ from the choice (`Weights.problem`).
+- `record_for` runs ONE forward pass per (weights, input, BN mode) and keeps its `ForwardRecord`:
+  changing the layer, the block or top-k on the page reads from it and runs nothing.
+- `GradFlowJob` runs a gradient flow in a thread of its own with progress and a Stop; it stops by
+  itself when the session's tab is gone, and a session has at most one.
+"""
 
 from __future__ import annotations
 
-import json
 import math
+import threading
+from dataclasses import dataclass, field
 
-import altair as alt
-import pandas as pd
 import streamlit as st
+import torch
 from torch import nn
 
+from app import handoff
 from resnet_core.device import check_fits, estimate_pass, pick_device
 from resnet_core.lab import forward as lab_forward
 from resnet_core.lab import gradients, images, weights
 from resnet_core.structure.build import build_model
+from resnet_core.structure.records import Plan
 from resnet_core.structure.spec import ArchSpec, spec_key
-from resnet_core.structure.trace import trace
+from resnet_core.structure.trace import Trace
 
-TRAINED = "trained"  # session_state key: {label: hand-off record from the Training lab}
+MODEL = "live.model"  # session_state: (key, Weights)
+RECORD = "live.record"  # session_state: (key, ForwardRecord)
+JOB = "live.gf_job"  # session_state: GradFlowJob
+BATCH_STATS_IMAGES = 8  # with batch statistics, the batch: the chosen image and 7 other sample images
 
 
-def trained_records(spec: ArchSpec) -> dict[str, dict]:
-    """Networks trained in this session whose architecture is the builder's network."""
-    key = spec_key(spec.replace(name=""))
-    return {label: rec for label, rec in st.session_state.get(TRAINED, {}).items()
-            if spec_key(rec["spec"].replace(name="")) == key}
+def session_alive():
+    """A check that is true while this browser session is connected (always true outside a server)."""
+    try:
+        from streamlit import runtime
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        ctx = get_script_run_ctx()
+        if ctx is None or not runtime.exists():
+            return lambda: True
+        rt, sid = runtime.get_instance(), ctx.session_id
+        if not rt.is_active_session(sid):
+            return lambda: True  # not a tracked session (a test harness): nothing to watch
+        return lambda: rt.is_active_session(sid)
+    except Exception:  # noqa: BLE001 - a Streamlit without these internals: do not guess
+        return lambda: True
 
+
+# ------------------------------------------------------------------------------------------------
+# weights
+# ------------------------------------------------------------------------------------------------
 
 def weight_sources(spec: ArchSpec) -> dict[str, str]:
     out = {"random": "random (seeded)"}
-    for label in trained_records(spec):
-        out[f"trained:{label}"] = f"trained: {label}"
+    for net in handoff.matching(spec):
+        out[net.choice] = f"trained: {net.label}"
     if weights.imagenet_weights_name(spec):
         out["imagenet"] = "ImageNet (torchvision)"
     out["checkpoint"] = "checkpoint file"
     return out
 
 
-def input_sources(spec: ArchSpec, source: str) -> dict[str, str]:
+def input_sources(source: str) -> dict[str, str]:
     out = {}
-    if source.startswith("trained:"):
+    if handoff.lookup(source) is not None:
         out["example"] = "held-out example"
     out.update({"sample": "sample image", "upload": "your image", "noise": "random noise"})
     return out
@@ -55,83 +81,205 @@ def model_key(spec: ArchSpec, source: str, seed: int, upload) -> str:
     return f"{spec_key(spec)}|{source}|{seed}|{upload_id(upload) if source == 'checkpoint' else ''}"
 
 
+@dataclass(frozen=True)
+class Weights:
+    """The session's model and the weights it really holds."""
+
+    model: nn.Module = field(repr=False)
+    used: str  # what every view runs on: "random (seed 0)", "ImageNet (resnet18)", "trained: resnet20", ...
+    trained: bool  # trained weights (running statistics are meaningful, predictions are shown)
+    report: weights.LoadReport | None = None
+    problem: str | None = None  # why the chosen weights are not the ones used (offline, no file yet)
+    classes: tuple[str, ...] = ()
+
+
+def model_for(t: Trace, source: str, seed: int, upload) -> Weights:
+    """This session's model for (the trace's network, weights); rebuilt only when they change.
+
+    Raises MemoryGuardError before building a network too large for the free memory, CheckpointError for
+    a file that is not a usable checkpoint."""
+    spec = t.plan.spec
+    key = model_key(spec, source, seed, upload)
+    cached = st.session_state.get(MODEL)
+    if cached and cached[0] == key:
+        return cached[1]
+    check_fits(estimate_pass(t.param_bytes, t.activation_bytes, 1, backward=False), pick_device("auto"),
+               what=f"building {spec.name} ({t.total_params:,} parameters) and running one image")
+    model = build_model(t.plan, seed=seed)
+    random_used = f"random weights (seed {seed}, {spec.init.replace('_', ' ')} init)"
+    used, trained, report, problem = random_used, False, None, None
+    classes = weights.class_names_for(spec.num_classes)
+    net = handoff.lookup(source)
+    if source == "checkpoint":
+        if upload is None:
+            problem = "No checkpoint file chosen yet: the views use random weights until you choose one."
+        else:
+            report = weights.load_checkpoint(model, upload.getvalue(), strict=False)
+            used, trained = f"checkpoint {upload.name}", True
+    elif source == "imagenet":
+        name = weights.imagenet_weights_name(spec)
+        try:
+            report = weights.load_imagenet_weights(model, name)
+            used, trained = f"ImageNet weights ({name}, torchvision)", True
+            classes = weights.class_names_for(spec.num_classes)
+        except weights.WeightsUnavailable as e:
+            problem = f"ImageNet weights could not be had: {e} Every view uses {random_used} instead."
+    elif net is not None:
+        model.load_state_dict(net.state_dict, strict=True)
+        used, trained, classes = f"trained: {net.label} ({net.data})" if net.data else f"trained: {net.label}", \
+            True, net.classes
+    w = Weights(model=model, used=used, trained=trained, report=report, problem=problem, classes=tuple(classes))
+    st.session_state[MODEL] = (key, w)
+    st.session_state.pop(RECORD, None)
+    return w
+
+
+# ------------------------------------------------------------------------------------------------
+# input
+# ------------------------------------------------------------------------------------------------
+
 def input_key(kind: str, sample: str | None, upload, example: int, noise_seed: int, source: str) -> tuple:
     """Everything the input image depends on (its label alone would miss a re-upload under the same name)."""
     return (kind, sample, upload_id(upload) if kind == "upload" else "", example, noise_seed, source)
 
 
-def model_for(spec: ArchSpec, source: str, seed: int, upload) -> tuple[nn.Module, weights.LoadReport | None, bool]:
-    """This session's model for (spec, weights); rebuilt only when they change. Returns (model, report, trained)."""
-    key = model_key(spec, source, seed, upload)
-    cached = st.session_state.get("live.model")
-    if cached and cached[0] == key:
-        return cached[1], cached[2], cached[3]
-    t = trace(spec)
-    check_fits(estimate_pass(t.param_bytes, t.activation_bytes, 1, backward=False), pick_device("auto"),
-               what=f"building {spec.name} ({t.total_params:,} parameters) and running one image")
-    model = build_model(spec, seed=seed)
-    report, trained = None, False
-    if source == "checkpoint":
-        if upload is None:
-            st.info("Choose a checkpoint file (left); until then the weights are random.", icon=":material/upload:")
-        else:
-            report = weights.load_checkpoint(model, upload.getvalue(), strict=False)
-            trained = True
-    elif source == "imagenet":
-        try:
-            report = weights.load_imagenet_weights(model, weights.imagenet_weights_name(spec))
-            trained = True
-        except weights.WeightsUnavailable as e:
-            st.warning(f"{e} Using random initialisation instead.", icon=":material/cloud_off:")
-    elif source.startswith("trained:"):
-        rec = st.session_state[TRAINED][source.split(":", 1)[1]]
-        model.load_state_dict(rec["state"], strict=True)
-        trained = True
-    st.session_state["live.model"] = (key, model, report, trained)
-    st.session_state.pop("live.forward", None)
-    return model, report, trained
-
-
-def class_names(spec: ArchSpec, source: str) -> tuple[str, ...]:
-    if source.startswith("trained:"):
-        return tuple(st.session_state[TRAINED][source.split(":", 1)[1]]["classes"])
-    return weights.class_names_for(spec.num_classes)
-
-
 def input_for(spec: ArchSpec, kind: str, sample: str | None = None, upload=None, example: int = 0,
-              noise_seed: int = 0, source: str = "random") -> images.ImageInput:
+              noise_seed: int = 0, source: str = "random") -> tuple[images.ImageInput, str | None]:
+    """The input image and, when it is not what was chosen, why (no file uploaded yet)."""
     shape = spec.input_shape
     if kind == "sample":
         return images.load_sample(sample or images.list_samples()[0], shape,
-                                  crop_fraction=0.875 if source == "imagenet" else 1.0)
+                                  crop_fraction=0.875 if source == "imagenet" else 1.0), None
     if kind == "upload":
         if upload is None:
-            st.info("Choose an image file (left); until then the input is noise.", icon=":material/upload:")
-            return images.noise_input(shape, noise_seed)
-        return images.load_upload(upload.getvalue(), upload.name, shape)
-    if kind == "example" and source.startswith("trained:"):
-        rec = st.session_state[TRAINED][source.split(":", 1)[1]]
-        i = min(example, len(rec["examples"]) - 1)
-        x = rec["examples"][i:i + 1]
-        label = rec["classes"][int(rec["example_labels"][i])]
-        return images.ImageInput(tensor=x, display=rec["example_display"][i], source=f"held-out example {i} "
-                                 f"(label {label})", input_shape=tuple(x.shape[1:]), mean=(), std=())
-    return images.noise_input(shape, noise_seed)
+            return images.noise_input(shape, noise_seed), "No image chosen yet: the input is seeded noise until then."
+        return images.load_upload(upload.getvalue(), upload.name, shape), None
+    net = handoff.lookup(source)
+    if kind == "example" and net is not None:
+        return net.example(example), None
+    return images.noise_input(shape, noise_seed), None
 
 
-def forward(model: nn.Module, x, plan, layer: int, block: str | None, top_k: int, train: bool, key) -> lab_forward.ForwardView:
-    """One forward pass with every view, reused while nothing it depends on changes."""
-    full_key = (key, layer, block, top_k, train)
-    cached = st.session_state.get("live.forward")
+def batch_for(x_in: images.ImageInput, spec: ArchSpec, batch_stats: bool, source: str = "random"
+              ) -> tuple[torch.Tensor, str]:
+    """The batch the pass runs on, and what it is. Running statistics: the image alone. Batch statistics:
+    the image first, then other sample images (seeded noise where there are too few), so that batch norm
+    normalises over BATCH_STATS_IMAGES images, not over one."""
+    if not batch_stats:
+        return x_in.tensor, "1 image"
+    shape = spec.input_shape
+    crop = 0.875 if source == "imagenet" else 1.0
+    others = []
+    for name in images.list_samples():
+        if len(others) == BATCH_STATS_IMAGES - 1:
+            break
+        if x_in.source != f"sample {name}":
+            others.append(images.load_sample(name, shape, crop_fraction=crop).tensor)
+    n_samples = len(others)
+    seed = 0
+    while len(others) < BATCH_STATS_IMAGES - 1:
+        others.append(images.noise_input(shape, 10_000 + seed).tensor)
+        seed += 1
+    x = torch.cat([x_in.tensor.to(others[0].dtype), *others], 0)
+    what = f"a batch of {x.shape[0]}: this image and {n_samples} other sample images"
+    if seed:
+        what += f" and {seed} seeded noise images"
+    return x, what
+
+
+# ------------------------------------------------------------------------------------------------
+# the forward record
+# ------------------------------------------------------------------------------------------------
+
+def record_for(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool, key) -> lab_forward.ForwardRecord:
+    """ONE forward pass keeping every view, reused while the weights, the input and the BN mode stay."""
+    full_key = (key, bool(train), tuple(x.shape))
+    cached = st.session_state.get(RECORD)
     if cached and cached[0] == full_key:
         return cached[1]
-    with st.spinner("Running the network…"):
-        fv = lab_forward.forward_view(model, x, plan, layer=layer, block=block, top_k=top_k, train=train, device="auto")
-    st.session_state["live.forward"] = (full_key, fv)
-    return fv
+    rec = lab_forward.forward_record(model, x, plan, train=train, device="auto", should_stop=session_alive_stop())
+    st.session_state[RECORD] = (full_key, rec)
+    return rec
 
 
-def _fmt(v: float | None) -> str:
+def session_alive_stop():
+    alive = session_alive()
+    return lambda: not alive()
+
+
+# ------------------------------------------------------------------------------------------------
+# gradient flow in the background
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class GradFlowJob:
+    """One gradient flow of this session: a thread, its progress, a Stop, the result or the error."""
+
+    spec: ArchSpec
+    seed: int
+    batch: int
+    request: tuple  # what the page asked for (to say when the settings changed since)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    progress: gradients.GradProgress | None = None
+    result: gradients.GradientFlow | None = None
+    error: str | None = None
+    finished: bool = False
+    thread: threading.Thread | None = None
+    alive: object = None  # the session's liveness check
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _should_stop(self) -> bool:
+        return self.stop_event.is_set() or (self.alive is not None and not self.alive())
+
+    def _progress(self, p: gradients.GradProgress) -> None:
+        self.progress = p
+
+    def _work(self) -> None:
+        from resnet_core.errors import ExplorerError
+        try:
+            self.result = gradients.gradient_flow(self.spec, seed=self.seed, batch=self.batch, device="auto",
+                                                  progress=self._progress, should_stop=self._should_stop)
+        except ExplorerError as e:
+            self.error = str(e)
+        except Exception as e:  # noqa: BLE001 - shown on the page as one line, never a traceback
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            self.finished = True
+
+    def start(self) -> None:
+        self.alive = session_alive()
+        self.thread = threading.Thread(target=self._work, name="resnet-explorer-gradflow", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return self.finished
+
+
+def current_job() -> GradFlowJob | None:
+    return st.session_state.get(JOB)
+
+
+def start_job(spec: ArchSpec, seed: int, batch: int, request: tuple) -> GradFlowJob:
+    """Start a gradient flow; a running one of this session is stopped first (one per session)."""
+    old = current_job()
+    if old is not None and old.running:
+        old.stop()
+        old.wait(30)
+    job = GradFlowJob(spec=spec, seed=seed, batch=batch, request=request)
+    st.session_state[JOB] = job
+    job.start()
+    return job
+
+
+def fmt(v: float | None) -> str:
     if v is None:
         return "—"
     if not math.isfinite(v):
@@ -139,65 +287,13 @@ def _fmt(v: float | None) -> str:
     return "0" if v == 0 else f"{v:.3g}"
 
 
-def show_gradient_flow(flow: gradients.GradientFlow) -> None:
-    """Summary, the log-scale chart of both variants, and the numbers."""
-    w_rows = flow.weight_rows()
+def gradient_tables(flow: gradients.GradientFlow) -> tuple[list[dict], list[dict]]:
+    """The rows of the two number tables: every weight gradient, every block-input gradient."""
     labels = [v.label for v in flow.variants]
-    first = w_rows[0]
-    m = st.columns(3)
-    m[0].metric(f"First conv ‖∂L/∂W‖, {labels[0]}", _fmt(first["norms"][0]), help=first["statuses"][0])
-    if len(labels) > 1:
-        m[1].metric(f"First conv ‖∂L/∂W‖, {labels[1]}", _fmt(first["norms"][1]), help=first["statuses"][1])
-        ratio = first["ratio"]
-        m[2].metric("Ratio, with / without", "∞" if ratio is not None and math.isinf(ratio) else _fmt(ratio),
-                    help="∞: the gradient without skips is exactly zero")
-    n_layers = len(w_rows)
-    st.markdown(" · ".join(
-        f"**{v.label}**: {v.counts().get('vanished', 0)} of {n_layers} weight gradients vanished, "
-        f"{v.counts().get('exploded', 0)} exploded" for v in flow.variants))
-    st.caption(f"{flow.spec.name} · batch norm {'on' if flow.spec.norm == 'batch' else 'off'} · "
-               f"{flow.spec.init.replace('_', ' ')} init · {flow.batch} seeded noise images · "
-               f"{'train' if flow.train else 'eval'} mode · {flow.device} · same weights: "
-               f"{'yes' if flow.same_weights else 'NO'} · same batch: {'yes' if flow.same_batch else 'NO'}")
-
-    df = pd.DataFrame(flow.chart_rows())
-    colors = alt.Scale(domain=labels, range=["#1f77b4", "#d62728"][:len(labels)])
-    shapes = alt.Scale(domain=["ok", "vanished", "exploded", "unused"],
-                       range=["circle", "triangle-down", "triangle-up", "cross"])
-    thresholds = pd.DataFrame({"y": [flow.vanished_below, flow.exploded_above],
-                               "label": [f"vanished below {flow.vanished_below:g}",
-                                         f"exploded above {flow.exploded_above:g}"]})
-    cols = st.columns(2)
-    for col, quantity in zip(cols, df["quantity"].unique() if len(df) else []):
-        part = df[df["quantity"] == quantity]
-        lines = alt.Chart(part).mark_line(point=False, strokeWidth=2.5).encode(
-            x=alt.X("depth:Q", title="depth (layer or block, input → output)"),
-            y=alt.Y("plot_norm:Q", scale=alt.Scale(type="log"), title=quantity + " (log)"),
-            color=alt.Color("variant:N", scale=colors, legend=alt.Legend(orient="bottom", title=None)))
-        points = alt.Chart(part).mark_point(size=60, filled=True).encode(
-            x="depth:Q", y="plot_norm:Q", color=alt.Color("variant:N", scale=colors),
-            shape=alt.Shape("status:N", scale=shapes, legend=None),
-            tooltip=["variant", "name", "depth", alt.Tooltip("norm:Q", format=".3g"), "status"])
-        rules = alt.Chart(thresholds).mark_rule(strokeDash=[4, 4], color="#888").encode(y="y:Q")
-        text = alt.Chart(thresholds).mark_text(align="left", dx=4, dy=-6, color="#666").encode(
-            y="y:Q", x=alt.value(4), text="label:N")
-        col.altair_chart(alt.layer(lines, points, rules, text).properties(height=340, title=quantity),
-                         width="stretch")
-    st.caption("Points below the dashed 'vanished' line mean the layer effectively stops learning; above the "
-               "'exploded' line one SGD step would wreck its weights. Exact zeros are drawn at the floor and "
-               "NaN/Inf at the ceiling of the chart (triangles).")
-
-    with st.expander("The numbers: every layer's weight gradient"):
-        table = [{"depth": r["depth"], "layer": r["layer"],
-                  **{f"‖∂L/∂W‖ {lab}": _fmt(n) for lab, n in zip(labels, r["norms"])},
-                  **{f"status {lab}": s for lab, s in zip(labels, r["statuses"])},
-                  "ratio": _fmt(r["ratio"])} for r in w_rows]
-        st.dataframe(pd.DataFrame(table), hide_index=True)
-    with st.expander("The numbers: every block's input gradient ‖∂L/∂x‖"):
-        table = [{"depth": r["depth"], "block": r["block"],
-                  **{f"‖∂L/∂x‖ {lab}": _fmt(n) for lab, n in zip(labels, r["norms"])},
-                  **{f"status {lab}": s for lab, s in zip(labels, r["statuses"])},
-                  "ratio": _fmt(r["ratio"])} for r in flow.input_rows()]
-        st.dataframe(pd.DataFrame(table), hide_index=True)
-    st.download_button("⬇ Gradient flow (JSON)", json.dumps(flow.to_dict(), indent=1),
-                       f"gradflow_{flow.spec.name}.json", "application/json", key="live.gf_dl")
+    w = [{"depth": r["depth"], "layer": r["layer"], **{f"‖∂L/∂W‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"])},
+          **{f"status {lab}": s for lab, s in zip(labels, r["statuses"])}, "ratio": fmt(r["ratio"])}
+         for r in flow.weight_rows()]
+    i = [{"depth": r["depth"], "block": r["block"], **{f"‖∂L/∂x‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"])},
+          **{f"status {lab}": s for lab, s in zip(labels, r["statuses"])}, "ratio": fmt(r["ratio"])}
+         for r in flow.input_rows()]
+    return w, i

@@ -1,24 +1,30 @@
-"""The live lab: run the network for real: feature maps, the residual block's x, F(x), F(x)+x, activation
-statistics, predictions; and gradient flow with and without skip connections on the same weights."""
+"""The live lab: run the network for real: feature maps, the residual block's x, F(x), F(x)+x and the
+branch's share through the depth, activation statistics, predictions; and gradient flow with and without
+skip connections on the same weights. One forward pass feeds every forward view (changing the layer,
+the block or top-k runs nothing); the gradient flow runs in the background with progress and a Stop."""
 
-import altair as alt
+import json
+
 import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
 from app import live_session, ui
+from app.charts import live as charts
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, describe, pick_device
+from resnet_core.lab import forward as lab_forward
 from resnet_core.lab import gradients, hooks, images, weights
 from resnet_core.structure import spec as rspec
 from resnet_core.structure.build import BuildError
-from resnet_core.structure.plan import shape_str
+from resnet_core.structure.records import shape_str
+from resnet_core.text import md
 
 spec = ui.current_spec()
 t = ui.cached_trace(spec)
 device = pick_device("auto")
 
 st.title("Live lab")
-st.caption(f"Runs **{spec.name}** for real on **{describe(device)}**. "
+st.caption(f"Runs **{md(spec.name)}** for real on **{describe(device)}**. "
            "The network is the one in the builder (sidebar); everything here uses your own copy of it.")
 if not t.ok:
     ui.error_panel(t)
@@ -27,15 +33,18 @@ if not t.ok:
 
 forward_tab, backward_tab = st.tabs(["Forward: what the network sees", "Backward: gradient flow with and without skips"],
                                     key="live.tab")
+has_bn = spec.norm == "batch"
+MODE_TEXT = {"eval": "running statistics (eval mode)", "train": "statistics of the batch (train mode)"}
 
-# =============================================================================================
-with forward_tab:
+
+def forward_page() -> None:
     controls, view = st.columns([1, 3])
     with controls:
         st.markdown("**Weights**")
         sources = live_session.weight_sources(spec)
         source = st.selectbox("Weights", list(sources), format_func=sources.get, key="live.weights",
                               label_visibility="collapsed")
+        weights_note = st.empty()  # right under the choice: what is really used when it differs
         seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="live.seed", value=0,
                                help="Random initialisation with the builder's scheme "
                                     f"({spec.init.replace('_', ' ')}); the same seed gives the same weights.")
@@ -45,7 +54,7 @@ with forward_tab:
                                       key="live.ckpt", help="Loaded with torch.load(weights_only=True); "
                                       "keys and shapes that do not match are listed by name.")
         st.markdown("**Input**")
-        inputs = live_session.input_sources(spec, source)
+        inputs = live_session.input_sources(source)
         input_kind = st.selectbox("Input", list(inputs), format_func=inputs.get, key="live.input",
                                   label_visibility="collapsed")
         image_upload, sample, example, noise_seed = None, None, 0, 0
@@ -60,34 +69,42 @@ with forward_tab:
             noise_seed = st.number_input("Noise seed", 0, 2**31 - 1, 0, key="live.noise_seed")
 
     try:
-        model, report, trained = live_session.model_for(spec, source, int(seed), upload)
+        w = live_session.model_for(t, source, int(seed), upload)
     except MemoryGuardError as e:
         with view:
             st.error(f"This network is too large to run here: {e}", icon=":material/memory:")
-        st.stop()
+        return
     except (weights.CheckpointError, weights.WeightsUnavailable, ValueError) as e:
         with view:
             st.error(f"These weights could not be used: {e}", icon=":material/dangerous:")
-        st.stop()
+        return
+    if w.problem:
+        weights_note.warning(w.problem, icon=":material/cloud_off:")
     try:
-        x_in = live_session.input_for(spec, input_kind, sample=sample, upload=image_upload, example=int(example),
-                                      noise_seed=int(noise_seed), source=source)
+        x_in, input_note = live_session.input_for(spec, input_kind, sample=sample, upload=image_upload,
+                                                  example=int(example), noise_seed=int(noise_seed), source=source)
     except images.ImageInputError as e:
         with view:
             st.error(f"This image cannot be used: {e}", icon=":material/dangerous:")
-        st.stop()
+        return
 
     with controls:
+        if input_note:
+            st.info(input_note, icon=":material/upload:")
         st.image(ui.upscale(x_in.display, 160), caption=x_in.source, width=160)
-        if report is not None:
-            for line in report.lines(6):
+        if w.report is not None:
+            for line in w.report.lines(6):
                 st.caption(line)
-        default_mode = "eval" if trained else "train"
-        mode = st.segmented_control(
-            "Batch norm statistics", ["train", "eval"], default=default_mode, key=f"live.mode.{default_mode}",
-            required=True, format_func={"train": "of the batch", "eval": "running"}.get,
-            help="Random weights have no running statistics yet, so by default BN normalises with the batch's own "
-                 "(train mode); trained weights use their running statistics (eval mode).")
+        mode = "eval"
+        if has_bn:
+            mode = st.segmented_control(
+                "Batch norm statistics", ["eval", "train"], default="eval", key="live.mode", required=True,
+                format_func={"train": "of a batch of 8", "eval": "running"}.get,
+                help="Running statistics (eval mode, the default): each image is normalised by the statistics "
+                     "stored in the weights, so the numbers depend on the weights. Batch statistics (train "
+                     f"mode): batch norm normalises over a batch of {live_session.BATCH_STATS_IMAGES} images "
+                     "(yours first).")
+    x, batch_text = live_session.batch_for(x_in, spec, mode == "train", source)
 
     with view:
         plan = t.plan
@@ -97,118 +114,221 @@ with forward_tab:
         layer_index = c1.selectbox(
             "Feature maps of", [lay.index for lay in spatial], key="live.layer",
             index=[lay.index for lay in spatial].index(default_layer),
-            format_func=lambda i: f"{plan.layers[i].name} · {plan.layers[i].type} · {shape_str(plan.layers[i].out_shape)}")
+            format_func=lambda i: f"{plan.layers[i].label} · {plan.layers[i].type} · {shape_str(plan.layers[i].out_shape)}")
         block_names = [b.name for b in plan.blocks]
         block = c2.selectbox("Residual block", block_names, key="live.block") if block_names else None
-        top_k = c3.number_input("Top-k", 1, 64, 16, key="live.topk")
+        top_k = c3.number_input("Top-k", 1, lab_forward.MAX_TOP_K, 16, key="live.topk")
         try:
-            fv = live_session.forward(model, x_in.tensor, plan, layer_index, block, int(top_k), mode == "train",
-                                      key=(live_session.model_key(spec, source, int(seed), upload),
-                                           live_session.input_key(input_kind, sample, image_upload, int(example),
-                                                                  int(noise_seed), source)))
+            with st.spinner("Running the network…"):
+                rec = live_session.record_for(
+                    w.model, x, plan, mode == "train",
+                    key=(live_session.model_key(spec, source, int(seed), upload),
+                         live_session.input_key(input_kind, sample, image_upload, int(example), int(noise_seed),
+                                                source)))
+            fm = rec.feature_maps(layer_index, int(top_k))
         except (MemoryGuardError, BusyError, hooks.ProbeError, DeviceError) as e:
             st.error(str(e), icon=":material/dangerous:")
-            st.stop()
+            return
 
-        if trained:
-            preds = weights.top_predictions(fv.logits, live_session.class_names(spec, source), k=5)
+        bn_text = f"batch norm: {MODE_TEXT[rec.mode]}" if has_bn else "no batch norm"
+        st.markdown(f"**Views of {md(w.used)}** · {bn_text} · {batch_text} · {rec.device}")
+        if w.trained:
+            preds = weights.top_predictions(rec.logits[:1], w.classes, k=5)
             st.markdown("**Top predictions** — " + " · ".join(
-                f"{p.name} **{p.probability:.1%}**" for p in preds))
-        fm = fv.feature_maps
-        st.subheader(f"Feature maps: {fm.layer} ({fm.shape[0]} channels, {fm.shape[1]}×{fm.shape[2]})")
+                f"{md(p.name)} **{p.probability:.1%}**" for p in preds))
+
+        st.subheader(f"Feature maps: {fm.label} ({fm.shape[0]} channels, {fm.shape[1]}×{fm.shape[2]})")
         grid = fm.grid(cols=min(8, len(fm.channels)))
         st.image(ui.upscale(grid, 480), width="stretch" if grid.shape[1] > 120 else "content")
-        st.caption(f"The {len(fm.channels)} channels with the most energy (mean square activation), strongest first: "
-                   f"{', '.join(map(str, fm.channels[:16]))}{'…' if len(fm.channels) > 16 else ''}. {fm.scaling}")
-        d1, d2 = st.columns(2)
-        d1.download_button("⬇ Feature maps (PNG)", ui.png_bytes(grid), f"{fm.layer}_feature_maps.png", "image/png",
+        kept = "" if int(top_k) <= rec.max_k else f" (this network keeps the top {rec.max_k} per layer)"
+        st.caption(f"The {len(fm.channels)} channels with the most energy (mean square activation), strongest "
+                   f"first{kept}: {', '.join(map(str, fm.channels[:16]))}{'…' if len(fm.channels) > 16 else ''}. "
+                   f"{fm.scaling}")
+        st.download_button("⬇ Feature maps (PNG)", ui.png_bytes(grid), f"{fm.layer}_feature_maps.png", "image/png",
                            key="live.dl_fm")
         with st.expander("Channel energies and ranges"):
             st.dataframe(pd.DataFrame(fm.rows()), hide_index=True)
 
-        if fv.anatomy is not None:
-            a = fv.anatomy
-            st.subheader(f"Inside {a.block}: x, F(x) and F(x) + x")
-            shortcut_text = {"identity": "identity (x itself)", "projection": "1×1 projection of x",
-                             "pad": "x subsampled and zero-padded (option A)",
-                             "none": "none (skip off)"}[a.shortcut]
-            m = st.columns(4)
-            m[0].metric("‖x‖", f"{a.x.norm:.3g}")
-            m[1].metric("‖F(x)‖", f"{a.fx.norm:.3g}")
-            m[2].metric("‖F(x)‖ / ‖x‖", "—" if a.ratio is None else f"{a.ratio:.3g}",
-                        help="How much the block changes its input: small means the block is close to the identity.")
-            m[3].metric("Shortcut", a.shortcut, help=shortcut_text)
-            views = a.tensors()
-            limit = max(float(abs(v.mean_map).max()) for v in views) or 1.0  # one scale for every panel
-            cols = st.columns(len(views))
-            for col, v in zip(cols, views):
-                col.image(ui.upscale(ui.heatmap(v.mean_map, limit=limit), 200), width="stretch")
-                col.markdown(f"**{v.name}** · {shape_str(v.shape)}  \n‖·‖ = {v.sample_norm:.3g}")
-            st.caption("Each panel is the mean over channels for this image, on one shared colour scale: blue "
-                       "negative, white zero, red positive. With the identity shortcut, F(x)+x is x plus a correction; "
-                       "the block's output is that sum after the ReLU (pre-activation blocks have none).")
+        if block is not None:
+            anatomy(rec, block, w)
 
-        stats = [s for s in fv.stats if s.ran and s.std is not None]
-        if stats:
+        df = charts.stats_frame(rec.stats)
+        if len(df):
             st.subheader("Activations through the depth")
-            kinds = {"conv": "conv output", "norm": "norm output", "act": "activation output", "add": "F(x) + x"}
-            df = pd.DataFrame([{"depth": s.index, "layer": s.name, "kind": kinds[s.op], "mean": s.mean,
-                                "std": s.std, "fraction of zeros": s.zeros} for s in stats if s.op in kinds])
-            base = alt.Chart(df).encode(
-                x=alt.X("depth:Q", title="layer (plan order)"),
-                color=alt.Color("kind:N", legend=alt.Legend(orient="right", title=None)),
-                tooltip=["layer", "kind", alt.Tooltip("mean:Q", format=".3g"), alt.Tooltip("std:Q", format=".3g"),
-                         alt.Tooltip("fraction of zeros:Q", format=".0%")])
-            st.altair_chart(base.mark_line(point=True, strokeWidth=1.5).encode(
-                y=alt.Y("std:Q", scale=alt.Scale(type="log"), title="std (log)")
-            ).properties(height=280, title="spread of the activations, by kind of layer"), width="stretch")
-            st.altair_chart(base.mark_line(point=True, strokeWidth=1.5).encode(
-                y=alt.Y("fraction of zeros:Q", axis=alt.Axis(format="%"), title="fraction of zeros")
-            ).properties(height=240, title="exact zeros (ReLU outputs that are off)"), width="stretch")
+            spread, zeros = charts.activation_charts(df)
+            st.altair_chart(spread, width="stretch")
+            st.altair_chart(zeros, width="stretch")
             with st.expander("The numbers"):
                 st.dataframe(df, hide_index=True)
 
+
+def anatomy(rec, block: str, w) -> None:
+    a = rec.anatomy(block)
+    st.subheader(f"Inside {a.block}: x, F(x) and F(x) + x")
+    shortcut_text = {"identity": "identity (x itself)", "projection": "1×1 projection of x",
+                     "pad": "x subsampled and zero-padded (option A)", "none": "none (skip off)"}[a.shortcut]
+    m = st.columns(4)
+    m[0].metric("‖x‖", f"{a.x.norm:.3g}")
+    m[1].metric("‖F(x)‖", f"{a.fx.norm:.3g}")
+    m[2].metric("‖F(x)‖ / ‖x‖", "—" if a.ratio is None else f"{a.ratio:.3g}",
+                help="How much the block changes its input: small means the block is close to the identity.")
+    m[3].metric("Shortcut", a.shortcut, help=shortcut_text)
+    views = a.tensors()
+    limit = max(float(abs(v.mean_map).max()) for v in views) or 1.0  # one scale for every panel
+    cols = st.columns(len(views))
+    for col, v in zip(cols, views):
+        col.image(ui.upscale(ui.heatmap(v.mean_map, limit=limit), 200), width="stretch")
+        col.markdown(f"**{v.name}** · {shape_str(v.shape)}  \n‖·‖ = {v.sample_norm:.3g}")
+    if not has_bn:
+        meaning = "This network has no batch norm: the norms come straight from the weights."
+    elif rec.mode == "eval" and w.trained:
+        meaning = "Batch norm uses the running statistics the training stored, as at test time."
+    elif rec.mode == "eval":
+        meaning = ("Batch norm uses its running statistics; random weights still have the initial ones (mean 0, "
+                   "variance 1), so batch norm passes values through and the norms show what the weights do.")
+    else:
+        meaning = (f"Batch norm normalises each channel over this batch of {rec.batch}: after the branch's last "
+                   "batch norm every channel has unit variance over the batch, so ‖F(x)‖ over the batch is "
+                   "about √(batch·C·H·W) whatever the weights; switch to running statistics to see the weights.")
+    st.caption("Each panel is the mean over channels for this image, on one shared colour scale: blue negative, "
+               "white zero, red positive. The norms ‖x‖, ‖F(x)‖ are over the whole batch, ‖·‖ under a panel is for "
+               f"this image. {meaning}")
+
+    rows = rec.block_ratios()
+    finite = [r for r in rows if r["ratio"] is not None and 0 < r["ratio"] < float("inf")]
+    if len(finite) >= 2:
+        st.subheader("‖F(x)‖ / ‖x‖ of every block through the depth")
+        st.altair_chart(charts.block_ratio_chart(rows, current=block), width="stretch")
+        lo = min(finite, key=lambda r: r["ratio"])
+        hi = max(finite, key=lambda r: r["ratio"])
+        first, last = finite[0], finite[-1]
+        trend = "falls" if last["ratio"] < first["ratio"] else "rises"
+        st.caption(f"For {md(w.used)}: the ratio {trend} from {first['ratio']:.3g} at {first['block']} to "
+                   f"{last['ratio']:.3g} at {last['block']}; smallest {lo['ratio']:.3g} ({lo['block']}), largest "
+                   f"{hi['ratio']:.3g} ({hi['block']}). Below 1 the block adds a correction smaller than its input "
+                   "(close to the identity); zero-init residual starts every block at 0.")
+    elif any(r["ratio"] == 0 for r in rows):
+        st.caption("Every residual branch outputs zero here (‖F(x)‖ = 0): each block starts as the identity.")
+
+
 # =============================================================================================
-with backward_tab:
+def backward_page() -> None:
     st.markdown(
         "One click runs a forward and a backward pass **twice on the same weights and the same batch**: with every "
         "skip connection on, then with them off (the plain net). It plots, layer by layer, the size of the "
         "gradient that reaches each weight and each block's input. Without skips, the gradient reaching the "
         "first layers vanishes (no batch norm) or explodes (with batch norm) as the network gets deeper.")
-    depths = {"builder": f"the builder's network ({spec.name})", **{
+    depths = {"builder": f"the builder's network ({md(spec.name)})", **{
         n: f"CIFAR {n}" for n in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")}}
+    job = live_session.current_job()
+    busy = job is not None and job.running
     c = st.columns([3, 2, 2, 2])
     which = c[0].selectbox("Network (depth)", list(depths), format_func=depths.get, key="live.gf_net",
-                           persist_state="session")
+                           disabled=busy)
     base = spec if which == "builder" else rc.get_preset(which)
     norm = c[1].segmented_control("Batch norm", ["batch", "none"], default=base.norm, key=f"live.gf_norm.{which}",
-                                  required=True, format_func={"batch": "on", "none": "off"}.get)
+                                  required=True, format_func={"batch": "on", "none": "off"}.get, disabled=busy)
     init = c[2].selectbox("Initialisation", rspec.INITS, index=rspec.INITS.index(base.init),
-                          key=f"live.gf_init.{which}", format_func=lambda s: s.replace("_", " "))
+                          key=f"live.gf_init.{which}", format_func=lambda s: s.replace("_", " "), disabled=busy)
     shortcut = c[3].segmented_control("Shortcut option", ["A", "B", "C"],
                                       default=base.shortcut if base.shortcut in "ABC" else "B",
-                                      key=f"live.gf_sc.{which}", required=True)
-    c2 = st.columns([1, 1, 4])
-    batch = c2[0].number_input("Batch", 2, 256, 8, key="live.gf_batch")
-    gf_seed = c2[1].number_input("Seed", 0, 2**31 - 1, 0, key="live.gf_seed",
+                                      key=f"live.gf_sc.{which}", required=True, disabled=busy)
+    c2 = st.columns([1, 1, 3, 1])
+    batch = c2[0].number_input("Batch", 2, 256, 8, key="live.gf_batch", disabled=busy)
+    gf_seed = c2[1].number_input("Seed", 0, 2**31 - 1, 0, key="live.gf_seed", disabled=busy,
                                  help="The seed of the weights and of the batch of noise images and labels.")
     gf_spec = base.replace(norm=norm, init=init, shortcut=shortcut, name=base.name)
     request = (rspec.spec_key(gf_spec), int(batch), int(gf_seed))
+    too_large = None
+    try:
+        gradients.check_gradient_flow(gf_spec, int(batch), device)
+    except MemoryGuardError as e:
+        too_large = str(e)
+    except BuildError as e:
+        too_large = "; ".join(str(err) for err in e.plan.errors)
     run = c2[2].button("Run forward + backward, with and without skips", type="primary", key="live.gf_run",
-                       icon=":material/play_arrow:")
-    if run:
-        with st.spinner(f"Two forward + backward passes of {gf_spec.name} on {int(batch)} images…"):
-            try:
-                flow = gradients.gradient_flow(gf_spec, seed=int(gf_seed), batch=int(batch), device="auto")
-                st.session_state["live.gf_result"] = (request, flow)
-            except (BuildError, MemoryGuardError, BusyError, hooks.ProbeError, DeviceError) as e:
-                st.error(str(e), icon=":material/dangerous:")
-    stored = st.session_state.get("live.gf_result")
-    if stored is None:
+                       icon=":material/play_arrow:", disabled=busy or too_large is not None)
+    stop = c2[3].button("Stop", key="live.gf_stop", icon=":material/stop:", disabled=not busy)
+    if too_large is not None:
+        st.error(f"This gradient flow cannot run here: {too_large}", icon=":material/memory:")
+    if stop and job is not None:
+        job.stop()
+        job.wait(30)
+        st.rerun()
+    if run and too_large is None:
+        live_session.start_job(gf_spec, int(gf_seed), int(batch), request)
+        st.rerun()  # redraw the controls as busy: Stop enabled, settings locked
+    progress_view()
+    job = live_session.current_job()
+    if job is None:
         st.info("Choose the settings and click **Run**. Try CIFAR resnet56 with batch norm off and "
                 "PyTorch-default initialisation, then with batch norm on.", icon=":material/touch_app:")
-    else:
-        req, flow = stored
-        if req != request:
-            st.caption("The settings changed since this run: click **Run** to update.")
-        live_session.show_gradient_flow(flow)
+    elif job.finished:
+        if job.error:
+            st.error(job.error, icon=":material/dangerous:")
+        elif job.result is not None:
+            if job.request != request:
+                st.caption("The settings changed since this run: click **Run** to update.")
+            show_gradient_flow(job.result)
+
+
+@st.fragment(run_every=0.5)
+def progress_view() -> None:
+    """Progress of the running gradient flow, redrawn twice a second; the whole page once it ends."""
+    job = live_session.current_job()
+    if job is None:
+        return
+    if job.running:
+        p = job.progress
+        st.progress(0.0 if p is None else p.fraction,
+                    text="waiting for the device…" if p is None else p.text())
+    elif st.session_state.get("live.gf_shown") is not job:
+        st.session_state["live.gf_shown"] = job
+        st.rerun()  # the whole page: the result below appears
+
+
+def show_gradient_flow(flow: gradients.GradientFlow) -> None:
+    """Summary, the log-scale chart of both variants, and the numbers."""
+    fmt = live_session.fmt
+    labels = [v.label for v in flow.variants]
+    if flow.stopped:
+        done = ", ".join(labels) if labels else "none"
+        st.warning(f"Stopped: {len(labels)} of {len(flow.asked)} variants finished ({done}).",
+                   icon=":material/stop_circle:")
+    if not flow.variants:
+        return
+    w_rows = flow.weight_rows()
+    first = w_rows[0]
+    m = st.columns(3)
+    m[0].metric(f"First conv ‖∂L/∂W‖, {labels[0]}", fmt(first["norms"][0]), help=first["statuses"][0])
+    if len(labels) > 1:
+        m[1].metric(f"First conv ‖∂L/∂W‖, {labels[1]}", fmt(first["norms"][1]), help=first["statuses"][1])
+        ratio = first["ratio"]
+        m[2].metric("Ratio, with / without", "∞" if ratio is not None and ratio == float("inf") else fmt(ratio),
+                    help="∞: the gradient without skips is exactly zero")
+    for v in flow.variants:
+        label, rest = v.summary().split(": ", 1)
+        st.markdown(f"**{label}**: {rest}")
+    st.caption(f"{md(flow.spec.name)} · batch norm {'on' if flow.spec.norm == 'batch' else 'off'} · "
+               f"{flow.spec.init.replace('_', ' ')} init · {flow.batch} seeded noise images · "
+               f"{'train' if flow.train else 'eval'} mode · {flow.device} · same weights: "
+               f"{'yes' if flow.same_weights else 'NO'} · same batch: {'yes' if flow.same_batch else 'NO'}")
+    made = charts.gradient_charts(flow.chart_rows(), labels, flow.vanished_below, flow.exploded_above)
+    for col, (_quantity, chart) in zip(st.columns(2), made):
+        col.altair_chart(chart, width="stretch")
+    st.caption("Points below the dashed 'vanished' line mean the layer effectively stops learning; above the "
+               "'exploded' line one SGD step would wreck its weights. Exact zeros are drawn at the floor and "
+               "NaN/Inf at the ceiling of the chart (triangles).")
+    w_table, i_table = live_session.gradient_tables(flow)
+    with st.expander("The numbers: every layer's weight gradient"):
+        st.dataframe(pd.DataFrame(w_table), hide_index=True)
+    with st.expander("The numbers: every block's input gradient ‖∂L/∂x‖"):
+        st.dataframe(pd.DataFrame(i_table), hide_index=True)
+    st.download_button("⬇ Gradient flow (JSON)", json.dumps(flow.to_dict(), indent=1),
+                       f"gradflow_{ui.file_stem(flow.spec)}.json", "application/json", key="live.gf_dl")
+
+
+with forward_tab:
+    forward_page()
+with backward_tab:
+    backward_page()

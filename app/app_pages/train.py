@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import live_session, state, train_session, ui
+from app import handoff, state, train_session, ui
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, pick_device
 from resnet_core.training import config as train_config
 from resnet_core.training import data as rdata
@@ -179,11 +179,9 @@ if job is not None and job.finished:
             c[0].markdown(f"**{r.net}** · final loss {r.final_loss:.3g}")
 
             def open_live(label=r.net) -> None:
-                rec = train_session.hand_off(result, label, job.run)
-                st.session_state.setdefault(live_session.TRAINED, {})[label] = rec
-                state.load_spec(rec["spec"], source=f"trained {label}")
-                st.session_state["live.weights"] = f"trained:{label}"
-                st.session_state["live.input"] = "example"
+                net = handoff.TrainedNet.from_hand_off(label, train_session.hand_off(result, label, job.run))
+                state.load_spec(net.spec, source=f"trained {label}")
+                handoff.open_in_live(net)
                 st.session_state["train.go_live"] = True
 
             c[1].button("Open in the Live lab", key=f"train.live.{r.net}", on_click=open_live,

@@ -106,12 +106,22 @@ def test_a_file_that_is_not_a_checkpoint(resnet20_link):
     assert at.error and at.error[0].value.startswith("These weights could not be used")
 
 
+def finish_gradflow(at, timeout=600):
+    """Wait for the session's gradient-flow job (a thread of its own), then rerun to show its result."""
+    job = at.session_state["live.gf_job"]
+    assert job.wait(timeout), "the gradient flow did not finish in time"
+    at.run()
+    no_exception(at)
+    return job
+
+
 def run_gradflow(at, net: str, norm: str, init: str):
     at.selectbox(key="live.gf_net").set_value(net).run()
     at.segmented_control(key=f"live.gf_norm.{net}").set_value(norm).run()
     at.selectbox(key=f"live.gf_init.{net}").set_value(init).run()
     at.button(key="live.gf_run").click().run()
     no_exception(at)
+    finish_gradflow(at)
     assert not at.error, [e.value for e in at.error]
 
 
@@ -121,7 +131,13 @@ def test_gradient_flow_without_batch_norm_vanishes_without_skips():
     with_skips = float(metric_value(at, "First conv ‖∂L/∂W‖, with skips"))
     without = float(metric_value(at, "First conv ‖∂L/∂W‖, without skips"))
     assert with_skips > 1e-3 and without < 1e-10 * with_skips
-    assert any("without skips**: " in m.value and "vanished" in m.value for m in at.markdown)
+    flow = at.session_state["live.gf_job"].result
+    without = flow.variant(False)
+    w_vanished = sum(1 for g in without.weights if g.norm is not None and g.norm < 1e-8)  # counted here
+    i_vanished = sum(1 for g in without.inputs if g.norm is not None and g.norm < 1e-8)
+    line = next(m.value for m in at.markdown if m.value.startswith("**without skips**: "))
+    assert line == (f"**without skips**: {w_vanished} of 56 weight gradients vanished, 0 exploded; "
+                    f"{i_vanished} of 27 block-input gradients vanished, 0 exploded")
 
 
 def test_gradient_flow_with_batch_norm_explodes_without_skips():
@@ -154,8 +170,10 @@ def test_imagenet_weights_offline_fall_back_to_random_with_a_message(monkeypatch
     at.selectbox(key="live.weights").set_value("imagenet").run()
     no_exception(at)
     assert calls == ["resnet18"]
-    assert any("could not download resnet18" in w.value and "random initialisation instead" in w.value
-               for w in at.warning)
+    assert any("ImageNet weights could not be had" in w.value and "could not download resnet18" in w.value
+               and "random weights (seed 0" in w.value for w in at.warning)
+    assert any(m.value.startswith("**Views of random weights \\(seed 0") for m in at.markdown), \
+        [m.value for m in at.markdown]
     assert not at.error
     assert "Feature maps: layer1.0.add (64 channels, 56×56)" in subheaders(at)  # the page still runs
     assert not any("Top predictions" in m.value for m in at.markdown)  # random weights: no predictions
@@ -179,3 +197,123 @@ def test_a_network_too_large_for_free_memory_is_refused_before_it_is_built(monke
     assert not built
     assert at.error and at.error[0].value.startswith("This network is too large to run here")
     assert "MiB" in at.error[0].value
+
+
+# ------------------------------------------------------------------------------------------------
+# one pass, every view; the anatomy's defaults; labels; the gradient flow's Stop; several sessions
+# ------------------------------------------------------------------------------------------------
+
+def test_changing_the_layer_the_block_or_top_k_runs_no_forward_pass(monkeypatch, resnet20_link):
+    from resnet_core.lab import forward
+    real = forward.forward_record
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("train"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(forward, "forward_record", counted)
+    at = live(**resnet20_link)
+    assert len(calls) == 1
+    plan = rc.plan(rc.get_preset("resnet20"))
+    conv = next(lay for lay in plan.layers if lay.name == "layer3.0.conv2")
+    at.selectbox(key="live.layer").set_value(conv.index).run()
+    at.selectbox(key="live.block").set_value("layer2.0").run()
+    at.number_input(key="live.topk").set_value(5).run()
+    no_exception(at)
+    assert "Feature maps: layer3.0.conv2 (64 channels, 8×8)" in subheaders(at)
+    assert "Inside layer2.0: x, F(x) and F(x) + x" in subheaders(at)
+    assert len(calls) == 1, "a view change ran the network again"
+    at.segmented_control(key="live.mode").set_value("train").run()  # the BN mode: a new pass
+    at.number_input(key="live.seed").set_value(1).run()  # the weights: a new pass
+    no_exception(at)
+    assert calls == [False, True, True]
+
+
+def test_the_default_block_anatomy_uses_running_statistics_and_depends_on_the_weights(resnet20_link):
+    at = live(**resnet20_link)
+    assert at.segmented_control(key="live.mode").value == "eval"
+    text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert "batch norm: running statistics (eval mode)" in text and "random weights still have the initial" in text
+    ratio0 = float(metric_value(at, "‖F(x)‖ / ‖x‖"))
+    at.number_input(key="live.seed").set_value(1).run()
+    ratio1 = float(metric_value(at, "‖F(x)‖ / ‖x‖"))
+    assert ratio0 > 0 and ratio1 > 0 and abs(ratio0 - ratio1) > 1e-3 * max(ratio0, ratio1)
+    assert "‖F(x)‖ / ‖x‖ of every block through the depth" in subheaders(at)
+    rec = at.session_state["live.record"][1]
+    ratios = [r["ratio"] for r in rec.block_ratios()]
+    assert len(ratios) == 9
+    caption = next(c.value for c in at.caption if "the ratio " in c.value)
+    assert f"{ratios[0]:.3g}" in caption and f"{ratios[-1]:.3g}" in caption  # the sentence quotes the numbers
+    # batch statistics: a batch of 8, said on the page
+    at.segmented_control(key="live.mode").set_value("train").run()
+    no_exception(at)
+    assert at.session_state["live.record"][1].batch == 8
+    assert any("a batch of 8: this image and" in m.value for m in at.markdown)
+
+
+def test_the_two_uses_of_a_blocks_relu_are_listed_apart():
+    at = live(net="resnet20")
+    options = at.selectbox(key="live.layer").options
+    assert any(o.startswith("layer1.0.relu (1) · ") for o in options)
+    assert any(o.startswith("layer1.0.relu (2) · ") for o in options)
+    assert not any(o.startswith("layer1.0.relu · ") for o in options)
+
+
+def test_a_gradient_flow_can_be_stopped_and_the_page_stays_usable():
+    at = live()
+    at.selectbox(key="live.gf_net").set_value("resnet110").run()
+    at.number_input(key="live.gf_batch").set_value(64).run()
+    at.button(key="live.gf_run").click().run()
+    no_exception(at)
+    job = at.session_state["live.gf_job"]
+    assert at.button(key="live.gf_stop").disabled is False and at.button(key="live.gf_run").disabled is True
+    at.button(key="live.gf_stop").click().run()
+    no_exception(at)
+    assert job.finished and job.result is not None and job.result.stopped
+    at.run()
+    assert any(w.value.startswith("Stopped: ") for w in at.warning), [w.value for w in at.warning]
+    assert at.button(key="live.gf_run").disabled is False and at.button(key="live.gf_stop").disabled is True
+    at.selectbox(key="live.gf_net").set_value("resnet20").run()  # and it runs again
+    at.button(key="live.gf_run").click().run()
+    job = finish_gradflow(at)
+    assert not job.result.stopped and len(job.result.variants) == 2
+    assert metric_value(at, "First conv ‖∂L/∂W‖, without skips")
+
+
+def test_a_network_too_large_says_why_in_both_tabs(monkeypatch):
+    from resnet_core import device
+    monkeypatch.setattr(device, "free_memory", lambda dev: 50 * 2**20)
+    at = live(net="resnet50")
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("This network is too large to run here") for e in errors)
+    assert any(e.startswith("This gradient flow cannot run here") and "resnet50" in e for e in errors), errors
+    assert at.button(key="live.gf_run").disabled
+
+
+def test_sessions_at_once_each_see_their_own_network():
+    """Three AppTest sessions in threads, each on its own network; each page shows its own results."""
+    import threading
+
+    nets = {"resnet20": "layer1.0.add (16 channels, 32×32)", "resnet32": "layer1.0.add (16 channels, 32×32)",
+            "resnet18": "layer1.0.add (64 channels, 56×56)"}
+    results, errors = {}, []
+
+    def session(net):
+        try:
+            at = new_app(net=net)
+            at.switch_page("app_pages/live.py").run()
+            results[net] = (at.exception, subheaders(at), at.session_state["live.record"][1])
+        except BaseException as e:  # noqa: BLE001 - collected for the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=session, args=(n,), daemon=True) for n in nets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors and not any(t.is_alive() for t in threads)
+    for net, (exc, heads, rec) in results.items():
+        assert not exc and f"Feature maps: {nets[net]}" in heads
+        n_blocks = len(rc.plan(rc.get_preset(net)).blocks)
+        assert len(rec.blocks) == n_blocks, net  # its own network's record, not another session's

@@ -1,0 +1,77 @@
+"""The hand-off from the Training lab to the Live lab: a typed record of one trained network.
+
+The Training lab makes a `TrainedNet` and calls `open_in_live`; the Live lab lists the networks of
+this session whose architecture is the builder's (`matching`) and runs them. Nothing else is passed
+between the two pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import streamlit as st
+import torch
+
+from resnet_core.lab import images
+from resnet_core.structure.spec import ArchSpec, spec_key
+
+STORE = "handoff.trained"  # session_state: {choice id: TrainedNet}
+PREFIX = "trained:"  # the weight selector's option id of a trained net (never parsed: looked up in STORE)
+
+
+@dataclass(frozen=True)
+class TrainedNet:
+    """One network trained in this session, with what the Live lab needs to run and explain it."""
+
+    label: str  # "resnet20": the name it was trained under
+    spec: ArchSpec  # its architecture (the builder loads it)
+    state_dict: Mapping[str, torch.Tensor] = field(repr=False)  # torchvision-format weights (CPU)
+    classes: tuple[str, ...]  # class names, index = label
+    examples: torch.Tensor = field(repr=False)  # (N, C, H, W) held-out images, normalised as in training
+    example_labels: tuple[int, ...]  # their true classes
+    example_display: tuple[np.ndarray, ...] = field(repr=False)  # (H, W[, 3]) uint8: what they look like
+    data: str = ""  # where the data came from ("digits 8×8, 1,437 train / 360 held out")
+
+    @classmethod
+    def from_hand_off(cls, label: str, rec: Mapping[str, Any]) -> "TrainedNet":
+        """From train_session.hand_off's fields."""
+        return cls(label=label, spec=rec["spec"], state_dict=rec["state"], classes=tuple(rec["classes"]),
+                   examples=rec["examples"], example_labels=tuple(int(v) for v in rec["example_labels"]),
+                   example_display=tuple(rec["example_display"]), data=str(rec.get("data", "")))
+
+    @property
+    def choice(self) -> str:
+        """Its id among the Live lab's weight choices."""
+        return PREFIX + self.label
+
+    def example(self, i: int) -> images.ImageInput:
+        """Held-out example `i` (clamped to the ones kept) as the Live lab's input."""
+        i = max(0, min(int(i), len(self.example_labels) - 1))
+        x = self.examples[i:i + 1]
+        return images.ImageInput(tensor=x, display=self.example_display[i],
+                                 source=f"held-out example {i} (label {self.classes[self.example_labels[i]]})",
+                                 input_shape=tuple(x.shape[1:]), mean=(), std=())
+
+
+def _store() -> dict[str, TrainedNet]:
+    return st.session_state.setdefault(STORE, {})
+
+
+def open_in_live(net: TrainedNet) -> None:
+    """Keep `net` for this session and make it the Live lab's choice (weights and a held-out input)."""
+    _store()[net.choice] = net
+    st.session_state["live.weights"] = net.choice
+    st.session_state["live.input"] = "example"
+
+
+def lookup(choice: str | None) -> TrainedNet | None:
+    """The trained net behind a weight choice, or None for random / ImageNet / checkpoint."""
+    return _store().get(choice) if choice else None
+
+
+def matching(spec: ArchSpec) -> list[TrainedNet]:
+    """This session's trained nets whose architecture is `spec`'s (the name aside)."""
+    key = spec_key(spec.replace(name=""))
+    return [n for n in _store().values() if spec_key(n.spec.replace(name="")) == key]
