@@ -1,0 +1,270 @@
+"""`python -m resnet_core experiment NAME [SPEC] ...`: five published results, reproduced and judged.
+
+    python -m resnet_core experiment signal               # De & Smith 2020: variance of the residual stream
+    python -m resnet_core experiment shatter --format json
+    python -m resnet_core experiment erf resnet20         # Luo 2016, plus the ERF of resnet20
+    python -m resnet_core experiment lesion               # Veit 2016: trains resnet20 + plain20 first
+    python -m resnet_core experiment landscape            # Li 2018: trains resnet20 + plain20 first
+
+The table (or JSON) goes to stdout: the paper's claim, the settings, the measurements and the verdict
+(`verdict: {reproduced, claim, measured, checks}`); progress goes to stderr. Exit status 0 whether or
+not the result reproduced (the verdict says which); 2 for bad options, with one line; 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+from resnet_core.cli.common import CliError
+from resnet_core.formatting import text_table
+
+# measured on the 2-core CPU (benchmarks/RESULTS.md, "Why it works"), idle machine
+TIMES = {"signal": "about 10 s", "shatter": "about 20 s", "erf": "about 10 s",
+         "lesion": "about 60 s (most of it training the pair)", "landscape": "about 90 s (training the pair, then the slices)"}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad options: one line on stderr, exit status 2 (no usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def finite_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="every random thing (default 0)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _pair_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", nargs="?", default="resnet20", metavar="SPEC",
+                   help="the residual preset; its plain twin trains beside it (default resnet20)")
+    p.add_argument("--data", default="digits", metavar="DATA", help="digits (default) | synthetic | cifar:PATH")
+    p.add_argument("--steps", type=int, default=800, metavar="N", help="training steps of the pair (default 800)")
+    p.add_argument("--batch", type=int, default=32, metavar="B", help="training batch (default 32)")
+    p.add_argument("--input-size", type=int, default=16, metavar="H", help="input side (default 16)")
+    p.add_argument("--lr", type=finite_float, default=0.1, metavar="LR", help="peak learning rate (default 0.1)")
+
+
+def register(sub) -> None:
+    """Add `experiment` (with one sub-command per experiment) to the command parser."""
+    p = sub.add_parser("experiment", help="reproduce a published result about residual networks and judge it",
+                       description=__doc__.split("\n\n")[0] + " Default run times on a 2-core CPU: "
+                       + "; ".join(f"{k} {v}" for k, v in TIMES.items()) + ".")
+    p.error = OneLineParser.error.__get__(p)  # an unknown NAME: one line too
+    names = p.add_subparsers(dest="experiment", metavar="NAME", parser_class=OneLineParser)
+    names.required = True
+
+    s = names.add_parser("signal", help=f"signal propagation at init, BN and skips on/off ({TIMES['signal']})",
+                         description="De & Smith 2020 / Brock et al. 2021: variance of the residual stream after every "
+                                     f"block at initialisation. Default run: {TIMES['signal']} on a 2-core CPU.")
+    s.add_argument("spec", nargs="?", metavar="SPEC",
+                   help="a network (preset or spec file; default: a 16-block pre-activation CIFAR net)")
+    s.add_argument("--batch", type=int, default=32, metavar="N", help="Gaussian input images (default 32)")
+    _common(s)
+    s.set_defaults(run=cmd_experiment)
+
+    h = names.add_parser("shatter", help=f"shattered gradients of 1-D input nets ({TIMES['shatter']})",
+                         description="Balduzzi et al. 2017: lag-1 autocorrelation of dy/dx along a line of inputs, "
+                                     f"feed-forward vs residual. Default run: {TIMES['shatter']} on a 2-core CPU.")
+    h.add_argument("--width", type=int, default=200, metavar="W", help="units per layer (default 200)")
+    h.add_argument("--depths", type=int_list, default=(1, 2, 5, 10, 20, 30, 50), metavar="D,D,…",
+                   help="depths to measure (default 1,2,5,10,20,30,50)")
+    h.add_argument("--seeds", type=int, default=10, metavar="N", help="networks averaged per point (default 10)")
+    h.add_argument("--points", type=int, default=256, metavar="N", help="inputs along the line (default 256)")
+    h.add_argument("--no-bn", action="store_true", help="without batch norm")
+    h.add_argument("--no-bias", action="store_true", help="without biases")
+    _common(h)
+    h.set_defaults(run=cmd_experiment)
+
+    e = names.add_parser("erf", help=f"effective receptive field of conv stacks ({TIMES['erf']})",
+                         description="Luo et al. 2016: |∂y_centre/∂x| of plain and residual 3×3 conv stacks at init, "
+                                     f"and of SPEC if given. Default run: {TIMES['erf']} on a 2-core CPU.")
+    e.add_argument("spec", nargs="?", metavar="SPEC", help="also measure this network's ERF (preset or spec file)")
+    e.add_argument("--depths", type=int_list, default=(4, 8, 16, 32), metavar="D,D,…",
+                   help="conv layers of the stacks, even (default 4,8,16,32)")
+    e.add_argument("--channels", type=int, default=16, metavar="C", help="width of the stacks (default 16)")
+    e.add_argument("--samples", type=int, default=8, metavar="N", help="input images per network (default 8)")
+    e.add_argument("--seeds", type=int, default=4, metavar="N", help="random networks per depth (default 4)")
+    _common(e)
+    e.set_defaults(run=cmd_experiment)
+
+    le = names.add_parser("lesion", help=f"delete blocks of a trained ResNet and its plain twin ({TIMES['lesion']})",
+                          description="Veit et al. 2016: held-out accuracy after deleting each block, and k random "
+                                      f"blocks. Default run: {TIMES['lesion']} on a 2-core CPU.")
+    _pair_options(le)
+    le.add_argument("--draws", type=int, default=5, metavar="N", help="random deletion sets per k (default 5)")
+    _common(le)
+    le.set_defaults(run=cmd_experiment)
+
+    la = names.add_parser("landscape", help=f"filter-normalised loss slices ({TIMES['landscape']})",
+                          description="Li et al. 2018: 1-D and 2-D loss slices around trained weights. "
+                                      f"Default run: {TIMES['landscape']} on a 2-core CPU.")
+    _pair_options(la)
+    la.add_argument("--points-1d", type=int, default=21, metavar="N", help="points of the 1-D slice (default 21)")
+    la.add_argument("--points-2d", type=int, default=9, metavar="N", help="grid side of the 2-D slice (default 9)")
+    la.add_argument("--span", type=finite_float, default=1.0, metavar="X", help="slices cover [−X, X] (default 1)")
+    la.add_argument("--images", type=int, default=256, metavar="N", help="training images for the loss (default 256)")
+    _common(la)
+    la.set_defaults(run=cmd_experiment)
+
+
+# ------------------------------------------------------------------------------------------- running
+
+def _spec(text: str | None):
+    if text is None:
+        return None
+    from resnet_core.cli.common import resolve_spec
+    return resolve_spec(text)
+
+
+def _pair(args):
+    from resnet_core.experiments.trained import PairSettings
+    return PairSettings(residual=args.spec, data=args.data, steps=args.steps, batch_size=args.batch,
+                        input_size=args.input_size, lr=args.lr, seed=args.seed)
+
+
+def run_experiment(args, should_stop, on_progress):
+    """The library call for args.experiment; ExperimentError and its kin propagate."""
+    name = args.experiment
+    if name == "signal":
+        from resnet_core.experiments import signal
+        return signal.run(signal.SignalSettings(spec=_spec(args.spec), batch=args.batch, seed=args.seed),
+                          should_stop, on_progress)
+    if name == "shatter":
+        from resnet_core.experiments import shatter
+        return shatter.run(shatter.ShatterSettings(width=args.width, depths=args.depths, seeds=args.seeds,
+                                                   points=args.points, bn=not args.no_bn, bias=not args.no_bias,
+                                                   seed=args.seed), should_stop, on_progress)
+    if name == "erf":
+        from resnet_core.experiments import erf
+        return erf.run(erf.ErfSettings(depths=args.depths, channels=args.channels, samples=args.samples,
+                                       seeds=args.seeds, seed=args.seed), should_stop, on_progress,
+                       spec=_spec(args.spec))
+    if name == "lesion":
+        from resnet_core.experiments import lesion
+        return lesion.run(lesion.LesionSettings(pair=_pair(args), draws=args.draws, seed=args.seed),
+                          should_stop=should_stop, on_progress=on_progress)
+    from resnet_core.experiments import landscape
+    return landscape.run(landscape.LandscapeSettings(pair=_pair(args), points_1d=args.points_1d,
+                                                     points_2d=args.points_2d, span=args.span, images=args.images,
+                                                     seed=args.seed), should_stop=should_stop, on_progress=on_progress)
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from resnet_core.errors import ExplorerError
+    from resnet_core.structure.spec import SpecError
+
+    last = [0.0]
+
+    def progress(fraction: float, text: str) -> None:
+        now = time.monotonic()
+        if args.quiet or (now - last[0] < 2.0 and fraction < 1.0):
+            return
+        last[0] = now
+        print(f"{args.experiment}: {100 * fraction:3.0f} % · {text}", file=sys.stderr, flush=True)
+
+    try:
+        result = run_experiment(args, None, progress)
+    except SpecError as e:
+        raise CliError(*e.lines()) from None
+    except ExplorerError as e:
+        raise CliError(f"error: {e}") from None
+    if args.format == "json":
+        sys.stdout.write(result.to_json() + "\n")
+    else:
+        sys.stdout.write(format_table(result))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+def _n(v, digits: int = 3) -> str:
+    from resnet_core.experiments.common import fmt
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return fmt(v, digits)
+    return str(v)
+
+
+def _rows(rows: list[dict], keys: list[str]) -> list[str]:
+    return text_table(keys, [[_n(r.get(k, "")) for k in keys] for r in rows], right=range(1, len(keys)))
+
+
+def _pivot(rows: list[dict], row_key: str, col_key: str, value: str) -> tuple[list[str], list[list[str]]]:
+    cols = list(dict.fromkeys(r[col_key] for r in rows))
+    keys = list(dict.fromkeys(r[row_key] for r in rows))
+    cell = {(r[row_key], r[col_key]): r[value] for r in rows}
+    return [row_key] + [str(c) for c in cols], [[_n(k)] + [_n(cell.get((k, c), "")) for c in cols] for k in keys]
+
+
+def body(result) -> list[str]:
+    t = result.tables
+    out: list[str] = []
+    if result.name == "signal":
+        head, rows = _pivot(t["stream"], "block", "variant", "variance")
+        out += ["variance of the residual stream after each block (block 0: entering block 1)"]
+        out += text_table(head + ["ℓ + 1"], [r + [str(int(r[0]) + 1)] for r in rows], right=range(len(head) + 1))
+    elif result.name == "shatter":
+        out += ["lag-1 autocorrelation of dy/dx along the line (mean over seeds)"]
+        out += _rows(t["autocorrelation"], ["toggles", "arch", "depth", "autocorrelation", "sd", "seeds"])
+    elif result.name == "erf":
+        out += ["effective receptive field of the conv stacks (σ in pixels)"]
+        out += _rows(t["stacks"], ["stack", "layers", "erf_std", "std_over_sqrt_n", "theoretical_rf", "share_of_rf"])
+        if "network" in t:
+            out += ["", "the network"] + _rows(t["network"], ["network", "layer", "theoretical_rf", "erf_std", "share_of_rf"])
+    elif result.name == "lesion":
+        out += ["held-out accuracy after deleting one block"]
+        out += _rows(t["single"], ["index", "block", "downsampling", "residual", "plain"])
+        out += ["", f"after k random deletions (mean of {result.settings.get('draws')} draws)"]
+        head, rows = _pivot(t["random"], "k", "net", "mean")
+        out += text_table(head, rows, right=range(len(head)))
+    elif result.name == "landscape":
+        out += ["1-D slice: training loss at θ + α·δ"]
+        head, rows = _pivot(t["slice_1d"], "alpha", "net", "loss")
+        out += text_table(head, rows, right=range(len(head)))
+        out += ["", "summary"] + _rows(t["summary"], ["net", "loss_at_0", "loss_at_distance_1", "convex_share_2d",
+                                                      "max_loss_2d"])
+    return out
+
+
+def format_table(result) -> str:
+    v = result.verdict
+    out = [f"{result.title} — {result.paper.citation}", f"claim: {result.paper.claim}", ""]
+    out.append("settings: " + " · ".join(f"{k} {_n(val) if not isinstance(val, (list, dict)) else val}"
+                                         for k, val in result.settings.items()))
+    out.append("")
+    out += body(result)
+    out.append("")
+    out.append(("REPRODUCED" if v.reproduced else "NOT REPRODUCED") + f" · acceptance: {v.claim}")
+    out += [f"  {'✓' if ok else '✗'} {text}" for text, ok in v.checks]
+    out.append("")
+    out += result.findings
+    out.append(f"({result.seconds:.1f} s{', stopped early' if result.stopped else ''}; --format json for every number)")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,255 @@
+"""Loss landscape (Li, Xu, Taylor, Studer, Goldstein, NeurIPS 2018): filter-normalised slices.
+
+Around trained weights θ, the training loss along random directions: L(θ + α·δ) in 1-D and
+L(θ + α·δ + β·η) in 2-D. Directions are filter-normalised, as in the paper: each filter (one output
+channel of a conv, one output unit of a linear layer) of a Gaussian direction is rescaled to the norm
+of the same filter of θ, so that α = 1 moves every filter by its own size; biases and batch-norm
+parameters get a zero direction (the paper's "ignore biasbn"), and the batch-norm running statistics
+stay as trained (evaluation mode). The same seed gives the same directions for both networks' layouts.
+
+Measures: the loss at filter-normalised distance 1 (mean of α = −1 and α = +1) of the residual net and
+of its plain twin; and, on the 2-D slice, the share of interior grid points where the surface is locally
+convex — where the finite-difference Hessian [[L_αα, L_αβ], [L_αβ, L_ββ]] is positive semi-definite.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resnet_core.experiments.common import (
+    CPU_THREADS,
+    ExperimentError,
+    ExperimentResult,
+    Paper,
+    Progress,
+    Stopped,
+    Verdict,
+    check_settings,
+    fmt,
+    no_progress,
+    stop_fn,
+    threads,
+)
+from resnet_core.experiments.trained import PairSettings, TrainedPair, train_pair
+
+PAPER = Paper(
+    citation="Li, Xu, Taylor, Studer, Goldstein, \"Visualizing the Loss Landscape of Neural Nets\", NeurIPS 2018",
+    claim="Skip connections keep the loss surface of deep networks smooth and nearly convex, while the plain "
+          "twin's turns chaotic and sharply non-convex.",
+    url="https://arxiv.org/abs/1712.09913")
+TITLE = "Loss landscape"
+
+LOSS_RATIO = 10.0  # at distance 1, the plain net's loss at least this multiple of the residual net's
+
+
+@dataclass(frozen=True)
+class LandscapeSettings:
+    pair: PairSettings = field(default_factory=PairSettings)  # what to train when no trained pair is given
+    points_1d: int = 21  # α values in [−span, span]
+    points_2d: int = 9  # grid side of the 2-D slice (points_2d² evaluations per net)
+    span: float = 1.0  # the slices cover [−span, span] in filter-normalised units
+    images: int = 256  # training images the loss is measured on (a seeded subset)
+    seed: int = 0  # the random directions and the subset
+
+    def describe(self) -> dict:
+        return {**self.pair.describe(), "points_1d": self.points_1d, "points_2d": self.points_2d, "span": self.span,
+                "images": self.images, "direction_seed": self.seed,
+                "normalisation": "filter-wise; biases and batch-norm parameters not moved; eval mode"}
+
+
+BOUNDS = {"points_1d": (3, 101), "points_2d": (3, 41), "span": (0.01, 10.0), "images": (8, 10_000),
+          "seed": (0, 2**31 - 1)}
+
+
+# ------------------------------------------------------------------------------------------- directions
+
+def moved(name: str, p: torch.Tensor) -> bool:
+    """Whether a parameter gets a direction: conv and linear weights do; biases and BN parameters (1-D) do not."""
+    return p.dim() > 1
+
+
+def random_direction(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """A Gaussian direction over the model's parameters, in the order of named_parameters (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    return {n: torch.randn(p.shape, generator=g, dtype=p.dtype) for n, p in model.named_parameters()}
+
+
+def filter_normalise(direction: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Li et al.'s normalisation: each filter d_i ← d_i / ‖d_i‖ · ‖θ_i‖ (filters: slices along dim 0);
+    parameters of one dimension (biases, BN γ/β) get zero."""
+    out = {}
+    for name, p in model.named_parameters():
+        d = direction[name].to(p.device, p.dtype)
+        if not moved(name, p):
+            out[name] = torch.zeros_like(p)
+            continue
+        d_flat, w_flat = d.reshape(d.shape[0], -1), p.detach().reshape(p.shape[0], -1)
+        dn = d_flat.norm(dim=1, keepdim=True)
+        out[name] = (d_flat / dn.clamp_min(1e-12) * w_flat.norm(dim=1, keepdim=True)).reshape(p.shape)
+    return out
+
+
+def training_subset(pair: TrainedPair, images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n = pair.data.n_train
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))[:min(images, n)]
+    return pair.data.x_train[idx], pair.data.y_train[idx]
+
+
+@torch.no_grad()
+def loss_at(model: nn.Module, theta: dict[str, torch.Tensor], dirs: Sequence[dict[str, torch.Tensor]],
+            coeffs: Sequence[float], x: torch.Tensor, y: torch.Tensor) -> float:
+    """Cross-entropy on (x, y) at θ + Σ c_k d_k, in eval mode; the parameters are set, not restored."""
+    for name, p in model.named_parameters():
+        value = theta[name].clone()
+        for c, d in zip(coeffs, dirs):
+            if c:
+                value.add_(d[name], alpha=c)
+        p.copy_(value)
+    model.eval()
+    loss = float(F.cross_entropy(model(x), y))
+    return loss if math.isfinite(loss) else math.inf
+
+
+def convex_share(grid: list[list[float]]) -> float:
+    """Share of interior points of a square grid of losses where the finite-difference Hessian is PSD."""
+    n = len(grid)
+    convex, total = 0, 0
+    for i in range(1, n - 1):
+        for j in range(1, n - 1):
+            f = grid
+            faa = f[i + 1][j] - 2 * f[i][j] + f[i - 1][j]
+            fbb = f[i][j + 1] - 2 * f[i][j] + f[i][j - 1]
+            fab = (f[i + 1][j + 1] - f[i + 1][j - 1] - f[i - 1][j + 1] + f[i - 1][j - 1]) / 4
+            total += 1
+            if all(math.isfinite(v) for v in (faa, fbb, fab)) and faa >= 0 and fbb >= 0 and faa * fbb - fab * fab >= 0:
+                convex += 1
+    return convex / total if total else math.nan
+
+
+def _axis(span: float, points: int) -> list[float]:
+    """`points` evenly spaced values from −span to span, computed in float64 (so 0 and ±span are exact)."""
+    return [span * (2 * i - (points - 1)) / (points - 1) for i in range(points)]
+
+
+def slices(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: LandscapeSettings, label: str,
+           tick) -> tuple[list[dict], list[dict]]:
+    theta = {n: p.detach().clone() for n, p in model.named_parameters()}
+    d1 = filter_normalise(random_direction(model, settings.seed), model)
+    d2 = filter_normalise(random_direction(model, settings.seed + 1), model)
+    try:
+        alphas = _axis(settings.span, settings.points_1d)
+        one = []
+        for a in alphas:
+            one.append({"net": label, "alpha": a, "loss": loss_at(model, theta, [d1], [a], x, y)})
+            tick()
+        grid_axis = _axis(settings.span, settings.points_2d)
+        two = []
+        for a in grid_axis:
+            for b in grid_axis:
+                two.append({"net": label, "alpha": a, "beta": b, "loss": loss_at(model, theta, [d1, d2], [a, b], x, y)})
+                tick()
+    finally:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(theta[name])
+    return one, two
+
+
+def run(settings: LandscapeSettings = LandscapeSettings(), pair: TrainedPair | None = None, should_stop=None,
+        on_progress: Progress = no_progress) -> ExperimentResult:
+    check_settings(settings, BOUNDS)
+    stop = stop_fn(should_stop)
+    t0 = time.perf_counter()
+    if pair is None:
+        pair = train_pair(settings.pair, stop, lambda f, text: on_progress(0.6 * f, text))
+        if pair.stopped:
+            raise ExperimentError("training was stopped before it finished; the landscape needs trained networks")
+    base = 0.6 if pair.source.startswith("trained here") else 0.0
+    x, y = training_subset(pair, settings.images, settings.seed)
+    total = 2 * (settings.points_1d + settings.points_2d ** 2)
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        on_progress(base + (1 - base) * done[0] / total, f"{done[0]}/{total} loss evaluations")
+        if stop():
+            raise Stopped
+
+    one, two = [], []
+    stopped = False
+    import copy
+    try:
+        with threads(CPU_THREADS):
+            for role, label in (("residual", pair.residual_label), ("plain", pair.plain_label)):
+                model = copy.deepcopy(pair.models[label])  # a private copy: its weights are moved
+                a, b = slices(model, x, y, settings, label, tick)
+                one += [{**r, "role": role} for r in a]
+                two += [{**r, "role": role} for r in b]
+    except Stopped:
+        stopped = True
+    on_progress(1.0, "done")
+    verdict, findings, summary = judge(one, two, pair, settings)
+    return ExperimentResult("landscape", TITLE, PAPER,
+                            {**settings.describe(), "networks": [pair.residual_label, pair.plain_label],
+                             "source": pair.source, "images_used": int(len(y))},
+                            {"slice_1d": one, "slice_2d": two, "summary": summary}, verdict, findings, EXPLANATION,
+                            time.perf_counter() - t0, stopped, extra={"pair": pair})
+
+
+def _ends(one: list[dict], role: str, span: float) -> float:
+    vals = [r["loss"] for r in one if r["role"] == role and abs(abs(r["alpha"]) - 1.0) < 1e-5]
+    return sum(vals) / len(vals) if len(vals) == 2 else math.nan
+
+
+def judge(one, two, pair: TrainedPair, settings: LandscapeSettings):
+    summary, checks, measured, findings = [], [], {}, []
+    for role, label in (("residual", pair.residual_label), ("plain", pair.plain_label)):
+        rows = [r for r in two if r["role"] == role]
+        side = settings.points_2d
+        grid = [[rows[i * side + j]["loss"] for j in range(side)] for i in range(side)] if len(rows) == side * side else []
+        line = [r for r in one if r["role"] == role]
+        centre = [min(line, key=lambda r: abs(r["alpha"]))["loss"]] if line else []
+        summary.append({"net": label, "role": role, "loss_at_0": centre[0] if centre else math.nan,
+                        "loss_at_distance_1": _ends(one, role, settings.span),
+                        "convex_share_2d": convex_share(grid) if grid else math.nan,
+                        "max_loss_2d": max((r["loss"] for r in rows), default=math.nan)})
+    res, plain = summary
+    if math.isnan(res["loss_at_distance_1"]) or math.isnan(plain["loss_at_distance_1"]):
+        ratio = math.nan
+        checks.append(("the 1-D slice must pass through α = −1 and α = +1 (e.g. span 1)", False))
+    else:
+        ratio = plain["loss_at_distance_1"] / res["loss_at_distance_1"] if res["loss_at_distance_1"] > 0 else math.inf
+        checks.append((f"at filter-normalised distance 1: {pair.plain_label} loss {fmt(plain['loss_at_distance_1'])} is "
+                       f"{fmt(ratio)}× {pair.residual_label}'s {fmt(res['loss_at_distance_1'])} (needs ≥ {LOSS_RATIO:g}×)",
+                       ratio >= LOSS_RATIO))
+    checks.append((f"locally convex share of the 2-D slice: {pair.residual_label} {100 * res['convex_share_2d']:.0f} %, "
+                   f"{pair.plain_label} {100 * plain['convex_share_2d']:.0f} % (the residual net must be the more convex)",
+                   res["convex_share_2d"] > plain["convex_share_2d"]))
+    measured.update(loss_ratio_at_1=ratio, residual_loss_at_1=res["loss_at_distance_1"],
+                    plain_loss_at_1=plain["loss_at_distance_1"], residual_convex_share=res["convex_share_2d"],
+                    plain_convex_share=plain["convex_share_2d"])
+    findings.append(f"At the trained weights the training loss is {fmt(res['loss_at_0'])} ({pair.residual_label}) and "
+                    f"{fmt(plain['loss_at_0'])} ({pair.plain_label}); one filter-normalised step away it is "
+                    f"{fmt(res['loss_at_distance_1'])} and {fmt(plain['loss_at_distance_1'])}.")
+    findings.append(f"Over the 2-D slice the loss reaches {fmt(res['max_loss_2d'])} for {pair.residual_label} and "
+                    f"{fmt(plain['max_loss_2d'])} for {pair.plain_label}.")
+    claim = (f"trained residual net and plain twin: at filter-normalised distance 1 the plain net's loss is ≥ "
+             f"{LOSS_RATIO:g}× the residual net's, and the residual net's 2-D slice is the more convex (share of grid "
+             "points where the finite-difference Hessian is positive semi-definite)")
+    return Verdict(all(c[1] for c in checks), claim, measured, tuple(checks)), findings, summary
+
+
+EXPLANATION = (
+    "A trained network sits at the bottom of a valley of the loss. Moving every filter by its own size in a "
+    "random direction (filter normalisation makes the step comparable between layers and networks, whatever "
+    "their scale) shows how wide and how regular that valley is. Without skips, a small change to an early "
+    "layer is amplified by every layer after it, so the loss rises steeply and the surface is full of ridges "
+    "and pits — hard for gradient descent. With skips, each block only adds a correction to the identity path, "
+    "so a perturbation disturbs a few paths and the surface stays a wide, smooth bowl.")

@@ -1,0 +1,253 @@
+"""Lesion study (Veit, Wilber, Belongie, NeurIPS 2016): residual networks behave like ensembles of
+relatively shallow networks.
+
+Delete one block at a time at test time from a trained residual net and from its trained plain twin,
+and measure held-out accuracy. In the residual net a deleted block becomes its shortcut (its residual
+branch F is removed: out = act(shortcut(x)) for a post-activation block, shortcut(x) for a
+pre-activation one); in the plain twin the block's input passes unchanged (where the block changes the
+shape, by the parameter-free option-A mapping: subsample by the stride, pad the new channels with zeros).
+Also: the accuracy after k random deletions (several draws each), and the distribution of path lengths —
+a net of n blocks unrolls into 2ⁿ paths whose lengths follow Binomial(n, ½).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+import types
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from resnet_core.experiments.common import (
+    CPU_THREADS,
+    ExperimentError,
+    ExperimentResult,
+    Paper,
+    Progress,
+    Stopped,
+    Verdict,
+    check_settings,
+    no_progress,
+    pct,
+    stop_fn,
+    threads,
+)
+from resnet_core.experiments.trained import PairSettings, TrainedPair, accuracy, train_pair
+from resnet_core.lab.hooks import _blocks_of
+from resnet_core.structure.build import PadShortcut, PreActBasicBlock, PreActBottleneck, ResidualBlock
+
+PAPER = Paper(
+    citation="Veit, Wilber, Belongie, \"Residual Networks Behave Like Ensembles of Relatively Shallow Networks\", "
+             "NeurIPS 2016",
+    claim="Deleting a single block from a trained residual network at test time barely changes its accuracy, "
+          "while deleting a layer of a plain network ruins it: residual nets behave like ensembles of many "
+          "paths of different lengths.",
+    url="https://arxiv.org/abs/1605.06431")
+TITLE = "Lesion study"
+
+RESIDUAL_MIN = 0.85  # every single deletion except the first block's: the residual net keeps at least this
+RESIDUAL_MEDIAN = 0.90  # … and at least this in the median
+PLAIN_MAX = 0.30  # every single deletion: the plain twin falls to at most this
+
+
+@dataclass(frozen=True)
+class LesionSettings:
+    pair: PairSettings = field(default_factory=PairSettings)  # what to train when no trained pair is given
+    draws: int = 5  # random deletion sets per k
+    max_k: int | None = None  # largest k of the random deletions (None: every block but one)
+    seed: int = 0  # the random deletion sets
+
+    def describe(self) -> dict:
+        return {**self.pair.describe(), "draws": self.draws, "max_k": self.max_k, "lesion_seed": self.seed}
+
+
+BOUNDS = {"draws": (1, 100), "seed": (0, 2**31 - 1)}
+
+
+# ------------------------------------------------------------------------------------------- lesion
+
+def shortcut_only(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What a deleted block computes: its shortcut alone (residual), or its input passed on (plain)."""
+    act = getattr(block, block.act_name)
+    preact = isinstance(block, (PreActBasicBlock, PreActBottleneck))  # no activation after the addition
+    if block.skip and block.add is not None:
+        if block.downsample is None:
+            s = x
+        elif block.project_preact and preact:
+            s = block.downsample(act(block.bn1(x)))
+        else:
+            s = block.downsample(x)
+        return s if preact else act(s)
+    return pass_through(block, x)
+
+
+def block_shape(block: nn.Module) -> tuple[int, int, int]:
+    """(in channels, out channels, stride) of a block, read off its first and last convs."""
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d) and m not in set(
+        block.downsample.modules() if isinstance(block.downsample, nn.Module) else [])]
+    stride = max(max(c.stride) for c in convs)
+    return convs[0].in_channels, convs[-1].out_channels, stride
+
+
+def pass_through(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The plain block's input, unchanged where the shapes allow; subsampled and zero-padded where they do not."""
+    c_in, c_out, stride = block_shape(block)
+    if c_in == c_out and stride == 1:
+        return x
+    if c_out < c_in:
+        raise ExperimentError("a block that reduces channels cannot pass its input on unchanged")
+    return PadShortcut(c_out, stride)(x)
+
+
+@contextmanager
+def lesioned(model: nn.Module, blocks: Sequence[str]) -> Iterator[nn.Module]:
+    """The model with the named blocks deleted (each runs `shortcut_only`); restored on exit."""
+    named = dict(_blocks_of(model))
+    missing = [b for b in blocks if b not in named]
+    if missing:
+        raise ExperimentError(f"no block {missing[0]!r} in this network; it has {', '.join(named)}")
+    patched = []
+    try:
+        for name in blocks:
+            block = named[name]
+            block.forward = types.MethodType(shortcut_only, block)
+            patched.append(block)
+        yield model
+    finally:
+        for block in patched:
+            del block.forward
+
+
+def block_names(model: nn.Module) -> list[str]:
+    return [n for n, m in _blocks_of(model) if isinstance(m, ResidualBlock)]
+
+
+def path_lengths(n: int) -> list[dict]:
+    """The 2ⁿ paths of an unrolled residual net of n blocks by length: Binomial(n, ½)."""
+    return [{"length": k, "paths": math.comb(n, k), "fraction": math.comb(n, k) / 2 ** n} for k in range(n + 1)]
+
+
+# ------------------------------------------------------------------------------------------- the run
+
+def run(settings: LesionSettings = LesionSettings(), pair: TrainedPair | None = None, should_stop=None,
+        on_progress: Progress = no_progress) -> ExperimentResult:
+    """Lesion `pair` (or train one from settings.pair first) and judge the result."""
+    check_settings(settings, BOUNDS)
+    stop = stop_fn(should_stop)
+    t0 = time.perf_counter()
+    if pair is None:
+        pair = train_pair(settings.pair, stop, lambda f, text: on_progress(0.8 * f, text))
+        if pair.stopped:
+            raise ExperimentError("training was stopped before it finished; the lesion study needs trained networks")
+    base = 0.8 if pair.source.startswith("trained here") else 0.0
+    res_m, plain_m = pair.models[pair.residual_label], pair.models[pair.plain_label]
+    names = block_names(res_m)
+    if names != block_names(plain_m):
+        raise ExperimentError(f"{pair.residual_label} and {pair.plain_label} do not have the same blocks")
+    if len(names) < 2:
+        raise ExperimentError("the lesion study needs a network of at least two blocks")
+    x, y = pair.data.x_test, pair.data.y_test
+    n = len(names)
+    max_k = min(settings.max_k or n - 1, n - 1)
+    if max_k < 1:
+        raise ExperimentError(f"max_k must be at least 1, got {settings.max_k}")
+    total = n + max_k * settings.draws + 1
+    done = [0]
+
+    def tick(text: str) -> None:
+        done[0] += 1
+        on_progress(base + (1 - base) * done[0] / total, text)
+        if stop():
+            raise Stopped
+
+    singles, curve = [], []
+    stopped = False
+    full = {"residual": accuracy(res_m, x, y), "plain": accuracy(plain_m, x, y)}
+    try:
+        with threads(CPU_THREADS):
+            for i, name in enumerate(names):
+                with lesioned(res_m, [name]):
+                    a_res = accuracy(res_m, x, y)
+                with lesioned(plain_m, [name]):
+                    a_plain = accuracy(plain_m, x, y)
+                c_in, c_out, stride = block_shape(dict(_blocks_of(res_m))[name])
+                singles.append({"index": i + 1, "block": name, "downsampling": stride != 1 or c_in != c_out,
+                                "residual": a_res, "plain": a_plain})
+                tick(f"deleting {name}")
+            rng = random.Random(settings.seed)
+            curve.append({"k": 0, "net": "residual", "mean": full["residual"], "min": full["residual"],
+                          "max": full["residual"], "draws": 1})
+            curve.append({"k": 0, "net": "plain", "mean": full["plain"], "min": full["plain"], "max": full["plain"],
+                          "draws": 1})
+            for k in range(1, max_k + 1):
+                accs: dict[str, list[float]] = {"residual": [], "plain": []}
+                for _ in range(settings.draws):
+                    chosen = rng.sample(names, k)
+                    with lesioned(res_m, chosen):
+                        accs["residual"].append(accuracy(res_m, x, y))
+                    with lesioned(plain_m, chosen):
+                        accs["plain"].append(accuracy(plain_m, x, y))
+                    tick(f"{k} random deletions")
+                for net, values in accs.items():
+                    curve.append({"k": k, "net": net, "mean": statistics.fmean(values), "min": min(values),
+                                  "max": max(values), "draws": len(values)})
+    except Stopped:
+        stopped = True
+    on_progress(1.0, "done")
+    verdict, findings = judge(singles, full, pair)
+    settings_out = {**settings.describe(), "networks": [pair.residual_label, pair.plain_label], "source": pair.source,
+                    "held_out_images": int(len(y)), "blocks": n}
+    return ExperimentResult("lesion", TITLE, PAPER, settings_out,
+                            {"single": singles, "random": curve, "paths": path_lengths(n),
+                             "baseline": [{"net": k, "accuracy": v} for k, v in full.items()]},
+                            verdict, findings, EXPLANATION, time.perf_counter() - t0, stopped,
+                            extra={"pair": pair})
+
+
+def judge(singles: list[dict], full: dict, pair: TrainedPair) -> tuple[Verdict, list[str]]:
+    later = [r for r in singles if r["index"] > 1]
+    checks, measured, findings = [], {"residual_full": full["residual"], "plain_full": full["plain"]}, []
+    if later:
+        worst = min(later, key=lambda r: r["residual"])
+        median = statistics.median(r["residual"] for r in later)
+        measured.update(residual_min=worst["residual"], residual_min_block=worst["block"], residual_median=median)
+        checks.append((f"{pair.residual_label}: the worst single deletion after the first block ({worst['block']}) "
+                       f"leaves {pct(worst['residual'])} (needs ≥ {pct(RESIDUAL_MIN)})", worst["residual"] >= RESIDUAL_MIN))
+        checks.append((f"{pair.residual_label}: median over those deletions {pct(median)} (needs ≥ {pct(RESIDUAL_MEDIAN)})",
+                       median >= RESIDUAL_MEDIAN))
+    if singles:
+        best = max(singles, key=lambda r: r["plain"])
+        measured.update(plain_max=best["plain"], plain_max_block=best["block"],
+                        first_block_residual=singles[0]["residual"])
+        checks.append((f"{pair.plain_label}: the least harmful single deletion ({best['block']}) leaves "
+                       f"{pct(best['plain'])} (needs ≤ {pct(PLAIN_MAX)})", best["plain"] <= PLAIN_MAX))
+        findings.append(f"Unlesioned: {pair.residual_label} {pct(full['residual'])}, {pair.plain_label} "
+                        f"{pct(full['plain'])} held-out accuracy.")
+        if later:
+            findings.append(f"Deleting any one block after the first leaves {pair.residual_label} between "
+                            f"{pct(min(r['residual'] for r in later))} and {pct(max(r['residual'] for r in later))}; "
+                            f"the same deletion leaves {pair.plain_label} between {pct(min(r['plain'] for r in singles))} "
+                            f"and {pct(best['plain'])} (chance is {pct(1 / pair.data.num_classes)}).")
+        findings.append(f"Deleting the first block leaves {pair.residual_label} at {pct(singles[0]['residual'])}: it is "
+                        "the one that turns the stem's features into what every later path expects.")
+    ok = len(checks) == 3 and all(c[1] for c in checks)
+    claim = (f"trained residual net and plain twin: deleting any single block except the first leaves the residual "
+             f"net at ≥ {pct(RESIDUAL_MIN)} held-out accuracy (median ≥ {pct(RESIDUAL_MEDIAN)}); deleting any single "
+             f"block of the plain twin drops it to ≤ {pct(PLAIN_MAX)}")
+    return Verdict(ok, claim, measured, tuple(checks)), findings
+
+
+EXPLANATION = (
+    "Write a residual block as x + F(x) and expand the whole network: every block either takes its branch or "
+    "skips it, so n blocks make 2ⁿ paths from input to output, most of them of middling length (the "
+    "histogram: Binomial(n, ½)). Deleting one block removes only the paths through its branch — half of them "
+    "— and leaves every other path intact, so the ensemble keeps working, a little worse. A plain network has "
+    "a single path; deleting any layer breaks it, and the layers after it receive inputs unlike anything they "
+    "were trained on. The first block is the exception: every path passes the stem's features to it first, "
+    "and in a short training it does a large share of the work.")

@@ -1,0 +1,105 @@
+"""A trained residual net and its plain twin, for the experiments that need trained weights (lesion,
+landscape): trained side by side by the Training lab's own run (resnet_core.training.run), or taken from
+a finished Training lab run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from resnet_core.experiments.common import ExperimentError, Progress, no_progress
+from resnet_core.structure.presets import is_preset, preset_info
+from resnet_core.structure.spec import ArchSpec
+from resnet_core.training.data import Dataset
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    residual: str = "resnet20"  # a residual preset; its plain twin is trained beside it
+    data: str = "digits"  # digits | synthetic | cifar:PATH
+    steps: int = 800  # the Training lab's CPU default
+    batch_size: int = 32
+    input_size: int = 16
+    lr: float = 0.1
+    seed: int = 0
+
+    def describe(self) -> dict:
+        return {"residual": self.residual, "plain": twin_of(self.residual), "data": self.data, "steps": self.steps,
+                "batch": self.batch_size, "input_size": self.input_size, "lr": self.lr, "seed": self.seed}
+
+
+PAIR_BOUNDS = {"steps": (1, 100_000), "batch_size": (2, 4096), "input_size": (8, 64), "lr": (1e-5, 10.0),
+               "seed": (0, 2**31 - 1)}
+
+
+def twin_of(residual: str) -> str:
+    if not is_preset(residual):
+        raise ExperimentError(f"unknown network {residual!r}; use a residual preset such as resnet20 or resnet56")
+    info = preset_info(residual)
+    if info.plain_of is not None or not info.spec.skip:
+        raise ExperimentError(f"{residual} is a plain net; name the residual net (e.g. {info.plain_of or 'resnet20'})")
+    return "plain" + residual[6:] if residual.startswith("resnet") and residual[6:].isdigit() else "plain_" + residual
+
+
+@dataclass
+class TrainedPair:
+    """Two trained nets on one data set: models[label] in eval mode, with the labels of each role."""
+
+    residual_label: str
+    plain_label: str
+    models: dict[str, nn.Module]
+    specs: dict[str, ArchSpec]
+    data: Dataset
+    source: str  # "trained here (800 steps …)" or "from the Training lab"
+    heldout: dict[str, float] = field(default_factory=dict)  # held-out accuracy of each, unlesioned
+    stopped: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def train_pair(settings: PairSettings = PairSettings(), should_stop: Callable[[], bool] | None = None,
+               on_progress: Progress = no_progress, device: str = "cpu") -> TrainedPair:
+    """Train the residual net and its plain twin side by side (same batches, same seed)."""
+    from resnet_core.experiments.common import check_settings
+    from resnet_core.training.run import make_run
+
+    check_settings(settings, PAIR_BOUNDS)
+    plain = twin_of(settings.residual)
+    run = make_run([settings.residual, plain], settings.data, steps=settings.steps, batch_size=settings.batch_size,
+                   input_size=settings.input_size, seed=settings.seed, lr=settings.lr, device=device)
+    for update in run.iter(should_stop=should_stop):
+        on_progress(update.progress.fraction, "training " + update.progress.text())
+    result = run.result()
+    models = {label: m.eval() for label, m in result.models.items()}
+    labels = run.labels
+    return TrainedPair(labels[0], labels[1], models, dict(run.specs), run.data,
+                       f"trained here: {result.steps_done} steps, {run.data.describe()}, {result.device}",
+                       {r.net: r.heldout_accuracy for r in result.nets}, result.stopped,
+                       {"wall_s": result.wall_s, "steps": result.steps_done})
+
+
+def pair_from_models(residual: tuple[str, nn.Module, ArchSpec], plain: tuple[str, nn.Module, ArchSpec],
+                     data: Dataset, source: str) -> TrainedPair:
+    """A pair made of already trained models (e.g. the Training lab's), each a private copy in eval mode."""
+    import copy
+    (rl, rm, rs), (pl, pm, ps) = residual, plain
+    if rs.input_shape != data.input_shape or ps.input_shape != data.input_shape:
+        raise ExperimentError("the two networks and the data set must have the same input shape")
+    models = {rl: copy.deepcopy(rm).eval(), pl: copy.deepcopy(pm).eval()}
+    return TrainedPair(rl, pl, models, {rl: rs, pl: ps}, data, source)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+    """Held-out accuracy in eval mode (the mode is restored)."""
+    was = model.training
+    model.eval()
+    try:
+        correct = 0
+        for i in range(0, len(y), batch):
+            correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    finally:
+        model.train(was)
+    return correct / max(1, len(y))

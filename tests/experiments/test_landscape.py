@@ -1,0 +1,58 @@
+"""Loss landscape: the filter normalisation against its definition, the convexity measure on known
+surfaces, and the weights put back after the slices."""
+
+import copy
+
+import pytest
+import torch
+
+import resnet_core as rc
+from resnet_core.experiments import landscape
+from resnet_core.structure.build import build_model
+
+
+def test_filter_normalisation_matches_its_definition():
+    model = build_model(rc.get_preset("resnet20").replace(input_size=(8, 8)), seed=0)
+    raw = landscape.random_direction(model, seed=3)
+    d = landscape.filter_normalise(raw, model)
+    moved = 0
+    for name, p in model.named_parameters():
+        if p.dim() <= 1:  # biases, BN γ and β: not moved
+            assert torch.count_nonzero(d[name]) == 0, name
+            continue
+        moved += 1
+        for i in range(p.shape[0]):  # each filter: the weight filter's norm, the raw direction's orientation
+            di, wi, ri = d[name][i].flatten(), p[i].detach().flatten(), raw[name][i].flatten()
+            assert torch.isclose(di.norm(), wi.norm(), rtol=1e-5)
+            assert torch.allclose(di, ri * (wi.norm() / ri.norm()), rtol=1e-5, atol=1e-7)
+    assert moved == 20  # 19 convs + the fc weight
+    assert torch.equal(landscape.random_direction(model, seed=3)["conv1.weight"], raw["conv1.weight"])
+
+
+def test_convex_share_of_known_surfaces():
+    axis = [i / 4 for i in range(-4, 5)]
+    bowl = [[a * a + b * b for b in axis] for a in axis]
+    saddle = [[a * a - b * b for b in axis] for a in axis]
+    ridge = [[-(a * a) - b * b for b in axis] for a in axis]
+    assert landscape.convex_share(bowl) == 1.0
+    assert landscape.convex_share(saddle) == 0.0
+    assert landscape.convex_share(ridge) == 0.0
+
+
+def test_axis_is_exact_at_zero_and_the_ends():
+    a = landscape._axis(1.0, 21)
+    assert a[0] == -1.0 and a[10] == 0.0 and a[-1] == 1.0
+
+
+def test_slices_put_the_weights_back_and_start_at_the_trained_loss():
+    model = build_model(rc.get_preset("resnet20").replace(input_size=(8, 8)), seed=0).eval()
+    before = copy.deepcopy(model.state_dict())
+    x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,))
+    s = landscape.LandscapeSettings(points_1d=5, points_2d=3)
+    one, two = landscape.slices(model, x, y, s, "net", lambda: None)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    with torch.no_grad():
+        loss0 = float(torch.nn.functional.cross_entropy(model(x), y))
+    assert one[2]["alpha"] == 0.0 and one[2]["loss"] == pytest.approx(loss0, rel=1e-6)
+    assert two[4]["alpha"] == 0.0 and two[4]["beta"] == 0.0 and two[4]["loss"] == pytest.approx(loss0, rel=1e-6)

@@ -1,0 +1,125 @@
+"""Lesion study: a deleted block computes exactly its shortcut (or passes its input on), the model is
+restored afterwards, the path counts are the binomial ones, and the study runs end to end on a tiny pair."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import resnet_core as rc
+from resnet_core.experiments import lesion
+from resnet_core.experiments.common import ExperimentError
+from resnet_core.structure.build import build_model
+
+
+def block_io(model, name, x):
+    """The block's input and output in one eval-mode forward."""
+    seen = {}
+    block = model.get_submodule(name)
+    h = block.register_forward_hook(lambda m, a, out: seen.update(x=a[0], y=out))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        h.remove()
+    return seen["x"], seen["y"]
+
+
+def small(name, **changes):
+    return rc.get_preset(name).replace(input_size=(16, 16), **changes)
+
+
+def test_identity_block_becomes_its_input():
+    model = build_model(small("resnet20"), seed=0)
+    x = torch.randn(2, 3, 16, 16)
+    with lesion.lesioned(model, ["layer1.1"]):
+        bx, by = block_io(model, "layer1.1", x)
+    assert torch.equal(by, bx)
+
+
+def test_option_a_block_becomes_subsample_and_zero_pad():
+    model = build_model(small("resnet20"), seed=0)
+    x = torch.randn(2, 3, 16, 16)
+    with lesion.lesioned(model, ["layer2.0"]):
+        bx, by = block_io(model, "layer2.0", x)
+    expected = F.pad(bx[:, :, ::2, ::2], (0, 0, 0, 0, 0, 16))  # 16 → 32 channels, stride 2, by hand
+    assert torch.equal(by, expected)
+
+
+def test_projection_block_becomes_act_of_its_projection():
+    model = build_model(small("resnet18", num_classes=10), seed=0)
+    x = torch.randn(2, 3, 16, 16)
+    with lesion.lesioned(model, ["layer2.0"]):
+        bx, by = block_io(model, "layer2.0", x)
+    block = model.layer2[0]
+    with torch.no_grad():
+        expected = torch.relu(block.downsample[1](block.downsample[0](bx)))  # conv 1×1/2 then BN, then ReLU
+    assert torch.allclose(by, expected)
+
+
+def test_preact_projection_block_becomes_projection_of_the_activated_input():
+    model = build_model(small("preact_resnet18", num_classes=10), seed=0)
+    x = torch.randn(2, 3, 16, 16)
+    with lesion.lesioned(model, ["layer2.0"]):
+        bx, by = block_io(model, "layer2.0", x)
+    block = model.layer2[0]
+    with torch.no_grad():
+        expected = block.downsample(torch.relu(block.bn1(bx)))  # no activation after a pre-activation add
+    assert torch.allclose(by, expected)
+
+
+def test_plain_block_passes_its_input_and_the_whole_net_equals_a_hand_run():
+    model = build_model(small("plain20"), seed=1).eval()
+    x = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        h = model.relu(model.bn1(model.conv1(x)))
+        for name in ("layer1", "layer2", "layer3"):
+            for i, block in enumerate(getattr(model, name)):
+                if (name, i) == ("layer1", 2):
+                    continue  # deleted: its input goes on unchanged
+                if (name, i) == ("layer3", 0):
+                    h = F.pad(h[:, :, ::2, ::2], (0, 0, 0, 0, 0, 32))  # deleted across a shape change
+                    continue
+                h = block(h)
+        expected = model.fc(torch.flatten(model.avgpool(h), 1))
+        with lesion.lesioned(model, ["layer1.2", "layer3.0"]):
+            got = model(x)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_model_is_restored_after_a_lesion():
+    model = build_model(small("resnet20"), seed=0).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        before = model(x)
+        with lesion.lesioned(model, ["layer1.0", "layer3.2"]):
+            during = model(x)
+        after = model(x)
+    assert torch.equal(before, after) and not torch.equal(before, during)
+    with pytest.raises(ExperimentError, match="no block"), lesion.lesioned(model, ["layer9.9"]):
+        pass
+    with torch.no_grad():
+        assert torch.equal(model(x), before)
+
+
+def test_path_lengths_are_binomial():
+    rows = lesion.path_lengths(9)
+    assert sum(r["paths"] for r in rows) == 2 ** 9
+    assert [r["paths"] for r in rows] == [math.comb(9, k) for k in range(10)]
+    assert math.isclose(sum(r["fraction"] for r in rows), 1.0)
+
+
+def test_end_to_end_on_a_tiny_training():
+    """The machinery, not the acceptance: 5 steps at 8×8, every table filled, numbers in range, the verdict
+    computed from them."""
+    from resnet_core.experiments.trained import PairSettings
+    s = lesion.LesionSettings(pair=PairSettings(steps=5, input_size=8, batch_size=16), draws=2, max_k=3)
+    r = lesion.run(s)
+    assert [row["block"] for row in r.tables["single"]][:2] == ["layer1.0", "layer1.1"]
+    assert len(r.tables["single"]) == 9 and len(r.tables["random"]) == 2 * 4
+    assert all(0 <= row["residual"] <= 1 and 0 <= row["plain"] <= 1 for row in r.tables["single"])
+    worst = min(row["residual"] for row in r.tables["single"][1:])
+    assert r.verdict.measured["residual_min"] == worst
+    assert r.verdict.reproduced == (worst >= 0.85 and r.verdict.measured["residual_median"] >= 0.9
+                                    and r.verdict.measured["plain_max"] <= 0.3)
