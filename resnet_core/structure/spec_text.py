@@ -1,0 +1,170 @@
+"""Spec text → plain Python data, bounded BEFORE it is parsed: a few kilobytes of JSON or YAML must never
+ask for unbounded memory or time (deep nesting, YAML alias expansion, thousand-digit integers, NaN).
+
+Also the error every spec reader raises (`SpecError`, with its located `FieldProblem`s) and the rule
+for a network's name. `spec.py` builds specs from what these functions return.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from resnet_core.errors import ExplorerError
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    where: str  # field path, e.g. "stages[1].width"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class SpecError(ExplorerError):
+    """A text or file that is not a spec. Carries every located problem found."""
+
+    def __init__(self, problems: list[FieldProblem] | str, source: str | None = None):
+        if isinstance(problems, str):
+            problems = [FieldProblem("", problems)]
+        self.problems = problems
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__(prefix + "; ".join(str(p) for p in problems))
+
+    def lines(self) -> list[str]:
+        prefix = f"{self.source}: " if self.source else ""
+        return [prefix + str(p) for p in self.problems]
+
+
+# Bounds on a spec's text, checked BEFORE it is parsed into Python objects: a few kilobytes must never
+# ask for unbounded memory or time (deep nesting, YAML alias expansion, thousand-digit integers).
+MAX_SPEC_DEPTH = 16  # nesting of mappings and lists (a spec needs 3: spec → stages → stage)
+MAX_SPEC_NODES = 20_000  # values and keys in all (a 64-stage spec has about 1,000)
+MAX_SPEC_STAGES = 1_000  # stages listed (the planner plans at most 64 and says so, located)
+MAX_SPEC_INT = 2 ** 63 - 1  # any integer in a spec; larger ones are refused by name, never converted
+MAX_NUMBER_CHARS = 40  # characters of one number in the text (Python refuses str↔int past 4,300 digits)
+MAX_NAME_CHARS = 200  # a network's name
+
+
+def check_name(name: str) -> str | None:
+    """Why `name` cannot be a network's name (None when it can): too long, or holding control
+    characters (line breaks, NUL) or lone surrogates, which no file, page or code could show as written."""
+    if len(name) > MAX_NAME_CHARS:
+        return f"the name is {len(name):,} characters long; a name has at most {MAX_NAME_CHARS}"
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            return f"the name holds the control character U+{ord(ch):04X}; use printable characters only"
+    return None
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_CHARS:
+        raise _TextLimit(f"an integer with {len(text.lstrip('-')):,} digits; a spec's numbers have at most "
+                         f"{MAX_NUMBER_CHARS} digits")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _TextLimit(f"a number written with {len(text):,} characters; a spec's numbers have at most "
+                         f"{MAX_NUMBER_CHARS}")
+    value = float(text)
+    if not math.isfinite(value):
+        raise _TextLimit(f"the number {text} is too large (it overflows to infinity)")
+    return value
+
+
+def _json_constant(text: str) -> float:
+    raise _TextLimit(f"{text} is not a number JSON allows; a spec's numbers are finite")
+
+
+class _TextLimit(Exception):
+    """A bound on the text was passed; the message names the limit and the value."""
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def load_json(text: str, source: str | None = None) -> Any:
+    """json.loads with the bounds above checked first (depth and size from the bracket skeleton)."""
+    skeleton = _JSON_STRING.sub('""', text)
+    depth = deepest = 0
+    for ch in re.sub(r"[^\[\]{}]", "", skeleton):
+        depth += 1 if ch in "[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_SPEC_DEPTH:
+                raise SpecError(f"the JSON nests more than {MAX_SPEC_DEPTH} levels deep; a spec needs 3", source)
+    nodes = skeleton.count(",") + skeleton.count(":") + 1
+    if nodes > MAX_SPEC_NODES:
+        raise SpecError(f"the JSON holds about {nodes:,} values; a spec holds at most {MAX_SPEC_NODES:,}", source)
+    try:
+        return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except _TextLimit as e:
+        raise SpecError(f"not a spec: {e}", source) from None
+    except json.JSONDecodeError as e:
+        raise SpecError(f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}", source) from None
+    except (ValueError, RecursionError) as e:  # anything else json refuses, said in one line
+        raise SpecError(f"not valid JSON: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}",
+                        source) from None
+
+
+def _yaml_loader():
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _check_yaml_events(text: str, source: str | None) -> None:
+    """Walk the YAML event stream (no Python objects built) and refuse, before loading: aliases (and so
+    merge keys and "billion laughs" expansion), nesting past MAX_SPEC_DEPTH, more than MAX_SPEC_NODES
+    values, and numbers written with more than MAX_NUMBER_CHARS characters."""
+    resolver = yaml.resolver.Resolver()
+    depth = nodes = 0
+    numeric = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    for ev in yaml.parse(text, Loader=_yaml_loader()):
+        where = f" at line {ev.start_mark.line + 1}, column {ev.start_mark.column + 1}" if ev.start_mark else ""
+        if isinstance(ev, yaml.AliasEvent):
+            raise SpecError(f"the YAML uses an alias (*{ev.anchor}){where}; a spec spells every value out "
+                            "(aliases, anchors and '<<' merge keys are not accepted)", source)
+        if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            nodes += 1
+            if depth > MAX_SPEC_DEPTH:
+                raise SpecError(f"the YAML nests more than {MAX_SPEC_DEPTH} levels deep{where}; a spec needs 3",
+                                source)
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(ev, yaml.ScalarEvent):
+            nodes += 1
+            if (len(ev.value) > MAX_NUMBER_CHARS and not ev.style and ev.tag is None
+                    and resolver.resolve(yaml.ScalarNode, ev.value, (True, False)) in numeric):
+                raise SpecError(f"a number written with {len(ev.value):,} characters{where}; a spec's numbers have "
+                                f"at most {MAX_NUMBER_CHARS}", source)
+            if ev.tag is not None and ev.tag.lstrip("!").replace("tag:yaml.org,2002:", "") in ("int", "float") \
+                    and len(ev.value) > MAX_NUMBER_CHARS:
+                raise SpecError(f"a number written with {len(ev.value):,} characters{where}; a spec's numbers have "
+                                f"at most {MAX_NUMBER_CHARS}", source)
+        if nodes > MAX_SPEC_NODES:
+            raise SpecError(f"the YAML holds more than {MAX_SPEC_NODES:,} values; a spec holds far fewer", source)
+
+
+def load_yaml(text: str, source: str | None = None) -> Any:
+    """yaml safe loading with the bounds above checked first, on the event stream."""
+    try:
+        _check_yaml_events(text, source)
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a safe loader (CSafeLoader or SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(e, "problem", None) or "unreadable"
+        raise SpecError(f"not valid YAML: {what}{at}", source) from None
+    except (ValueError, RecursionError, OverflowError) as e:
+        raise SpecError(f"not valid YAML: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}",
+                        source) from None
