@@ -69,7 +69,9 @@ def network_caption(t: Trace) -> str:
 
 def metrics(t: Trace) -> None:
     """The headline numbers. Each metric is as wide as its content and the row wraps, so nothing is cut."""
-    partial = "" if t.ok else " (up to the failure)"
+    partial = "" if t.ok else " (partial)"
+    if not t.ok:
+        st.caption("Partial totals: they count the layers planned before the failure.")
     with st.container(horizontal=True, gap="medium", key="ui.metrics"):
         st.metric("Depth" + partial, f"{t.depth}", width="content",
                   help=f"weight layers on the main path, as He et al. count them (convolutions and the FC; "
@@ -106,6 +108,9 @@ def dataframe(rows: list[dict], height: int | str | None = None, key: str | None
     """A table of library rows, formatted the same way on valid and broken networks: integers with thousands
     separators, fractions with one decimal, blanks as "—"; a failing row ("✗") in red."""
     df = pd.DataFrame(rows, dtype=object)  # object: a blank (None) never turns a column of counts into floats
+    for c in df.columns:  # a column with blanks is shown as text, "—" for a blank (st.dataframe prints "None")
+        if df[c].isna().any():
+            df[c] = df[c].map(_cell)
     failed = failed_rows(df)
     styler = df.style.format(_cell, na_rep="—")
     if failed.any():
