@@ -388,3 +388,11 @@ def test_broken_network_tables_mark_the_row_the_text_promises():
     no_exception(at)
     assert any("the last row of the table, in red" in e.value for e in at.error)
     assert not any("marked in red" in e.value and "failing layer" in e.value for e in at.error)
+
+
+def test_a_styled_table_formats_numbers_as_the_browser_formats_a_plain_one():
+    """A broken network's table (styled, to mark the failing row) shows numbers as a valid one's does: the
+    browser's en-US "localized" format (Intl.NumberFormat: separators, ≤ 3 decimals, no trailing zeros)."""
+    from app.ui import _cell
+    assert [_cell(v) for v in (10192.0, 784.0, 7.9, 9536, 118_014_080, None, float("nan"))] == \
+        ["10,192", "784", "7.9", "9,536", "118,014,080", "—", "—"]
