@@ -16,6 +16,7 @@ what is wrong with the file and what to do.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,9 @@ GREY_STD = (0.226,)  # the mean of the three RGB standard deviations
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # uploads larger than this are refused unread
 MAX_PIXELS = 40_000_000  # width × height from the header; above this the image is refused undecoded
+MAX_SIDE = 20_000  # either side, from the header: 1×40,000,000 is few pixels but no photograph
+MAX_ASPECT = 50  # longer side ÷ shorter side, from the header (a panorama is about 10)
+MAX_RESIZED_PIXELS = 16_000_000  # fit_image never makes a larger intermediate image
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
 FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
@@ -147,6 +151,10 @@ def fit_image(image: Image.Image, height: int, width: int, crop_fraction: float 
     w0, h0 = image.size
     scale = max(height / h0, width / w0) / crop_fraction
     nw, nh = max(width, round(w0 * scale)), max(height, round(h0 * scale))
+    if nw * nh > MAX_RESIZED_PIXELS:  # resize only the part that is kept: never a huge intermediate image
+        bw, bh = width / scale, height / scale  # the kept window, in the original's pixels
+        box = ((w0 - bw) / 2, (h0 - bh) / 2, (w0 + bw) / 2, (h0 + bh) / 2)
+        return image.resize((width, height), Image.Resampling.BICUBIC, box=box)
     if (nw, nh) != (w0, h0):
         image = image.resize((nw, nh), Image.Resampling.BICUBIC)  # PIL antialiases when it shrinks
     left, top = (nw - width) // 2, (nh - height) // 2
@@ -273,9 +281,11 @@ def decode_image(data: bytes, filename: str | None = None, max_bytes: int = MAX_
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=[fmt])
         width, height = img.size
-    except Image.DecompressionBombError:
-        raise ImageInputError(f"{name} declares more pixels than an image may have (a decompression bomb?); "
-                              "it was not decoded") from None
+    except Image.DecompressionBombError as e:
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        declared = f"{int(found.group(1)):,} pixels" if found else "more pixels than an image may have"
+        raise ImageInputError(f"{name} declares {declared} (a decompression bomb?); images have at most "
+                              f"{max_pixels:,} pixels: it was not decoded") from None
     except UnidentifiedImageError:
         raise ImageInputError(f"{name} starts like a {label} file but its header is damaged (the decoder cannot "
                               "identify it); open it in an image editor and save it again") from None
@@ -284,6 +294,12 @@ def decode_image(data: bytes, filename: str | None = None, max_bytes: int = MAX_
                               "open it in an image editor and save it again") from None
     if width < 1 or height < 1:
         raise ImageInputError(f"{name} is a {width}×{height} image: it has no pixels")
+    longer, shorter = max(width, height), min(width, height)
+    if longer > MAX_SIDE or longer > MAX_ASPECT * shorter:
+        raise ImageInputError(
+            f"{name} is {width:,}×{height:,} pixels: its sides may be at most {MAX_SIDE:,} pixels and at most "
+            f"{MAX_ASPECT}:1 (this one is {longer / shorter:,.0f}:1); crop or scale it before uploading "
+            "(it was not decoded)")
     if width * height > max_pixels:
         raise ImageInputError(
             f"{name} is {width:,}×{height:,} pixels ({width * height / 1e6:.0f} megapixels); the limit is "
