@@ -43,6 +43,15 @@ def test_layer_graph_has_a_node_per_layer():
     assert dot.count("cluster_layer") == len(p.blocks)
 
 
+def test_layer_graph_draws_each_use_of_a_module_under_its_own_label():
+    """A basic block calls its `relu` twice: layer detail draws two nodes, "(1)" and "(2)"; nothing unnumbered."""
+    dot = to_dot(plan(rc.get_preset("resnet18")), "layer")
+    for block in ("layer1.0", "layer3.1"):
+        assert dot.count(f'label="{block}.relu (1)\n') == 1 and dot.count(f'label="{block}.relu (2)\n') == 1
+        assert f'label="{block}.relu\n' not in dot
+    assert 'label="layer1.0.conv1\n' in dot  # a module used once keeps its plain name
+
+
 def test_huge_networks_stay_readable():
     p = plan(rc.get_preset("resnet1202"))
     for detail, expand in (("stage", None), ("block", 1), ("layer", 2), ("block", None)):
