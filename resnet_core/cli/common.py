@@ -8,6 +8,7 @@ from pathlib import Path
 
 from resnet_core.structure.loading import load_spec
 from resnet_core.structure.spec import ArchSpec, SpecError
+from resnet_core.text import plain
 
 
 class CliError(Exception):
@@ -26,7 +27,10 @@ def resolve_spec(text: str) -> ArchSpec:
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
+    text = plain(text, 60)
     try:
+        if len(text) > 50:
+            raise ValueError
         values = tuple(int(v) for v in text.replace("x", ",").replace("×", ",").split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected C,H,W (three integers), got {text!r}") from None
@@ -34,6 +38,10 @@ def parse_shape(text: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(f"expected C,H,W (three integers), got {text!r}")
     if min(values) < 1:
         raise argparse.ArgumentTypeError(f"every size must be at least 1, got {text!r}")
+    from resnet_core.structure.plan import MAX_CHANNELS, MAX_SPATIAL
+    for what, value, limit in zip(("C", "H", "W"), values, (MAX_CHANNELS, MAX_SPATIAL, MAX_SPATIAL)):
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"{what} is {value:,}; the explorer plans at most {limit:,}")
     return values  # type: ignore[return-value]
 
 

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from resnet_core.structure.presets import get_preset, is_preset, preset_info
 from resnet_core.structure.spec import ArchSpec, SpecError, parse_spec_text, read_spec_file, spec_from_dict
+from resnet_core.text import plain
 
 
 def load_spec(source: "ArchSpec | Mapping[str, Any] | str | Path") -> ArchSpec:
@@ -28,11 +29,19 @@ def load_spec(source: "ArchSpec | Mapping[str, Any] | str | Path") -> ArchSpec:
     text = source.strip()
     if is_preset(text):
         return get_preset(text)
-    if "\n" not in text and (text.endswith((".json", ".yaml", ".yml")) or Path(text).exists()):
+    if "\n" not in text and (text.endswith((".json", ".yaml", ".yml")) or _is_path(text)):
         return read_spec_file(text)
     if "\n" not in text and ":" not in text and "{" not in text:
         try:
             preset_info(text)
         except KeyError as e:
-            raise SpecError(f"'{text}' is neither a preset nor a file. {e.args[0].split('. ', 1)[-1]}") from None
+            raise SpecError(f"'{plain(text, 120)}' is neither a preset nor a file. {e.args[0].split('. ', 1)[-1]}") from None
     return parse_spec_text(source)
+
+
+def _is_path(text: str) -> bool:
+    """Whether `text` names something on disk; a name no file can have (NUL, too long) is not a path."""
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):
+        return False

@@ -37,6 +37,7 @@ from resnet_core.structure.spec_text import (
     load_yaml,
 )
 from resnet_core.structure.spec_text import MAX_SPEC_NODES as MAX_SPEC_NODES
+from resnet_core.text import plain
 
 SPEC_VERSION = 1
 
@@ -388,24 +389,32 @@ MAX_SPEC_BYTES = 1_000_000
 
 def read_spec_file(path: str | Path) -> ArchSpec:
     p = Path(path)
+    shown = plain(str(p), 200)  # a path in a message: one line, bounded
+    try:
+        p.stat()
+    except FileNotFoundError:
+        raise SpecError(f"no such file: {shown}") from None
+    except (OSError, ValueError) as e:  # too long, a NUL byte, no permission, a loop
+        reason = getattr(e, "strerror", None) or str(e)
+        raise SpecError(f"cannot read {shown}: {reason}") from None
     if not p.exists():
-        raise SpecError(f"no such file: {p}")
+        raise SpecError(f"no such file: {shown}")
     if p.is_dir():
-        raise SpecError(f"{p} is a folder, not a spec file")
+        raise SpecError(f"{shown} is a folder, not a spec file")
     if not p.is_file():  # a device, a pipe, a socket: never read something that may not end
-        raise SpecError(f"{p} is not a regular file (a device or a pipe?); give a JSON or YAML spec file")
+        raise SpecError(f"{shown} is not a regular file (a device or a pipe?); give a JSON or YAML spec file")
     try:
         with p.open("rb") as f:
             raw = f.read(MAX_SPEC_BYTES + 1)
     except OSError as e:
-        raise SpecError(f"cannot read {p}: {e.strerror}") from None
+        raise SpecError(f"cannot read {shown}: {e.strerror}") from None
     if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(f"{p} is larger than 1 MB; a spec is a small JSON/YAML file")
+        raise SpecError(f"{shown} is larger than 1 MB; a spec is a small JSON/YAML file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise SpecError(f"{p} is not UTF-8 text (is it a binary file?)") from None
-    return parse_spec_text(text, source=str(p))
+        raise SpecError(f"{shown} is not UTF-8 text (is it a binary file?)") from None
+    return parse_spec_text(text, source=shown)
 
 
 def to_url_token(spec: ArchSpec) -> str:

@@ -160,6 +160,8 @@ def load_yaml(text: str, source: str | None = None) -> Any:
     try:
         _check_yaml_events(text, source)
         return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a safe loader (CSafeLoader or SafeLoader)
+    except SpecError:
+        raise
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
