@@ -4,9 +4,8 @@ Everything a visitor hands over (a network's name from a link, a key in an impor
 upload's file name) is data. Each target has its own escaping, and this module is their one home:
 
 - `md(text)`: literal text inside Streamlit Markdown (st.markdown, st.caption, st.error, titles):
-  every ASCII punctuation character is backslash-escaped (CommonMark: an escaped punctuation
-  character is always literal), so no link, image, HTML tag, emphasis, heading, LaTeX or
-  Streamlit directive (":red[…]", ":material/…:") can form, and URLs are not auto-linked;
+  the characters that can open syntax are backslash-escaped, so no link, image, HTML tag,
+  emphasis, heading, LaTeX or Streamlit directive (":red[…]") can form and no URL is auto-linked;
   line breaks and other control characters become spaces.
 - `dot_text(text)`: a label or name for graphviz that the `graphviz` package will quote as plain
   text (backslashes escaped, never read as an HTML-like "<…>" label).
@@ -21,7 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_MD_SPECIAL = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
+_MD_ALWAYS = re.compile(r"([\\`*\[\]<>!&~|$:#@])")  # inline syntax, HTML, LaTeX, directives, e-mail links
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -37,8 +36,22 @@ def plain(text: object, limit: int | None = None) -> str:
 
 
 def md(text: object, limit: int | None = None) -> str:
-    """Literal text for Streamlit Markdown: nothing in it can become a link, image, tag or format."""
-    return _MD_SPECIAL.sub(r"\\\1", plain(text, limit))
+    """Literal text for Streamlit Markdown: nothing in it can become a link, image, tag or format.
+
+    Backslash-escapes (CommonMark: an escaped ASCII punctuation character is always literal) every
+    character that can open inline syntax, HTML or a directive, an '_' that is not inside a word, the
+    dot of "www." (GFM's bare-domain links; "http:" loses its ':' and e-mail links their '@'), and a
+    character that could start a block at the start of the line. Ordinary punctuation (., -, ', ", ?)
+    stays as it is, so the text reads the same in the source.
+    """
+    s = _MD_ALWAYS.sub(r"\\\1", plain(text, limit))
+    s = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", s)
+    s = re.sub(r"(?i)(www)\.", r"\1\\.", s)
+    start = re.match(r"\s*(?:[-+=>]|\d+(?=[.)]))", s)
+    if start:
+        at = start.end() if start.group(0).strip()[:1].isdigit() else start.end() - 1
+        s = s[:at] + "\\" + s[at:]
+    return s
 
 
 def dot_text(text: object) -> str:

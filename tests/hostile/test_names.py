@@ -135,33 +135,50 @@ def _number(text: str) -> bool:
         return False
 
 
-def _unescaped_punctuation(text: str) -> list[str]:
-    """ASCII punctuation not preceded by a backslash: what CommonMark could read as syntax."""
-    out, i = [], 0
+SYNTAX = set("\\`*[]<>!&~|$:#@")  # what opens a link, image, tag, code, emphasis, LaTeX, directive or autolink
+
+
+def _unescaped_syntax(text: str) -> list[str]:
+    """What CommonMark (with GFM autolinks) could still read as syntax in `text`: unescaped syntax
+    characters, an unescaped '_' at a word's edge, an unescaped "www.", a block start at the beginning."""
+    out, i, escaped = [], 0, set()
     while i < len(text):
         if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in string.punctuation:
+            escaped.add(i + 1)
             i += 2
             continue
-        if text[i] in string.punctuation:
+        if text[i] in SYNTAX:
             out.append(text[i])
         i += 1
+    for m in re.finditer("_", text):
+        at = m.start()
+        inside = 0 < at < len(text) - 1 and text[at - 1].isascii() and text[at - 1].isalnum() \
+            and text[at + 1].isascii() and text[at + 1].isalnum()
+        if not inside and at not in escaped:
+            out.append("_")
+    for m in re.finditer(r"(?i)www\.", text):
+        if m.end() - 1 not in escaped:
+            out.append("www.")
+    lead = re.match(r"\s*([-+=>]|\d+[.)])", text)
+    if lead and (lead.end() - 1) not in escaped:
+        out.append("block start " + lead.group(1))
     return out
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_markdown_escaping_leaves_no_syntax(name):
-    # CommonMark: a backslash-escaped ASCII punctuation character is always literal, so with every one
+    # CommonMark: a backslash-escaped ASCII punctuation character is always literal, so with these
     # escaped no link, image, tag, emphasis, code, heading, LaTeX ($) or Streamlit directive (:) can form,
-    # and no URL can be auto-linked (its ':', '/' and '.' are escaped); one line, so no new block starts
+    # and no URL can be auto-linked ("http:" loses its ':', "www." its '.'); one line, no new block
     escaped = md(name)
-    assert _unescaped_punctuation(escaped) == []
+    assert _unescaped_syntax(escaped) == []
     assert "\n" not in escaped and "\r" not in escaped
 
 
 @given(st.text(max_size=60))
 def test_markdown_escaping_keeps_the_text(text):
     escaped = md(text)
-    assert _unescaped_punctuation(escaped) == []
+    assert _unescaped_syntax(escaped) == []
     unescaped = re.sub(r"\\([" + re.escape(string.punctuation) + "])", r"\1", escaped)
     assert unescaped == plain(text)  # what a reader sees: the text itself, control characters as spaces
 
