@@ -18,6 +18,11 @@ from resnet_core.structure.spec import ArchSpec, SpecError
 
 MAX_NETS = 4
 SCHEDULES = ("cosine", "step", "constant")
+WARMUP_MODES = ("error80", "linear")
+SEED_MAX = 2**64 - 1  # torch's generators take seeds in 0…2**64-1
+MAX_STEPS = 10_000_000
+MAX_BATCH = 65_536
+MAX_LR = 10.0
 
 
 class TrainError(ExplorerError):
@@ -36,8 +41,13 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum (the paper: 0.9)
     weight_decay: float = 1e-4  # L2 on every weight (the paper: 1e-4)
     schedule: str = "cosine"  # cosine: to zero after warm-up | step: ÷10 at 50% and 75% (the paper) | constant
-    warmup_steps: int | None = None  # linear warm-up from lr/10 (None: 5% of the steps) ...
-    warmup_depth: int = 44  # ... for nets with at least this many weighted layers (the paper warmed up ResNet-110)
+    warmup_mode: str = "error80"  # error80: lr/10 until the net's training error is below 80 % (He et al. §4.2,
+    # measured on the last 10 batches), then the schedule's rate | linear: from lr/10 over `warmup_steps`
+    warmup_steps: int | None = None  # linear mode: steps of the ramp (None: 5% of the steps)
+    warmup_depth: int = 44  # nets with at least this many weighted layers warm up (the paper warmed up ResNet-110)
+    milestones: tuple[int, ...] = ()  # step schedule: divide by 10 at these steps (empty: at 50% and 75%)
+    augment: bool = False  # 4-pixel zero padding + random crop + horizontal flip per image (the paper's CIFAR aug.)
+    sync_bn: bool = False  # several processes on CUDA: SyncBatchNorm (batch statistics over every worker's shard)
     seed: int = 0  # weights, data order: the same seed, the same curves
     eval_every: int = 0  # held-out loss/accuracy every k steps (0: only in the final result)
     report_every: int | None = None  # steps per Update (None: 1 on CPU, 10 on CUDA to avoid a sync each step)
@@ -51,22 +61,28 @@ class TrainConfig:
 
     def validate(self) -> None:
         problems = []
-        if self.steps < 1:
-            problems.append(f"steps must be at least 1, got {self.steps}")
-        if self.batch_size < 1:
-            problems.append(f"batch size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            problems.append(f"learning rate must be a positive number, got {self.lr}")
-        if not 0 <= self.momentum < 1:
+        if not 1 <= self.steps <= MAX_STEPS:
+            problems.append(f"steps must be between 1 and {MAX_STEPS:,}, got {self.steps}")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            problems.append(f"batch size must be between 1 and {MAX_BATCH:,}, got {self.batch_size}")
+        if not (math.isfinite(self.lr) and 0 < self.lr <= MAX_LR):
+            problems.append(f"learning rate must be a number in (0, {MAX_LR:g}], got {self.lr}")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
             problems.append(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            problems.append(f"weight decay must be at least 0, got {self.weight_decay}")
+        if not (math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 1):
+            problems.append(f"weight decay must be in [0, 1], got {self.weight_decay}")
         if self.schedule not in SCHEDULES:
             problems.append(f"unknown schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
-        if self.warmup_steps is not None and self.warmup_steps < 0:
-            problems.append(f"warm-up steps must be at least 0, got {self.warmup_steps}")
-        if self.threads is not None and self.threads < 1:
-            problems.append(f"threads must be at least 1, got {self.threads}")
+        if self.warmup_mode not in WARMUP_MODES:
+            problems.append(f"unknown warm-up {self.warmup_mode!r}; use one of {', '.join(WARMUP_MODES)}")
+        if self.warmup_steps is not None and not 0 <= self.warmup_steps <= MAX_STEPS:
+            problems.append(f"warm-up steps must be between 0 and {MAX_STEPS:,}, got {self.warmup_steps}")
+        if any(not 1 <= m <= MAX_STEPS for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            problems.append(f"milestones must be increasing steps, got {list(self.milestones)}")
+        if not 0 <= self.seed <= SEED_MAX:
+            problems.append(f"seed must be between 0 and 2**64-1, got {self.seed}")
+        if self.threads is not None and not 1 <= self.threads <= max_threads():
+            problems.append(f"threads must be between 1 and {max_threads()} (this machine's cores), got {self.threads}")
         if self.eval_every < 0:
             problems.append(f"eval_every must be at least 0, got {self.eval_every}")
         if problems:
@@ -75,6 +91,16 @@ class TrainConfig:
     @property
     def warmup(self) -> int:
         return round(0.05 * self.steps) if self.warmup_steps is None else self.warmup_steps
+
+
+def max_threads() -> int:
+    """The most CPU threads a run may ask for: this machine's cores (more only makes the threads queue)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def offset_seed(seed: int, k: int) -> int:
+    """seed + k, wrapped into 0…2**64-1 (a seed near the top still gives a valid, different seed)."""
+    return (int(seed) + k) % (SEED_MAX + 1)
 
 
 @dataclass(frozen=True)
@@ -95,7 +121,9 @@ _CPU_THREADS = max(1, (os.cpu_count() or 2) // 2)
 
 # Measured on a 2-core CPU (benchmarks/RESULTS.md, "Training lab"): the four default nets at 16×16,
 # batch 32, 800 steps, one thread, finish in under 2 minutes; plain56's training loss ends far above plain20's.
-CPU_DEFAULTS = Defaults((16, 16), 800, 32, 0.1, _CPU_THREADS, "CPU: 16×16 inputs, batch 32, 800 steps")
+# lr 0.05 for batch 32 (the paper's 0.1 is for batch 128): at 0.1 ResNet-56 blew up between steps ~20 and ~100
+# (loss above 4, the worst of the four) even with the paper's warm-up, which told a class the opposite story.
+CPU_DEFAULTS = Defaults((16, 16), 800, 32, 0.05, _CPU_THREADS, "CPU: 16×16 inputs, batch 32, lr 0.05, 800 steps")
 CUDA_DEFAULTS = Defaults((32, 32), 3000, 128, 0.1, None,
                          "GPU: full-size 32×32 inputs, batch 128, 3,000 steps, bf16 autocast, channels_last")
 
@@ -104,18 +132,25 @@ def defaults_for(device: torch.device | str) -> Defaults:
     return CUDA_DEFAULTS if torch.device(device).type == "cuda" else CPU_DEFAULTS
 
 
-def lr_at(step: int, config: TrainConfig, warmup: bool) -> float:
-    """The learning rate for 0-based `step`: warm-up (if this net warms up), then the schedule."""
+def lr_at(step: int, config: TrainConfig, warmup: bool, warming: bool = True) -> float:
+    """The learning rate for 0-based `step`: warm-up (if this net warms up), then the schedule.
+
+    error80 warm-up: lr/10 times the schedule while `warming` (the caller says when the net's training
+    error fell below 80 %); linear: from lr/10 to lr over the first `config.warmup` steps.
+    """
     total, base = config.steps, config.lr
-    w = config.warmup if warmup else 0
+    linear = config.warmup_mode == "linear"
+    w = config.warmup if (warmup and linear) else 0
     if w and step < w:
         return base * (0.1 + 0.9 * step / w)
+    factor = 0.1 if (warmup and not linear and warming) else 1.0
     if config.schedule == "constant":
-        return base
+        return base * factor
     if config.schedule == "step":
-        return base * (0.1 if step >= total // 2 else 1.0) * (0.1 if step >= (3 * total) // 4 else 1.0)
+        marks = config.milestones or (total // 2, (3 * total) // 4)
+        return base * factor * 0.1 ** sum(1 for m in marks if step >= m)
     t = (step - w) / max(1, total - w)
-    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return base * factor * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
 def weighted_depth(spec: ArchSpec) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import math
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,6 +62,8 @@ class Dataset:
     mean: tuple[float, ...]  # per-channel mean subtracted (measured on the train split)
     std: tuple[float, ...]  # per-channel std divided by
     source: str  # where the images came from, for the app and the CLI
+    x_val: torch.Tensor | None = field(default=None, repr=False)  # (V, C, H, W): a validation split held out of
+    y_val: torch.Tensor | None = field(default=None, repr=False)  # the train images (He et al.'s 45k/5k), or None
 
     @property
     def num_classes(self) -> int:
@@ -76,12 +78,18 @@ class Dataset:
         return int(self.y_test.shape[0])
 
     @property
+    def n_val(self) -> int:
+        return 0 if self.y_val is None else int(self.y_val.shape[0])
+
+    @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.x_train, self.y_train, self.x_test, self.y_test))
+        parts = (self.x_train, self.y_train, self.x_test, self.y_test, self.x_val, self.y_val)
+        return sum(t.numel() * t.element_size() for t in parts if t is not None)
 
     def describe(self) -> str:
         c, h, w = self.input_shape
-        return (f"{self.name}: {self.n_train:,} train / {self.n_test:,} held-out images, {c}×{h}×{w}, "
+        val = f" / {self.n_val:,} validation" if self.n_val else ""
+        return (f"{self.name}: {self.n_train:,} train{val} / {self.n_test:,} held-out images, {c}×{h}×{w}, "
                 f"{self.num_classes} classes ({self.source})")
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
@@ -377,11 +385,13 @@ def _subset(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
 
 
 def load_cifar10(path: str | Path, input_size: int | Sequence[int] = (32, 32), in_channels: int = 3,
-                 max_train: int | None = None, max_test: int | None = None, seed: int = 0) -> Dataset:
+                 max_train: int | None = None, max_test: int | None = None, seed: int = 0,
+                 val_fraction: float = 0.0) -> Dataset:
     """CIFAR-10 from a local folder: data_batch_1…5 are the train split, test_batch the held-out one.
 
-    `max_train`/`max_test` take a seeded subset (for short CPU runs). Raises DataError naming the
-    missing or broken file.
+    `max_train`/`max_test` take a seeded subset (for short CPU runs). `val_fraction` holds that fraction of
+    the train images out as a validation split (He et al.: 0.1, 45k/5k), chosen by a seeded permutation,
+    before any `max_train` subset. Raises DataError naming the missing or broken file.
     """
     folder = find_cifar_folder(path)
     meta = _read_pickle(folder / CIFAR_META_FILE)
@@ -396,13 +406,28 @@ def load_cifar10(path: str | Path, input_size: int | Sequence[int] = (32, 32), i
     if len(train_y) == 0 or len(test_y) == 0:
         raise DataError(f"{folder}: the train or test batches hold no images")
     rng = np.random.default_rng(seed)
-    tr, te = _subset(len(train_y), max_train, rng), _subset(len(test_y), max_test, rng)
+    if not 0 <= val_fraction < 1:
+        raise DataError(f"the validation fraction must be in [0, 1), got {val_fraction}")
+    val_split = min(len(train_y) - 1, int(round(val_fraction * len(train_y))))
+    pool = np.arange(len(train_y))
+    va = np.empty(0, dtype=np.int64)
+    if val_split:
+        perm = rng.permutation(len(train_y))
+        va, pool = np.sort(perm[:val_split]), np.sort(perm[val_split:])
+    tr = pool[_subset(len(pool), max_train, rng)]
+    te = _subset(len(test_y), max_test, rng)
     x = np.concatenate([train_x[tr], test_x[te]])  # (N, 3072): 1024 red, 1024 green, 1024 blue, row-major
     labels = np.concatenate([train_y[tr], test_y[te]])
     x01 = torch.as_tensor(x).view(-1, 3, 32, 32).float() / 255.0
     train_idx, test_idx = np.arange(len(tr)), np.arange(len(tr), len(tr) + len(te))
-    return _finish("cifar10", x01, labels, train_idx, test_idx, classes, in_channels, input_size, "resize",
-                   f"CIFAR-10 from {folder}")
+    ds = _finish("cifar10", x01, labels, train_idx, test_idx, classes, in_channels, input_size, "resize",
+                 f"CIFAR-10 from {folder}")
+    if not val_split:
+        return ds
+    xv = adapt_images(torch.as_tensor(train_x[va]).view(-1, 3, 32, 32).float() / 255.0, in_channels, input_size)
+    m = torch.tensor(ds.mean).view(1, -1, 1, 1)
+    sd = torch.tensor(ds.std).view(1, -1, 1, 1)
+    return replace(ds, x_val=((xv - m) / sd).contiguous(), y_val=torch.as_tensor(train_y[va].astype(np.int64)))
 
 
 # --------------------------------------------------------------------------------------------

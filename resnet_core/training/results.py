@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -85,6 +86,9 @@ class NetResult:
     time_s: float  # seconds of this net's own training steps
     warmup: bool  # whether this net warmed up
     diverged_at: int | None = None  # step at which its loss became non-finite
+    val_loss: float = float("nan")  # on the validation split, when the data has one (the recipe's 5k)
+    val_accuracy: float = float("nan")
+    warmup_until: int | None = None  # error80 warm-up: the step its training error fell below 80 %
 
 
 @dataclass
@@ -99,6 +103,12 @@ class TrainResult:
     stopped: bool
     wall_s: float
     models: dict[str, nn.Module] = field(default_factory=dict, repr=False)  # the live trained models
+    world_size: int = 1  # worker processes that trained it (torchrun)
+    global_batch: int = 0  # images per step over every worker (0: the config's batch_size)
+
+    @property
+    def effective_batch(self) -> int:
+        return self.global_batch or self.config.batch_size
 
     def net(self, label: str) -> NetResult:
         for r in self.nets:
@@ -128,11 +138,13 @@ class TrainResult:
         return [{"net": r.net, "depth": r.depth, "params": r.params, "steps": r.steps,
                  "final_loss": r.final_loss, "train_loss": r.train_loss, "train_accuracy": r.train_accuracy,
                  "heldout_loss": r.heldout_loss, "heldout_accuracy": r.heldout_accuracy, "time_s": r.time_s,
-                 "warmup": r.warmup, "diverged_at": r.diverged_at} for r in self.nets]
+                 "warmup": r.warmup, "diverged_at": r.diverged_at, "val_loss": r.val_loss,
+                 "val_accuracy": r.val_accuracy, "warmup_until": r.warmup_until} for r in self.nets]
 
     def to_dict(self) -> dict[str, Any]:
         return {"data": self.data, "device": self.device, "steps_done": self.steps_done,
                 "steps": self.config.steps, "stopped": self.stopped, "wall_s": self.wall_s,
+                "world_size": self.world_size, "effective_batch": self.effective_batch,
                 "config": asdict(self.config), "nets": [_json_safe(r) for r in self.table_rows()],
                 "specs": {r.net: r.spec.to_dict() for r in self.nets}}
 
@@ -143,7 +155,7 @@ def _json_safe(row: Mapping[str, Any]) -> dict[str, Any]:
 
 CURVE_COLUMNS = ["step", "net", "loss", "accuracy", "lr", "time_s"]
 RESULT_COLUMNS = ["net", "depth", "params", "steps", "final_loss", "train_loss", "train_accuracy", "heldout_loss",
-                  "heldout_accuracy", "time_s", "warmup", "diverged_at"]
+                  "heldout_accuracy", "time_s", "warmup", "diverged_at", "val_loss", "val_accuracy", "warmup_until"]
 
 
 def curves_csv(records: Sequence[StepRecord], evals: Sequence[EvalRecord] = ()) -> str:
@@ -181,10 +193,14 @@ def save_checkpoint(path: str | Path, model_or_state: nn.Module | Mapping[str, t
         p = p.with_name(p.name + ".pt")
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     state = {k: v.detach().to("cpu") for k, v in state.items()}
-    torch.save(state, p)
     side = p.with_suffix(".json")
-    side.write_text(json.dumps({"spec": spec.to_dict(), "meta": dict(meta or {})}, indent=2, default=str),
-                    encoding="utf-8")
+    # each file is written beside itself and renamed into place: a run killed mid-save keeps the last pair
+    tmp_pt, tmp_side = p.with_name(p.name + ".tmp"), side.with_name(side.name + ".tmp")
+    torch.save(state, tmp_pt)
+    tmp_side.write_text(json.dumps({"spec": spec.to_dict(), "meta": dict(meta or {})}, indent=2, default=str),
+                        encoding="utf-8")
+    os.replace(tmp_pt, p)
+    os.replace(tmp_side, side)
     return p, side
 
 

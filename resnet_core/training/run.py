@@ -15,6 +15,12 @@ A run can be stopped at any step boundary (`run.stop()`, a threading.Event, or a
 takes the device's slot (`device.device_slot`) for each step, so other sessions' passes interleave, and
 checks memory before it starts.
 The library never prints: progress goes to the caller through the updates.
+
+Several processes (torchrun, see distributed.py): pass `world=init_worker(...)`. Each net is wrapped in
+DistributedDataParallel; `batch_size` is per worker and the global batch of every step is batch × N,
+taken from the same seeded order on every rank (rank r trains on its r-th slice); losses and accuracies
+are averaged over the ranks, so every rank sees the same records, stops at the same step and warms up
+alike; evaluation is sharded over the ranks and summed.
 """
 
 
@@ -24,7 +30,6 @@ import collections
 import math
 import threading
 import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any, Callable, Iterator, Sequence
 
@@ -45,10 +50,12 @@ from resnet_core.training.config import (
     defaults_for,
     experiment_specs,
     lr_at,
+    offset_seed,
     resolve_net,
     weighted_depth,
 )
 from resnet_core.training.data import Dataset, load_data
+from resnet_core.training.ops import EpochOrder, _autocast, _threads, augment_batch, evaluate, evaluate_sums
 from resnet_core.training.results import EvalRecord, NetResult, Progress, StepRecord, TrainResult, Update
 
 # --------------------------------------------------------------------------------------------
@@ -63,53 +70,17 @@ def _stop_fn(should_stop: Callable[[], bool] | threading.Event | None) -> Callab
     return should_stop
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512, amp: bool = False,
-             channels_last: bool = False) -> tuple[float, float]:
-    """Mean loss and accuracy in eval mode; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
-    total_loss, correct = 0.0, 0
-    try:
-        for i in range(0, len(y), batch):
-            xb, yb = x[i:i + batch], y[i:i + batch]
-            if channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with _autocast(xb.device, amp):
-                out = model(xb)
-            total_loss += float(F.cross_entropy(out.float(), yb, reduction="sum"))
-            correct += int((out.argmax(1) == yb).sum())
-    finally:
-        model.train(was_training)
-    n = max(1, len(y))
-    return total_loss / n, correct / n
-
-
-@contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    if n is None or n == torch.get_num_threads():
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _autocast(device: torch.device, amp: bool):
-    if amp:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
 class TrainingRun:
     """Up to four nets, one data set, one batch order. Build, then `iter()` (or `run()`), then `result()`."""
 
     def __init__(self, nets: Sequence[str | ArchSpec | tuple[str, str | ArchSpec]], data: Dataset,
-                 config: TrainConfig = TrainConfig(), device: torch.device | str = "auto"):
+                 config: TrainConfig = TrainConfig(), device: torch.device | str = "auto", world=None):
         config.validate()
+        self.world = world  # distributed.World, or None for one process
+        self.nworld = world.size if world is not None else 1
+        self.rank = world.rank if world is not None else 0
+        if world is not None:
+            device = world.device
         if not nets:
             raise TrainError("choose at least one network")
         if len(nets) > MAX_NETS:
@@ -119,7 +90,9 @@ class TrainingRun:
         self.amp = cuda if config.amp is None else bool(config.amp)
         self.channels_last = cuda if config.channels_last is None else bool(config.channels_last)
         report = config.report_every if config.report_every is not None else (10 if cuda else 1)
-        self.config = replace(config, batch_size=min(config.batch_size, data.n_train), report_every=max(1, report))
+        per_rank = min(config.batch_size, max(1, data.n_train // self.nworld))
+        self.config = replace(config, batch_size=per_rank, report_every=max(1, report))
+        self.global_batch = per_rank * self.nworld  # the images of one step, over every worker
         self.data = data
         c, h, w = data.input_shape
 
@@ -148,14 +121,28 @@ class TrainingRun:
 
         self.depth = {label: weighted_depth(spec) for label, spec in self.specs.items()}
         self.params = {label: traces[label].total_params for label in self.labels}
-        self.warms = {label: self.depth[label] >= self.config.warmup_depth and self.config.warmup > 0
+        linear = self.config.warmup_mode == "linear"
+        self.warms = {label: self.depth[label] >= self.config.warmup_depth and (self.config.warmup > 0 or not linear)
                       for label in self.labels}
-        self.models: dict[str, nn.Module] = {}
+        self.warming = {label: self.warms[label] and not linear for label in self.labels}  # error80: until < 80 %
+        self.warmup_until: dict[str, int] = {}  # error80: the step at which each net left its warm-up
+        self._recent_acc: dict[str, collections.deque] = {label: collections.deque(maxlen=10) for label in self.labels}
+        self.models: dict[str, nn.Module] = {}  # the plain modules (torchvision state_dict keys)
+        self._train_models: dict[str, nn.Module] = {}  # what the steps call: the module, or its DDP wrapper
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.sync_bn = bool(config.sync_bn and world is not None and self.device.type == "cuda")
         for label, spec in self.specs.items():
             model = build_model(spec, seed=self.config.seed).to(self.device, memory_format=fmt).train()
+            if self.sync_bn:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             self.models[label] = model
+            if world is not None:
+                from torch.nn.parallel import DistributedDataParallel as DDP
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                self._train_models[label] = DDP(model, device_ids=ids)
+            else:
+                self._train_models[label] = model
             self.optimizers[label] = torch.optim.SGD(model.parameters(), lr=self.config.lr,
                                                      momentum=self.config.momentum,
                                                      weight_decay=self.config.weight_decay)
@@ -163,9 +150,9 @@ class TrainingRun:
         self.y_train = data.y_train.to(self.device)
         self.x_test = data.x_test.to(self.device)
         self.y_test = data.y_test.to(self.device)
-        self._gen = torch.Generator().manual_seed(self.config.seed)
-        self._order = torch.empty(0, dtype=torch.long)
-        self._pos = 0
+        # the data order: the same on every rank; the augmentation: seeded per rank
+        self.order = EpochOrder(data.n_train, per_rank, self.config.seed, self.nworld, self.rank)
+        self._aug_gen = torch.Generator().manual_seed(offset_seed(self.config.seed, 7919 + self.rank))
 
         self.step = 0
         self.records: list[StepRecord] = []
@@ -181,9 +168,11 @@ class TrainingRun:
         """'CPU · 1 thread' (the threads the run trains with) or 'CUDA · H100 (… free) · bf16 autocast + channels_last'."""
         if self.device.type == "cpu":
             n = self.config.threads or torch.get_num_threads()
-            return f"CPU · {n} thread{'s' if n != 1 else ''}"
-        extras = [x for x, on in (("bf16 autocast", self.amp), ("channels_last", self.channels_last)) if on]
-        return " · ".join([dev.describe(self.device), *([" + ".join(extras)] if extras else [])])
+            out = f"CPU · {n} thread{'s' if n != 1 else ''}"
+        else:
+            extras = [x for x, on in (("bf16 autocast", self.amp), ("channels_last", self.channels_last)) if on]
+            out = " · ".join([dev.describe(self.device), *([" + ".join(extras)] if extras else [])])
+        return out if self.world is None else f"{out} per worker · {self.world.describe()}"
 
     # ---- control -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -195,14 +184,9 @@ class TrainingRun:
         return self.step >= self.config.steps or self.stopped or len(self.diverged) == len(self.labels)
 
     def batch_indices(self) -> torch.Tensor:
-        """The next batch's indices: seeded permutations of the train split, the last partial batch dropped."""
-        b = self.config.batch_size
-        if self._pos + b > len(self._order):
-            self._order = torch.randperm(self.data.n_train, generator=self._gen)
-            self._pos = 0
-        idx = self._order[self._pos:self._pos + b]
-        self._pos += b
-        return idx
+        """This worker's part of the next step's batch (ops.EpochOrder: seeded permutations of the train
+        split, one per epoch, the same on every rank, the last partial batch dropped)."""
+        return self.order.next()
 
     # ---- the loop ------------------------------------------------------------------------
     def iter(self, should_stop: Callable[[], bool] | threading.Event | None = None) -> Iterator[Update]:
@@ -226,20 +210,25 @@ class TrainingRun:
             recent.append((self.step, time.perf_counter()))
             pending: list[tuple] = []  # (step, label, loss, correct, lr, time_s, cuda events): read in _update
             final_evals: list[EvalRecord] = []
+            dist_mode = self.world is not None
             try:
                 while not self.done:
-                    if stop() or self._stop.is_set():
+                    if not dist_mode and (stop() or self._stop.is_set()):
                         self.stopped = True
                         break
                     with dev.device_slot(self.device):
                         idx = self.batch_indices().to(self.device)
-                        xb = self.x_train.index_select(0, idx).contiguous(memory_format=cl)  # (B, C, H, W)
+                        xb = self.x_train.index_select(0, idx)  # (B, C, H, W)
+                        if cfg.augment:
+                            xb = augment_batch(xb, self._aug_gen)
+                        xb = xb.contiguous(memory_format=cl)
                         yb = self.y_train.index_select(0, idx)  # (B,)
                         s = self.step
+                        first_new = len(pending)
                         for label in self.labels:
                             if label in self.diverged:
                                 continue
-                            lr = lr_at(s, cfg, self.warms[label])
+                            lr = lr_at(s, cfg, self.warms[label], self.warming[label])
                             events = None
                             if cuda:  # GPU work is asynchronous: time it with events, read them at the next update
                                 events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
@@ -251,12 +240,17 @@ class TrainingRun:
                             else:
                                 self.net_time[label] += time.perf_counter() - t_net
                             pending.append((s + 1, label, loss, correct, lr, time.perf_counter() - t0, events))
+                        if dist_mode:  # average the step's losses and accuracies over the ranks; agree on stopping
+                            pending[first_new:], agreed_stop = self._reduce_step(
+                                pending[first_new:], stop() or self._stop.is_set())
                         self.step += 1
                         for label in self.labels:
                             if label not in self.diverged:
                                 self.net_steps[label] += 1
                         recent.append((self.step, time.perf_counter()))
                         evals = self._maybe_eval()
+                    if dist_mode and (self.step % cfg.report_every == 0 or self.done) and bool(agreed_stop):
+                        self.stopped = not self.step >= cfg.steps
                     if (self.step % cfg.report_every == 0 or evals) and not self.done:
                         yield self._update(pending, evals, recent, t0)
                         pending = []
@@ -266,8 +260,19 @@ class TrainingRun:
                 self.wall_s = time.perf_counter() - t0
             yield self._update(pending, final_evals, recent, t0, final=True)
 
+    def _reduce_step(self, entries: list[tuple], stop_here: bool) -> tuple[list[tuple], torch.Tensor]:
+        """One all-reduce for a step: each net's loss (averaged) and number correct (summed), and a stop
+        vote (any rank). Returns the entries with the global values, and the vote (a tensor, read later)."""
+        from resnet_core.training.distributed import all_reduce_sum
+        vals = [e[2].float().reshape(()) for e in entries] + [e[3].float().reshape(()) for e in entries]
+        vals.append(torch.tensor(1.0 if stop_here else 0.0, device=self.device))
+        t = all_reduce_sum(torch.stack(vals))
+        k = len(entries)
+        out = [(e[0], e[1], t[i] / self.nworld, t[k + i], *e[4:]) for i, e in enumerate(entries)]
+        return out, t[-1]
+
     def _train_step(self, label: str, xb: torch.Tensor, yb: torch.Tensor, lr: float):
-        model, opt = self.models[label], self.optimizers[label]
+        model, opt = self._train_models[label], self.optimizers[label]
         for g in opt.param_groups:
             g["lr"] = lr
         with _autocast(self.device, self.amp):
@@ -283,17 +288,31 @@ class TrainingRun:
         if not k or self.step % k:
             return []
         out = []
+        x, y, split = (self.data.x_val, self.data.y_val, "val") if self.data.x_val is not None \
+            else (self.x_test, self.y_test, "heldout")
+        x, y = x.to(self.device), y.to(self.device)
         for label in self.labels:
             if label in self.diverged:
                 continue
-            loss, acc = evaluate(self.models[label], self.x_test, self.y_test, self.config.eval_batch, self.amp,
-                                 self.channels_last)
-            out.append(EvalRecord(self.step, label, "heldout", loss, acc))
+            loss, acc = self._evaluate(label, x, y)
+            out.append(EvalRecord(self.step, label, split, loss, acc))
         self.evals.extend(out)
         return out
 
+    def _evaluate(self, label: str, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        """Mean loss and accuracy of one net on (x, y); sharded over the ranks when there are several."""
+        cfg = self.config
+        if self.world is None:
+            return evaluate(self.models[label], x, y, cfg.eval_batch, self.amp, self.channels_last)
+        from resnet_core.training.distributed import all_reduce_sum
+        loss, correct = evaluate_sums(self.models[label], x[self.rank::self.nworld], y[self.rank::self.nworld],
+                                      cfg.eval_batch, self.amp, self.channels_last)
+        t = all_reduce_sum(torch.tensor([loss, float(correct)], dtype=torch.float64, device=self.device))
+        n = max(1, len(y))
+        return float(t[0]) / n, float(t[1]) / n
+
     def _update(self, pending, evals, recent, t0, final: bool = False) -> Update:
-        b = self.config.batch_size
+        b = self.global_batch
         records, newly = [], []
         if pending:
             losses = torch.stack([p[2].float() for p in pending]).cpu().tolist()  # one sync for the lot
@@ -310,6 +329,12 @@ class TrainingRun:
                     newly.append(label)
                     continue
                 records.append(StepRecord(step, label, loss, correct / b, lr, t))
+                if self.warming[label]:  # error80: leave the warm-up once the last 10 batches' error < 80 %
+                    acc = self._recent_acc[label]
+                    acc.append(correct / b)
+                    if len(acc) == acc.maxlen and sum(acc) / len(acc) > 0.2:
+                        self.warming[label] = False
+                        self.warmup_until[label] = step
         self.records.extend(records)
         now = time.perf_counter()
         (s0, t_first), (s1, t_last) = recent[0], recent[-1]
@@ -342,7 +367,7 @@ class TrainingRun:
     def result(self) -> TrainResult:
         """Evaluate every net as it is now (train and held-out splits, eval mode); the models stay live."""
         cfg = self.config
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        gen = torch.Generator().manual_seed(offset_seed(cfg.seed, 1))
         n = self.data.n_train
         sub = torch.randperm(n, generator=gen)[:cfg.eval_limit] if cfg.eval_limit and n > cfg.eval_limit \
             else torch.arange(n)
@@ -354,19 +379,23 @@ class TrainingRun:
             for label in self.labels:
                 nets.append(self._net_result(label, x_tr, y_tr, x_te, y_te))
         return TrainResult(nets, list(self.records), list(self.evals), cfg, self.data.describe(),
-                           self.describe_device(), self.step, self.stopped, self.wall_s, dict(self.models))
+                           self.describe_device(), self.step, self.stopped, self.wall_s, dict(self.models),
+                           world_size=self.nworld, global_batch=self.global_batch)
 
     def _net_result(self, label, x_tr, y_tr, x_te, y_te) -> NetResult:
-        cfg = self.config
-        model = self.models[label]
+        nan = (float("nan"), float("nan"))
+        va = nan
         if label in self.diverged:
-            tr = te = (float("nan"), float("nan"))
+            tr = te = nan
         else:
-            tr = evaluate(model, x_tr, y_tr, cfg.eval_batch, self.amp, self.channels_last)
-            te = evaluate(model, x_te, y_te, cfg.eval_batch, self.amp, self.channels_last)
+            tr = self._evaluate(label, x_tr, y_tr)
+            te = self._evaluate(label, x_te, y_te)
+            if self.data.x_val is not None:
+                va = self._evaluate(label, self.data.x_val.to(self.device), self.data.y_val.to(self.device))
         return NetResult(label, self.specs[label], self.depth[label], self.params[label],
                          self.net_steps[label], self.final_loss(label), tr[0], tr[1], te[0], te[1],
-                         self.net_time[label], self.warms[label], self.diverged.get(label))
+                         self.net_time[label], self.warms[label], self.diverged.get(label),
+                         val_loss=va[0], val_accuracy=va[1], warmup_until=self.warmup_until.get(label))
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,15 +405,21 @@ class TrainingRun:
 def make_run(nets: Sequence[str | ArchSpec | tuple[str, str | ArchSpec]] | str = "degradation",
              data: str | Dataset = "digits", *, steps: int | None = None, batch_size: int | None = None,
              input_size: int | tuple[int, int] | None = None, seed: int = 0, no_bn: bool = False,
-             device: str | torch.device = "auto", **config: Any) -> TrainingRun:
+             device: str | torch.device = "auto", world=None, data_options: dict | None = None,
+             **config: Any) -> TrainingRun:
     """A ready run with this device's defaults for what is not given.
 
     `nets`: an experiment name ("degradation", "batchnorm") or up to four preset names / specs /
     (label, net) pairs. `data`: "digits", "synthetic", "cifar:PATH" or a prepared Dataset.
     `no_bn` trains every net without batch norm. Extra keywords go to TrainConfig.
+    `world` (distributed.World): this worker's place in a torchrun run; `batch_size` is then per worker.
+    `data_options` go to the data loader (e.g. val_split, max_train).
     Raises TrainError, DataError (data.py), DeviceError or MemoryGuardError (device.py), each with a message.
     """
-    d = dev.pick_device(device) if isinstance(device, str) else torch.device(device)
+    if world is not None:
+        d = world.device
+    else:
+        d = dev.pick_device(device) if isinstance(device, str) else torch.device(device)
     defaults = defaults_for(d)
     if isinstance(nets, str):
         items: list = list(experiment_specs(nets)) if nets in EXPERIMENTS else [nets]
@@ -415,9 +450,10 @@ def make_run(nets: Sequence[str | ArchSpec | tuple[str, str | ArchSpec]] | str =
         options = {}
         if data.strip().lower().startswith(("cifar:", "cifar10:")) and d.type != "cuda":
             options = {"max_train": 10_000}  # a CPU run sees a seeded fifth of CIFAR-10's train split
+        options.update(data_options or {})
         dataset = load_data(data, size, in_channels, seed=seed, **options)
     config.setdefault("lr", defaults.lr)
     config.setdefault("threads", defaults.threads)
     cfg = TrainConfig(steps=defaults.steps if steps is None else steps,
                       batch_size=defaults.batch_size if batch_size is None else batch_size, seed=seed, **config)
-    return TrainingRun(pairs, dataset, cfg, d)
+    return TrainingRun(pairs, dataset, cfg, d, world=world)

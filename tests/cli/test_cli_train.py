@@ -20,7 +20,10 @@ SMALL = ["--input-size", "8", "--batch", "16", "--threads", "1"]
 
 
 def call(capsys, *args):
-    code = main(["train", *args])
+    try:
+        code = main(["train", *args])
+    except SystemExit as e:  # argparse's own refusals (not a number, not a choice): exit 2 too
+        code = e.code
     out = capsys.readouterr()
     assert "Traceback" not in out.err
     return code, out.out, out.err
@@ -79,14 +82,28 @@ def test_no_bn_flag_and_experiment_names(capsys):
 @pytest.mark.parametrize("args, message", [
     (["--nets", "resnet20,resnet21"], "error: --nets: 'resnet21' is neither a preset nor a file"),
     (["--nets", "plain20,plain56,resnet20,resnet56,resnet32"], "at most 4 networks train side by side; --nets gave 5"),
-    (["--steps", "0"], "error: --steps must be at least 1, got 0"),
-    (["--batch", "-3"], "error: --batch must be at least 1"),
+    (["--steps", "0"], "error: --steps must be between 1 and 10,000,000, got 0"),
+    (["--steps", "1e3"], "error: argument --steps: expected an integer, got '1e3'"),
+    (["--batch", "-3"], "error: --batch must be between 1 and 65,536, got -3"),
+    (["--seed", "-1"], "error: --seed must be between 0 and 2**64-1, got -1"),
+    (["--seed", str(2**64)], "error: --seed must be between 0 and 2**64-1"),
+    (["--lr", "nan"], "error: argument --lr: expected a finite number, got 'nan'"),
+    (["--lr", "inf"], "error: argument --lr: expected a finite number, got 'inf'"),
+    (["--lr", "0"], "error: --lr must be in (0, 10], got 0.0"),
+    (["--threads", "5000"], "error: --threads must be between 1 and"),
+    (["--input-size", "100000"], "error: --input-size must be between 4 and 512"),
+    (["--nproc", "0"], "error: --nproc must be between 1 and 1,024, got 0"),
+    (["--nproc", "64"], "error: --nproc 64: this machine has"),
+    (["--nproc", "2", "--port", "80"], "error: --port must be between 1024 and 65535, got 80"),
+    (["--port", "29500"], "error: --port is for --nproc"),
+    (["--checkpoint-every", "5"], "error: --checkpoint-every needs --save-dir"),
+    (["--recipe", "he2015"], "error: argument --recipe: invalid choice"),
     (["--data", "cifar:/no/such/folder"], "error: no such folder: /no/such/folder"),
     (["--data", "imagenet"], "error: unknown data 'imagenet'; use digits, synthetic or cifar:PATH"),
     (["--nets", ""], "error: --nets is empty"),
     (["--nets", "degradation,resnet20"], "stands alone"),
     (["--csv", "/no/such/folder/x.csv"], "the folder /no/such/folder does not exist"),
-    (["--threads", "0"], "error: --threads must be at least 1"),
+    (["--threads", "0"], "error: --threads must be between 1 and"),
 ])
 def test_bad_input_exits_2_with_one_clear_line(capsys, args, message):
     code, out, err = call(capsys, *args, "--device", "cpu")
@@ -131,3 +148,87 @@ def test_ctrl_c_stops_and_prints_what_was_learned():
     assert "Traceback" not in err and "stopping after this step" in err
     assert "stopped at step" in out and "of 100000" in out
     assert any(line.startswith("resnet20") for line in out.splitlines())
+
+
+def test_the_top_seed_trains(capsys):
+    code, out, err = call(capsys, "--nets", "resnet20", "--steps", "1", "--device", "cpu", "--seed", str(2**64 - 1),
+                          "--format", "json", *SMALL)
+    assert code == 0, err
+    assert json.loads(out)["config"]["seed"] == 2**64 - 1
+
+
+def test_a_port_in_use_exits_2_with_one_line(capsys):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        code, out, err = call(capsys, "--nproc", "2", "--port", str(port), "--device", "cpu", "--steps", "1")
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: --port {port} is already in use on 127.0.0.1; choose another or leave it out"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                st = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            fields = st[st.rindex(")") + 2:].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(d))
+    return out
+
+
+def _rank(pid: int) -> int | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return next((int(e[5:]) for e in env if e.startswith(b"RANK=")), None)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_worker_ends_the_run_on_every_rank_and_keeps_the_last_checkpoint(tmp_path):
+    save = tmp_path / "ckpt"
+    p = subprocess.Popen([sys.executable, "-m", "resnet_core", "train", "--nets", "resnet20", "--steps", "100000",
+                          "--device", "cpu", "--nproc", "2", "--save-dir", str(save), "--checkpoint-every", "3",
+                          *SMALL], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    workers: list[int] = []
+    try:
+        lines = []
+        for line in p.stderr:  # the launcher's first progress line: both workers are training
+            lines.append(line)
+            if line.startswith("step "):
+                break
+        assert "effective batch 32" in "".join(lines)
+        workers = [q for q in _children(p.pid) if _rank(q) is not None]
+        assert sorted(_rank(q) for q in workers) == [0, 1]
+        os.kill(next(q for q in workers if _rank(q) == 1), signal.SIGKILL)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        for q in workers:
+            if _alive(q):
+                os.kill(q, signal.SIGKILL)
+    assert p.returncode == 1
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: worker rank 1 was killed by SIGKILL") and "the run ended on every rank" in last
+    assert not any(_alive(q) for q in workers)  # no orphan
+    meta = json.loads((save / "resnet20.json").read_text())["meta"]
+    assert meta["steps"] >= 3 and meta["steps"] % 3 == 0 and f"at step {meta['steps']}" in last
+    model, spec, _ = load_checkpoint(save / "resnet20.pt")  # the kept checkpoint is whole
+    assert spec.input_size == (8, 8)
+    assert not list(save.glob("*.tmp"))

@@ -109,7 +109,7 @@ def test_short_batchnorm_experiment_shows_batch_norm_speeds_training(digits8):
 # ------------------------------------------------------------------------------------ schedule
 
 def test_learning_rate_schedules():
-    cfg = tconfig.TrainConfig(steps=100, lr=0.2, warmup_steps=10, schedule="cosine")
+    cfg = tconfig.TrainConfig(steps=100, lr=0.2, warmup_steps=10, schedule="cosine", warmup_mode="linear")
     assert tconfig.lr_at(0, cfg, warmup=True) == pytest.approx(0.02)
     assert tconfig.lr_at(5, cfg, warmup=True) == pytest.approx(0.02 + 0.18 * 0.5)
     assert tconfig.lr_at(10, cfg, warmup=True) == pytest.approx(0.2)
@@ -124,7 +124,8 @@ def test_learning_rate_schedules():
 
 
 def test_warm_up_only_for_deep_nets(digits8):
-    r = run_of(["plain20", "plain56"], digits8, steps=6, warmup_steps=4, lr=0.1, schedule="constant").run()
+    r = run_of(["plain20", "plain56"], digits8, steps=6, warmup_steps=4, lr=0.1, schedule="constant",
+               warmup_mode="linear").run()
     assert [x.lr for x in r.records if x.net == "plain20"] == pytest.approx([0.1] * 6)
     assert [x.lr for x in r.records if x.net == "plain56"] == pytest.approx([0.01, 0.0325, 0.055, 0.0775, 0.1, 0.1])
     assert tconfig.weighted_depth(rc.get_preset("plain56")) == 56 and tconfig.weighted_depth(rc.get_preset("resnet20")) == 20
@@ -245,7 +246,7 @@ def test_checkpoint_round_trip(digits8, tmp_path):
 def test_bad_runs_are_refused_with_a_reason(digits8, monkeypatch):
     with pytest.raises(tconfig.TrainError, match="at most 4"):
         run_of(["resnet20"] * 5, digits8, steps=1)
-    with pytest.raises(tconfig.TrainError, match="steps must be at least 1"):
+    with pytest.raises(tconfig.TrainError, match="steps must be between 1 and"):
         run_of(["resnet20"], digits8, steps=0)
     broken = rc.get_preset("resnet20").with_stage(1, groups=3)
     with pytest.raises(tconfig.TrainError, match="cannot take 3×8×8 inputs"):

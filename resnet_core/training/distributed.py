@@ -1,0 +1,322 @@
+"""Training past one process: PyTorch's own torchrun + DistributedDataParallel, gloo on CPU, NCCL on CUDA.
+
+A worker is an ordinary `train` command started by torchrun (which sets RANK, WORLD_SIZE, LOCAL_RANK, ...):
+
+    world = init_worker("auto")                 # the process group; cuda:LOCAL_RANK or the CPU
+    run = make_run(..., world=world)             # each net wrapped in DistributedDataParallel
+    ...
+    shutdown()
+
+`launch` starts N such workers on this machine through torchrun's own engine (`torch.distributed.run`,
+in this process: its elastic agent watches the workers, ends every rank when one fails, and reports why).
+
+What is the same on every rank, and what is not:
+- the weights at the start (the same seed; DDP also broadcasts rank 0's at wrapping), the data order
+  (one seeded permutation per epoch, the same on every rank), and so every step's global batch: rank r
+  trains on the r-th slice of it, so N workers at batch b see exactly the batch b×N of one process;
+- the gradients (DDP averages them), so the weights stay identical on every rank;
+- batch-norm statistics are NOT shared unless SyncBatchNorm (CUDA only): each worker normalises with its
+  own b images, and the running statistics are rank 0's (DDP broadcasts its buffers at each forward);
+- the random augmentation is seeded per rank (seed + rank), so the ranks do not crop alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime
+import logging
+import os
+import signal
+import socket
+import sys
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+import torch.distributed as dist
+
+from resnet_core.errors import ExplorerError
+
+LR_SCALINGS = ("linear", "none")
+MAX_PORT = 65_535
+
+
+class DistError(ExplorerError):
+    """A distributed run that cannot start: a port in use, more workers than devices, a bad setting."""
+
+
+class WorkerFailure(ExplorerError):
+    """A distributed run that ended because a worker died or was interrupted; the message says which and why."""
+
+    def __init__(self, message: str, exit_code: int = 1, interrupted: bool = False):
+        super().__init__(message)
+        self.exit_code, self.interrupted = exit_code, interrupted
+
+
+@dataclass(frozen=True)
+class World:
+    """This worker's place in the run."""
+
+    rank: int  # 0 … size-1; rank 0 alone prints and writes
+    size: int  # the number of workers (processes) in the whole run
+    local_rank: int  # its index on this machine (its GPU when on CUDA)
+    backend: str  # "gloo" (CPU) | "nccl" (CUDA)
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def describe(self) -> str:
+        return f"{self.size} worker{'s' if self.size != 1 else ''} ({self.backend}, {self.device.type.upper()})"
+
+
+# --------------------------------------------------------------------------------------------
+# inside a worker
+# --------------------------------------------------------------------------------------------
+
+def launched_by_torchrun(env: dict | None = None) -> bool:
+    """True inside a process that torchrun started (it sets these variables for every worker)."""
+    e = os.environ if env is None else env
+    return all(k in e for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+
+
+def _env_int(name: str) -> int:
+    try:
+        return int(os.environ[name])
+    except (KeyError, ValueError):
+        raise DistError(f"torchrun's {name} is missing or not an integer") from None
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the launcher dies, even by SIGKILL (no orphan workers)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        pass
+
+
+def init_worker(device: str = "auto", timeout_s: float = 600.0) -> World:
+    """Join the process group torchrun set up: NCCL on cuda:LOCAL_RANK, or gloo on the CPU.
+
+    `timeout_s` bounds every collective: a rank that stops answering ends the others' wait with an error.
+    """
+    rank, size, local = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise DistError("CUDA was asked for, but this machine has no usable GPU; use --device cpu")
+        n = torch.cuda.device_count()
+        if local >= n:
+            raise DistError(f"worker {local} on this machine has no GPU of its own: {n} GPU(s), "
+                            f"{os.environ.get('LOCAL_WORLD_SIZE', '?')} workers per machine")
+        torch.cuda.set_device(local)
+        d, backend = torch.device("cuda", local), "nccl"
+    elif device == "cpu":
+        d, backend = torch.device("cpu"), "gloo"
+    else:
+        raise DistError(f"unknown device {device!r}; use auto, cpu or cuda")
+    _die_with_parent()
+    if not dist.is_initialized():
+        kwargs = {"device_id": d} if backend == "nccl" else {}
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
+    return World(rank, size, local, backend, d)
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over every rank, in place (and returned)."""
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def scaled_lr(lr: float, world_size: int, rule: str) -> float:
+    """The learning rate for an effective batch world_size× larger: linear (Goyal et al. 2017) or none."""
+    if rule not in LR_SCALINGS:
+        raise DistError(f"unknown learning-rate scaling {rule!r}; use linear or none")
+    return lr * world_size if rule == "linear" else lr
+
+
+def sync_bn_note(device: torch.device, asked: bool, has_bn: bool, per_rank_batch: int) -> str | None:
+    """What the run does about batch norm across workers, in one sentence (None when there is no BN)."""
+    if not has_bn:
+        return None
+    if device.type == "cuda":
+        if asked:
+            return "batch norm: SyncBatchNorm, statistics over every worker's images (the effective batch)"
+        return (f"batch norm: statistics per worker, over its {per_rank_batch} images (--sync-bn shares them); "
+                "running statistics are rank 0's")
+    return (f"batch norm: SyncBatchNorm is not available on CPU in PyTorch{' (--sync-bn ignored)' if asked else ''}, "
+            f"so each worker normalises with its own {per_rank_batch} images' statistics: noisier than one process "
+            "on the whole batch, and the running statistics kept are rank 0's")
+
+
+# --------------------------------------------------------------------------------------------
+# launching on this machine
+# --------------------------------------------------------------------------------------------
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def local_capacity(device: str) -> tuple[int, str]:
+    """How many workers this machine can give a device each: (GPUs, "GPU") on CUDA, (cores, "CPU core")."""
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return torch.cuda.device_count(), "GPU"
+    return max(1, os.cpu_count() or 1), "CPU core"
+
+
+def check_launch(nproc: int, device: str, port: int | None) -> None:
+    """DistError (one line) for a run that cannot start here: too many workers, a port in use."""
+    cap, what = local_capacity(device)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DistError("--device cuda was asked for, but this machine has no usable GPU")
+    if not 1 <= nproc <= cap:
+        raise DistError(f"--nproc {nproc}: this machine has {cap} {what}{'s' if cap != 1 else ''}; "
+                        f"use 1 to {cap} (or torchrun across machines)")
+    if port is not None:
+        if not 1024 <= port <= MAX_PORT:
+            raise DistError(f"--port must be between 1024 and {MAX_PORT}, got {port}")
+        if not port_free(port):
+            raise DistError(f"--port {port} is already in use on 127.0.0.1; choose another or leave it out")
+
+
+def torchrun_argv(worker_args: Sequence[str], nproc: int, port: int | None = None) -> list[str]:
+    """torchrun's own arguments for N workers here, rendezvous on loopback (standalone, or at `port`)."""
+    rdzv = (["--standalone"] if port is None else
+            ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", uuid.uuid4().hex,
+             "--nnodes", "1"])
+    return [*rdzv, "--nproc-per-node", str(nproc), "--max-restarts", "0", "--monitor-interval", "0.2",
+            "-m", "resnet_core", *worker_args]
+
+
+def command_line(worker_args: Sequence[str], nproc: int, nnodes: int = 1, endpoint: str | None = None) -> str:
+    """The command a user types to run the same training with torchrun (several GPUs, or machines)."""
+    import shlex
+    if nnodes > 1:
+        head = ["torchrun", "--nnodes", str(nnodes), "--nproc-per-node", str(nproc), "--rdzv-backend", "c10d",
+                "--rdzv-endpoint", endpoint or "HOST:29400", "--rdzv-id", "resnet-explorer"]
+    else:
+        head = ["torchrun", "--standalone", "--nproc-per-node", str(nproc)]
+    return " ".join(shlex.quote(a) for a in [*head, "-m", "resnet_core", *worker_args])
+
+
+@contextlib.contextmanager
+def _quiet_elastic() -> Iterator[None]:
+    """torchrun's agent logs at WARNING (and a big report on failure): the caller reports in one line."""
+    names = [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed")]
+    loggers = [logging.getLogger(n) for n in names]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR + 10)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, before):
+            lg.setLevel(lv)
+
+
+def _failure_reason(failures: dict) -> tuple[str, int, bool]:
+    """One line for torchrun's failures: which rank, killed by which signal or exited with what; the exit
+    code (130 when every worker was interrupted, else 1) and whether it was an interruption."""
+    def stopped_by_agent(f) -> bool:  # SIGTERM is how the agent ends the other ranks once one failed
+        return getattr(f, "exitcode", None) in (-signal.SIGTERM, -signal.SIGINT, 130)
+
+    items = sorted(failures.items(), key=lambda kv: (stopped_by_agent(kv[1]), getattr(kv[1], "timestamp", 0), kv[0]))
+    parts = []
+    for rank, f in items:
+        ec = getattr(f, "exitcode", None)
+        if ec is not None and ec < 0:
+            try:
+                name = signal.Signals(-ec).name
+            except ValueError:
+                name = f"signal {-ec}"
+            parts.append(f"worker rank {rank} was killed by {name}")
+        elif ec == 130:
+            parts.append(f"worker rank {rank} was interrupted")
+        else:
+            parts.append(f"worker rank {rank} exited with status {ec}")
+    interrupted = all(stopped_by_agent(f) for f in failures.values())
+    text = "; ".join(parts[:2]) + ("" if len(parts) <= 2 else f" (and {len(parts) - 2} more)")
+    return text, 130 if interrupted else 1, interrupted
+
+
+def launch(worker_args: Sequence[str], nproc: int, port: int | None = None) -> None:
+    """Run `python -m resnet_core WORKER_ARGS` on `nproc` workers here through torchrun; wait for the end.
+
+    Returns when every worker exited 0. Raises WorkerFailure (exit_code 130 if interrupted) when a worker
+    died, failed or was interrupted: torchrun's agent has then ended every other rank (SIGTERM, then
+    SIGKILL after its shutdown timeout), so no worker is left behind.
+    """
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    args = torchrun.parse_args(torchrun_argv(worker_args, nproc, port))
+    env_before = os.environ.get("OMP_NUM_THREADS")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # what torchrun would set (and warn about) for each worker
+    try:
+        with _quiet_elastic():
+            torchrun.run(args)
+    except ChildFailedError as e:
+        reason, code, interrupted = _failure_reason(e.failures)
+        raise WorkerFailure(reason, code, interrupted) from None
+    except SignalException as e:
+        sig = getattr(e, "sigval", None)
+        name = sig.name if isinstance(sig, signal.Signals) else "a signal"
+        raise WorkerFailure(f"the launcher received {name}; every worker was stopped", 130, True) from None
+    except Exception as e:  # noqa: BLE001 - a rendezvous or agent error: one line, never a traceback
+        raise WorkerFailure(f"torchrun could not run the workers: {type(e).__name__}: {e}", 1) from None
+    finally:
+        if env_before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+
+
+# --------------------------------------------------------------------------------------------
+# the train command's arguments, from settings (the launcher passes them on; the app shows them)
+# --------------------------------------------------------------------------------------------
+
+# option → its default: an option at its default is left out of the command
+TRAIN_OPTIONS: dict[str, Any] = {
+    "nets": None, "recipe": None, "data": "digits", "steps": None, "seed": 0, "batch": None, "input_size": None,
+    "lr": None, "schedule": "cosine", "threads": None, "no_bn": False, "device": "auto", "lr_scaling": "linear",
+    "sync_bn": False, "format": "table", "csv": None, "save_dir": None, "checkpoint_every": None,
+    "progress_file": None, "quiet": False,
+}
+LAUNCHER_ONLY = ("nproc", "port")
+
+
+def train_args(settings: Mapping[str, Any]) -> list[str]:
+    """`train --nets … --steps …` for these settings (argparse's dest names); defaults are left out."""
+    out = ["train"]
+    for key, default in TRAIN_OPTIONS.items():
+        value = settings.get(key, default)
+        if value is None or value == default:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            if value:
+                out.append(flag)
+        else:
+            out += [flag, str(value)]
+    return out
