@@ -31,6 +31,7 @@ def dot_nodes(dot: str) -> int:
 def drawn_nodes(page, index: int = 0) -> list[tuple[str, bool]]:
     """(label, has a visible shape) for every node of the graph on the page: from the SVG image the server
     drew (checked to have loaded in the browser), or from the browser's own SVG (st.graphviz_chart)."""
+    page.wait_for_selector('.rx-graph img, [data-testid="stGraphVizChart"] svg')
     imgs = page.locator(".rx-graph img")
     if imgs.count():
         img = imgs.nth(index)
