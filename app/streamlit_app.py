@@ -30,6 +30,7 @@ pages = [
     st.Page(PAGES / "learn.py", title="Learn", icon=":material/school:", url_path="learn"),
     st.Page(PAGES / "live.py", title="Live lab", icon=":material/biotech:", url_path="live"),
     st.Page(PAGES / "train.py", title="Training lab", icon=":material/monitoring:", url_path="train"),
+    st.Page(PAGES / "why.py", title="Why it works", icon=":material/verified:", url_path="why"),
 ]
 nav = st.navigation(pages, position="top")
 

@@ -1,0 +1,265 @@
+"""Why it works: five published results about residual networks, reproduced live and judged by their numbers."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from app import experiments_session as xs
+from app import ui
+from app.charts import experiments as charts
+from resnet_core.experiments import erf, landscape, lesion, shatter, signal
+from resnet_core.experiments.common import ExperimentError, rows_csv
+from resnet_core.experiments.trained import PairSettings, pair_from_models, train_pair, twin_of
+from resnet_core.text import md
+
+MODULES = {"lesion": lesion, "shatter": shatter, "erf": erf, "landscape": landscape, "signal": signal}
+LABELS = {"signal": "Signal propagation", "shatter": "Shattered gradients", "erf": "Receptive field",
+          "lesion": "Lesion study", "landscape": "Loss landscape"}
+ORDER = ["lesion", "shatter", "erf", "landscape", "signal"]
+PAIR_NETS = ["resnet20", "resnet32", "resnet44", "resnet56"]
+
+job = xs.current()
+xs.touch()
+xs.collect()
+busy = job is not None and job.running
+
+st.title("Why it works")
+st.caption("Five published results about residual networks, reproduced here in seconds to a couple of minutes on "
+           "a CPU. Each shows the paper's claim, the measurement, and a verdict computed from the numbers — "
+           "reproduced or not, with the numbers that decide it.")
+
+name = st.segmented_control("Experiment", ORDER, default="lesion", key="why.experiment", required=True,
+                            format_func=LABELS.get, persist_state="session")
+module = MODULES[name]
+paper = module.PAPER
+st.markdown(f"#### {module.TITLE}\n> **The paper's claim.** {paper.claim}  \n"
+            f"> — {paper.citation} · [read it]({paper.url})")
+
+
+# ------------------------------------------------------------------------------------------- settings
+
+def pair_settings(prefix: str) -> tuple[PairSettings, str]:
+    c = st.columns([2, 2, 1, 1, 1])
+    net = c[0].selectbox("Residual net (its plain twin trains beside it)", PAIR_NETS, key=f"{prefix}.net",
+                         disabled=busy)
+    from_lab = xs.training_lab_pair(net)
+    sources = (["lab"] if from_lab else []) + ["here"]
+    source = c[1].radio("Trained networks", sources, key=f"{prefix}.source", disabled=busy, horizontal=False,
+                        format_func={"lab": f"from the Training lab ({net} + {twin_of(net)})",
+                                     "here": "train the pair here"}.get)
+    steps = c[2].number_input("Steps", 1, 20_000, 800, key=f"{prefix}.steps", disabled=busy or source == "lab")
+    size = c[3].number_input("Input size", 8, 32, 16, key=f"{prefix}.size", disabled=busy or source == "lab")
+    seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}.seed", disabled=busy)
+    if not from_lab:
+        st.caption(f"No finished Training lab run holds {net} and {twin_of(net)}; the pair trains here on the digits "
+                   f"({int(steps)} steps: about {'a minute' if net == 'resnet20' else 'a few minutes'} on a 2-core CPU) "
+                   "and is kept for this session, so the lesion study and the landscape share it.")
+    return PairSettings(residual=net, steps=int(steps), input_size=int(size), seed=int(seed)), source
+
+
+def get_pair(ps: PairSettings, source: str, stop, progress):
+    if source == "lab":
+        found = xs.training_lab_pair(ps.residual)
+        if found is None:
+            raise ExperimentError("the Training lab's run is gone; choose 'train the pair here'")
+        rl, pl, result, data = found
+        rn, pn = result.net(rl), result.net(pl)
+        pair = pair_from_models((rl, result.models[rl], rn.spec), (pl, result.models[pl], pn.spec), data,
+                                f"from the Training lab: {result.steps_done} steps, {result.data}")
+        pair.heldout = {rl: rn.heldout_accuracy, pl: pn.heldout_accuracy}
+        return pair
+    cached = pairs.get(repr(ps))
+    if cached is not None:
+        return cached
+    pair = train_pair(ps, stop, progress)
+    if pair.stopped:
+        raise ExperimentError(f"training stopped at step {pair.info.get('steps')}; press Run to train again")
+    pairs[repr(ps)] = pair
+    return pair
+
+
+pairs = xs.pairs()  # the dict itself: the background thread adds to it
+builder = ui.current_spec()
+with st.container(border=True):
+    if name == "signal":
+        c = st.columns([3, 1, 1])
+        which = c[0].radio("Network", ["reference", "builder"], key="why.signal.net", horizontal=True, disabled=busy,
+                           format_func={"reference": "16-block pre-activation CIFAR net (the acceptance)",
+                                        "builder": f"the builder's network ({md(builder.name)})"}.get)
+        batch = c[1].number_input("Batch", 2, 256, 32, key="why.signal.batch", disabled=busy)
+        seed = c[2].number_input("Seed", 0, 2**31 - 1, 0, key="why.signal.seed", disabled=busy)
+        settings = signal.SignalSettings(spec=builder if which == "builder" else None, batch=int(batch), seed=int(seed))
+        key = repr(settings)
+
+        def work(stop, progress, settings=settings):
+            return signal.run(settings, stop, progress)
+    elif name == "shatter":
+        c = st.columns([1, 1, 1, 1, 1])
+        width = c[0].number_input("Width", 8, 512, 200, key="why.shatter.width", disabled=busy)
+        depth = c[1].number_input("Largest depth", 2, 100, 50, key="why.shatter.depth", disabled=busy)
+        seeds = c[2].number_input("Seeds", 1, 30, 10, key="why.shatter.seeds", disabled=busy)
+        bn = c[3].toggle("Batch norm", True, key="why.shatter.bn", disabled=busy)
+        bias = c[4].toggle("Biases", True, key="why.shatter.bias", disabled=busy)
+        depths = tuple(sorted({d for d in (1, 2, 5, 10, 20, 30, 50, 75, 100) if d < depth} | {int(depth)}))
+        settings = shatter.ShatterSettings(width=int(width), depths=depths, seeds=int(seeds), bn=bn, bias=bias)
+        key = repr(settings)
+        if not bn and not bias:
+            st.caption("Batch norm and biases both off: the trap. Such a net is positively homogeneous — watch the "
+                       "gradient along the line take only two values.")
+
+        def work(stop, progress, settings=settings):
+            return shatter.run(settings, stop, progress)
+    elif name == "erf":
+        c = st.columns([2, 1, 1, 2])
+        channels = c[0].number_input("Channels of the stacks", 1, 64, 16, key="why.erf.channels", disabled=busy)
+        seeds = c[1].number_input("Networks per depth", 1, 16, 4, key="why.erf.seeds", disabled=busy)
+        seed = c[2].number_input("Seed", 0, 2**31 - 1, 0, key="why.erf.seed", disabled=busy)
+        with_net = c[3].toggle(f"Also the builder's network ({md(builder.name)})", True, key="why.erf.builder", disabled=busy)
+        settings = erf.ErfSettings(channels=int(channels), seeds=int(seeds), seed=int(seed))
+        spec = builder if with_net else None
+        key = repr((settings, spec))
+
+        def work(stop, progress, settings=settings, spec=spec):
+            return erf.run(settings, stop, progress, spec=spec)
+    elif name == "lesion":
+        ps, source = pair_settings("why.pair")
+        draws = st.columns(5)[0].number_input("Random draws per k", 1, 50, 5, key="why.lesion.draws", disabled=busy)
+        settings = lesion.LesionSettings(pair=ps, draws=int(draws), seed=ps.seed)
+        key = repr((settings, source))
+
+        def work(stop, progress, settings=settings, ps=ps, source=source):
+            pair = get_pair(ps, source, stop, lambda f, t: progress(0.8 * f, t))
+            return lesion.run(settings, pair, stop, progress)
+    else:
+        ps, source = pair_settings("why.pair")
+        c = st.columns(3)
+        side = c[0].number_input("2-D grid side", 3, 21, 9, step=2, key="why.land.side", disabled=busy)
+        images = c[1].number_input("Training images for the loss", 16, 2000, 256, key="why.land.images", disabled=busy)
+        dseed = c[2].number_input("Direction seed", 0, 2**31 - 1, 0, key="why.land.seed", disabled=busy)
+        settings = landscape.LandscapeSettings(pair=ps, points_2d=int(side), images=int(images), seed=int(dseed))
+        key = repr((settings, source))
+
+        def work(stop, progress, settings=settings, ps=ps, source=source):
+            pair = get_pair(ps, source, stop, lambda f, t: progress(0.6 * f, t))
+            return landscape.run(settings, pair, stop, progress)
+
+    b1, b2, _ = st.columns([1, 1, 4])
+    run_clicked = b1.button("Run", type="primary", icon=":material/play_arrow:", key="why.run", disabled=busy,
+                            width="stretch")
+    stop_clicked = b2.button("Stop", icon=":material/stop:", key="why.stop", disabled=not busy, width="stretch",
+                             help="Stops at the next step; what was measured so far is shown.")
+
+if stop_clicked and job is not None:
+    job.stop()
+if run_clicked:
+    xs.start(name, key, work)
+    st.rerun()
+
+
+@st.fragment(run_every=1.0 if busy else None)
+def progress_view() -> None:
+    j = xs.current()
+    if j is None or not (j.running or (j.finished and st.session_state.get("why.shown") is not j)):
+        return
+    xs.touch()
+    st.progress(j.fraction, text=f"{LABELS[j.name]}: {j.text}")
+    if j.finished and st.session_state.get("why.shown") is not j:
+        st.session_state["why.shown"] = j
+        st.rerun()
+
+
+progress_view()
+if job is not None and job.finished and job.error and job.name == name:
+    st.error(f"The experiment could not finish: {job.error}", icon=":material/dangerous:")
+
+result = xs.result_for(name, key)
+shown_other = False
+if result is None and not busy:
+    result = xs.latest(name)
+    shown_other = result is not None
+if result is None:
+    if not busy:
+        st.info("Set the experiment up and press **Run**.", icon=":material/touch_app:")
+    st.stop()
+
+# ------------------------------------------------------------------------------------------- the result
+
+if shown_other:
+    st.caption("Showing the last run of this experiment; its settings differ from the ones above (press Run).")
+v = result.verdict
+checks = "\n".join(f"- {':material/check:' if ok else ':material/close:'} {text}" for text, ok in v.checks)
+head = "Reproduced" if v.reproduced else "Not reproduced"
+text = f"**{head}.** Acceptance: {v.claim}.\n\n{checks}"
+if result.stopped:
+    st.warning("**Stopped early** — the verdict is computed from what was measured so far.\n\n" + text,
+               icon=":material/pause_circle:")
+elif v.reproduced:
+    st.success(text, icon=":material/check_circle:")
+else:
+    st.error(text, icon=":material/cancel:")
+
+t = result.tables
+s = result.settings
+if name == "signal":
+    left, right = st.columns(2)
+    left.altair_chart(charts.signal_variance(t["stream"]), width="stretch")
+    right.altair_chart(charts.signal_parts(t["stream"], "BN + skips"), width="stretch")
+    main = pd.DataFrame(t["stream"]).pivot(index="block", columns="variant", values="variance").reset_index()
+    main["ℓ + 1"] = main["block"] + 1
+elif name == "shatter":
+    left, right = st.columns([3, 2])
+    left.altair_chart(charts.shatter_depth(t["autocorrelation"], shatter.toggle_label(s["bn"], s["bias"])),
+                      width="stretch")
+    right.altair_chart(charts.shatter_toggles(t["autocorrelation"]), width="content")
+    st.altair_chart(charts.shatter_gradients(t["gradients"]), width="content")
+    main = pd.DataFrame(t["autocorrelation"])[["toggles", "arch", "depth", "autocorrelation", "sd", "seeds"]]
+elif name == "erf":
+    left, right = st.columns(2)
+    left.altair_chart(charts.erf_growth(t["stacks"]), width="stretch")
+    right.altair_chart(charts.erf_vs_rf(t["stacks"]), width="stretch")
+    labels = list(dict.fromkeys(r["map"] for r in t["maps"]))
+    stacks = [m for m in labels if m.startswith(("plain,", "residual,"))]
+    cols = st.columns([1] * len(stacks) + ([1] if len(stacks) < len(labels) else []))
+    radius = max(s["depths"])  # the largest stack's input: ±n pixels around the centre
+    for col, label in zip(cols, stacks):
+        col.altair_chart(charts.erf_map(t["maps"], label, radius=radius), width="content")
+    if len(stacks) < len(labels):
+        cols[-1].altair_chart(charts.erf_map(t["maps"], labels[-1]), width="content")
+    st.caption("|∂y_centre/∂x| over the input (bright: strong), each map scaled to its own maximum. The stacks' maps "
+               f"share one frame of ±{radius} input pixels; each stack's input is exactly its theoretical receptive "
+               "field, so a map's coloured square is that field (grey: outside it)"
+               + (f"; the builder's network is drawn at its own scale ({t['network'][0]['input'][1]} pixels wide)."
+                  if "network" in t else "."))
+    main = pd.DataFrame(t["stacks"])
+    if "network" in t:
+        st.dataframe(pd.DataFrame(t["network"]), hide_index=True)
+elif name == "lesion":
+    names = dict(zip(("residual", "plain"), s["networks"]))
+    left, right = st.columns([3, 2])
+    left.altair_chart(charts.lesion_single(t["single"], t["baseline"], names), width="stretch")
+    right.altair_chart(charts.path_histogram(t["paths"]), width="stretch")
+    st.altair_chart(charts.lesion_random(t["random"], names), width="stretch")
+    main = pd.DataFrame(t["single"]).rename(columns=names)
+else:
+    nets = s["networks"]
+    left, right = st.columns([2, 3])
+    left.altair_chart(charts.landscape_1d(t["slice_1d"]), width="stretch")
+    right.altair_chart(charts.landscape_pair(t["slice_2d"], nets), width="content")
+    main = pd.DataFrame(t["summary"])
+
+st.dataframe(main.round(4), hide_index=True)
+for line in result.findings:
+    st.markdown("- " + line.replace("$", "\\$"))
+with st.expander("Why this happens — for students", expanded=True):
+    st.markdown(result.explanation.replace("$", "\\$"))
+with st.expander("Settings of this run"):
+    st.json(json.loads(result.to_json())["settings"])
+st.caption(f"Measured in {result.seconds:.1f} s.")
+
+d = st.columns(len(t) + 1)
+d[0].download_button("⬇ Everything (JSON)", result.to_json(), f"{name}.json", "application/json", key="why.dl.json",
+                     width="stretch")
+for col, table in zip(d[1:], t):
+    col.download_button(f"⬇ {table} (CSV)", rows_csv(t[table]), f"{name}_{table}.csv", "text/csv",
+                        key=f"why.dl.{table}", width="stretch")

@@ -1,0 +1,240 @@
+"""Charts of the Why it works page, one function per measurement, from an ExperimentResult's tables."""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import pandas as pd
+
+from app.charts import PALETTE
+
+RES, PLAIN = PALETTE[2], PALETTE[1]  # residual green, plain red — the same in every chart of the page
+ROLE_SCALE = alt.Scale(domain=["residual", "plain"], range=[RES, PLAIN])
+FONT = {"labelFontSize": 13, "titleFontSize": 14}
+
+
+def _cfg(chart):
+    return chart.configure_axis(**FONT).configure_legend(labelFontSize=13, titleFontSize=13).configure_title(fontSize=15)
+
+
+# ------------------------------------------------------------------------------------------- signal
+
+def signal_variance(rows: list[dict]) -> alt.Chart:
+    df = pd.DataFrame(rows)
+    order = list(dict.fromkeys(df["variant"]))
+    colors = alt.Scale(domain=order, range=[RES, PALETTE[0], PALETTE[3], PLAIN][:len(order)])
+    lines = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
+        x=alt.X("block:Q", title="after block ℓ (0: entering block 1)", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("variance:Q", title="variance of the residual stream (log)", scale=alt.Scale(type="log")),
+        color=alt.Color("variant:N", scale=colors, legend=alt.Legend(orient="bottom", title=None, labelLimit=0)),
+        tooltip=["variant", "block", alt.Tooltip("variance:Q", format=".3g"),
+                 alt.Tooltip("channel_variance:Q", format=".3g"), alt.Tooltip("squared_channel_mean:Q", format=".3g")])
+    ref = pd.DataFrame({"block": sorted(set(df["block"]))})
+    ref["l_plus_1"] = ref["block"] + 1
+    guide = alt.Chart(ref).mark_line(strokeDash=[6, 4], color="black", strokeWidth=1.5).encode(
+        x="block:Q", y="l_plus_1:Q", tooltip=[alt.Tooltip("l_plus_1:Q", title="ℓ + 1")])
+    return _cfg(alt.layer(lines, guide).properties(height=340, title="Variance of the stream (dashed: ℓ + 1)"))
+
+
+def signal_parts(rows: list[dict], variant: str) -> alt.Chart:
+    df = pd.DataFrame([r for r in rows if r["variant"] == variant])
+    long = df.melt(id_vars=["block"], value_vars=["channel_variance", "squared_channel_mean"], var_name="part",
+                   value_name="value")
+    long["part"] = long["part"].map({"channel_variance": "average channel variance",
+                                     "squared_channel_mean": "average squared channel mean"})
+    return _cfg(alt.Chart(long).mark_area(opacity=0.8).encode(
+        x=alt.X("block:Q", title="after block ℓ", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("value:Q", stack=True, title="variance, split in two"),
+        color=alt.Color("part:N", scale=alt.Scale(range=[PALETTE[0], PALETTE[3]]),
+                        legend=alt.Legend(orient="bottom", title=None, labelLimit=0)),
+        tooltip=["block", "part", alt.Tooltip("value:Q", format=".3g")],
+    ).properties(height=340, title=f"{variant}: within the channels and in their means"))
+
+
+# ------------------------------------------------------------------------------------------- shatter
+
+def shatter_depth(rows: list[dict], toggles: str) -> alt.Chart:
+    df = pd.DataFrame([r for r in rows if r["toggles"] == toggles])
+    df["low"] = df["autocorrelation"] - df["sd"]
+    df["high"] = df["autocorrelation"] + df["sd"]
+    enc_x = alt.X("depth:Q", title="depth (layers or blocks)")
+    band = alt.Chart(df).mark_area(opacity=0.18).encode(
+        x=enc_x, y="low:Q", y2="high:Q",
+        color=alt.Color("arch:N", scale=alt.Scale(domain=["residual", "feed-forward"], range=[RES, PLAIN]), legend=None))
+    line = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
+        x=enc_x, y=alt.Y("autocorrelation:Q", title="lag-1 autocorrelation of dy/dx", scale=alt.Scale(domain=[-0.2, 1])),
+        color=alt.Color("arch:N", scale=alt.Scale(domain=["residual", "feed-forward"], range=[RES, PLAIN]),
+                        legend=alt.Legend(orient="bottom", title=None, labelLimit=0)),
+        tooltip=["arch", "depth", alt.Tooltip("autocorrelation:Q", format=".3f"), alt.Tooltip("sd:Q", format=".3f"),
+                 "seeds"])
+    zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="gray", strokeDash=[4, 4]).encode(y="y:Q")
+    return _cfg(alt.layer(band, line, zero).properties(height=320, title=f"Correlation against depth ({toggles})"))
+
+
+def shatter_gradients(rows: list[dict]) -> alt.Chart:
+    df = pd.DataFrame(rows)
+    return _cfg(alt.Chart(df).mark_line(strokeWidth=1.2).encode(
+        x=alt.X("x:Q", title="input x along the line"),
+        y=alt.Y("gradient_scaled:Q", title="dy/dx, scaled"),
+        color=alt.Color("arch:N", scale=alt.Scale(domain=["residual", "feed-forward"], range=[RES, PLAIN]),
+                        legend=None),
+        row=alt.Row("arch:N", title=None, header=alt.Header(labelFontSize=14)),
+        tooltip=["arch", alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("gradient:Q", format=".3g")],
+    ).properties(height=130, width=520, title=f"The gradient along the line at depth {df['depth'].iloc[0]}"))
+
+
+def shatter_toggles(rows: list[dict]) -> alt.Chart:
+    depth = max(r["depth"] for r in rows)
+    df = pd.DataFrame([r for r in rows if r["depth"] == depth])
+    return _cfg(alt.Chart(df).mark_bar().encode(
+        x=alt.X("autocorrelation:Q", title=f"autocorrelation at depth {depth}", scale=alt.Scale(domain=[-0.2, 1])),
+        y=alt.Y("arch:N", title=None),
+        color=alt.Color("arch:N", scale=alt.Scale(domain=["residual", "feed-forward"], range=[RES, PLAIN]), legend=None),
+        row=alt.Row("toggles:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontSize=13)),
+        tooltip=["toggles", "arch", alt.Tooltip("autocorrelation:Q", format=".3f"), "seeds"],
+    ).properties(height=46, width=240, title="Every toggle setting at full depth"))
+
+
+# ------------------------------------------------------------------------------------------- erf
+
+def erf_growth(rows: list[dict]) -> alt.Chart:
+    df = pd.DataFrame(rows)
+    df["role"] = df["stack"]
+    line = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
+        x=alt.X("layers:Q", title="conv layers n", scale=alt.Scale(type="sqrt")),
+        y=alt.Y("erf_std:Q", title="ERF σ (pixels)"),
+        color=alt.Color("role:N", scale=ROLE_SCALE, legend=alt.Legend(orient="bottom", title=None, labelLimit=0)),
+        tooltip=["stack", "layers", alt.Tooltip("erf_std:Q", format=".2f"), alt.Tooltip("std_over_sqrt_n:Q", format=".3f"),
+                 "theoretical_rf"])
+    plain = df[df["stack"] == "plain"]
+    k = float((plain["std_over_sqrt_n"]).mean()) if len(plain) else 1.0
+    ns = sorted(set(df["layers"]))
+    fit = pd.DataFrame({"layers": ns, "fit": [k * math.sqrt(n) for n in ns]})
+    guide = alt.Chart(fit).mark_line(strokeDash=[6, 4], color="black").encode(x="layers:Q", y="fit:Q")
+    return _cfg(alt.layer(line, guide).properties(height=300, title=f"ERF σ against depth (dashed: {k:.2f}·√n)"))
+
+
+def erf_vs_rf(rows: list[dict]) -> alt.Chart:
+    df = pd.DataFrame(rows)
+    plain = df[df["stack"] == "plain"].copy()
+    long = pd.concat([plain.assign(what="theoretical RF 2n+1", pixels=plain["theoretical_rf"]),
+                      df.assign(what=df["stack"] + " ERF ±2σ", pixels=4 * df["erf_std"])])
+    return _cfg(alt.Chart(long).mark_line(point=True, strokeWidth=2.5).encode(
+        x=alt.X("layers:Q", title="conv layers n"), y=alt.Y("pixels:Q", title="width in pixels"),
+        color=alt.Color("what:N", scale=alt.Scale(range=["#555555", PLAIN, RES],
+                                                  domain=["theoretical RF 2n+1", "plain ERF ±2σ",
+                                                          "residual ERF ±2σ"]),
+                        legend=alt.Legend(orient="bottom", direction="horizontal", title=None, labelLimit=0)),
+        tooltip=["what", "layers", alt.Tooltip("pixels:Q", format=".1f")],
+    ).properties(height=300, title="Effective against theoretical receptive field"))
+
+
+def erf_map(rows: list[dict], label: str, radius: int | None = None) -> alt.Chart:
+    """The map as a heat map. With `radius`, on a common frame of ±radius input pixels around the centre, so
+    maps of different sizes compare at one scale (the map's own square is its input: for the stacks, exactly
+    the theoretical receptive field)."""
+    df = pd.DataFrame([r for r in rows if r["map"] == label])
+    r = int(max(df["row"].abs().max(), df["col"].abs().max())) if radius is None else radius
+    df["x0"], df["x1"] = df["col"] - 0.5, df["col"] + 0.5
+    df["y0"], df["y1"] = df["row"] - 0.5, df["row"] + 0.5
+    dom = alt.Scale(domain=[-r - 0.5, r + 0.5], nice=False, zero=False)
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("x0:Q", scale=dom, axis=None), x2="x1:Q",
+        y=alt.Y("y0:Q", scale=dom, axis=None), y2="y1:Q",
+        color=alt.Color("relative:Q", scale=alt.Scale(scheme="inferno", domain=[0, 1]), legend=None),
+        tooltip=["row", "col", alt.Tooltip("value:Q", format=".2e")],
+    ).properties(width=160, height=160, title=label).configure_view(fill="#eeeeee", strokeWidth=0)
+
+
+# ------------------------------------------------------------------------------------------- lesion
+
+def lesion_single(rows: list[dict], baseline: list[dict], labels: dict[str, str]) -> alt.Chart:
+    df = pd.DataFrame(rows).melt(id_vars=["index", "block", "downsampling"], value_vars=["residual", "plain"],
+                                 var_name="role", value_name="accuracy")
+    df["network"] = df["role"].map(labels)
+    enc_x = alt.X("block:N", sort=list(dict.fromkeys(r["block"] for r in rows)), title="deleted block",
+                  axis=alt.Axis(labelAngle=-40))
+    points = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=90, filled=True), strokeWidth=2.5).encode(
+        x=enc_x, y=alt.Y("accuracy:Q", title="held-out accuracy", scale=alt.Scale(domain=[0, 1]),
+                         axis=alt.Axis(format="%")),
+        color=alt.Color("role:N", scale=ROLE_SCALE, legend=alt.Legend(orient="bottom", title=None,
+                                                                       labelExpr=_label_expr(labels))),
+        tooltip=["network", "block", alt.Tooltip("accuracy:Q", format=".1%"), "downsampling"])
+    base = pd.DataFrame(baseline)
+    rules = alt.Chart(base).mark_rule(strokeDash=[6, 4], strokeWidth=1.5).encode(
+        y="accuracy:Q", color=alt.Color("net:N", scale=ROLE_SCALE, legend=None),
+        tooltip=[alt.Tooltip("accuracy:Q", format=".1%", title="nothing deleted"), "net"])
+    return _cfg(alt.layer(rules, points).properties(height=330, title="Delete one block (dashed: nothing deleted)"))
+
+
+def _label_expr(labels: dict[str, str]) -> str:
+    parts = [f"datum.label == '{k}' ? '{v.replace(chr(39), '')}'" for k, v in labels.items()]
+    return " : ".join(parts) + " : datum.label"
+
+
+def lesion_random(rows: list[dict], labels: dict[str, str]) -> alt.Chart:
+    df = pd.DataFrame(rows)
+    df["network"] = df["net"].map(labels)
+    enc_x = alt.X("k:Q", title="blocks deleted at random", axis=alt.Axis(tickMinStep=1))
+    band = alt.Chart(df).mark_area(opacity=0.18).encode(x=enc_x, y="min:Q", y2="max:Q",
+                                                        color=alt.Color("net:N", scale=ROLE_SCALE, legend=None))
+    line = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
+        x=enc_x, y=alt.Y("mean:Q", title="held-out accuracy (mean, band: min–max)", scale=alt.Scale(domain=[0, 1]),
+                         axis=alt.Axis(format="%")),
+        color=alt.Color("net:N", scale=ROLE_SCALE, legend=None),
+        tooltip=["network", "k", alt.Tooltip("mean:Q", format=".1%"), alt.Tooltip("min:Q", format=".1%"),
+                 alt.Tooltip("max:Q", format=".1%"), "draws"])
+    return _cfg(alt.layer(band, line).properties(height=300, title="Delete k blocks at random"))
+
+
+def path_histogram(rows: list[dict]) -> alt.Chart:
+    df = pd.DataFrame(rows)
+    n = int(df["length"].max())
+    return _cfg(alt.Chart(df).mark_bar(color=RES).encode(
+        x=alt.X("length:O", title="path length (blocks whose branch the path takes)", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("paths:Q", title="number of paths"),
+        tooltip=["length", alt.Tooltip("paths:Q", format=","), alt.Tooltip("fraction:Q", format=".1%")],
+    ).properties(height=300, title=f"The 2^{n} = {2 ** n:,} paths by length: Binomial({n}, ½)"))
+
+
+# ------------------------------------------------------------------------------------------- landscape
+
+def landscape_1d(rows: list[dict]) -> alt.Chart:
+    df = pd.DataFrame(rows)
+    return _cfg(alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
+        x=alt.X("alpha:Q", title="α (filter-normalised distance along δ)"),
+        y=alt.Y("loss:Q", title="training loss (log)", scale=alt.Scale(type="log")),
+        color=alt.Color("role:N", scale=ROLE_SCALE, legend=alt.Legend(orient="bottom", title=None, labelLimit=0)),
+        tooltip=["net", alt.Tooltip("alpha:Q", format=".2f"), alt.Tooltip("loss:Q", format=".4g")],
+    ).properties(height=320, title="1-D slice"))
+
+
+def landscape_2d(rows: list[dict], net: str, levels: list[float]) -> alt.Chart:
+    """Filled contours: the loss on the grid, coloured by which of the shared log-spaced levels it is in."""
+    df = pd.DataFrame([r for r in rows if r["net"] == net])
+    df["log10 loss"] = df["loss"].clip(lower=1e-12).map(math.log10)
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("alpha:O", title="α", axis=alt.Axis(format=".2f", labelAngle=0, labelOverlap=True)),
+        y=alt.Y("beta:O", title="β", sort="descending", axis=alt.Axis(format=".2f", labelOverlap=True)),
+        color=alt.Color("log10 loss:Q", scale=alt.Scale(type="threshold", domain=levels, scheme="viridis"),
+                        legend=alt.Legend(title="log₁₀ loss", orient="right")),
+        tooltip=[alt.Tooltip("alpha:Q", format=".2f"), alt.Tooltip("beta:Q", format=".2f"),
+                 alt.Tooltip("loss:Q", format=".4g")],
+    ).properties(width=300, height=300, title=net)
+
+
+def contour_levels(rows: list[dict], count: int = 9) -> list[float]:
+    """Log-spaced thresholds shared by both 2-D charts, so one colour means one loss in both."""
+    values = [math.log10(max(r["loss"], 1e-12)) for r in rows if math.isfinite(r["loss"])]
+    if not values:
+        return [0.0]
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        return [lo]
+    return [lo + (hi - lo) * i / count for i in range(1, count)]
+
+
+def landscape_pair(rows: list[dict], nets: list[str]) -> alt.HConcatChart:
+    levels = contour_levels(rows)
+    return _cfg(alt.hconcat(*[landscape_2d(rows, n, levels) for n in nets]).resolve_scale(color="shared"))
