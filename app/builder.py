@@ -9,6 +9,7 @@ from app import state
 from app.state import BOUNDS, EXPANSIONS, P, stage_key
 from resnet_core.structure.presets import preset_info
 from resnet_core.structure.spec import ACTIVATIONS, BLOCK_TYPES, INITS, SHORTCUT_HELP, STEM_TYPES, ArchSpec
+from resnet_core.text import md
 
 BLOCK_LABELS = {"basic": "basic (3×3, 3×3)", "bottleneck": "bottleneck (1×1, 3×3, 1×1)",
                 "preact_basic": "pre-activation basic", "preact_bottleneck": "pre-activation bottleneck"}
@@ -53,7 +54,7 @@ def _presets_select() -> None:
     if name is not None:
         st.caption(preset_info(name).summary)
     else:
-        st.caption(f"A custom network, loaded from {ss.get(P + 'source', 'elsewhere')}.")
+        st.caption(f"A custom network, loaded from {md(ss.get(P + 'source', 'elsewhere'))}.")
 
 
 def _stage_editor(i: int, n: int, spec: ArchSpec) -> None:
@@ -98,7 +99,7 @@ def sidebar() -> ArchSpec:
                            "is called '… (edited)' until you name it.")
         loaded = ss.get(P + "loaded")
         if loaded is not None and spec != loaded:
-            st.caption(f"✎ edited from **{ss.get(P + 'source')}**")
+            st.caption(f"✎ edited from **{md(ss.get(P + 'source'))}**")  # a name from a file: text
 
         st.toggle("Skip connections", key=P + "skip",
                   help="Off: the paper's plain net — the same layers with no shortcut at all.")

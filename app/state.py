@@ -17,6 +17,7 @@ import resnet_core as rc
 from resnet_core.structure import spec as rspec
 from resnet_core.structure.presets import DEFAULT_PRESET, is_preset, matching_preset
 from resnet_core.structure.spec import ArchSpec, SpecError, Stage, Stem, from_url_token, to_url_token
+from resnet_core.text import md, plain
 
 P = "net."  # prefix of every builder key
 
@@ -39,6 +40,8 @@ BOUNDS = {
 }
 
 EXPANSIONS = ["auto", 1, 2, 4, 8]
+MAX_STAGES = 16  # stages the builder draws (ResNets have 3 or 4); each is a row of widgets
+MAX_TOTAL_BLOCKS = 4_000  # blocks in all stages together (resnet1202 has 600): every table and graph stays quick
 
 
 def stage_key(i: int, field: str) -> str:
@@ -48,6 +51,14 @@ def stage_key(i: int, field: str) -> str:
 def check_bounds(spec: ArchSpec) -> list[str]:
     """Why the builder's widgets cannot show `spec` (empty when they can)."""
     problems = []
+    if len(spec.stages) > MAX_STAGES:  # counted first: nothing below loops over thousands of stages
+        return [f"the network has {len(spec.stages):,} stages; the builder shows at most {MAX_STAGES}"]
+    total = sum(max(0, s.blocks) for s in spec.stages)
+    if total > MAX_TOTAL_BLOCKS:
+        problems.append(f"the stages hold {total:,} blocks in all; the builder takes at most {MAX_TOTAL_BLOCKS:,}")
+    name_problem = rspec.check_name(spec.name)
+    if name_problem:
+        problems.append(name_problem)
 
     def check(label: str, key: str, value: int) -> None:
         b = BOUNDS[key]
@@ -211,7 +222,7 @@ def init_session() -> None:
             spec = from_url_token(qp["spec"])
         elif "net" in qp:
             if not is_preset(qp["net"]):
-                raise SpecError(f"the link names a preset '{qp['net']}' that does not exist")
+                raise SpecError(f"the link names a preset '{plain(qp['net'], 60)}' that does not exist")
             spec = rc.get_preset(qp["net"])
     except SpecError as e:
         message = f"This link's network could not be read ({e}). Showing {DEFAULT_PRESET} instead."
@@ -221,7 +232,7 @@ def init_session() -> None:
         message = (f"This link's network does not fit the builder ({'; '.join(problems)}). "
                    f"Showing {DEFAULT_PRESET} instead.")
         load_spec(rc.get_preset(DEFAULT_PRESET))
-    ss[P + "url_message"] = message
+    ss[P + "url_message"] = md(message) if message else None  # it quotes the link: text, never Markdown
     ss[P + "ready"] = True
 
 

@@ -12,6 +12,7 @@ from resnet_core.structure.records import shape_str
 from resnet_core.structure.report import depth_text, fmt_count, problem_sides
 from resnet_core.structure.spec import ArchSpec, spec_key
 from resnet_core.structure.trace import Trace, trace
+from resnet_core.text import md
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)  # a trace at the planner's limits is ~20 MB
@@ -41,20 +42,20 @@ def error_panel(t: Trace) -> None:
     """The located error, prominent: where, the two shapes (F(x) first, the shortcut second), the fix."""
     failed = t.plan.failed_layer
     for e in t.errors:
-        lines = [f"**The network breaks at {e.where}.** {e.message}."]
+        lines = [f"**The network breaks at {md(e.where)}.** {md(e.message)}."]  # values from links: text
         sides = problem_sides(e)
         if sides:
             lines.append(f"Shapes: {sides}.")
-        lines.append(f"**Fix:** {e.fix}.")
+        lines.append(f"**Fix:** {md(e.fix)}.")
         if failed is not None:
             lines.append(f"The trace and graph show the network up to the failing layer, `{failed.label}`, "
                          "marked in red.")
         elif t.layers:
-            lines.append(f"The trace and graph show the network up to {e.where}, where planning stops "
+            lines.append(f"The trace and graph show the network up to {md(e.where)}, where planning stops "
                          "(the last row of the table, in red).")
         st.error("\n\n".join(lines), icon=":material/dangerous:")
     for w in t.warnings:
-        st.warning(w, icon=":material/warning:")
+        st.warning(md(w), icon=":material/warning:")
 
 
 def network_caption(t: Trace) -> str:

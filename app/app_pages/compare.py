@@ -7,6 +7,7 @@ from app import state, ui
 from app.charts import structure as charts
 from resnet_core.structure.presets import preset_info
 from resnet_core.structure.report import compare_rows, compare_totals, fmt_count, staircase_rows, table_rows
+from resnet_core.text import md
 
 PAIRS = [  # (A into the builder, B, label)
     ("resnet34", "plain34", "ResNet-34 · plain-34"),
@@ -43,13 +44,14 @@ b_name = st.selectbox("Network B", names, key="compare.b", persist_state="sessio
 spec_b = rc.get_preset(b_name)
 label_a = f"A: {spec_a.name}"
 label_b = f"B: {spec_b.name}" if spec_b.name != spec_a.name else f"B: {spec_b.name} (preset)"
+md_a, md_b = "A: " + md(label_a[3:]), "B: " + md(label_b[3:])  # in Markdown a name from a link is text, never syntax
 ta, tb = ui.cached_trace(spec_a), ui.cached_trace(spec_b)
 if not ta.ok:
     ui.error_panel(ta)
-st.markdown(f"| | **{label_a}** | **{label_b}** | **B − A** |\n|---|---:|---:|---:|\n"
+st.markdown(f"| | **{md_a}** | **{md_b}** | **B − A** |\n|---|---:|---:|---:|\n"
             + "\n".join(f"| {m} | {nb(x)} | {nb(y)} | {nb(d)} |" for m, x, y, d in compare_totals(ta, tb)))
 if not (ta.ok and tb.ok):
-    broken = " and ".join(x for x, t in ((label_a, ta), (label_b, tb)) if not t.ok)
+    broken = " and ".join(x for x, t in ((md_a, ta), (md_b, tb)) if not t.ok)
     st.caption(f"{broken} breaks: its totals are **partial** (the layers planned before the failure), so no "
                "relative change is given against them.")
 else:
@@ -65,8 +67,8 @@ depth = st.segmented_control("Depth", ["stage", "block", "layer"], default="bloc
                              required=True, persist_state="session")
 left, right = st.columns(2)
 with left:
-    st.markdown(f"**{label_a}** · {fmt_count(ta.total_params)} parameters")
+    st.markdown(f"**{md_a}** · {fmt_count(ta.total_params)} parameters")
     ui.dataframe(table_rows(ta, depth), height=420, key="compare.a")
 with right:
-    st.markdown(f"**{label_b}** · {fmt_count(tb.total_params)} parameters")
+    st.markdown(f"**{md_b}** · {fmt_count(tb.total_params)} parameters")
     ui.dataframe(table_rows(tb, depth), height=420, key="compare.b_table")

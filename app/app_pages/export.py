@@ -8,6 +8,7 @@ from resnet_core.structure.codegen import generate_code
 from resnet_core.structure.graph import dot_available
 from resnet_core.structure.report import to_csv
 from resnet_core.structure.spec import SpecError, parse_spec_text, spec_key
+from resnet_core.text import md
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -34,7 +35,7 @@ came_from = st.session_state.get("ui.from_page", "")
 opens = st.selectbox("The link opens on", list(pages), index=list(pages).index(came_from) if came_from in pages else 0,
                      format_func=pages.get, key="export.opens", width=320,
                      help="The page you came from, with this network; every page's own address bar works too.")
-st.markdown(f"This link opens **{pages.get(opens, opens)}** with exactly this network, **{spec.name}**:")
+st.markdown(f"This link opens **{pages.get(opens, opens)}** with exactly this network, **{md(spec.name)}**:")
 st.code(state.share_url(spec, page=opens, current="export"), language=None, wrap_lines=True)
 
 st.subheader("Export")
@@ -82,27 +83,27 @@ if upload is not None:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        st.error(f"{source}: not UTF-8 text — is it a binary file?", icon=":material/dangerous:")
+        st.error(f"{md(source)}: not UTF-8 text — is it a binary file?", icon=":material/dangerous:")
 elif pasted.strip():
     source, text = "pasted text", pasted
 if text is not None:
     try:
         imported = parse_spec_text(text, source=source)
     except SpecError as e:
-        st.error("This is not a spec:\n\n" + "\n".join(f"- {line}" for line in e.lines()), icon=":material/dangerous:")
+        st.error("This is not a spec:\n\n" + "\n".join(f"- {md(line)}" for line in e.lines()), icon=":material/dangerous:")
     else:
         outside = state.check_bounds(imported)
         if outside:  # checked before anything is traced: the builder could not show it anyway
-            st.error(f"**{imported.name}** from {source} is a spec, but the builder cannot show it: "
-                     + "; ".join(outside) + ". The command line traces it.", icon=":material/dangerous:")
+            st.error(f"**{md(imported.name)}** from {md(source)} is a spec, but the builder cannot show it: "
+                     + md("; ".join(outside)) + ". The command line traces it.", icon=":material/dangerous:")
         else:
             it = ui.cached_trace(imported)
             verdict = ("builds: " + f"{it.total_params:,} parameters" if it.ok
                        else f"loads, but breaks at {it.errors[0].where}")
-            st.success(f"**{imported.name}** from {source}: {verdict}.", icon=":material/check_circle:")
+            st.success(f"**{md(imported.name)}** from {md(source)}: {md(verdict)}.", icon=":material/check_circle:")
             st.button("Load into the builder", key="export.load", on_click=load, args=(imported,), type="primary")
 problems = st.session_state.pop("export.load_problems", None)
 if problems:
-    st.error("The builder cannot show this network: " + "; ".join(problems), icon=":material/dangerous:")
+    st.error("The builder cannot show this network: " + md("; ".join(problems)), icon=":material/dangerous:")
 elif problems == []:
     st.success("Loaded into the builder.", icon=":material/check_circle:")

@@ -4,12 +4,13 @@ import streamlit as st
 
 from app import ui
 from resnet_core.structure.graph import dot_available
+from resnet_core.text import md
 
 spec = ui.current_spec()
 t = ui.cached_trace(spec)
 plan = t.plan
 
-st.title(f"{spec.name}: computation graph")
+st.title(f"{md(spec.name)}: computation graph")  # a name from a link is text, never Markdown
 st.caption(ui.network_caption(t))
 ui.error_panel(t)
 

@@ -5,11 +5,12 @@ import streamlit as st
 from app import ui
 from app.charts import structure as charts
 from resnet_core.structure.report import DEPTHS, stage_chart_rows, staircase_rows, staircase_summary, table_rows
+from resnet_core.text import md
 
 spec = ui.current_spec()
 t = ui.cached_trace(spec)
 
-st.title(f"{spec.name}: shape trace")
+st.title(f"{md(spec.name)}: shape trace")  # a name from a link is text, never Markdown
 st.caption(ui.network_caption(t))
 ui.error_panel(t)
 ui.metrics(t)
