@@ -72,11 +72,11 @@ def forward_page() -> None:
         w = live_session.model_for(t, source, int(seed), upload)
     except MemoryGuardError as e:
         with view:
-            st.error(f"This network is too large to run here: {e}", icon=":material/memory:")
+            st.error(f"This network is too large to run here: {md(e)}", icon=":material/memory:")
         return
     except (weights.CheckpointError, weights.WeightsUnavailable, ValueError) as e:
         with view:
-            st.error(f"These weights could not be used: {e}", icon=":material/dangerous:")
+            st.error(f"These weights could not be used: {md(e)}", icon=":material/dangerous:")
         return
     if w.problem:
         weights_note.warning(w.problem, icon=":material/cloud_off:")
@@ -85,7 +85,7 @@ def forward_page() -> None:
                                                   example=int(example), noise_seed=int(noise_seed), source=source)
     except images.ImageInputError as e:
         with view:
-            st.error(f"This image cannot be used: {e}", icon=":material/dangerous:")
+            st.error(f"This image cannot be used: {md(e)}", icon=":material/dangerous:")
         return
 
     with controls:
@@ -195,20 +195,21 @@ def anatomy(rec, block: str, w) -> None:
                f"this image. {meaning}")
 
     rows = rec.block_ratios()
-    finite = [r for r in rows if r["ratio"] is not None and 0 < r["ratio"] < float("inf")]
+    finite = [r for r in rows if r["ratio"] is not None and r["ratio"] < float("inf")]
     if len(finite) >= 2:
         st.subheader("‖F(x)‖ / ‖x‖ of every block through the depth")
         st.altair_chart(charts.block_ratio_chart(rows, current=block), width="stretch")
         lo = min(finite, key=lambda r: r["ratio"])
         hi = max(finite, key=lambda r: r["ratio"])
         first, last = finite[0], finite[-1]
-        trend = "falls" if last["ratio"] < first["ratio"] else "rises"
-        st.caption(f"For {md(w.used)}: the ratio {trend} from {first['ratio']:.3g} at {first['block']} to "
-                   f"{last['ratio']:.3g} at {last['block']}; smallest {lo['ratio']:.3g} ({lo['block']}), largest "
-                   f"{hi['ratio']:.3g} ({hi['block']}). Below 1 the block adds a correction smaller than its input "
-                   "(close to the identity); zero-init residual starts every block at 0.")
-    elif any(r["ratio"] == 0 for r in rows):
-        st.caption("Every residual branch outputs zero here (‖F(x)‖ = 0): each block starts as the identity.")
+        if hi["ratio"] == 0:
+            trend = "is 0 at every block: each residual branch outputs zero, so every block starts as the identity"
+        else:
+            way = "falls" if last["ratio"] < first["ratio"] else "rises" if last["ratio"] > first["ratio"] else "stays"
+            trend = (f"{way} from {first['ratio']:.3g} at {first['block']} to {last['ratio']:.3g} at {last['block']}; "
+                     f"smallest {lo['ratio']:.3g} ({lo['block']}), largest {hi['ratio']:.3g} ({hi['block']})")
+        st.caption(f"For {md(w.used)}, {MODE_TEXT[rec.mode] if has_bn else 'no batch norm'}: the ratio {trend}. "
+                   "Below 1 the block adds a correction smaller than its input (close to the identity).")
 
 
 # =============================================================================================
@@ -258,7 +259,7 @@ def backward_page() -> None:
     if run and too_large is None:
         live_session.start_job(gf_spec, int(gf_seed), int(batch), request)
         st.rerun()  # redraw the controls as busy: Stop enabled, settings locked
-    progress_view()
+    progress_view(busy)
     job = live_session.current_job()
     if job is None:
         st.info("Choose the settings and click **Run**. Try CIFAR resnet56 with batch norm off and "
@@ -272,19 +273,22 @@ def backward_page() -> None:
             show_gradient_flow(job.result)
 
 
-@st.fragment(run_every=0.5)
-def progress_view() -> None:
-    """Progress of the running gradient flow, redrawn twice a second; the whole page once it ends."""
-    job = live_session.current_job()
-    if job is None:
-        return
-    if job.running:
-        p = job.progress
-        st.progress(0.0 if p is None else p.fraction,
-                    text="waiting for the device…" if p is None else p.text())
-    elif st.session_state.get("live.gf_shown") is not job:
-        st.session_state["live.gf_shown"] = job
-        st.rerun()  # the whole page: the result below appears
+def progress_view(busy: bool) -> None:
+    """Progress of the running gradient flow, redrawn twice a second while it runs (and only then); the
+    whole page once it ends."""
+    @st.fragment(run_every=0.5 if busy else None)
+    def progress() -> None:
+        job = live_session.current_job()
+        if job is None:
+            return
+        if job.running:
+            p = job.progress
+            st.progress(0.0 if p is None else p.fraction,
+                        text="waiting for the device…" if p is None else p.text())
+        elif busy:
+            st.rerun()  # it ended since the page was drawn: the whole page, with the result below
+
+    progress()
 
 
 def show_gradient_flow(flow: gradients.GradientFlow) -> None:

@@ -35,22 +35,24 @@ def activation_charts(df: pd.DataFrame) -> tuple[alt.Chart, alt.Chart]:
 
 
 def block_ratio_chart(rows: list[dict], current: str | None = None) -> alt.LayerChart:
-    """‖F(x)‖/‖x‖ of every residual block through the depth (log), the chosen block ringed; 1 = the branch
-    changes the signal as much as the signal itself."""
-    df = pd.DataFrame([{**r, "ratio": r["ratio"], "chosen": r["block"] == current} for r in rows
-                       if r["ratio"] is not None and 0 < r["ratio"] < float("inf")],
+    """‖F(x)‖/‖x‖ of every residual block through the depth, from 0 (a block that is the identity) up, the
+    chosen block ringed; the dashed line at 1: the branch is as large as the signal it adds to."""
+    df = pd.DataFrame([{**r, "chosen": r["block"] == current} for r in rows
+                       if r["ratio"] is not None and r["ratio"] < float("inf")],
                       columns=["position", "block", "stage", "shortcut", "ratio", "chosen"])
-    x = alt.X("position:Q", title="residual block (input → output)", axis=alt.Axis(tickMinStep=1))
+    order = list(df["block"])
+    x = alt.X("block:N", sort=order, title="residual block (input → output)",
+              axis=alt.Axis(labelAngle=-45, labelOverlap=True))
     tooltip = ["block", "shortcut", alt.Tooltip("ratio:Q", format=".3g", title="‖F(x)‖/‖x‖")]
-    line = alt.Chart(df).mark_line(color=PALETTE[0], strokeWidth=2.5).encode(
-        x=x, y=alt.Y("ratio:Q", scale=alt.Scale(type="log"), title="‖F(x)‖ / ‖x‖ (log)"))
-    points = alt.Chart(df).mark_point(filled=True, size=70).encode(
-        x="position:Q", y="ratio:Q", color=alt.Color("stage:N", title="stage", legend=alt.Legend(orient="bottom")),
-        shape=alt.Shape("shortcut:N", title="shortcut", legend=alt.Legend(orient="bottom")), tooltip=tooltip)
-    ring = alt.Chart(df[df["chosen"]]).mark_point(size=300, color="black", strokeWidth=2).encode(
-        x="position:Q", y="ratio:Q")
+    top = max(1.2, float(df["ratio"].max()) * 1.1) if len(df) else 1.2
+    y = alt.Y("ratio:Q", title="‖F(x)‖ / ‖x‖", scale=alt.Scale(domain=[0, top], nice=False))
+    line = alt.Chart(df).mark_line(color=PALETTE[0], strokeWidth=2.5).encode(x=x, y=y)
+    points = alt.Chart(df).mark_point(filled=True, size=90).encode(
+        x=x, y=y, color=alt.Color("stage:N", title="stage", legend=alt.Legend(orient="right")),
+        shape=alt.Shape("shortcut:N", title="shortcut", legend=alt.Legend(orient="right")), tooltip=tooltip)
+    ring = alt.Chart(df[df["chosen"]]).mark_point(size=400, color="black", strokeWidth=2).encode(x=x, y=y)
     one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(strokeDash=[4, 4], color="#888").encode(y="y:Q")
-    return alt.layer(line, points, ring, one).properties(height=260, title="the residual branch's share, block by block")
+    return alt.layer(line, points, ring, one).properties(height=300, title="the residual branch's share, block by block")
 
 
 def gradient_charts(chart_rows: list[dict], labels: list[str], vanished_below: float,

@@ -32,7 +32,7 @@ from resnet_core.lab.hooks import (
     preserved,
 )
 from resnet_core.structure.build import ResidualBlock
-from resnet_core.structure.plan import Plan
+from resnet_core.structure.records import Plan
 from resnet_core.structure.trace import Trace
 
 
@@ -263,35 +263,48 @@ def kept_channels(p: Plan, budget: int = RECORD_BUDGET, most: int = MAX_TOP_K) -
 
 
 def _reduce_map(a: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
-    """One image's (C, H, W) activation → energies, the top-k channels and their min-max scaling, on device."""
+    """One image's (C, H, W) activation → energies, the top-k channels and their min-max scaling to uint8,
+    on device (a handful of fused ops: this runs at every layer of the pass)."""
     a = a.detach().float()
-    energy = a.pow(2).mean(dim=(1, 2))  # (C,)
-    k = min(k, a.shape[0])
+    c, h, w = a.shape
+    energy = torch.linalg.vector_norm(a.reshape(c, h * w), dim=1).square_().div_(h * w)  # (C,) mean square
+    k = min(k, c)
     top = torch.topk(torch.nan_to_num(energy, nan=math.inf), k).indices  # NaN channels first: they matter
-    sel = a.index_select(0, top)  # (k, H, W)
-    lo = sel.amin(dim=(1, 2))
-    hi = sel.amax(dim=(1, 2))
-    span = (hi - lo).view(-1, 1, 1)
-    scaled = torch.where(span > 0, (sel - lo.view(-1, 1, 1)) / span.clamp_min(torch.finfo(torch.float32).tiny),
-                         torch.zeros_like(sel))
-    scaled = torch.nan_to_num(scaled, nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
-    return {"energy": energy, "top": top, "lo": lo, "hi": hi, "maps": (scaled * 255.0 + 0.5).to(torch.uint8)}
+    sel = a.reshape(c, h * w).index_select(0, top)  # (k, H·W), a copy: scaled in place below
+    lo, hi = torch.aminmax(sel, dim=1)
+    span = hi - lo
+    scale = torch.where(span > 0, 255.0 / span.clamp_min(torch.finfo(torch.float32).tiny), torch.zeros_like(span))
+    sel.sub_(lo[:, None]).mul_(scale[:, None])
+    if not bool(torch.isfinite(energy).all()):  # NaN or Inf somewhere: make every pixel a grey level
+        sel.nan_to_num_(nan=0.0, posinf=255.0, neginf=0.0)
+    maps = sel.add_(0.5).clamp_(0.0, 255.0).to(torch.uint8).reshape(k, h, w)
+    return {"energy": energy, "top": top, "lo": lo, "hi": hi, "maps": maps}
 
 
 def _view(name: str, t: torch.Tensor, sample: int) -> TensorView:
     t = t.detach().float()
     img = t[sample]  # (C, H, W)
-    scalars = torch.stack([torch.linalg.vector_norm(t), torch.linalg.vector_norm(img), img.amin(), img.amax()])
-    scalars, mean_map = scalars.to("cpu"), img.mean(0).to("cpu")
+    lo, hi = torch.aminmax(img)
+    scalars = torch.stack([torch.linalg.vector_norm(t), torch.linalg.vector_norm(img), lo, hi]).to("cpu")
     norm, sample_norm, lo, hi = scalars.tolist()
     return TensorView(name=name, shape=tuple(img.shape), norm=norm, sample_norm=sample_norm, minimum=lo, maximum=hi,
-                      mean_map=mean_map.numpy())
+                      mean_map=img.mean(0).to("cpu").numpy())
 
 
 def _stats_vector(t: torch.Tensor) -> torch.Tensor:
+    """mean, std, fraction of exact zeros, and 1.0 when no value is NaN or ±Inf (read off the mean and the
+    std: any NaN or Inf makes them non-finite; so would values whose squares overflow float32, ~1e19).
+
+    From the sum and the sum of squares: two fast reductions instead of torch.std_mean's slower one, run
+    at every layer of the pass (float32 sums; the variance is taken in float64)."""
     t = t.detach().float()
-    std, mean = torch.std_mean(t, correction=0)
-    return torch.stack([mean, std, (t == 0).float().mean(), torch.isfinite(t).all().float()])
+    n = t.numel()
+    mean = t.sum().double() / n
+    msq = torch.linalg.vector_norm(t).double().square() / n
+    std = (msq - mean * mean).clamp_min(0.0).sqrt()
+    zeros = 1.0 - t.sign().abs_().nan_to_num_(nan=1.0).sum().double() / n  # far faster than (t == 0).sum()
+    finite = torch.isfinite(mean) & torch.isfinite(std)
+    return torch.stack([mean, std, zeros, finite.double()])
 
 
 def _resolve_layer(p: Plan, layer: str | int, call: int | None) -> int:
