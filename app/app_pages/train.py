@@ -1,21 +1,27 @@
 """The training lab: train small networks side by side and watch degradation and batch norm at work."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
 from app import handoff, state, train_session, ui
+from app.charts import training as train_charts
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, pick_device
+from resnet_core.text import md
 from resnet_core.training import config as train_config
 from resnet_core.training import data as rdata
+from resnet_core.training import distributed as tdist
 from resnet_core.training import results as train_results
 from resnet_core.training import run as train_run
+from resnet_core.training import story
+
+LONG_RUN_S = 180  # a run estimated to take longer than this is announced before it starts
 
 device = pick_device("auto")
 defaults = train_config.defaults_for(device)
 job = train_session.current()
 busy = job is not None and job.running
+data_root = train_session.data_root()
 
 st.title("Training lab")
 st.caption("He et al.'s headline result, live: a deeper **plain** network trains *worse* than a shallow one — not "
@@ -43,16 +49,21 @@ with st.container(border=True):
         options = CIFAR_NETS + ["builder"]
         chosen = st.multiselect("Networks (up to 4)", options, default=["plain20", "plain56"], max_selections=4,
                                 key="train.nets", disabled=busy,
-                                format_func=lambda n: f"the builder's network ({builder.name})" if n == "builder" else n)
+                                format_func=lambda n: f"the builder's network ({md(builder.name)})" if n == "builder" else n)
         nets = [("builder: " + builder.name, builder) if n == "builder" else (n, n) for n in chosen]
     else:
         exp = train_config.EXPERIMENTS[experiment]
-        st.caption("Trains " + ", ".join(label for label, _ in exp.nets) + " on the same batches, in the same order, "
+        st.caption("Trains " + ", ".join(md(label) for label, _ in exp.nets) + " on the same batches, in the same order, "
                    "from the same seed.")
     cifar_path = ""
     if data_kind == "cifar":
-        cifar_path = st.text_input("Folder of the CIFAR-10 python version (cifar-10-batches-py)", key="train.cifar",
-                                   disabled=busy, placeholder="/data/cifar-10-batches-py")
+        if data_root is None:
+            st.caption("This server offers no CIFAR-10 folder: its operator has not set a data folder "
+                       f"({train_session.DATA_DIR_ENV}).")
+        cifar_path = st.text_input("CIFAR-10 folder (a name inside this server's data folder)", key="train.cifar",
+                                   disabled=busy or data_root is None, placeholder="cifar-10-batches-py",
+                                   help="Only folders inside the data folder the server's operator set up can be "
+                                        "read; any other name gets the same answer.")
     s = st.columns(6)
     steps = s[0].number_input("Steps", 1, 100_000, defaults.steps, key="train.steps", disabled=busy)
     batch = s[1].number_input("Batch", 1, 4096, defaults.batch_size, key="train.batch", disabled=busy)
@@ -67,64 +78,127 @@ with st.container(border=True):
                               help="cosine: warm-up then cosine decay to 0 · step: ÷10 at 50% and 75% "
                                    "(the paper) · constant. Nets of 44 layers or more warm up (the paper warmed "
                                    "ResNet-110 up).")
+    with st.expander("Several processes, GPUs or machines (torchrun)", icon=":material/hub:"):
+        cap, unit = tdist.local_capacity("auto")
+        nproc = st.number_input("Worker processes", 1, 64, min(2, cap), key="train.nproc", disabled=busy,
+                                help=f"Each worker trains on its share of every batch (DistributedDataParallel). "
+                                     f"Here: at most {cap} ({unit}s).")
+        commands_box = st.container()
+        start_many = st.button(f"Start on {nproc} local processes", key="train.start_nproc", disabled=busy or nproc > cap,
+                               icon=":material/account_tree:",
+                               help="The same experiment through `python -m resnet_core train --nproc N`; rank 0's "
+                                    "progress streams into the curves below.")
     b1, b2, _ = st.columns([1, 1, 4])
     start = b1.button("Start training", type="primary", icon=":material/play_arrow:", key="train.start",
                       disabled=busy, width="stretch")
     stop = b2.button("Stop", icon=":material/stop:", key="train.stop", disabled=not busy, width="stretch",
                      help="Stops after the current step; the networks keep what they learned so far.")
 
+
+def source_for(data_kind: str, cifar_path: str) -> str:
+    """The data source; a CIFAR-10 name only below the operator's data folder, one message otherwise."""
+    if data_kind != "cifar":
+        return data_kind
+    if data_root is None:
+        raise rdata.DataError(rdata.NOT_OFFERED)
+    return f"cifar:{rdata.cifar_below(data_root, cifar_path)}"
+
+
+def cli_settings(source: str) -> dict:
+    """This experiment as the train command's options (the app's settings, not its defaults)."""
+    nets_opt = experiment if experiment != "custom" else ",".join(n for n in chosen if n != "builder")
+    return {"nets": nets_opt, "data": source, "steps": int(steps), "batch": int(batch), "lr": float(lr),
+            "input_size": int(size), "seed": int(seed), "schedule": schedule}
+
+
+chosen = st.session_state.get("train.nets", []) if experiment == "custom" else []
+builder_chosen = "builder" in chosen
+shown_source = "cifar:DATA/" + (cifar_path.strip() or "cifar-10-batches-py") if data_kind == "cifar" else data_kind
+args_shown = tdist.train_args(cli_settings(shown_source))
+with commands_box:
+    if builder_chosen:
+        st.caption("The builder's network is not a preset: export its spec (Share & export) and give the file in "
+                   "--nets to run it from the command line.")
+    elif experiment == "custom" and not chosen:
+        st.caption("Choose a network first.")
+    else:
+        st.caption(f"This experiment on {nproc} processes here (the learning rate is scaled ×{nproc} for the "
+                   f"×{nproc} batch unless `--lr-scaling none`):")
+        st.code(tdist.local_command_line(args_shown, nproc), language="bash")
+        st.caption(f"On {nproc} GPUs of one machine, or on 2 machines of {nproc} GPUs each (run it on both):")
+        st.code(tdist.command_line(args_shown, nproc) + "\n" +
+                tdist.command_line(args_shown, nproc, nnodes=2, endpoint="HOST:29400"), language="bash")
+
+
+def start_pending(run, label_exp) -> None:
+    train_session.start(run, label_exp)
+    st.session_state.pop("train.pending", None)
+    st.rerun()  # redraw the controls as busy: Stop enabled, settings locked
+
+
 if stop and job is not None:
     job.stop()
-if start:
-    source = data_kind if data_kind != "cifar" else f"cifar:{cifar_path.strip()}"
+if start or start_many:
     try:
-        if data_kind == "cifar":
-            if not cifar_path.strip():
-                raise rdata.DataError("give the CIFAR-10 folder first")
-            rdata.find_cifar_folder(cifar_path.strip())
+        source = source_for(data_kind, cifar_path)
         if experiment == "custom" and not nets:
             raise train_config.TrainError("choose at least one network")
+        exp_name = experiment if experiment != "custom" else None
+        if start_many:
+            if builder_chosen:
+                raise train_config.TrainError("the builder's network runs on one process here (it is not a preset)")
+            job = train_session.start_processes(tdist.train_args(cli_settings(source)), int(nproc),
+                                                [label for label, _ in nets] or [label for label, _ in
+                                                                                 train_config.EXPERIMENTS[experiment].nets],
+                                                dict(source=source, input_size=(int(size), int(size)), in_channels=3,
+                                                     seed=int(seed)),
+                                                f"{nproc} processes", exp_name)
+            st.rerun()
         with st.spinner("Preparing the data and building the networks…"):
             run = train_run.make_run(experiment if experiment != "custom" else nets, source, steps=int(steps),
-                                 batch_size=int(batch), input_size=int(size), seed=int(seed), lr=float(lr),
-                                 schedule=schedule, device=device)
-        train_session.start(run, experiment if experiment != "custom" else None)
-        st.rerun()  # redraw the controls as busy: Stop enabled, settings locked
-    except (train_config.TrainError, rdata.DataError, DeviceError, MemoryGuardError, BusyError) as e:
-        st.error(f"Training could not start: {e}", icon=":material/dangerous:")
+                                     batch_size=int(batch), input_size=int(size), seed=int(seed), lr=float(lr),
+                                     schedule=schedule, device=device)
+            per_step = story.estimate_seconds(run)
+        total = sum(per_step.values()) * run.config.steps
+        if total > LONG_RUN_S:
+            st.session_state["train.pending"] = (run, exp_name, total, per_step)
+        else:
+            start_pending(run, exp_name)
+    except rdata.DataError as e:
+        msg = rdata.NOT_OFFERED if data_kind == "cifar" else str(e)  # never a server path
+        st.error(f"Training could not start: {md(msg)}", icon=":material/dangerous:")
+    except (train_config.TrainError, DeviceError, MemoryGuardError, BusyError) as e:
+        st.error(f"Training could not start: {md(e)}", icon=":material/dangerous:")
+
+pending = st.session_state.get("train.pending")
+if pending is not None and not busy:
+    run, exp_name, total, per_step = pending
+    slowest = max(per_step, key=per_step.get)
+    with st.container(border=True):
+        st.warning(f"This run would take about {total / 60:.0f} minutes ({run.config.steps:,} steps; "
+                   f"{md(slowest)} alone needs {per_step[slowest]:.2f} s a step, measured just now on "
+                   f"{md(run.describe_device())}). Fewer steps, a smaller batch or input, or smaller networks "
+                   "make it shorter.", icon=":material/schedule:")
+        w1, w2, _ = st.columns([1, 1, 3])
+        if w1.button("Start anyway", key="train.start_anyway", type="primary"):
+            start_pending(run, exp_name)
+        if w2.button("Cancel", key="train.cancel"):
+            st.session_state.pop("train.pending", None)
+            st.rerun()
 
 
-def smoothed(df: pd.DataFrame, column: str, window: int) -> pd.DataFrame:
-    out = df.sort_values(["net", "step"]).copy()
-    out[column + " (smoothed)"] = out.groupby("net")[column].transform(
-        lambda s: s.rolling(window, min_periods=1).mean())
-    return out
-
-
-def curves(run: train_run.TrainingRun) -> None:
+def curves(run) -> None:
     df = train_session.records_frame(run)
     if df.empty:
         st.caption("Waiting for the first step…")
         return
-    window = max(1, min(25, int(df["step"].max()) // 20))
-    order = run.labels
-    palette = alt.Scale(domain=order, range=["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"][:len(order)])
     left, right = st.columns(2)
-    for col, column, title, fmt in ((left, "loss", "training loss (log)", ".3g"),
-                                    (right, "accuracy", "training accuracy (on each batch)", ".0%")):
-        d = smoothed(df, column, window)
-        y_scale = alt.Scale(type="log") if column == "loss" else alt.Scale(domain=[0, 1])
-        raw = alt.Chart(d).mark_line(opacity=0.18, strokeWidth=1).encode(
-            x=alt.X("step:Q"), y=alt.Y(f"{column}:Q", scale=y_scale, title=title, axis=alt.Axis(format=fmt)),
-            color=alt.Color("net:N", scale=palette, legend=alt.Legend(orient="bottom", title=None)),
-            detail="net:N")
-        smooth = alt.Chart(d).mark_line(strokeWidth=2.5).encode(
-            x="step:Q", y=alt.Y(f"{column} (smoothed):Q", scale=y_scale),
-            color=alt.Color("net:N", scale=palette),
-            tooltip=["net", "step", alt.Tooltip(f"{column} (smoothed):Q", format=fmt, title=column)])
-        col.altair_chart(alt.layer(raw, smooth).properties(height=320, title=title), width="stretch")
-    st.caption(f"Faint: each step's batch; bold: the mean of the last {window} steps. "
-               f"Device: {run.describe_device()} · data: {run.data.describe()}.")
+    left.altair_chart(train_charts.curve(df, "loss", list(run.labels), "training loss (log)"), width="stretch")
+    right.altair_chart(train_charts.curve(df, "accuracy", list(run.labels), "training accuracy (on each batch)"),
+                       width="stretch")
+    st.caption(f"Faint: each step's batch; bold: the mean of the last {train_charts.smoothing_window(df)} steps. "
+               f"Device: {md(run.describe_device())}" + (f" · data: {md(run.data.describe())}."
+                                                         if isinstance(run, train_run.TrainingRun) else "."))
 
 
 @st.fragment(run_every=1.0 if busy else None)
@@ -138,7 +212,7 @@ def live_view() -> None:
     train_session.touch()  # the page is open: keep training
     p = job.progress
     if p is not None:
-        st.progress(p.fraction, text=p.text())
+        st.progress(min(1.0, p.fraction), text=p.text())
     curves(job.run)
     if job.finished and st.session_state.get("train.shown_final") is not job:
         st.session_state["train.shown_final"] = job
@@ -162,9 +236,9 @@ if job is not None and job.finished:
             "train accuracy": st.column_config.NumberColumn(format="percent"),
             "held-out accuracy": st.column_config.NumberColumn(format="percent"),
             "params": st.column_config.NumberColumn(format="localized")})
-        if job.experiment in train_config.EXPERIMENTS:
-            st.info(train_config.EXPERIMENTS[job.experiment].what_to_see, icon=":material/lightbulb:")
-        st.caption(f"{result.steps_done} steps in {result.wall_s:.0f} s on {result.device} · {result.data}. "
+        sentences = story.summarise(result, job.experiment)
+        st.info("\n\n".join(md(x) for x in sentences), icon=":material/lightbulb:")
+        st.caption(f"{result.steps_done} steps in {result.wall_s:.0f} s on {md(result.device)} · {md(result.data)}. "
                    "Final training loss: the mean over the last steps; accuracies: the whole train and held-out "
                    "splits in evaluation mode.")
         d1, d2, _ = st.columns([1, 1, 3])

@@ -452,3 +452,32 @@ def load_data(source: str, input_size: int | Sequence[int] = (16, 16), in_channe
             raise DataError("give the CIFAR-10 folder as cifar:PATH (the cifar-10-batches-py folder)")
         return load_cifar10(arg, input_size, in_channels, seed=seed, **options)
     raise DataError(f"unknown data {source!r}; use digits, synthetic or cifar:PATH")
+
+
+# --------------------------------------------------------------------------------------------
+# a visitor's folder name, only below the operator's data folder
+# --------------------------------------------------------------------------------------------
+
+NOT_OFFERED = "no CIFAR-10 folder of that name is offered by this server"
+
+
+def cifar_below(root: str | Path, name: str) -> Path:
+    """The CIFAR-10 folder `name` (relative) inside the data folder `root`, or DataError(NOT_OFFERED).
+
+    One message for every refusal: a path outside `root` (absolute, '..', or a symlink out), one that
+    does not exist, a file, or a folder that is not CIFAR-10, so a visitor cannot probe the server's disk.
+    """
+    try:
+        base = Path(root).resolve(strict=True)
+        text = str(name).strip()
+        if not text or "\0" in text or len(text) > 1024:
+            raise DataError(NOT_OFFERED)
+        target = (base / text).resolve(strict=True)  # symlinks followed, then checked
+        if target != base and base not in target.parents:
+            raise DataError(NOT_OFFERED)
+        folder = find_cifar_folder(target)
+        if base not in folder.resolve(strict=True).parents and folder.resolve() != base:
+            raise DataError(NOT_OFFERED)
+        return folder
+    except (OSError, ValueError, RuntimeError, DataError):
+        raise DataError(NOT_OFFERED) from None

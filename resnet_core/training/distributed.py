@@ -221,6 +221,12 @@ def command_line(worker_args: Sequence[str], nproc: int, nnodes: int = 1, endpoi
     return " ".join(shlex.quote(a) for a in [*head, "-m", "resnet_core", *worker_args])
 
 
+def local_command_line(worker_args: Sequence[str], nproc: int) -> str:
+    """The same run through this project's launcher: `python -m resnet_core train … --nproc N`."""
+    import shlex
+    return " ".join(shlex.quote(a) for a in ["python", "-m", "resnet_core", *worker_args, "--nproc", str(nproc)])
+
+
 @contextlib.contextmanager
 def _quiet_elastic() -> Iterator[None]:
     """torchrun's agent logs at WARNING (and a big report on failure): the caller reports in one line."""

@@ -355,12 +355,12 @@ class TrainingRun:
 
     # ---- results -------------------------------------------------------------------------
     def final_loss(self, label: str, window: int | None = None) -> float:
-        """Mean training loss over the last `window` steps (default: the last 10%, 5 to 50 steps); NaN
+        """Mean training loss over the last `window` steps (default: the last 10% taken, 5 to 50 steps); NaN
         for a net that diverged."""
         losses = [r.loss for r in self.records if r.net == label]
         if not losses or label in self.diverged:
             return float("nan")
-        w = window or max(5, min(50, self.config.steps // 10))
+        w = window or max(5, min(50, self.step // 10))  # the last tenth of the steps taken so far
         tail = losses[-w:]
         return sum(tail) / len(tail)
 

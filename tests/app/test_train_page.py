@@ -50,6 +50,12 @@ def test_short_run_then_hand_a_trained_net_to_the_live_lab():
     table = at.dataframe[0].value
     assert list(table["network"]) == ["plain20", "plain56", "resnet20", "resnet56"]
     assert (table["steps"] == 30).all()
+    # the sentences under the results are this result's, with its numbers
+    from resnet_core.text import md
+    from resnet_core.training.story import summarise
+    told = [i.value for i in at.info if "training loss" in i.value][0]
+    assert told == "\n\n".join(md(x) for x in summarise(job.result, "degradation"))
+    assert "After all 30 steps" in told and f"{job.result.net('plain56').final_loss:.3g}" in told
     labels = [b.proto.label for b in at.get("download_button")]
     assert "⬇ Curves (CSV)" in labels and "⬇ Results (CSV)" in labels
 
@@ -64,9 +70,23 @@ def test_short_run_then_hand_a_trained_net_to_the_live_lab():
     assert any(c.startswith("held-out example 0") for c in captions)
 
 
+def test_a_long_run_is_announced_with_its_estimate_before_it_starts():
+    at = training_page()
+    start(at, steps=5000)
+    assert "train.job" not in at.session_state  # nothing started yet
+    warning = at.warning[0].value
+    assert "This run would take about" in warning and "minutes (5,000 steps;" in warning
+    _, _, total, per_step = at.session_state["train.pending"]
+    assert total == pytest.approx(sum(per_step.values()) * 5000) and total > 180
+    assert f"{total / 60:.0f} minutes" in warning
+    at.button(key="train.cancel").click().run()
+    assert "train.pending" not in at.session_state and not at.warning
+
+
 def test_stop_keeps_what_was_learned():
     at = training_page()
     start(at, steps=5000)
+    at.button(key="train.start_anyway").click().run()
     job = at.session_state["train.job"]
     deadline = time.time() + 60
     while (job.progress is None or job.progress.step < 3) and time.time() < deadline:
@@ -82,18 +102,45 @@ def test_stop_keeps_what_was_learned():
     assert at.title[0].value == "Live lab" and not at.error
 
 
-def test_a_wrong_cifar_folder_is_refused(tmp_path):
+def test_cifar_folders_are_read_only_below_the_operators_data_folder(tmp_path, monkeypatch):
+    """Every path that is not a CIFAR-10 folder inside the data folder gets the one same message."""
+    from resnet_core.training.data import NOT_OFFERED
+    from tests.training.test_data import make_cifar
+    root = tmp_path / "data"
+    make_cifar(root / "c10", per_batch=4, n_test=4)  # root/c10/cifar-10-batches-py
+    make_cifar(tmp_path / "outside", per_batch=4, n_test=4)  # a real CIFAR folder, but outside
+    (root / "empty").mkdir()
+    (root / "file.txt").write_text("x")
+    (root / "link").symlink_to(tmp_path / "outside")
+    monkeypatch.setenv("RESNET_EXPLORER_DATA_DIR", str(root))
     at = training_page()
     at.segmented_control(key="train.data").set_value("cifar").run()
-    at.text_input(key="train.cifar").set_value(str(tmp_path / "nowhere")).run()
+    messages = set()
+    for name in ("nowhere", "empty", "file.txt", "link", "../outside", str(tmp_path / "outside"), "/etc",
+                 "c10/../../outside", "\0x"):
+        at.text_input(key="train.cifar").set_value(name).run()
+        at.button(key="train.start").click().run()
+        no_exception(at)
+        messages.add(at.error[0].value)
+    assert messages == {f"Training could not start: {NOT_OFFERED}"}
+    assert "train.job" not in at.session_state and "train.pending" not in at.session_state
+    # the folder inside is found (nested cifar-10-batches-py too) and trains
+    at.text_input(key="train.cifar").set_value("c10").run()
+    start(at, steps=2)
+    job = wait_finished(at)
+    assert job.error is None and "CIFAR-10 from" in job.result.data and str(root) in job.result.data
+
+
+def test_without_a_data_folder_no_server_path_is_read(tmp_path, monkeypatch):
+    from tests.training.test_data import make_cifar
+    folder, *_ = make_cifar(tmp_path, per_batch=4, n_test=4)
+    monkeypatch.delenv("RESNET_EXPLORER_DATA_DIR", raising=False)
+    at = training_page()
+    at.segmented_control(key="train.data").set_value("cifar").run()
+    assert at.text_input(key="train.cifar").disabled
+    assert any("has not set a data folder" in c.value for c in at.caption)
     at.button(key="train.start").click().run()
-    no_exception(at)
-    assert at.error and "Training could not start: no such folder" in at.error[0].value
-    (tmp_path / "empty").mkdir()
-    at.text_input(key="train.cifar").set_value(str(tmp_path / "empty")).run()
-    at.button(key="train.start").click().run()
-    assert "is not a CIFAR-10 folder" in at.error[0].value
-    assert "train.job" not in at.session_state
+    assert "no CIFAR-10 folder of that name is offered" in at.error[0].value
 
 
 def test_custom_experiment_needs_a_network():
@@ -103,3 +150,36 @@ def test_custom_experiment_needs_a_network():
     at.button(key="train.start").click().run()
     no_exception(at)
     assert "choose at least one network" in at.error[0].value
+
+
+def test_the_page_shows_the_torchrun_commands_for_this_experiment():
+    at = training_page()
+    at.number_input(key="train.steps").set_value(123).run()
+    at.number_input(key="train.nproc").set_value(2).run()
+    codes = [c.value for c in at.code]
+    assert any(c.startswith("python -m resnet_core train --nets degradation --steps 123") and c.endswith("--nproc 2")
+               for c in codes)
+    assert any("torchrun --standalone --nproc-per-node 2 -m resnet_core train --nets degradation --steps 123" in c
+               and "torchrun --nnodes 2 --nproc-per-node 2" in c and "--rdzv-endpoint HOST:29400" in c for c in codes)
+
+
+def test_a_local_two_process_run_streams_into_the_curves_and_hands_off():
+    at = training_page()
+    at.selectbox(key="train.experiment").set_value("custom").run()
+    at.multiselect(key="train.nets").set_value(["resnet20"]).run()
+    at.number_input(key="train.steps").set_value(6).run()
+    at.number_input(key="train.size").set_value(8).run()
+    at.number_input(key="train.batch").set_value(8).run()
+    at.number_input(key="train.nproc").set_value(2).run()
+    at.button(key="train.start_nproc").click().run()
+    no_exception(at)
+    job = wait_finished(at, timeout=240)
+    assert job.error is None, job.error
+    assert [r.step for r in job.run.records] == list(range(1, 7))  # rank 0's progress, every step
+    r = job.result
+    assert r.world_size == 2 and r.effective_batch == 16 and r.config.lr == pytest.approx(2 * 0.05)
+    assert [n.net for n in r.nets] == ["resnet20"] and r.net("resnet20").steps == 6
+    assert "2 workers (gloo, CPU)" in r.device
+    at.button(key="train.live.resnet20").click().run()
+    no_exception(at)
+    assert at.title[0].value == "Live lab" and not at.error
