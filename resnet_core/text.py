@@ -44,7 +44,8 @@ def md(text: object, limit: int | None = None) -> str:
     character that could start a block at the start of the line. Ordinary punctuation (., -, ', ", ?)
     stays as it is, so the text reads the same in the source.
     """
-    s = _MD_ALWAYS.sub(r"\\\1", plain(text, limit))
+    s = _unlink(plain(text, limit))
+    s = _MD_ALWAYS.sub(r"\\\1", s)
     s = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", s)
     s = re.sub(r"(?i)(www)\.", r"\1\\.", s)
     start = re.match(r"\s*(?:[-+=>]|\d+(?=[.)]))", s)
@@ -52,6 +53,18 @@ def md(text: object, limit: int | None = None) -> str:
         at = start.end() if start.group(0).strip()[:1].isdigit() else start.end() - 1
         s = s[:at] + "\\" + s[at:]
     return s
+
+
+WORD_JOINER = "\u2060"  # invisible, no line break: splits what an autolinker would read as a URL
+
+
+def _unlink(s: str) -> str:
+    """Break what GFM autolinks even after Markdown escapes are read (Streamlit links the rendered text):
+    "scheme:/…", "mailto:", "xmpp:", "www." and e-mail addresses get an invisible word joiner."""
+    s = re.sub(r"(?i)(?<=[a-z])(?=:\s*/)", WORD_JOINER, s)
+    s = re.sub(r"(?i)\b(mailto|xmpp)(?=:)", "\\1" + WORD_JOINER, s)
+    s = re.sub(r"(?i)(?<=www)(?=\.)", WORD_JOINER, s)
+    return s.replace("@", "@" + WORD_JOINER)
 
 
 def dot_text(text: object) -> str:

@@ -21,7 +21,7 @@ from resnet_core.structure.codegen import generate_code
 from resnet_core.structure.graph import to_dot
 from resnet_core.structure.plan import plan
 from resnet_core.structure.spec import ArchSpec, Stage, Stem, parse_spec_text
-from resnet_core.text import csv_cell, md, plain, safe_filename
+from resnet_core.text import WORD_JOINER, csv_cell, md, plain, safe_filename
 
 HOSTILE_NAMES = [
     '"""', "'''", 'x"""; import os; os.system("touch PWNED"); """',
@@ -135,6 +135,7 @@ def _number(text: str) -> bool:
         return False
 
 
+AUTOLINK = re.compile(r"(?i)(https?:/|ftp:/|mailto:|xmpp:|www\.|[\w.+-]@[\w-])")  # what GFM turns into a link
 SYNTAX = set("\\`*[]<>!&~|$:#@")  # what opens a link, image, tag, code, emphasis, LaTeX, directive or autolink
 
 
@@ -172,6 +173,8 @@ def test_markdown_escaping_leaves_no_syntax(name):
     # and no URL can be auto-linked ("http:" loses its ':', "www." its '.'); one line, no new block
     escaped = md(name)
     assert _unescaped_syntax(escaped) == []
+    rendered = re.sub(r"\\([" + re.escape(string.punctuation) + "])", r"\1", escaped)
+    assert not AUTOLINK.search(rendered), rendered  # Streamlit autolinks the text after escapes are read
     assert "\n" not in escaped and "\r" not in escaped
 
 
@@ -180,7 +183,9 @@ def test_markdown_escaping_keeps_the_text(text):
     escaped = md(text)
     assert _unescaped_syntax(escaped) == []
     unescaped = re.sub(r"\\([" + re.escape(string.punctuation) + "])", r"\1", escaped)
-    assert unescaped == plain(text)  # what a reader sees: the text itself, control characters as spaces
+    # what a reader sees: the text itself (control characters as spaces, invisible word joiners in URLs)
+    assert unescaped.replace(WORD_JOINER, "") == plain(text).replace(WORD_JOINER, "")
+    assert not AUTOLINK.search(unescaped)  # GFM links the rendered text: nothing there reads as a URL
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES + ["../../etc/passwd", "..", ".bashrc", "CON", "a/b\\c"])
