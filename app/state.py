@@ -41,7 +41,7 @@ BOUNDS = {
 
 EXPANSIONS = ["auto", 1, 2, 4, 8]
 MAX_STAGES = 16  # stages the builder draws (ResNets have 3 or 4); each is a row of widgets
-MAX_TOTAL_BLOCKS = 4_000  # blocks in all stages together (resnet1202 has 600): every table and graph stays quick
+MAX_TOTAL_BLOCKS = 2_000  # blocks in all stages together (resnet1202 has 600): a trace stays a few seconds
 
 
 def stage_key(i: int, field: str) -> str:
