@@ -425,8 +425,11 @@ def to_url_token(spec: ArchSpec) -> str:
 
 def from_url_token(token: str) -> ArchSpec:
     """Inverse of to_url_token; SpecError for anything tampered or truncated."""
-    if not token or len(token) > 20_000:
-        raise SpecError("the link's network token is empty or too long")
+    if not token:
+        raise SpecError("the link's network token is empty")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise SpecError(f"the link's network token is {len(token):,} characters; a link carries at most "
+                        f"{MAX_TOKEN_CHARS:,}")
     try:
         d = zlib.decompressobj()
         raw = d.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), MAX_TOKEN_JSON_BYTES + 1)
@@ -444,6 +447,7 @@ def from_url_token(token: str) -> ArchSpec:
 
 
 MAX_TOKEN_JSON_BYTES = 200_000  # a link's spec, decompressed (a 64-stage spec is about 6 KB)
+MAX_TOKEN_CHARS = 20_000  # a link's token, before decoding
 
 
 def spec_key(spec: ArchSpec) -> str:
