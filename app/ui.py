@@ -258,8 +258,11 @@ _STYLE = """
   overflow: visible !important; text-overflow: clip !important; }
 [data-testid="stMetricValue"] { font-size: clamp(1.6rem, 2.5vw, 2.25rem); }
 .st-key-ui-metrics [data-testid="stMetric"] { padding-right: 0.75rem; }
-/* buttons wrap their label rather than ending it in "…" */
-[data-testid="stBaseButton-secondary"] p, [data-testid="stBaseButton-primary"] p { white-space: normal; }
+/* buttons wrap their label between words rather than ending it in "…" */
+[data-testid="stBaseButton-secondary"] p, [data-testid="stBaseButton-primary"] p { white-space: normal;
+  word-break: normal; overflow-wrap: normal; }
+/* segmented controls wrap their options onto a second line instead of hiding the last behind a scroll */
+[data-testid="stButtonGroup"] > div { flex-wrap: wrap; overflow-x: visible; }
 /* less empty space above the title: more of each page fits on a projector */
 [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
 /* wide formulas scroll inside their box instead of being clipped */
