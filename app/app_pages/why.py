@@ -39,10 +39,10 @@ st.markdown(f"#### {module.TITLE}\n> **The paper's claim.** {paper.claim}  \n"
 
 # ------------------------------------------------------------------------------------------- settings
 
-def pair_settings(prefix: str) -> tuple[PairSettings, str]:
+def pair_settings(prefix: str, default: str) -> tuple[PairSettings, str]:
     c = st.columns([2, 2, 1, 1, 1])
     net = c[0].selectbox("Residual net (its plain twin trains beside it)", PAIR_NETS, key=f"{prefix}.net",
-                         disabled=busy)
+                         index=PAIR_NETS.index(default), disabled=busy)
     from_lab = xs.training_lab_pair(net)
     sources = (["lab"] if from_lab else []) + ["here"]
     source = c[1].radio("Trained networks", sources, key=f"{prefix}.source", disabled=busy, horizontal=False,
@@ -52,9 +52,12 @@ def pair_settings(prefix: str) -> tuple[PairSettings, str]:
     size = c[3].number_input("Input size", 8, 32, 16, key=f"{prefix}.size", disabled=busy or source == "lab")
     seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}.seed", disabled=busy)
     if not from_lab:
+        # measured on an idle 2-core CPU at 16×16: 800 steps of resnet20 + plain20 ≈ 60 s, of the 56s ≈ 3× that
+        per_step = 0.075 * (int(net[6:]) - 2) / 18 if net[6:].isdigit() else 0.2
         st.caption(f"No finished Training lab run holds {net} and {twin_of(net)}; the pair trains here on the digits "
-                   f"({int(steps)} steps: about {'a minute' if net == 'resnet20' else 'a few minutes'} on a 2-core CPU) "
-                   "and is kept for this session, so the lesion study and the landscape share it.")
+                   f"({int(steps)} steps: about {max(5, round(int(steps) * per_step * (int(size) / 16) ** 2)):,} s on "
+                   "an idle 2-core CPU) and is kept for this session, so the lesion study and the landscape share "
+                   "it when they use the same network and settings.")
     return PairSettings(residual=net, steps=int(steps), input_size=int(size), seed=int(seed)), source
 
 
@@ -123,7 +126,7 @@ with st.container(border=True):
         def work(stop, progress, settings=settings, spec=spec):
             return erf.run(settings, stop, progress, spec=spec)
     elif name == "lesion":
-        ps, source = pair_settings("why.pair")
+        ps, source = pair_settings("why.lesion.pair", "resnet20")
         draws = st.columns(5)[0].number_input("Random draws per k", 1, 50, 5, key="why.lesion.draws", disabled=busy)
         settings = lesion.LesionSettings(pair=ps, draws=int(draws), seed=ps.seed)
         key = repr((settings, source))
@@ -132,10 +135,10 @@ with st.container(border=True):
             pair = get_pair(ps, source, stop, lambda f, t: progress(0.8 * f, t))
             return lesion.run(settings, pair, stop, progress)
     else:
-        ps, source = pair_settings("why.pair")
+        ps, source = pair_settings("why.land.pair", "resnet56")
         c = st.columns(3)
         side = c[0].number_input("2-D grid side", 3, 21, 9, step=2, key="why.land.side", disabled=busy)
-        images = c[1].number_input("Training images for the loss", 16, 2000, 256, key="why.land.images", disabled=busy)
+        images = c[1].number_input("Training images for the loss", 16, 2000, 128, key="why.land.images", disabled=busy)
         dseed = c[2].number_input("Direction seed", 0, 2**31 - 1, 0, key="why.land.seed", disabled=busy)
         settings = landscape.LandscapeSettings(pair=ps, points_2d=int(side), images=int(images), seed=int(dseed))
         key = repr((settings, source))

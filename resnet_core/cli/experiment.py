@@ -59,9 +59,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def _pair_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", nargs="?", default="resnet20", metavar="SPEC",
-                   help="the residual preset; its plain twin trains beside it (default resnet20)")
+def _pair_options(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("spec", nargs="?", default=default, metavar="SPEC",
+                   help=f"the residual preset; its plain twin trains beside it (default {default})")
     p.add_argument("--data", default="digits", metavar="DATA", help="digits (default) | synthetic | cifar:PATH")
     p.add_argument("--steps", type=int, default=800, metavar="N", help="training steps of the pair (default 800)")
     p.add_argument("--batch", type=int, default=32, metavar="B", help="training batch (default 32)")
@@ -115,7 +115,7 @@ def register(sub) -> None:
     le = names.add_parser("lesion", help=f"delete blocks of a trained ResNet and its plain twin ({TIMES['lesion']})",
                           description="Veit et al. 2016: held-out accuracy after deleting each block, and k random "
                                       f"blocks. Default run: {TIMES['lesion']} on a 2-core CPU.")
-    _pair_options(le)
+    _pair_options(le, "resnet20")
     le.add_argument("--draws", type=int, default=5, metavar="N", help="random deletion sets per k (default 5)")
     _common(le)
     le.set_defaults(run=cmd_experiment)
@@ -123,11 +123,11 @@ def register(sub) -> None:
     la = names.add_parser("landscape", help=f"filter-normalised loss slices ({TIMES['landscape']})",
                           description="Li et al. 2018: 1-D and 2-D loss slices around trained weights. "
                                       f"Default run: {TIMES['landscape']} on a 2-core CPU.")
-    _pair_options(la)
+    _pair_options(la, "resnet56")
     la.add_argument("--points-1d", type=int, default=21, metavar="N", help="points of the 1-D slice (default 21)")
     la.add_argument("--points-2d", type=int, default=9, metavar="N", help="grid side of the 2-D slice (default 9)")
     la.add_argument("--span", type=finite_float, default=1.0, metavar="X", help="slices cover [−X, X] (default 1)")
-    la.add_argument("--images", type=int, default=256, metavar="N", help="training images for the loss (default 256)")
+    la.add_argument("--images", type=int, default=128, metavar="N", help="training images for the loss (default 128)")
     _common(la)
     la.set_defaults(run=cmd_experiment)
 

@@ -51,11 +51,13 @@ LOSS_RATIO = 10.0  # at distance 1, the plain net's loss at least this multiple 
 
 @dataclass(frozen=True)
 class LandscapeSettings:
-    pair: PairSettings = field(default_factory=PairSettings)  # what to train when no trained pair is given
+    # what to train when no trained pair is given: resnet56, the depth at which the paper's plain twin turns
+    # chaotic (at 20 layers both surfaces look alike, in the paper and here)
+    pair: PairSettings = field(default_factory=lambda: PairSettings(residual="resnet56"))
     points_1d: int = 21  # α values in [−span, span]
     points_2d: int = 9  # grid side of the 2-D slice (points_2d² evaluations per net)
     span: float = 1.0  # the slices cover [−span, span] in filter-normalised units
-    images: int = 256  # training images the loss is measured on (a seeded subset)
+    images: int = 128  # training images the loss is measured on (a seeded subset)
     seed: int = 0  # the random directions and the subset
 
     def describe(self) -> dict:

@@ -256,10 +256,11 @@ def judge(rows: list[dict], settings: ShatterSettings) -> tuple[Verdict, list[st
                math.isfinite(ff) and abs(ff) <= WHITE_NOISE),
               (f"residual + BN at depth {d}: autocorrelation = {fmt(res)} (needs ≥ {CORRELATED:g})",
                math.isfinite(res) and res >= CORRELATED))
-    measured = {"depth": d, "seeds": settings.seeds, "width": settings.width,
+    used = [r["seeds"] for r in rows if r["depth"] == d and r["bn"] and r["bias"] == settings.bias]
+    measured = {"depth": d, "seeds": min(used, default=0), "width": settings.width,
                 "feedforward_bn": ff, "residual_bn": res,
                 "feedforward_no_bn_no_bias": ff_trap, "residual_no_bn_no_bias": res_trap}
-    claim = (f"width {settings.width}, depth {d}, mean over {settings.seeds} seeds, with batch norm: feed-forward "
+    claim = (f"width {settings.width}, depth {d}, mean over {min(used, default=0)} seeds, with batch norm: feed-forward "
              f"|autocorrelation| ≤ {WHITE_NOISE:g} (white noise), residual ≥ {CORRELATED:g}")
     findings = [f"At depth {d} with batch norm the feed-forward net's neighbouring gradients correlate at {fmt(ff)}, "
                 f"the residual net's at {fmt(res)}."]
