@@ -4,8 +4,8 @@ NAME` runs them, with the machine's load average beside (the 2-minute target is 
     .venv/bin/python benchmarks/bench_experiments.py [NAME ...]
 
 Prints one line per experiment: seconds, reproduced or not, and the numbers that decide it; and, as the
-reference measured in the same run, the seconds of one 800-step Training lab step loop of resnet20
-(20 steps, scaled), so a reader can tell a slow machine from a slow experiment.
+reference measured in the same run, the time of one resnet20 training step, so a reader can tell a slow
+machine from a slow experiment.
 """
 
 from __future__ import annotations
@@ -32,16 +32,26 @@ RUNS = {
 
 
 def reference_s() -> float:
-    """20 training steps of resnet20 + plain20 at the defaults, scaled to the 800 of a default run."""
-    t = time.perf_counter()
-    train_pair(PairSettings(steps=20))
-    return (time.perf_counter() - t) * 40
+    """Seconds of one training step of resnet20 (forward + backward, batch 32, 16×16), the median of 20: the
+    machine's speed, measured in the same run, so a reader can tell a slow machine from a slow experiment."""
+    import statistics
+
+    import resnet_core as rc
+    model = rc.build_model(rc.get_preset("resnet20").replace(input_size=(16, 16)), seed=0).train()
+    x, y = torch.randn(32, 3, 16, 16), torch.randint(0, 10, (32,))
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def main(names: list[str]) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores · torch {torch.__version__}")
-    print(f"reference: resnet20 + plain20, 800 training steps ≈ {reference_s():.0f} s (20 measured, × 40)")
+    step = reference_s()
+    print(f"reference: one resnet20 training step (batch 32, 16×16) takes {1000 * step:.1f} ms here")
     pair = None
     for name in names:
         t = time.perf_counter()
@@ -50,7 +60,7 @@ def main(names: list[str]) -> None:
         r = RUNS[name](pair)
         s = time.perf_counter() - t
         v = r.verdict
-        print(f"{name:10s} {s:7.1f} s  {'REPRODUCED' if v.reproduced else 'not reproduced'}  "
+        print(f"{name:10s} {s:7.1f} s = {s / step:,.0f} reference steps  {'REPRODUCED' if v.reproduced else 'not reproduced'}  "
               + " · ".join(text for text, _ in v.checks) + f"  (load {os.getloadavg()[0]:.1f})")
 
 

@@ -239,7 +239,7 @@ def judge(rows: list[dict], settings: ErfSettings) -> tuple[Verdict, list[str]]:
         checks.append((f"plain stack of {last['layers']} layers: ±2σ = {fmt(4 * last['erf_std'])} pixels is "
                        f"{100 * last['share_of_rf']:.0f} % of the theoretical RF of {last['theoretical_rf']} "
                        f"(needs ≤ {100 * FAR_BELOW:g} %)", last["share_of_rf"] <= FAR_BELOW))
-        findings.append(f"Doubling the depth from {plain[0]['layers']} to {plain[-1]['layers']} layers multiplies the "
+        findings.append(f"Going from {plain[0]['layers']} to {plain[-1]['layers']} layers multiplies the "
                         f"theoretical RF by {fmt(plain[-1]['theoretical_rf'] / plain[0]['theoretical_rf'])} but the "
                         f"ERF's σ only by {fmt(plain[-1]['erf_std'] / plain[0]['erf_std'])} "
                         f"(√ of the depth ratio: {fmt(math.sqrt(plain[-1]['layers'] / plain[0]['layers']))}).")
