@@ -21,7 +21,8 @@ pytestmark = pytest.mark.e2e
 SVG = "{http://www.w3.org/2000/svg}"
 SHAPES = {SVG + "polygon", SVG + "ellipse", SVG + "path", SVG + "polyline"}
 PAGES = [("", "shape trace"), ("graph", "computation graph"), ("compare", "Compare two networks"),
-         ("export", "Share & export"), ("learn", "Learn"), ("live", "Live lab"), ("train", "Training lab")]
+         ("export", "Share & export"), ("learn", "Learn"), ("live", "Live lab"), ("train", "Training lab"),
+         ("why", "Why it works")]
 
 
 def dot_nodes(dot: str) -> int:
@@ -136,9 +137,9 @@ CUT_CHECK = """() => {
   return cut;
 }"""
 
-# The labs' pages belong to their own engineers: what is cut there is written to artifacts/e2e/cut-labs.txt
+# The labs' pages (and Why it works) belong to their own engineers: what is cut there is written to artifacts/e2e/cut-labs-<size>.txt
 # (and reported), while the structure pages must have nothing cut.
-LAB_PAGES = {"live", "train"}
+LAB_PAGES = {"live", "train", "why"}
 
 
 @pytest.mark.parametrize("size", [(1024, 768), (1920, 1080)], ids=["1024x768", "1920x1080"])
@@ -165,7 +166,7 @@ def test_every_page_at_projector_sizes_nothing_cut(browser, app_url, size):
             cut = page.evaluate(CUT_CHECK)
             shot(page, f"page-{path or 'trace'}-{size[0]}x{size[1]}")
             if path in LAB_PAGES:
-                with open(ARTIFACTS / "cut-labs.txt", "a") as f:
+                with open(ARTIFACTS / f"cut-labs-{size[0]}x{size[1]}.txt", "a" if path != "live" else "w") as f:
                     f.write(f"{path} at {size[0]}×{size[1]}: {cut or 'nothing cut'}\n")
                 continue
             assert not cut, f"{path or 'trace'} at {size}: cut {cut}"
