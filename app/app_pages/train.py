@@ -7,7 +7,7 @@ import resnet_core as rc
 from app import handoff, state, train_session, ui
 from app.charts import training as train_charts
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, pick_device
-from resnet_core.text import md
+from resnet_core.text import md, safe_filename
 from resnet_core.training import config as train_config
 from resnet_core.training import data as rdata
 from resnet_core.training import distributed as tdist
@@ -262,7 +262,7 @@ if job is not None and job.finished:
                         icon=":material/biotech:", width="stretch",
                         help="Feature maps, the block anatomy and gradient flow of these trained weights.")
             c[2].download_button("⬇ Checkpoint (.pth)", lambda label=r.net: train_session.checkpoint_bytes(result, label),
-                                 f"{r.net.replace(' ', '_')}.pth", "application/octet-stream",
+                                 safe_filename(r.net, ".pth"), "application/octet-stream",
                                  key=f"train.ckpt.{r.net}", width="stretch",
                                  help="A torchvision-format state_dict; its network is the builder's after "
                                       "'Open in the Live lab', or export the spec there.")
