@@ -231,6 +231,30 @@ _GPU_SLOTS = FairSlots(1)
 _CPU_SLOTS = FairSlots(max(1, int(os.environ.get("RESNET_EXPLORER_CPU_JOBS", "1"))))
 
 
+# A live pass on the CPU runs on this many intra-op threads (RESNET_EXPLORER_LIVE_THREADS, default 1).
+# Measured (benchmarks/RESULTS.md): on a shared 2-core machine two OpenMP threads spin-wait for each
+# other whenever a core is taken by the page's own script threads or another process, and one pass got
+# 3–10× slower; passes take turns through the slot anyway, so one thread per pass loses little alone
+# and keeps a classroom's reruns moving.
+LIVE_CPU_THREADS = max(1, int(os.environ.get("RESNET_EXPLORER_LIVE_THREADS", "1") or 1))
+
+
+@contextmanager
+def live_threads(device: torch.device | str, n: int | None = None) -> Iterator[None]:
+    """Run a live pass on `n` (default LIVE_CPU_THREADS) intra-op threads on the CPU (hold the device slot
+    around it: the setting is the process's); the thread count is put back afterwards. No-op on a GPU."""
+    n = LIVE_CPU_THREADS if n is None else max(1, int(n))
+    if torch.device(device).type != "cpu" or torch.get_num_threads() == n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class BusyError(ExplorerError):
     """The device is busy with another session's job and the wait timed out."""
 

@@ -150,6 +150,8 @@ def _variant_spec(args: argparse.Namespace):
 def cmd_gradflow(args: argparse.Namespace) -> int:
     spec = _variant_spec(args)
 
+    import torch
+
     from resnet_core.device import BusyError, DeviceError, MemoryGuardError
     from resnet_core.lab.gradients import gradient_flow
     from resnet_core.lab.hooks import ProbeError
@@ -167,7 +169,8 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
         previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         gf = gradient_flow(spec, seed=args.seed, batch=args.batch, compare_skip=args.compare_skip,
-                           device=args.device, train=args.mode == "train", should_stop=stop.is_set)
+                           device=args.device, train=args.mode == "train", should_stop=stop.is_set,
+                           threads=torch.get_num_threads())  # alone on the machine: every thread
     except BuildError as e:
         raise CliError(*plan_error_lines(e.plan.errors)) from None
     except (DeviceError, MemoryGuardError, BusyError, ProbeError) as e:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from resnet_core.device import describe, device_slot, estimate_pass, pick_device, reserve
+from resnet_core.device import describe, device_slot, estimate_pass, live_threads, pick_device, reserve
 from resnet_core.formatting import did_you_mean
 from resnet_core.lab.hooks import (
     FEATURE_SCALING,
@@ -504,14 +504,14 @@ def _pick(model: nn.Module, device: str | torch.device | None) -> torch.device:
 
 def forward_record(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool = False, sample: int = 0,
                    device: str | torch.device | None = None, slot_timeout: float = 120.0,
-                   should_stop: Callable[[], bool] | None = None) -> ForwardRecord:
+                   should_stop: Callable[[], bool] | None = None, threads: int | None = None) -> ForwardRecord:
     """One forward pass that keeps every forward view: the maps of every layer, the anatomy of every block,
     per-layer statistics and the logits (see ForwardRecord for the memory bound).
 
     `device`: None runs where the model is; "auto" | "cpu" | "cuda" picks (a deep copy is moved, the
     caller's model is not). `train=False` (eval) uses BatchNorm's running statistics; train=True
     normalises by this batch. Admission is atomic across sessions (`device.reserve`); the pass holds the
-    device's slot. Raises MemoryGuardError (with the numbers) when the pass would not fit, BusyError when
+    device's slot, on `threads` CPU threads (default device.LIVE_CPU_THREADS). Raises MemoryGuardError (with the numbers) when the pass would not fit, BusyError when
     the device stays busy for `slot_timeout` seconds or `should_stop()` turns true while waiting,
     ProbeError for bad arguments.
     """
@@ -520,7 +520,8 @@ def forward_record(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool = 
     t = Trace(plan)
     est = estimate_pass(t.param_bytes, t.activation_bytes, int(x.shape[0]), backward=False)
     what = f"a forward pass of {plan.spec.name} on {x.shape[0]} image(s)"
-    with reserve(est, dev, what=what), device_slot(dev, timeout=slot_timeout, should_stop=should_stop):
+    with reserve(est, dev, what=what), device_slot(dev, timeout=slot_timeout, should_stop=should_stop), \
+            live_threads(dev, threads):
         m = _to_device(model, dev)
         return _record(m, x, plan, sample=sample, train=train, device_text=describe(dev))
 

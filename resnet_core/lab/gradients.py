@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_core.device import describe, device_slot, estimate_pass, pick_device, reserve
+from resnet_core.device import BusyError, describe, device_slot, estimate_pass, live_threads, pick_device, reserve
 from resnet_core.lab.hooks import (
     ProbeError,
     _check_batch_norm,
@@ -36,8 +36,8 @@ from resnet_core.lab.hooks import (
 )
 from resnet_core.lab.images import noise_batch
 from resnet_core.structure.build import BuildError, build_model, set_skip
-from resnet_core.structure.plan import Layer, Plan
 from resnet_core.structure.plan import plan as make_plan
+from resnet_core.structure.records import Layer, Plan
 from resnet_core.structure.spec import ArchSpec
 from resnet_core.structure.trace import Trace
 
@@ -489,7 +489,7 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
                   device: str | torch.device = "auto", train: bool = True, model: nn.Module | None = None,
                   vanished_below: float = VANISHED_BELOW, exploded_above: float = EXPLODED_ABOVE,
                   slot_timeout: float = 120.0, progress: Callable[[GradProgress], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> GradientFlow:
+                  should_stop: Callable[[], bool] | None = None, threads: int | None = None) -> GradientFlow:
     """Forward + backward with the skips on and off, on ONE model from (spec, seed) and one batch.
 
     compare_skip=True builds the residual form of the spec (skip=True; a plain preset gets its shortcuts
@@ -499,6 +499,8 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
     build by a deep copy of your weights (e.g. a loaded checkpoint). In train mode by default, as in
     training. `progress` receives a GradProgress after every weighted layer; when `should_stop()` turns
     true the run ends at the next layer and the result holds the variants that finished (`stopped`).
+    On the CPU it runs on `threads` intra-op threads (default device.LIVE_CPU_THREADS: 1, for a server
+    shared by sessions; the command line passes all of its own).
     Raises BuildError for a spec whose shapes do not meet, MemoryGuardError when the pass does not fit
     the memory left (admission is atomic across sessions), BusyError when the device stays busy,
     ProbeError for bad input.
@@ -525,19 +527,25 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
         labels = sl if labels is None else labels
     variants: list[GradVariant] = []
     stopped = False
-    with reserve(est, dev, what=f"the gradient pass of {spec.name} on {batch} image(s)"), \
-            device_slot(dev, timeout=slot_timeout, should_stop=should_stop):
-        if model is None:
-            m = build_seeded(p, seed).to(dev)
-        else:
-            m = copy.deepcopy(model).to(dev)
-        try:
+    ran_on = describe(dev)
+    try:
+        with reserve(est, dev, what=f"the gradient pass of {spec.name} on {batch} image(s)"), \
+                device_slot(dev, timeout=slot_timeout, should_stop=should_stop), live_threads(dev, threads):
+            ran_on = describe(dev)
+            if model is None:
+                m = build_seeded(p, seed).to(dev)
+            else:
+                m = copy.deepcopy(model).to(dev)
             compare_skips(m, x, labels, p, skips, train, vanished_below, exploded_above, progress=progress,
                           should_stop=should_stop, done=variants)
-        except Stopped:
-            stopped = True
+    except Stopped:
+        stopped = True
+    except BusyError:
+        if should_stop is None or not should_stop():
+            raise
+        stopped = True  # stopped while waiting for the device: nothing ran
     return GradientFlow(spec=base, seed=seed, data_seed=ds, batch=batch, input_shape=tuple(p.input_shape),
-                        train=train, device=describe(dev), variants=tuple(variants), vanished_below=vanished_below,
+                        train=train, device=ran_on, variants=tuple(variants), vanished_below=vanished_below,
                         exploded_above=exploded_above, stopped=stopped, asked=tuple(variant_label(s) for s in skips))
 
 
