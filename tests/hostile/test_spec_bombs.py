@@ -118,3 +118,16 @@ def test_load_spec_of_a_spec_file_bomb_says_why(tmp_path):
     f.write_text("a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nname: *b\n")
     with pytest.raises(SpecError, match="alias"):
         load_spec(str(f))
+
+
+@pytest.mark.parametrize("text", ['{"' + '\\"' * 300_000, '{' + '"\\' * 300_000, "name: " + "[a, " * 300_000])
+def test_text_that_makes_a_scanner_retry_from_every_quote_is_read_once(text):
+    # '"\"\"\"…' made the old string-skipping pattern retry from each escaped quote (quadratic: hours for
+    # 1 MB). Run apart so that a return to that is a hang with a bound (a guard, not a speed target)
+    import subprocess
+    import sys
+    code = ("import sys; from resnet_core.structure.spec import parse_spec_text, SpecError\n"
+            "try:\n    parse_spec_text(sys.stdin.read())\nexcept SpecError as e:\n    print('refused:', e)")
+    out = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, timeout=120,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert out.returncode == 0 and out.stdout.startswith("refused:"), out.stderr[-500:]
