@@ -60,9 +60,14 @@ def check_name(name: str) -> str | None:
     if len(name) > MAX_NAME_CHARS:
         return f"the name is {len(name):,} characters long; a name has at most {MAX_NAME_CHARS}"
     for ch in name:
-        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ch in _BIDI_CONTROLS:
             return f"the name holds the control character U+{ord(ch):04X}; use printable characters only"
     return None
+
+
+# the bidirectional controls reorder the text around them ("Trojan Source"): a name could read one way
+# on the page and another in a file, a terminal or generated code
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _json_int(text: str) -> int:

@@ -196,7 +196,7 @@ def test_download_file_names_are_plain(name):
     assert stem and not stem.startswith(".") and all(c.isascii() and (c.isalnum() or c in "._-") for c in stem)
 
 
-@pytest.mark.parametrize("name", ["a\nb", "nul\x00", "\ud800", "x" * 201, "rtl\u2028"])
+@pytest.mark.parametrize("name", ["a\nb", "nul\x00", "\ud800", "x" * 201, "rtl\u2028", "evil\u202egnp.exe", "x\u2066y"])
 def test_a_loaded_name_with_control_characters_or_too_long_is_refused_by_name(name):
     import json
 
