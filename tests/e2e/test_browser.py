@@ -104,6 +104,7 @@ def test_live_lab_runs_a_pass_and_draws_the_charts(page, app_url):
     panel = page.get_by_role("tabpanel", name="Backward: gradient flow with and without skips")
     page.get_by_text("First conv ‖∂L/∂W‖, without skips").wait_for()
     charts = panel.locator('[data-testid="stVegaLiteChart"]')
+    charts.nth(1).wait_for()  # the results arrive from a background job: both charts, once drawn
     assert charts.count() == 2
     assert charts.first.locator("canvas, svg").count() >= 1
     shot(page, "06-live-gradient-flow")
