@@ -249,8 +249,10 @@ class GradFlowJob:
         finally:
             self.finished = True
 
-    def start(self) -> None:
-        self.alive = session_alive()
+    def start(self, alive=None) -> None:
+        """Run in a thread of its own; it stops by itself once `alive()` (default: this browser session
+        is still connected) turns false."""
+        self.alive = alive or session_alive()
         self.thread = threading.Thread(target=self._work, name="resnet-explorer-gradflow", daemon=True)
         self.thread.start()
 

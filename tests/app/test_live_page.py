@@ -317,3 +317,23 @@ def test_sessions_at_once_each_see_their_own_network():
         assert not exc and f"Feature maps: {nets[net]}" in heads
         n_blocks = len(rc.plan(rc.get_preset(net)).blocks)
         assert len(rec.blocks) == n_blocks, net  # its own network's record, not another session's
+
+
+def test_a_gradient_flow_stops_by_itself_when_its_session_is_gone():
+    """The job checks its session's liveness at every layer: once the tab is closed (the check turns
+    false) the run ends at the next layer, as a Stop would end it."""
+    import threading
+    import time
+
+    from app import live_session
+    gone = threading.Event()
+    job = live_session.GradFlowJob(spec=rc.get_preset("resnet110"), seed=0, batch=32, request=())
+    job.start(alive=lambda: not gone.is_set())
+    deadline = time.monotonic() + 120
+    while job.progress is None and not job.finished and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.progress is not None, "the run never began"
+    gone.set()  # the tab closes while the first variant runs
+    assert job.wait(300), "the job kept running after its session was gone"
+    assert job.error is None and job.result is not None and job.result.stopped
+    assert len(job.result.variants) < 2
