@@ -247,7 +247,7 @@ elif name == "lesion":
 else:
     nets = s["networks"]
     left, right = st.columns([2, 3])
-    left.altair_chart(charts.landscape_1d(t["slice_1d"]), width="stretch")
+    left.altair_chart(charts.landscape_1d(t["slice_1d"]), width="content")
     right.altair_chart(charts.landscape_pair(t["slice_2d"], nets), width="content")
     main = pd.DataFrame(t["summary"])
 

@@ -165,7 +165,7 @@ def lesion_single(rows: list[dict], baseline: list[dict], labels: dict[str, str]
     rules = alt.Chart(base).mark_rule(strokeDash=[6, 4], strokeWidth=1.5).encode(
         y="accuracy:Q", color=alt.Color("net:N", scale=ROLE_SCALE, legend=None),
         tooltip=[alt.Tooltip("accuracy:Q", format=".1%", title="nothing deleted"), "net"])
-    return _cfg(alt.layer(rules, points).properties(height=330, title="Delete one block (dashed: nothing deleted)"))
+    return _cfg(alt.layer(points, rules).properties(height=400, title="Delete one block (dashed: nothing deleted)"))
 
 
 def _label_expr(labels: dict[str, str]) -> str:
@@ -182,10 +182,11 @@ def lesion_random(rows: list[dict], labels: dict[str, str]) -> alt.Chart:
     line = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
         x=enc_x, y=alt.Y("mean:Q", title="held-out accuracy (mean, band: min–max)", scale=alt.Scale(domain=[0, 1]),
                          axis=alt.Axis(format="%")),
-        color=alt.Color("net:N", scale=ROLE_SCALE, legend=None),
+        color=alt.Color("net:N", scale=ROLE_SCALE, legend=alt.Legend(orient="bottom", title=None,
+                                                                      labelExpr=_label_expr(labels))),
         tooltip=["network", "k", alt.Tooltip("mean:Q", format=".1%"), alt.Tooltip("min:Q", format=".1%"),
                  alt.Tooltip("max:Q", format=".1%"), "draws"])
-    return _cfg(alt.layer(band, line).properties(height=300, title="Delete k blocks at random"))
+    return _cfg(alt.layer(line, band).properties(height=400, title="Delete k blocks at random"))
 
 
 def path_histogram(rows: list[dict]) -> alt.Chart:
@@ -195,7 +196,7 @@ def path_histogram(rows: list[dict]) -> alt.Chart:
         x=alt.X("length:O", title="path length (blocks whose branch the path takes)", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("paths:Q", title="number of paths"),
         tooltip=["length", alt.Tooltip("paths:Q", format=","), alt.Tooltip("fraction:Q", format=".1%")],
-    ).properties(height=300, title=f"The 2^{n} = {2 ** n:,} paths by length: Binomial({n}, ½)"))
+    ).properties(height=400, title=f"The 2^{n} = {2 ** n:,} paths by length: Binomial({n}, ½)"))
 
 
 # ------------------------------------------------------------------------------------------- landscape
@@ -205,9 +206,9 @@ def landscape_1d(rows: list[dict]) -> alt.Chart:
     return _cfg(alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
         x=alt.X("alpha:Q", title="α (filter-normalised distance along δ)"),
         y=alt.Y("loss:Q", title="training loss (log)", scale=alt.Scale(type="log")),
-        color=alt.Color("role:N", scale=ROLE_SCALE, legend=alt.Legend(orient="bottom", title=None, labelLimit=0)),
+        color=alt.Color("net:N", scale=alt.Scale(range=[RES, PLAIN]), sort=None, legend=None),
         tooltip=["net", alt.Tooltip("alpha:Q", format=".2f"), alt.Tooltip("loss:Q", format=".4g")],
-    ).properties(height=320, title="1-D slice"))
+    ).properties(height=300, width=380, title="1-D slice (green: residual, red: plain)"))
 
 
 def landscape_2d(rows: list[dict], net: str, levels: list[float]) -> alt.Chart:
@@ -218,10 +219,10 @@ def landscape_2d(rows: list[dict], net: str, levels: list[float]) -> alt.Chart:
         x=alt.X("alpha:O", title="α", axis=alt.Axis(format=".2f", labelAngle=0, labelOverlap=True)),
         y=alt.Y("beta:O", title="β", sort="descending", axis=alt.Axis(format=".2f", labelOverlap=True)),
         color=alt.Color("log10 loss:Q", scale=alt.Scale(type="threshold", domain=levels, scheme="viridis"),
-                        legend=alt.Legend(title="log₁₀ loss", orient="right")),
+                        legend=alt.Legend(title="log₁₀ loss", orient="right", format=".1f")),
         tooltip=[alt.Tooltip("alpha:Q", format=".2f"), alt.Tooltip("beta:Q", format=".2f"),
                  alt.Tooltip("loss:Q", format=".4g")],
-    ).properties(width=300, height=300, title=net)
+    ).properties(width=250, height=250, title=net)
 
 
 def contour_levels(rows: list[dict], count: int = 9) -> list[float]:

@@ -21,9 +21,12 @@ import time
 from resnet_core.cli.common import CliError
 from resnet_core.formatting import text_table
 
-# measured on the 2-core CPU (benchmarks/RESULTS.md, "Why it works"), idle machine
-TIMES = {"signal": "about 10 s", "shatter": "about 20 s", "erf": "about 10 s",
-         "lesion": "about 60 s (most of it training the pair)", "landscape": "about 90 s (training the pair, then the slices)"}
+# measured on the 2-core CPU (benchmarks/RESULTS.md, "Why it works"); the two that train do most of their
+# work in the Training lab's loop, whose speed that file records (about 25 s for resnet20 + plain20 and 75 s
+# for resnet56 + plain56 at 800 steps on one idle core)
+TIMES = {"signal": "about 10 s", "shatter": "about 45 s", "erf": "about 17 s",
+         "lesion": "about 1 minute (training resnet20 + plain20, then 9 + 40 lesioned evaluations)",
+         "landscape": "about 2 minutes (training resnet56 + plain56, then 204 loss evaluations)"}
 
 
 class OneLineParser(argparse.ArgumentParser):
