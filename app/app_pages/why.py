@@ -204,6 +204,11 @@ else:
 
 t = result.tables
 s = result.settings
+MAIN = {"signal": "stream", "shatter": "autocorrelation", "erf": "stacks", "lesion": "single", "landscape": "slice_1d"}
+if not t.get(MAIN[name]):
+    st.info("Stopped before anything was measured: nothing to show yet. Press **Run** to start again.",
+            icon=":material/hourglass_empty:")
+    st.stop()
 if name == "signal":
     left, right = st.columns(2)
     left.altair_chart(charts.signal_variance(t["stream"]), width="stretch")
@@ -242,13 +247,17 @@ elif name == "lesion":
     left, right = st.columns([3, 2])
     left.altair_chart(charts.lesion_single(t["single"], t["baseline"], names), width="stretch")
     right.altair_chart(charts.path_histogram(t["paths"]), width="stretch")
-    st.altair_chart(charts.lesion_random(t["random"], names), width="stretch")
+    if t["random"]:
+        st.altair_chart(charts.lesion_random(t["random"], names), width="stretch")
     main = pd.DataFrame(t["single"]).rename(columns=names)
 else:
     nets = s["networks"]
     left, right = st.columns([2, 3])
     left.altair_chart(charts.landscape_1d(t["slice_1d"]), width="content")
-    right.altair_chart(charts.landscape_pair(t["slice_2d"], nets), width="content")
+    if len(t["slice_2d"]) == 2 * s["points_2d"] ** 2:
+        right.altair_chart(charts.landscape_pair(t["slice_2d"], nets), width="content")
+    else:
+        right.caption("The 2-D slices were not finished.")
     main = pd.DataFrame(t["summary"])
 
 st.dataframe(main.round(4), hide_index=True)

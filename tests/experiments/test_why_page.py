@@ -60,3 +60,16 @@ def test_pair_from_the_training_lab_is_offered(monkeypatch):
     at.run()
     radio = at.radio(key="why.lesion.pair.source")
     assert radio.options[0].startswith("from the Training lab")
+
+
+def test_stop_keeps_what_was_measured_and_says_so():
+    at = why_page()
+    at.segmented_control(key="why.experiment").set_value("shatter").run()
+    at.button(key="why.run").click().run()
+    no_exception(at)
+    assert at.button(key="why.stop").disabled is False and at.button(key="why.run").disabled is True
+    at.button(key="why.stop").click().run()
+    job = wait_done(at)
+    assert job.error is None and job.result.stopped
+    assert any("Stopped early" in w.value for w in at.warning)
+    assert at.button(key="why.run").disabled is False
