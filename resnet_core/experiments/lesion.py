@@ -234,8 +234,16 @@ def judge(singles: list[dict], full: dict, pair: TrainedPair) -> tuple[Verdict, 
                             f"{pct(min(r['residual'] for r in later))} and {pct(max(r['residual'] for r in later))}; "
                             f"the same deletion leaves {pair.plain_label} between {pct(min(r['plain'] for r in singles))} "
                             f"and {pct(best['plain'])} (chance is {pct(1 / pair.data.num_classes)}).")
-        findings.append(f"Deleting the first block leaves {pair.residual_label} at {pct(singles[0]['residual'])}: it is "
-                        "the one that turns the stem's features into what every later path expects.")
+        ranked = sorted(singles, key=lambda r: r["residual"])
+        costly = [r for r in ranked[:3] if r["residual"] < RESIDUAL_MIN]
+        if costly:
+            findings.append(f"The costly deletions from {pair.residual_label} are "
+                            + ", ".join(f"{r['block']} ({pct(r['residual'])})" for r in costly)
+                            + (": all in the first stage, right after the stem." if all(
+                                r["block"].startswith("layer1.") for r in costly) else "."))
+        else:
+            findings.append(f"No single deletion takes {pair.residual_label} below {pct(RESIDUAL_MIN)}; the most "
+                            f"costly is {ranked[0]['block']} ({pct(ranked[0]['residual'])}).")
     ok = len(checks) == 3 and all(c[1] for c in checks)
     claim = (f"trained residual net and plain twin: deleting any single block except the first leaves the residual "
              f"net at ≥ {pct(RESIDUAL_MIN)} held-out accuracy (median ≥ {pct(RESIDUAL_MEDIAN)}); deleting any single "
@@ -249,5 +257,6 @@ EXPLANATION = (
     "histogram: Binomial(n, ½)). Deleting one block removes only the paths through its branch — half of them "
     "— and leaves every other path intact, so the ensemble keeps working, a little worse. A plain network has "
     "a single path; deleting any layer breaks it, and the layers after it receive inputs unlike anything they "
-    "were trained on. The first block is the exception: every path passes the stem's features to it first, "
-    "and in a short training it does a large share of the work.")
+    "were trained on. The first blocks can be exceptions: every path passes the stem's few features through "
+    "them first, and in a short training they do a large share of the work (Veit et al. lesioned nets trained "
+    "for 64,000 iterations).")

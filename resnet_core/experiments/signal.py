@@ -201,7 +201,10 @@ EXPLANATION = (
     "easily. Without batch norm a He-initialised branch returns a signal as large as its input, so the "
     "stream doubles per block: after 16 blocks it is tens of thousands of times larger, which is why "
     "unnormalised ResNets need extra tricks (a scale α on each branch, SkipInit, zero-initialised last "
-    "layers). The plain nets have no stream to accumulate: their variance stays flat.")
+    "layers). The plain nets have no stream to accumulate: their variance stays flat. The variance here is over "
+    "all the stream's units; about a third of it sits in the channels' means (each conv sees ReLU outputs, which "
+    "are positive, so each channel gets a random offset), the rest within the channels — the two parts the "
+    "Signal Propagation Plot draws.")
 
 
 def settings_dict(s: SignalSettings) -> dict:
