@@ -232,7 +232,7 @@ def judge(singles: list[dict], full: dict, pair: TrainedPair) -> tuple[Verdict, 
         if later:
             findings.append(f"Deleting any one block after the first leaves {pair.residual_label} between "
                             f"{pct(min(r['residual'] for r in later))} and {pct(max(r['residual'] for r in later))}; "
-                            f"the same deletion leaves {pair.plain_label} between {pct(min(r['plain'] for r in singles))} "
+                            f"any single deletion leaves {pair.plain_label} between {pct(min(r['plain'] for r in singles))} "
                             f"and {pct(best['plain'])} (chance is {pct(1 / pair.data.num_classes)}).")
         ranked = sorted(singles, key=lambda r: r["residual"])
         costly = [r for r in ranked[:3] if r["residual"] < RESIDUAL_MIN]
