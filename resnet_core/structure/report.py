@@ -6,7 +6,7 @@ import csv
 import io
 
 from resnet_core.formatting import fmt_bytes, text_table
-from resnet_core.structure.plan import shape_str
+from resnet_core.structure.records import shape_str
 from resnet_core.structure.trace import Trace, TraceRow, is_depth_layer
 from resnet_core.text import csv_cell
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any
 
-from resnet_core.structure.plan import Layer, Plan, PlanProblem, Shape
 from resnet_core.structure.plan import plan as make_plan
+from resnet_core.structure.records import Layer, Plan, PlanProblem, Shape
 from resnet_core.structure.spec import ArchSpec
 
 BYTES_PER_ELEMENT = 4  # float32
