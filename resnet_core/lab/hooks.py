@@ -26,7 +26,7 @@ from torch import nn
 
 from resnet_core.errors import ExplorerError
 from resnet_core.structure.build import ResidualBlock
-from resnet_core.structure.plan import BlockPlan, Layer, Plan
+from resnet_core.structure.records import BlockPlan, Layer, Plan
 
 FEATURE_SCALING = ("Each channel is scaled on its own: its minimum shows as black and its maximum as white "
                    "(the raw range of every channel is listed). Brightness compares positions within one "
