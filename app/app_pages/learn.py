@@ -7,7 +7,13 @@ import resnet_core as rc
 from app import state, ui
 from app.charts import structure as charts
 from resnet_core.structure.graph import block_dot
-from resnet_core.structure.lessons import EXERCISES, batchnorm_demo, check_exercise, shortcut_options
+from resnet_core.structure.lessons import (
+    EXERCISES,
+    batchnorm_demo,
+    check_exercise,
+    resnet18_walkthrough,
+    shortcut_options,
+)
 from resnet_core.structure.records import shape_str
 from resnet_core.structure.report import staircase_rows, staircase_summary, table_rows
 
@@ -98,35 +104,16 @@ with tabs[1]:
 with tabs[2]:
     spec18 = rc.get_preset("resnet18").replace(num_classes=10, name="resnet18 (10 classes)")
     t18 = ui.cached_trace(spec18)
-    layers = {lay.name: lay for lay in t18.plan.layers}
-    stages = [g for g in t18.groups() if g.name.startswith("layer")]
-    steps = [
-        f"**Input**: an image of {shape_str(t18.input_shape)} (channels × height × width).",
-        f"**Stem**: a 7×7 convolution with stride 2 and 64 filters → {shape_str(layers['conv1'].out_shape)}; "
-        f"batch norm and ReLU; a 3×3 max-pool with stride 2 → {shape_str(layers['maxpool'].out_shape)}.",
-    ]
-    for g, sp in zip(stages, t18.plan.stages):
-        first = sp.blocks[0]
-        shortcut = {"projection": "a 1×1 projection", "pad": "zero-padded", "identity": "the identity"}.get(
-            first.shortcut, first.shortcut)
-        how = ("same size" if first.stride == 1
-               else f"the first block divides the size by its stride {first.stride}; its shortcut is {shortcut}")
-        steps.append(f"**Stage {sp.index + 1}** ({len(sp.blocks)} basic blocks, {how}) → {shape_str(g.out_shape)}.")
-    steps += [
-        f"**Global average pool**: each of the 512 maps averaged to one number → {shape_str(layers['avgpool'].out_shape)}.",
-        f"**Flatten** → {shape_str(layers['flatten'].out_shape)}; **fully connected** → "
-        f"{shape_str(layers['fc'].out_shape)} class scores.",
-    ]
+    walk = resnet18_walkthrough(t18)
     left, right = st.columns([2, 3])
     with left:
-        st.markdown("\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps)))
+        st.markdown("\n".join(f"{i + 1}. {s}" for i, s in enumerate(walk.steps)))
         st.markdown("Every convolution's output size follows one rule:")
         st.latex(r"H_\text{out} = \left\lfloor \frac{H_\text{in} + 2p - k}{s} \right\rfloor + 1")
-        conv1 = layers["conv1"]
-        h_in, k, p, s_ = t18.input_shape[1], conv1.kernel, conv1.padding, conv1.stride
+        h_in, k, p, s_, h_out = walk.stem_conv
         st.markdown("For the stem's conv:")  # two short formulas fit a narrow column, one long one did not
         st.latex(rf"\left\lfloor\frac{{{h_in} + {2 * p} - {k}}}{{{s_}}}\right\rfloor + 1 = "
-                 rf"{(h_in + 2 * p - k) // s_ + 1}")
+                 rf"{h_out}")
     with right:
         spatial, _ = staircase_summary(t18)
         st.altair_chart(charts.staircase(staircase_rows(t18), "spatial", title=f"spatial size: {spatial}"),

@@ -1,5 +1,6 @@
 """Material for the Learn page: small, pure functions the page lays out and tests can check.
 
+- `resnet18_walkthrough`: ResNet-18 shape by shape, read off its trace (DESIGN's walk-through).
 - `shortcut_options`: one network under shortcut options A, B and C (He et al. 2015 §3.3).
 - `batchnorm_demo`: a real BatchNorm2d on a real batch: per-channel statistics before and after,
   in training mode (batch statistics) and in evaluation mode (running statistics).
@@ -13,9 +14,47 @@ from typing import Callable
 
 from resnet_core.structure.plan import plan
 from resnet_core.structure.presets import get_preset
-from resnet_core.structure.records import Plan
+from resnet_core.structure.records import Plan, shape_str
 from resnet_core.structure.spec import ArchSpec, Stage, Stem
-from resnet_core.structure.trace import trace
+from resnet_core.structure.trace import Trace, trace
+
+
+@dataclass(frozen=True)
+class Walkthrough:
+    """ResNet-18 step by step, every shape read from the trace (Markdown steps), and the stem's conv rule."""
+
+    steps: tuple[str, ...]
+    stem_conv: tuple[int, int, int, int, int]  # H_in, kernel, padding, stride, H_out of the stem's conv
+
+
+_SHORTCUT_WORDS = {"projection": "a 1×1 projection", "pad": "zero-padded", "identity": "the identity"}
+
+
+def resnet18_walkthrough(t: Trace) -> Walkthrough:
+    """Input → stem → stages → pool → FC of a ResNet-18 trace, in words a student reads off the table."""
+    layers = {lay.name: lay for lay in t.plan.layers}
+    stages = [g for g in t.groups() if g.name.startswith("layer")]
+    steps = [
+        f"**Input**: an image of {shape_str(t.input_shape)} (channels × height × width).",
+        f"**Stem**: a 7×7 convolution with stride 2 and 64 filters → {shape_str(layers['conv1'].out_shape)}; "
+        f"batch norm and ReLU; a 3×3 max-pool with stride 2 → {shape_str(layers['maxpool'].out_shape)}.",
+    ]
+    for g, sp in zip(stages, t.plan.stages):
+        first = sp.blocks[0]
+        shortcut = _SHORTCUT_WORDS.get(first.shortcut, first.shortcut)
+        how = ("same size" if first.stride == 1
+               else f"the first block divides the size by its stride {first.stride}; its shortcut is {shortcut}")
+        steps.append(f"**Stage {sp.index + 1}** ({len(sp.blocks)} basic blocks, {how}) → {shape_str(g.out_shape)}.")
+    channels = layers["avgpool"].in_shape[0]
+    steps += [
+        f"**Global average pool**: each of the {channels} maps averaged to one number → "
+        f"{shape_str(layers['avgpool'].out_shape)}.",
+        f"**Flatten** → {shape_str(layers['flatten'].out_shape)}; **fully connected** → "
+        f"{shape_str(layers['fc'].out_shape)} class scores.",
+    ]
+    conv1 = layers["conv1"]
+    h_in, k, p, s = t.input_shape[1], conv1.kernel, conv1.padding, conv1.stride
+    return Walkthrough(tuple(steps), (h_in, k, p, s, (h_in + 2 * p - k) // s + 1))
 
 
 def shortcut_options(spec: ArchSpec) -> list[dict]:

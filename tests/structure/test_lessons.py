@@ -68,3 +68,16 @@ def test_each_exercise_is_broken_then_fixable(ex):
     if ex.key in WRONG_FIXES:
         wrong = WRONG_FIXES[ex.key](ex.broken)
         assert rc.plan(wrong).ok and check_exercise(ex, wrong) is not None
+
+
+def test_the_resnet18_walkthrough_reads_the_staircase_off_the_trace():
+    """DESIGN's walk-through: 224×224×3 → 112×112×64 → 56×56×64 → stages → 7×7×512 → 1×1×512 → 512 → FC."""
+    from resnet_core.structure.lessons import resnet18_walkthrough
+
+    walk = resnet18_walkthrough(rc.trace(rc.get_preset("resnet18").replace(num_classes=10)))
+    text = "\n".join(walk.steps)
+    for shape in ("3×224×224", "64×112×112", "64×56×56", "128×28×28", "256×14×14", "512×7×7", "512×1×1", "→ 512;",
+                  "→ 10 class scores"):
+        assert shape in text, shape
+    assert walk.stem_conv == (224, 7, 3, 2, 112)  # ⌊(224 + 6 − 7) / 2⌋ + 1 = 112
+    assert len(walk.steps) == 2 + 4 + 2
