@@ -69,7 +69,7 @@ def shatter_depth(rows: list[dict], toggles: str) -> alt.Chart:
         tooltip=["arch", "depth", alt.Tooltip("autocorrelation:Q", format=".3f"), alt.Tooltip("sd:Q", format=".3f"),
                  "seeds"])
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="gray", strokeDash=[4, 4]).encode(y="y:Q")
-    return _cfg(alt.layer(band, line, zero).properties(height=320, title=f"Correlation against depth ({toggles})"))
+    return _cfg(alt.layer(line, band, zero).properties(height=360, title=f"Correlation against depth ({toggles})"))
 
 
 def shatter_gradients(rows: list[dict]) -> alt.Chart:
