@@ -16,7 +16,8 @@ import streamlit as st
 import resnet_core as rc
 from resnet_core.structure import spec as rspec
 from resnet_core.structure.presets import DEFAULT_PRESET, is_preset, matching_preset
-from resnet_core.structure.spec import ArchSpec, SpecError, Stage, Stem, from_url_token, to_url_token
+from resnet_core.structure.spec import ArchSpec, Stage, Stem, from_url_token, to_url_token
+from resnet_core.structure.spec_text import SpecError
 from resnet_core.text import md, plain
 
 P = "net."  # prefix of every builder key

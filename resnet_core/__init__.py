@@ -14,7 +14,8 @@ from resnet_core.structure.loading import load_spec
 from resnet_core.structure.plan import plan
 from resnet_core.structure.presets import get_preset, list_presets, preset_info
 from resnet_core.structure.records import Location, Plan, PlanProblem
-from resnet_core.structure.spec import ArchSpec, SpecError, Stage, Stem
+from resnet_core.structure.spec import ArchSpec, Stage, Stem
+from resnet_core.structure.spec_text import SpecError
 from resnet_core.structure.trace import Trace, trace
 
 __all__ = [

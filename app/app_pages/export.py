@@ -7,7 +7,8 @@ from resnet_core import BuildError
 from resnet_core.structure.codegen import generate_code
 from resnet_core.structure.graph import dot_available
 from resnet_core.structure.report import to_csv
-from resnet_core.structure.spec import SpecError, parse_spec_text, spec_key
+from resnet_core.structure.spec import parse_spec_text, spec_key
+from resnet_core.structure.spec_text import SpecError
 from resnet_core.text import md
 
 

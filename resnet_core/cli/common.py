@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from resnet_core.structure.loading import load_spec
-from resnet_core.structure.spec import ArchSpec, SpecError
+from resnet_core.structure.spec import ArchSpec
+from resnet_core.structure.spec_text import SpecError
 from resnet_core.text import plain
 
 

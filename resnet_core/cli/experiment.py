@@ -179,7 +179,7 @@ def run_experiment(args, should_stop, on_progress):
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     from resnet_core.errors import ExplorerError
-    from resnet_core.structure.spec import SpecError
+    from resnet_core.structure.spec_text import SpecError
 
     last = [0.0]
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from resnet_core.structure.presets import get_preset, is_preset, preset_info
-from resnet_core.structure.spec import ArchSpec, SpecError, parse_spec_text, read_spec_file, spec_from_dict
+from resnet_core.structure.spec import ArchSpec, parse_spec_text, read_spec_file, spec_from_dict
+from resnet_core.structure.spec_text import SpecError
 from resnet_core.text import plain
 
 

@@ -24,9 +24,6 @@ from typing import Any, Mapping
 import yaml
 
 from resnet_core.formatting import did_you_mean
-from resnet_core.structure.spec_text import MAX_NAME_CHARS as MAX_NAME_CHARS
-from resnet_core.structure.spec_text import MAX_NUMBER_CHARS as MAX_NUMBER_CHARS
-from resnet_core.structure.spec_text import MAX_SPEC_DEPTH as MAX_SPEC_DEPTH
 from resnet_core.structure.spec_text import (
     MAX_SPEC_INT,
     MAX_SPEC_STAGES,
@@ -36,7 +33,6 @@ from resnet_core.structure.spec_text import (
     load_json,
     load_yaml,
 )
-from resnet_core.structure.spec_text import MAX_SPEC_NODES as MAX_SPEC_NODES
 from resnet_core.text import plain
 
 SPEC_VERSION = 1

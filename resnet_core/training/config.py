@@ -14,7 +14,8 @@ from resnet_core.errors import ExplorerError
 from resnet_core.structure.loading import load_spec
 from resnet_core.structure.plan import plan as make_plan
 from resnet_core.structure.presets import get_preset, is_preset
-from resnet_core.structure.spec import ArchSpec, SpecError
+from resnet_core.structure.spec import ArchSpec
+from resnet_core.structure.spec_text import SpecError
 
 MAX_NETS = 4
 SCHEDULES = ("cosine", "step", "constant")

@@ -200,6 +200,6 @@ def test_download_file_names_are_plain(name):
 def test_a_loaded_name_with_control_characters_or_too_long_is_refused_by_name(name):
     import json
 
-    from resnet_core.structure.spec import SpecError
+    from resnet_core.structure.spec_text import SpecError
     with pytest.raises(SpecError, match="name"):
         parse_spec_text(json.dumps({"name": name}))

@@ -9,7 +9,8 @@ import pytest
 
 from resnet_core.structure import spec as rspec
 from resnet_core.structure.loading import load_spec
-from resnet_core.structure.spec import SpecError, from_url_token, parse_spec_text
+from resnet_core.structure.spec import from_url_token, parse_spec_text
+from resnet_core.structure.spec_text import SpecError
 
 # the limits (read with defaults, so that this file also runs against code that has none)
 MAX_SPEC_DEPTH = getattr(rspec, "MAX_SPEC_DEPTH", 16)

@@ -8,14 +8,8 @@ from hypothesis import given, settings
 
 import resnet_core as rc
 from resnet_core.structure.loading import load_spec
-from resnet_core.structure.spec import (
-    SPEC_VERSION,
-    SpecError,
-    from_url_token,
-    parse_spec_text,
-    spec_from_dict,
-    to_url_token,
-)
+from resnet_core.structure.spec import SPEC_VERSION, from_url_token, parse_spec_text, spec_from_dict, to_url_token
+from resnet_core.structure.spec_text import SpecError
 
 from .test_plan import specs
 
