@@ -89,7 +89,8 @@ class Weights:
     used: str  # what every view runs on: "random (seed 0)", "ImageNet (resnet18)", "trained: resnet20", ...
     trained: bool  # trained weights (running statistics are meaningful, predictions are shown)
     report: weights.LoadReport | None = None
-    problem: str | None = None  # why the chosen weights are not the ones used (offline, no file yet)
+    problem: str | None = None  # one line: the chosen weights are not the ones used (offline, no file yet)
+    problem_detail: str | None = None  # the reason in full, with what to do
     classes: tuple[str, ...] = ()
 
 
@@ -107,7 +108,7 @@ def model_for(t: Trace, source: str, seed: int, upload) -> Weights:
                what=f"building {spec.name} ({t.total_params:,} parameters) and running one image")
     model = build_model(t.plan, seed=seed)
     random_used = f"random weights (seed {seed}, {spec.init.replace('_', ' ')} init)"
-    used, trained, report, problem = random_used, False, None, None
+    used, trained, report, problem, detail = random_used, False, None, None, None
     classes = weights.class_names_for(spec.num_classes)
     net = handoff.lookup(source)
     if source == "checkpoint":
@@ -123,12 +124,14 @@ def model_for(t: Trace, source: str, seed: int, upload) -> Weights:
             used, trained = f"ImageNet weights ({name}, torchvision)", True
             classes = weights.class_names_for(spec.num_classes)
         except weights.WeightsUnavailable as e:
-            problem = f"ImageNet weights could not be had: {e} Every view uses {random_used} instead."
+            problem = f"ImageNet weights could not be had here: every view uses {random_used} instead."
+            detail = str(e)
     elif net is not None:
         model.load_state_dict(net.state_dict, strict=True)
         used, trained, classes = f"trained: {net.label} ({net.data})" if net.data else f"trained: {net.label}", \
             True, net.classes
-    w = Weights(model=model, used=used, trained=trained, report=report, problem=problem, classes=tuple(classes))
+    w = Weights(model=model, used=used, trained=trained, report=report, problem=problem, problem_detail=detail,
+                classes=tuple(classes))
     st.session_state[MODEL] = (key, w)
     st.session_state.pop(RECORD, None)
     return w

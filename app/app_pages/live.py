@@ -24,7 +24,7 @@ t = ui.cached_trace(spec)
 device = pick_device("auto")
 
 st.title("Live lab")
-st.caption(f"Runs **{md(spec.name)}** for real on **{describe(device)}**. "
+st.caption(f"Runs **{md(spec.name)}** for real on **{describe(device) if device.type == 'cuda' else 'the CPU'}**. "
            "The network is the one in the builder (sidebar); everything here uses your own copy of it.")
 if not t.ok:
     ui.error_panel(t)
@@ -79,7 +79,11 @@ def forward_page() -> None:
             st.error(f"These weights could not be used: {md(e)}", icon=":material/dangerous:")
         return
     if w.problem:
-        weights_note.warning(w.problem, icon=":material/cloud_off:")
+        with weights_note.container():
+            st.warning(w.problem, icon=":material/cloud_off:")
+            if w.problem_detail:
+                with st.expander("Why, and what to do"):
+                    st.caption(w.problem_detail)
     try:
         x_in, input_note = live_session.input_for(spec, input_kind, sample=sample, upload=image_upload,
                                                   example=int(example), noise_seed=int(noise_seed), source=source)

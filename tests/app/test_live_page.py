@@ -170,8 +170,9 @@ def test_imagenet_weights_offline_fall_back_to_random_with_a_message(monkeypatch
     at.selectbox(key="live.weights").set_value("imagenet").run()
     no_exception(at)
     assert calls == ["resnet18"]
-    assert any("ImageNet weights could not be had" in w.value and "could not download resnet18" in w.value
-               and "random weights (seed 0" in w.value for w in at.warning)
+    assert any("ImageNet weights could not be had" in w.value and "random weights (seed 0" in w.value
+               for w in at.warning)
+    assert any("could not download resnet18" in c.value for c in at.caption)  # the reason, under "Why"
     assert any(m.value.replace("\\", "").startswith("**Views of random weights (seed 0") for m in at.markdown), \
         [m.value for m in at.markdown]
     assert not at.error
