@@ -187,6 +187,8 @@ def main() -> int:
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     poller = None
+    kids0 = os.times()
+    server_total = 0.0
     try:
         deadline = time.time() + 120
         while True:
@@ -217,6 +219,10 @@ def main() -> int:
         if poller is not None:
             poller.stop.set()
             poller.join(15)
+        try:
+            server_total = cpu_seconds(server.pid)
+        except OSError:
+            pass
         server.terminate()
         try:
             server.wait(15)
@@ -224,6 +230,10 @@ def main() -> int:
             server.kill()
         log.close()
 
+    kids1 = os.times()
+    # every child reaped so far: the server and, through Playwright's driver, every browser process
+    browsers_cpu = (kids1.children_user + kids1.children_system - kids0.children_user - kids0.children_system
+                    - server_total)
     times = sorted(r["seconds"] for r in results if r["error"] is None)
     errors = [r for r in results if r["error"] is not None]
     crosstalk = []
@@ -260,6 +270,8 @@ def main() -> int:
     print(f"  median time to a finished view {median:7.2f} s · all {len(todo)} done in {wall:.1f} s · "
           f"server CPU {cpu:.1f} s in all · {len(poller.latencies) if poller else 0} health checks, "
           f"{poller.failures if poller else 0} failed")
+    print(f"  browsers (Playwright's driver and chromium, nice 19): {browsers_cpu:.0f} CPU s for {len(todo) + 2} "
+          f"sessions, {browsers_cpu / (len(todo) + 2):.1f} per session; the server: {server_total:.0f} CPU s in all")
     print(f"  errors: {len(errors)} {'PASS' if not errors else 'FAIL'}")
     for r in errors:
         print(f"    {r['name']}: {r['error']}")
