@@ -5,7 +5,14 @@ same model, data and batch. Both loops train the same seeded models on the same 
 same SGD settings, in alternating chunks (so a busy neighbour slows both alike); the figures are medians
 of the chunks after a warm-up. On CUDA both use bf16 autocast and channels_last, and images/s is printed.
 
-    python benchmarks/bench_train.py [--device cpu|cuda] [--steps 20] [--repeats 7] [--threads N]
+    python benchmarks/bench_train.py [--device cpu|cuda] [--steps 20] [--repeats 7] [--threads N] [--case lab|ddp|all]
+
+The distributed case (--case ddp): steps/s and images/s of N worker processes (DistributedDataParallel,
+gloo on CPU, NCCL on CUDA; N = 2 on CPU, the GPUs on CUDA) against one process on the same total batch,
+in one run. On CPU the single process gets all the cores as threads and each worker one core's share. The
+communication share is 1 − (a worker's step time without DDP, at its own batch, measured while the other
+workers do the same) / (its DDP step time): what gradient averaging and waiting for the slowest rank cost.
+Target on a GPU machine: N GPUs ≥ 0.85·N × one GPU's images/s.
 """
 
 from __future__ import annotations
@@ -100,6 +107,94 @@ def compare(nets, data, batch, device, steps, repeats, seed=0):
     return ours, ref
 
 
+def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, out: str) -> None:
+    import os
+
+    from resnet_core.training import distributed as D
+    from resnet_core.training.data import load_digits as digits
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(cfg["threads"])
+    world = D.init_worker(cfg["device"], timeout_s=300)
+    try:
+        data = digits(input_size=cfg["size"], in_channels=3)
+        tc = TrainConfig(steps=10 ** 7, batch_size=cfg["batch"], schedule="constant", threads=None)
+        run = TrainingRun([cfg["net"]], data, tc, world.device, world=world)
+        it = run.iter()
+        local = TrainingRun([cfg["net"]], data, tc, world.device)  # the same per-rank step, no DDP
+        lit = local.iter()
+        for _ in range(3):
+            next(it), next(lit)
+        D.barrier()
+        t0 = time.perf_counter()
+        for _ in range(cfg["steps"]):
+            next(it)
+        sync(world.device)
+        t_ddp = time.perf_counter() - t0
+        D.barrier()
+        t0 = time.perf_counter()
+        for _ in range(cfg["steps"]):
+            next(lit)
+        sync(world.device)
+        t_local = time.perf_counter() - t0
+        D.barrier()
+        it.close()
+        lit.close()
+        if rank == 0:
+            Path(out).write_text(f"{t_ddp} {t_local}")
+    finally:
+        D.shutdown()
+
+
+def distributed_case(device, net: str, batch: int, size: int, steps: int) -> None:
+    """N workers × batch against one process × N·batch, same net, data and total cores, one run."""
+    import os
+    import socket
+    import tempfile
+
+    import torch.multiprocessing as mp
+    cuda = device.type == "cuda"
+    n = torch.cuda.device_count() if cuda else 2
+    cores = os.cpu_count() or 2
+    data = load_digits(input_size=size, in_channels=3)
+    before = torch.get_num_threads()
+    if not cuda:
+        torch.set_num_threads(cores)
+    run = TrainingRun([net], data, TrainConfig(steps=10 ** 7, batch_size=batch * n, schedule="constant",
+                                               threads=None), device)
+    it = run.iter()
+    for _ in range(3):
+        next(it)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        next(it)
+    sync(device)
+    one = steps / (time.perf_counter() - t0)
+    it.close()
+    torch.set_num_threads(before)
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "t.txt")
+        cfg = {"net": net, "batch": batch, "size": size, "steps": steps, "device": device.type,
+               "threads": 1 if not cuda else before}
+        mp.start_processes(_ddp_worker, args=(n, port, cfg, out), nprocs=n, start_method="spawn")
+        t_ddp, t_local = (float(v) for v in Path(out).read_text().split())
+    many = steps / t_ddp
+    comm = 1 - t_local / t_ddp
+    total = batch * n
+    what = f"{n} GPUs" if cuda else f"{n} processes × 1 thread vs 1 process × {cores} threads"
+    print(f"distributed ({what}), {net}, total batch {total} ({n} × {batch}), {steps} timed steps:")
+    print(f"  one process: {one:.2f} steps/s · {one * total:,.0f} images/s")
+    print(f"  {n} workers (DDP): {many:.2f} steps/s · {many * total:,.0f} images/s · ratio {many / one:.3f}"
+          + (f" (target ≥ {0.85 * n:.2f} × one GPU's images/s at its own batch)" if cuda else
+             " (2 CPU cores: no speed-up is expected; this documents the overhead)"))
+    print(f"  communication and waiting: {100 * comm:.0f} % of a worker's step "
+          f"(its step without DDP: {t_local / steps * 1000:.1f} ms, with DDP: {t_ddp / steps * 1000:.1f} ms)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
@@ -108,6 +203,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, help="torch CPU threads for both loops (default: torch's)")
     ap.add_argument("--batch", type=int, help="default: the device's training default")
     ap.add_argument("--input-size", type=int, help="default: the device's training default")
+    ap.add_argument("--case", choices=["lab", "ddp", "all"], default="all",
+                    help="lab: TrainingRun vs a hand-written loop · ddp: N workers vs one process · all (default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,6 +221,11 @@ def main() -> int:
     print(f"{describe(device)}{extra} · digits {size}×{size} · batch {batch} · "
           f"{args.steps} steps × {args.repeats} chunks (median)")
     ok = True
+    if args.case in ("ddp", "all"):
+        for net in ("resnet20", "resnet56"):
+            distributed_case(device, net, batch, size, max(args.steps, 30))
+    if args.case == "ddp":
+        return 0
     for nets in (["resnet20"], ["resnet56"], ["plain20", "plain56", "resnet20", "resnet56"]):
         ours, ref = compare(nets, data, batch, device, args.steps, args.repeats)
         ratio = ours / ref

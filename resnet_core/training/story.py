@@ -139,7 +139,7 @@ def summarise(result: TrainResult, experiment: str | None = None) -> list[str]:
     return out
 
 
-def estimate_seconds(run, repeats: int = 1) -> dict[str, float]:
+def estimate_seconds(run, repeats: int = 2) -> dict[str, float]:
     """Seconds per training step of each net of a TrainingRun, measured on private copies (one warm-up pass,
     then `repeats` timed forward + backward passes on one batch); the run itself is left untouched."""
     out = {}
