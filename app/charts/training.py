@@ -28,13 +28,14 @@ def curve(df: pd.DataFrame, column: str, order: list[str], title: str) -> alt.La
     palette = alt.Scale(domain=order, range=(PALETTE * 2)[:len(order)])
     fmt = ".3g" if column == "loss" else ".0%"
     y_scale = alt.Scale(type="log") if column == "loss" else alt.Scale(domain=[0, 1])
+    # one legend for both layers, its swatches at full opacity (not the faint layer's 18 %)
+    legend = alt.Legend(orient="bottom", title=None, symbolOpacity=1, symbolStrokeWidth=4, labelFontSize=14,
+                        symbolSize=300)
     raw = alt.Chart(d).mark_line(opacity=0.18, strokeWidth=1).encode(
         x=alt.X("step:Q"), y=alt.Y(f"{column}:Q", scale=y_scale, title=title, axis=alt.Axis(format=fmt)),
-        color=alt.Color("net:N", scale=palette, legend=None), detail="net:N")
+        color=alt.Color("net:N", scale=palette, sort=order, legend=legend), detail="net:N")
     smooth = alt.Chart(d).mark_line(strokeWidth=3).encode(
         x="step:Q", y=alt.Y(f"{column} (smoothed):Q", scale=y_scale),
-        color=alt.Color("net:N", scale=palette, sort=order,
-                        legend=alt.Legend(orient="bottom", title=None, symbolOpacity=1, symbolStrokeWidth=4,
-                                          labelFontSize=14, symbolSize=300)),
+        color=alt.Color("net:N", scale=palette, sort=order, legend=legend),
         tooltip=["net", "step", alt.Tooltip(f"{column} (smoothed):Q", format=fmt, title=column)])
     return alt.layer(raw, smooth).properties(height=320, title=title)

@@ -183,3 +183,14 @@ def test_a_local_two_process_run_streams_into_the_curves_and_hands_off():
     at.button(key="train.live.resnet20").click().run()
     no_exception(at)
     assert at.title[0].value == "Live lab" and not at.error
+
+
+def test_the_curves_legend_is_drawn_at_full_opacity():
+    import pandas as pd
+
+    from app.charts.training import curve
+    df = pd.DataFrame([{"step": s, "net": n, "loss": 1.0 / s, "accuracy": 0.5} for n in ("a", "b") for s in (1, 2, 3)])
+    spec = curve(df, "loss", ["a", "b"], "loss").to_dict()
+    legends = [layer["encoding"]["color"].get("legend") for layer in spec["layer"]]
+    assert legends and all(lg is not None and lg["symbolOpacity"] == 1 for lg in legends)
+    assert spec["layer"][0]["mark"]["opacity"] == 0.18  # the faint per-batch lines stay faint
