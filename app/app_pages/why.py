@@ -137,8 +137,8 @@ with st.container(border=True):
     else:
         ps, source = pair_settings("why.land.pair", "resnet56")
         c = st.columns(3)
-        side = c[0].number_input("2-D grid side", 3, 21, 9, step=2, key="why.land.side", disabled=busy)
-        images = c[1].number_input("Training images for the loss", 16, 2000, 128, key="why.land.images", disabled=busy)
+        side = c[0].number_input("2-D grid side", 3, 21, 7, step=2, key="why.land.side", disabled=busy)
+        images = c[1].number_input("Training images for the loss", 16, 2000, 64, key="why.land.images", disabled=busy)
         dseed = c[2].number_input("Direction seed", 0, 2**31 - 1, 0, key="why.land.seed", disabled=busy)
         settings = landscape.LandscapeSettings(pair=ps, points_2d=int(side), images=int(images), seed=int(dseed))
         key = repr((settings, source))

@@ -24,9 +24,9 @@ from resnet_core.formatting import text_table
 # measured on the 2-core CPU (benchmarks/RESULTS.md, "Why it works"); the two that train do most of their
 # work in the Training lab's loop, whose speed that file records (about 25 s for resnet20 + plain20 and 75 s
 # for resnet56 + plain56 at 800 steps on one idle core)
-TIMES = {"signal": "about 10 s", "shatter": "about 45 s", "erf": "about 17 s",
-         "lesion": "about 1 minute (training resnet20 + plain20, then 9 + 40 lesioned evaluations)",
-         "landscape": "about 2 minutes (training resnet56 + plain56, then 204 loss evaluations)"}
+TIMES = {"signal": "about 2 s", "shatter": "about 5 s", "erf": "about 2 s",
+         "lesion": "about 100 s (training resnet20 + plain20, then 9 + 40 lesioned evaluations)",
+         "landscape": "about 2 minutes (training resnet56 + plain56, then 120 loss evaluations)"}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -127,10 +127,10 @@ def register(sub) -> None:
                           description="Li et al. 2018: 1-D and 2-D loss slices around trained weights. "
                                       f"Default run: {TIMES['landscape']} on a 2-core CPU.")
     _pair_options(la, "resnet56")
-    la.add_argument("--points-1d", type=int, default=21, metavar="N", help="points of the 1-D slice (default 21)")
-    la.add_argument("--points-2d", type=int, default=9, metavar="N", help="grid side of the 2-D slice (default 9)")
+    la.add_argument("--points-1d", type=int, default=11, metavar="N", help="points of the 1-D slice (default 11)")
+    la.add_argument("--points-2d", type=int, default=7, metavar="N", help="grid side of the 2-D slice (default 7)")
     la.add_argument("--span", type=finite_float, default=1.0, metavar="X", help="slices cover [−X, X] (default 1)")
-    la.add_argument("--images", type=int, default=128, metavar="N", help="training images for the loss (default 128)")
+    la.add_argument("--images", type=int, default=64, metavar="N", help="training images for the loss (default 64)")
     _common(la)
     la.set_defaults(run=cmd_experiment)
 

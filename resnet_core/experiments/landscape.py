@@ -54,10 +54,11 @@ class LandscapeSettings:
     # what to train when no trained pair is given: resnet56, the depth at which the paper's plain twin turns
     # chaotic (at 20 layers both surfaces look alike, in the paper and here)
     pair: PairSettings = field(default_factory=lambda: PairSettings(residual="resnet56"))
-    points_1d: int = 21  # α values in [−span, span]
-    points_2d: int = 9  # grid side of the 2-D slice (points_2d² evaluations per net)
+    points_1d: int = 11  # α values in [−span, span] (steps of 0.2 at span 1)
+    points_2d: int = 7  # grid side of the 2-D slice (points_2d² evaluations per net)
     span: float = 1.0  # the slices cover [−span, span] in filter-normalised units
-    images: int = 128  # training images the loss is measured on (a seeded subset)
+    images: int = 64  # training images the loss is measured on (a seeded subset); small enough that the
+    # default run (training the 56-layer pair included) stays within about two minutes on a 2-core CPU
     seed: int = 0  # the random directions and the subset
 
     def describe(self) -> dict:
