@@ -88,11 +88,11 @@ with st.container(border=True):
                                icon=":material/account_tree:",
                                help="The same experiment through `python -m resnet_core train --nproc N`; rank 0's "
                                     "progress streams into the curves below.")
-    b1, b2, _ = st.columns([1, 1, 4])
-    start = b1.button("Start training", type="primary", icon=":material/play_arrow:", key="train.start",
-                      disabled=busy, width="stretch")
-    stop = b2.button("Stop", icon=":material/stop:", key="train.stop", disabled=not busy, width="stretch",
-                     help="Stops after the current step; the networks keep what they learned so far.")
+    buttons = st.container(horizontal=True, gap="small", key="train.buttons")  # content-wide: no label cut
+    start = buttons.button("Start training", type="primary", icon=":material/play_arrow:", key="train.start",
+                           disabled=busy, width="content")
+    stop = buttons.button("Stop", icon=":material/stop:", key="train.stop", disabled=not busy, width="content",
+                          help="Stops after the current step; the networks keep what they learned so far.")
 
 
 def source_for(data_kind: str, cifar_path: str) -> str:
