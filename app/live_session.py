@@ -22,7 +22,8 @@ from torch import nn
 from app import handoff
 from resnet_core.device import check_fits, estimate_pass, pick_device
 from resnet_core.lab import forward as lab_forward
-from resnet_core.lab import gradients, images, weights
+from resnet_core.lab import gradients, images, views, weights
+from resnet_core.lab.flow import GradientFlow, GradProgress
 from resnet_core.structure.build import build_model
 from resnet_core.structure.records import Plan
 from resnet_core.structure.spec import ArchSpec, spec_key
@@ -194,7 +195,7 @@ def batch_for(x_in: images.ImageInput, spec: ArchSpec, batch_stats: bool, source
 # the forward record
 # ------------------------------------------------------------------------------------------------
 
-def record_for(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool, key) -> lab_forward.ForwardRecord:
+def record_for(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool, key) -> views.ForwardRecord:
     """ONE forward pass keeping every view, reused while the weights, the input and the BN mode stay."""
     full_key = (key, bool(train), tuple(x.shape))
     cached = st.session_state.get(RECORD)
@@ -223,8 +224,8 @@ class GradFlowJob:
     batch: int
     request: tuple  # what the page asked for (to say when the settings changed since)
     stop_event: threading.Event = field(default_factory=threading.Event)
-    progress: gradients.GradProgress | None = None
-    result: gradients.GradientFlow | None = None
+    progress: GradProgress | None = None
+    result: GradientFlow | None = None
     error: str | None = None
     finished: bool = False
     thread: threading.Thread | None = None
@@ -237,7 +238,7 @@ class GradFlowJob:
     def _should_stop(self) -> bool:
         return self.stop_event.is_set() or (self.alive is not None and not self.alive())
 
-    def _progress(self, p: gradients.GradProgress) -> None:
+    def _progress(self, p: GradProgress) -> None:
         self.progress = p
 
     def _work(self) -> None:
@@ -292,7 +293,7 @@ def fmt(v: float | None) -> str:
     return "0" if v == 0 else f"{v:.3g}"
 
 
-def gradient_tables(flow: gradients.GradientFlow) -> tuple[list[dict], list[dict]]:
+def gradient_tables(flow: GradientFlow) -> tuple[list[dict], list[dict]]:
     """The rows of the two number tables: every weight gradient, every block-input gradient."""
     labels = [v.label for v in flow.variants]
     w = [{"depth": r["depth"], "layer": r["layer"], **{f"‖∂L/∂W‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"])},

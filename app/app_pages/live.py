@@ -12,8 +12,9 @@ import resnet_core as rc
 from app import live_session, ui
 from app.charts import live as charts
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, describe, pick_device
-from resnet_core.lab import forward as lab_forward
 from resnet_core.lab import gradients, hooks, images, weights
+from resnet_core.lab import views as lab_views
+from resnet_core.lab.flow import GradientFlow
 from resnet_core.structure import spec as rspec
 from resnet_core.structure.build import BuildError
 from resnet_core.structure.records import shape_str
@@ -121,7 +122,7 @@ def forward_page() -> None:
             format_func=lambda i: f"{plan.layers[i].label} · {plan.layers[i].type} · {shape_str(plan.layers[i].out_shape)}")
         block_names = [b.name for b in plan.blocks]
         block = c2.selectbox("Residual block", block_names, key="live.block") if block_names else None
-        top_k = c3.number_input("Top-k", 1, lab_forward.MAX_TOP_K, 16, key="live.topk")
+        top_k = c3.number_input("Top-k", 1, lab_views.MAX_TOP_K, 16, key="live.topk")
         try:
             with st.spinner("Running the network…"):
                 rec = live_session.record_for(
@@ -295,7 +296,7 @@ def progress_view(busy: bool) -> None:
     progress()
 
 
-def show_gradient_flow(flow: gradients.GradientFlow) -> None:
+def show_gradient_flow(flow: GradientFlow) -> None:
     """Summary, the log-scale chart of both variants, and the numbers."""
     fmt = live_session.fmt
     labels = [v.label for v in flow.variants]

@@ -304,6 +304,9 @@ def test_sessions_at_once_each_see_their_own_network():
         try:
             at = new_app(net=net)
             at.switch_page("app_pages/live.py").run()
+            errors_shown = [e.value for e in at.error] + [e.value for e in at.exception]
+            if errors_shown:
+                raise AssertionError(f"{net}: {errors_shown}")
             results[net] = (at.exception, subheaders(at), at.session_state["live.record"][1])
         except BaseException as e:  # noqa: BLE001 - collected for the main thread
             errors.append(e)

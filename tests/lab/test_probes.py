@@ -21,7 +21,7 @@ from torch import nn
 import resnet_core as rc
 from resnet_core import device as devmod
 from resnet_core.device import BusyError, MemoryGuardError
-from resnet_core.lab import forward, gradients, hooks
+from resnet_core.lab import flow, forward, gradients, hooks, views
 from resnet_core.structure.build import build_model, set_skip
 from resnet_core.structure.plan import plan
 
@@ -407,7 +407,7 @@ def test_nan_weights_and_zero_gradients_are_classified_not_raised():
     assert v.loss != v.loss  # NaN
     assert all(g.status == "exploded" for g in v.weights)
     assert all(g.status == "exploded" for g in v.inputs)
-    rows = gradients.GradientFlow(spec=SMALL_A, seed=0, data_seed=0, batch=4, input_shape=(3, 16, 16), train=True,
+    rows = flow.GradientFlow(spec=SMALL_A, seed=0, data_seed=0, batch=4, input_shape=(3, 16, 16), train=True,
                                device="cpu", variants=(v,)).chart_rows()
     assert all(np.isfinite(r["plot_norm"]) for r in rows) and rows[0]["norm"] == "nan"
     # zero-init residual without skips: every block outputs relu(0) = 0, so nothing reaches the early layers
@@ -522,7 +522,7 @@ def test_one_record_holds_every_view_and_equals_the_single_view_probes():
     x, _ = _batch(SMALL_A, n=2, seed=3)
     rec = forward.forward_record(model, x, p, device="cpu")
     spatial = [lay for lay in p.layers if lay.out_shape is not None and len(lay.out_shape) == 3]
-    assert set(rec.layers) == {lay.index for lay in spatial} and rec.max_k == forward.MAX_TOP_K
+    assert set(rec.layers) == {lay.index for lay in spatial} and rec.max_k == views.MAX_TOP_K
     for lay in spatial:  # every layer's maps, at two top-k, against a pass of its own
         for k in (3, 16):
             one = forward.feature_maps(model, x, lay.index, p, top_k=k)
@@ -548,16 +548,16 @@ def test_the_record_keeps_its_memory_bound():
     k = forward.kept_channels(big)
     sizes = [(lay.out_shape[0], lay.out_shape[1] * lay.out_shape[2]) for lay in big.layers
              if lay.out_shape is not None and len(lay.out_shape) == 3]
-    assert 1 <= k < forward.MAX_TOP_K
-    assert sum(min(k, c) * hw for c, hw in sizes) <= forward.RECORD_BUDGET < sum(min(k + 1, c) * hw for c, hw in sizes)
+    assert 1 <= k < views.MAX_TOP_K
+    assert sum(min(k, c) * hw for c, hw in sizes) <= views.RECORD_BUDGET < sum(min(k + 1, c) * hw for c, hw in sizes)
     for name in ("resnet18", "resnet152", "resnet1202"):  # every preset at its own input keeps all 64
-        assert forward.kept_channels(plan(rc.get_preset(name))) == forward.MAX_TOP_K
+        assert forward.kept_channels(plan(rc.get_preset(name))) == views.MAX_TOP_K
     p = plan(SMALL_B)
     model = build_model(p, seed=0).eval()
     x, _ = _batch(SMALL_B, n=2)
     rec = forward.forward_record(model, x, p, device="cpu")
     maps = sum(m.maps.nbytes for m in rec.layers.values())
-    assert maps == sum(min(forward.MAX_TOP_K, c) * hw for c, hw in
+    assert maps == sum(min(views.MAX_TOP_K, c) * hw for c, hw in
                        [(lay.out_shape[0], lay.out_shape[1] * lay.out_shape[2]) for lay in p.layers
                         if lay.out_shape is not None and len(lay.out_shape) == 3])
     assert maps <= rec.nbytes <= maps + 200_000
