@@ -13,7 +13,7 @@ import resnet_core as rc
 from resnet_core.structure.graph import to_dot
 from resnet_core.structure.plan import plan
 
-from .conftest import ARTIFACTS, shot, wait_idle
+from .conftest import shot, wait_idle
 from .test_browser import choose_preset
 
 pytestmark = pytest.mark.e2e
@@ -137,11 +137,6 @@ CUT_CHECK = """() => {
   return cut;
 }"""
 
-# The labs' pages (and Why it works) belong to their own engineers: what is cut there is written to artifacts/e2e/cut-labs-<size>.txt
-# (and reported), while the structure pages must have nothing cut.
-LAB_PAGES = {"live", "train", "why"}
-
-
 @pytest.mark.parametrize("size", [(1024, 768), (1920, 1080)], ids=["1024x768", "1920x1080"])
 def test_every_page_at_projector_sizes_nothing_cut(browser, app_url, size):
     context = browser.new_context(viewport={"width": size[0], "height": size[1]})
@@ -165,10 +160,6 @@ def test_every_page_at_projector_sizes_nothing_cut(browser, app_url, size):
                 page.wait_for_timeout(800)
             cut = page.evaluate(CUT_CHECK)
             shot(page, f"page-{path or 'trace'}-{size[0]}x{size[1]}")
-            if path in LAB_PAGES:
-                with open(ARTIFACTS / f"cut-labs-{size[0]}x{size[1]}.txt", "a" if path != "live" else "w") as f:
-                    f.write(f"{path} at {size[0]}×{size[1]}: {cut or 'nothing cut'}\n")
-                continue
             assert not cut, f"{path or 'trace'} at {size}: cut {cut}"
     finally:
         context.close()
