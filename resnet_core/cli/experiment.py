@@ -26,7 +26,7 @@ from resnet_core.formatting import text_table
 # for resnet56 + plain56 at 800 steps on one idle core)
 TIMES = {"signal": "about 2 s", "shatter": "about 5 s", "erf": "about 2 s",
          "lesion": "about 100 s (training resnet20 + plain20, then 9 + 40 lesioned evaluations)",
-         "landscape": "about 2 minutes (training resnet56 + plain56, then 120 loss evaluations)"}
+         "landscape": "about 6 minutes (training resnet56 + plain56, then 120 loss evaluations)"}
 
 
 class OneLineParser(argparse.ArgumentParser):

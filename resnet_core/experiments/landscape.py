@@ -57,8 +57,8 @@ class LandscapeSettings:
     points_1d: int = 11  # α values in [−span, span] (steps of 0.2 at span 1)
     points_2d: int = 7  # grid side of the 2-D slice (points_2d² evaluations per net)
     span: float = 1.0  # the slices cover [−span, span] in filter-normalised units
-    images: int = 64  # training images the loss is measured on (a seeded subset); small enough that the
-    # default run (training the 56-layer pair included) stays within about two minutes on a 2-core CPU
+    images: int = 64  # training images the loss is measured on (a seeded subset); the slices then take
+    # well under a minute and training the 56-layer pair is most of the default run
     seed: int = 0  # the random directions and the subset
 
     def describe(self) -> dict:
