@@ -96,7 +96,7 @@ def forward_page() -> None:
     with controls:
         if input_note:
             st.info(input_note, icon=":material/upload:")
-        st.image(ui.upscale(x_in.display, 160), caption=x_in.source, width=160)
+        st.image(ui.upscale(x_in.display, 160), caption=x_in.source, width="stretch")  # never wider than its column
         if w.report is not None:
             for line in w.report.lines(6):
                 st.caption(line)
@@ -143,7 +143,8 @@ def forward_page() -> None:
                 f"{md(p.name)} **{p.probability:.1%}**" for p in preds))
 
         st.subheader(f"Feature maps: {fm.label} ({fm.shape[0]} channels, {fm.shape[1]}×{fm.shape[2]})")
-        grid = fm.grid(cols=min(8, len(fm.channels)))
+        # four tiles a row when presenting: each map about twice as wide, readable from the back of the room
+        grid = fm.grid(cols=min(4 if ui.presenting() else 8, len(fm.channels)))
         st.image(ui.upscale(grid, 480), width="stretch" if grid.shape[1] > 120 else "content")
         kept = "" if int(top_k) <= rec.max_k else f" (this network keeps the top {rec.max_k} per layer)"
         st.caption(f"The {len(fm.channels)} channels with the most energy (mean square activation), strongest "

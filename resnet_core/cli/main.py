@@ -19,8 +19,15 @@ from resnet_core.cli.common import CliError
 from resnet_core.errors import ExplorerError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (what is wrong, and where help is), not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resnet-explorer",
         description="ResNet Explorer on the command line: trace, export, check, run and train residual networks.",
         epilog="SPEC is a preset name (see `presets`) or a JSON/YAML spec file.")

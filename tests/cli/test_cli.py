@@ -174,3 +174,12 @@ def test_expand_must_name_an_existing_stage(capsys):
     for bad in ("0", "5", "-3"):
         code, _, err = call(capsys, "export", "resnet18", "--to", "dot", "--expand", bad)
         assert code == 2 and "--expand" in err and "1 to 4" in err
+
+
+@pytest.mark.parametrize("argv", [["trace", "resnet18", "--format", "xml"], ["nosuch"], [],
+                                  ["export", "resnet18"], ["gradflow", "resnet20", "--batch", "abc"]])
+def test_a_bad_option_is_one_line_with_exit_2(argv):
+    r = subprocess.run([sys.executable, "-m", "resnet_core", *argv], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "usage:" not in r.stderr, r.stderr
