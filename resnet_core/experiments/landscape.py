@@ -25,7 +25,6 @@ from torch import nn
 
 from resnet_core.experiments.common import (
     CPU_THREADS,
-    ExperimentError,
     ExperimentResult,
     Paper,
     Progress,
@@ -37,7 +36,7 @@ from resnet_core.experiments.common import (
     stop_fn,
     threads,
 )
-from resnet_core.experiments.trained import PairSettings, TrainedPair, train_pair
+from resnet_core.experiments.trained import PairSettings, TrainedPair, ensure_pair
 
 PAPER = Paper(
     citation="Li, Xu, Taylor, Studer, Goldstein, \"Visualizing the Loss Landscape of Neural Nets\", NeurIPS 2018",
@@ -170,11 +169,7 @@ def run(settings: LandscapeSettings = LandscapeSettings(), pair: TrainedPair | N
     check_settings(settings, BOUNDS)
     stop = stop_fn(should_stop)
     t0 = time.perf_counter()
-    if pair is None:
-        pair = train_pair(settings.pair, stop, lambda f, text: on_progress(0.6 * f, text))
-        if pair.stopped:
-            raise ExperimentError("training was stopped before it finished; the landscape needs trained networks")
-    base = 0.6 if pair.source.startswith("trained here") else 0.0
+    pair, base = ensure_pair(pair, settings.pair, stop, on_progress, 0.6, "the landscape needs trained networks")
     x, y = training_subset(pair, settings.images, settings.seed)
     total = 2 * (settings.points_1d + settings.points_2d ** 2)
     done = [0]

@@ -38,7 +38,7 @@ from resnet_core.experiments.common import (
     stop_fn,
     threads,
 )
-from resnet_core.experiments.trained import PairSettings, TrainedPair, accuracy, train_pair
+from resnet_core.experiments.trained import PairSettings, TrainedPair, accuracy, ensure_pair
 from resnet_core.lab.hooks import _blocks_of
 from resnet_core.structure.build import PadShortcut, PreActBasicBlock, PreActBottleneck, ResidualBlock
 
@@ -141,11 +141,7 @@ def run(settings: LesionSettings = LesionSettings(), pair: TrainedPair | None = 
     check_settings(settings, BOUNDS)
     stop = stop_fn(should_stop)
     t0 = time.perf_counter()
-    if pair is None:
-        pair = train_pair(settings.pair, stop, lambda f, text: on_progress(0.8 * f, text))
-        if pair.stopped:
-            raise ExperimentError("training was stopped before it finished; the lesion study needs trained networks")
-    base = 0.8 if pair.source.startswith("trained here") else 0.0
+    pair, base = ensure_pair(pair, settings.pair, stop, on_progress, 0.8, "the lesion study needs trained networks")
     res_m, plain_m = pair.models[pair.residual_label], pair.models[pair.plain_label]
     names = block_names(res_m)
     if names != block_names(plain_m):

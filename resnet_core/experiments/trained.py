@@ -80,6 +80,20 @@ def train_pair(settings: PairSettings = PairSettings(), should_stop: Callable[[]
                        {"wall_s": result.wall_s, "steps": result.steps_done})
 
 
+def ensure_pair(pair: "TrainedPair | None", settings: PairSettings, stop: Callable[[], bool], on_progress: Progress,
+                share: float, needs: str) -> tuple["TrainedPair", float]:
+    """`pair`, or one trained now from `settings` (reporting progress up to `share` of the whole run).
+
+    Returns the pair and where the experiment's own progress starts (`share` when it trained here, else 0).
+    `needs` says what the stopped experiment needed, e.g. "the lesion study needs trained networks".
+    """
+    if pair is None:
+        pair = train_pair(settings, stop, lambda f, text: on_progress(share * f, text))
+        if pair.stopped:
+            raise ExperimentError(f"training was stopped before it finished; {needs}")
+    return pair, (share if pair.source.startswith("trained here") else 0.0)
+
+
 def pair_from_models(residual: tuple[str, nn.Module, ArchSpec], plain: tuple[str, nn.Module, ArchSpec],
                      data: Dataset, source: str) -> TrainedPair:
     """A pair made of already trained models (e.g. the Training lab's), each a private copy in eval mode."""
