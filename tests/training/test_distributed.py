@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -111,7 +113,14 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    ctx = mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=2, start_method="spawn", join=False)
+    # spawn re-imports the parent's __main__ in each worker; after an AppTest in the same session that is the
+    # Streamlit script, so the workers start from a bare __main__ instead
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        ctx = mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=2, start_method="spawn", join=False)
+    finally:
+        sys.modules["__main__"] = main
     try:
         while not ctx.join(timeout=240):
             pass

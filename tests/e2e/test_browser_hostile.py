@@ -5,14 +5,15 @@ with no link to another site and no request for a URL of the link author's choos
 import pytest
 
 from resnet_core.structure.spec import ArchSpec, Stage, to_url_token
-from tests.e2e.conftest import app_url, browser, page, shot, wait_idle  # noqa: F401 - the e2e fixtures
+
+from .conftest import shot, wait_idle
 
 EVIL = ("![x](http://evil.example/p.png) [click](https://evil.example/go) <img src=http://evil.example/i.png> "
         "www.evil.example mail@evil.example :red[alarm] $x^2$")
 
 
 @pytest.mark.parametrize("path", ["", "graph", "compare", "export"])
-def test_a_hostile_name_in_a_link_is_plain_text_in_the_browser(app_url, page, path):  # noqa: F811
+def test_a_hostile_name_in_a_link_is_plain_text_in_the_browser(app_url, page, path):
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
     token = to_url_token(ArchSpec(name=EVIL, input_size=(32, 32), stages=(Stage(blocks=1, width=16),),
