@@ -262,7 +262,10 @@ class ResNet(nn.Module):
 
 
 def init_weights(model, scheme="kaiming_fan_out", zero_init_residual=False):
-    """Initialise convs by `scheme`, norms to γ=1, β=0; optionally zero each branch's last layer."""
+    """Give every parameter and buffer its initial value, once: convs by `scheme` (PyTorch's own init for
+    "pytorch_default"), norms to γ=1, β=0 with fresh running statistics, the classifier by PyTorch's default;
+    optionally zero each branch's last layer. The model may hold uninitialised memory (built on the meta
+    device, then `to_empty`): nothing is left unset."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and scheme != "pytorch_default":
             if scheme == "kaiming_fan_out":
@@ -275,9 +278,10 @@ def init_weights(model, scheme="kaiming_fan_out", zero_init_residual=False):
                 raise ValueError(f"unknown initialisation {scheme!r}")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        elif hasattr(m, "reset_parameters"):  # BatchNorm2d (γ=1, β=0, running stats), Linear, default convs
+            m.reset_parameters()
+        elif any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False)):
+            raise TypeError(f"init_weights cannot initialise {type(m).__name__}")
     if zero_init_residual:  # Goyal et al.: each residual branch starts as the zero function
         for m in model.modules():
             if hasattr(m, "last_layer"):
@@ -285,10 +289,18 @@ def init_weights(model, scheme="kaiming_fan_out", zero_init_residual=False):
     return model
 
 
+def new_model(blueprint, scheme="kaiming_fan_out", zero_init_residual=False):
+    """The network of `blueprint`, initialised by `scheme`. Made on the meta device and then given memory,
+    so that each weight is drawn once (PyTorch's layers would otherwise draw their default init first)."""
+    with torch.device("meta"):
+        model = ResNet(blueprint)
+    return init_weights(model.to_empty(device="cpu"), scheme, zero_init_residual)
+
+
 # ------------------------------------------------------------------ end of the standalone part
 
 STANDALONE = [make_norm, make_act, act_name, Add, PadShortcut, make_shortcut, ResidualBlock, BasicBlock, Bottleneck,
-              PreActBasicBlock, PreActBottleneck, "BLOCKS", ResNet, init_weights]
+              PreActBasicBlock, PreActBottleneck, "BLOCKS", ResNet, init_weights, new_model]
 
 
 _SEEDED_BUILD = threading.Lock()
@@ -345,8 +357,7 @@ def build_model(spec: ArchSpec | Plan, seed: int | None = None) -> ResNet:
     bp = blueprint(p)
 
     def make() -> ResNet:
-        model = ResNet(bp)
-        return init_weights(model, p.spec.init, p.spec.zero_init_residual)
+        return new_model(bp, p.spec.init, p.spec.zero_init_residual)
 
     if seed is None:
         return make()

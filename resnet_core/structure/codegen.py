@@ -55,8 +55,7 @@ def generate_code(spec: ArchSpec) -> str:
             """Build {name}, initialised with {spec.init!r}{' and zero-init residual' if spec.zero_init_residual else ''}."""
             if seed is not None:
                 torch.manual_seed(seed)
-            model = ResNet(BLUEPRINT)
-            return init_weights(model, {spec.init!r}, {spec.zero_init_residual!r})
+            return new_model(BLUEPRINT, {spec.init!r}, {spec.zero_init_residual!r})
 
 
         if __name__ == "__main__":
