@@ -15,7 +15,9 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
                    initial_sidebar_state="expanded")
 
-from app import builder, state, train_session, ui  # noqa: E402
+from app import builder, server, state, train_session, ui  # noqa: E402
+
+server.settle_once()
 
 PAGES = Path(__file__).parent / "app_pages"
 
