@@ -240,11 +240,10 @@ LIVE_CPU_THREADS = max(1, int(os.environ.get("RESNET_EXPLORER_LIVE_THREADS", "1"
 
 
 @contextmanager
-def live_threads(device: torch.device | str, n: int | None = None) -> Iterator[None]:
-    """Run a live pass on `n` (default LIVE_CPU_THREADS) intra-op threads on the CPU (hold the device slot
-    around it: the setting is the process's); the thread count is put back afterwards. No-op on a GPU."""
-    n = LIVE_CPU_THREADS if n is None else max(1, int(n))
-    if torch.device(device).type != "cpu" or torch.get_num_threads() == n:
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to `n` inside (None: left as it is), put back afterwards. The
+    setting is the process's: hold the device slot around it where other sessions may run."""
+    if n is None or n == torch.get_num_threads():
         yield
         return
     before = torch.get_num_threads()
@@ -253,6 +252,15 @@ def live_threads(device: torch.device | str, n: int | None = None) -> Iterator[N
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def live_threads(device: torch.device | str, n: int | None = None) -> Iterator[None]:
+    """Run a live pass on `n` (default LIVE_CPU_THREADS) intra-op threads on the CPU (hold the device slot
+    around it); no-op on a GPU."""
+    on_cpu = torch.device(device).type == "cpu"
+    with torch_threads((LIVE_CPU_THREADS if n is None else max(1, int(n))) if on_cpu else None):
+        yield
 
 
 class BusyError(ExplorerError):

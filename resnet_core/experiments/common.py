@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from resnet_core.device import torch_threads as threads  # noqa: F401 - the experiments' thread setting
 from resnet_core.errors import ExplorerError
 
 NAMES = ("lesion", "shatter", "erf", "landscape", "signal")
@@ -169,19 +170,6 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
-
-
-@contextmanager
-def threads(n: int | None) -> Iterator[None]:
-    if n is None or n == torch.get_num_threads():
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def fmt(x: float, digits: int = 3) -> str:

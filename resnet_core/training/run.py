@@ -55,7 +55,7 @@ from resnet_core.training.config import (
     weighted_depth,
 )
 from resnet_core.training.data import Dataset, load_data
-from resnet_core.training.ops import EpochOrder, _autocast, _threads, augment_batch, evaluate, evaluate_sums
+from resnet_core.training.ops import EpochOrder, _autocast, augment_batch, evaluate, evaluate_sums
 from resnet_core.training.results import EvalRecord, NetResult, Progress, StepRecord, TrainResult, Update
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ class TrainingRun:
         cuda = self.device.type == "cuda"
         cl = torch.channels_last if self.channels_last else torch.contiguous_format
         # the device slot is taken per step (and per evaluation): other sessions' passes interleave
-        with _threads(cfg.threads if self.device.type == "cpu" else None):
+        with dev.torch_threads(cfg.threads if self.device.type == "cpu" else None):
             t0 = time.perf_counter() - self.wall_s
             recent: collections.deque = collections.deque(maxlen=50)
             recent.append((self.step, time.perf_counter()))
@@ -375,7 +375,7 @@ class TrainingRun:
         y_tr = self.y_train.index_select(0, sub.to(self.device))
         x_te, y_te = self.x_test, self.y_test
         nets = []
-        with _threads(cfg.threads if self.device.type == "cpu" else None):
+        with dev.torch_threads(cfg.threads if self.device.type == "cpu" else None):
             for label in self.labels:
                 nets.append(self._net_result(label, x_tr, y_tr, x_te, y_te))
         return TrainResult(nets, list(self.records), list(self.evals), cfg, self.data.describe(),
