@@ -5,6 +5,9 @@ really are, the input batch, the one forward record every view reads, and the gr
   (`Weights.used`) and why, when they differ from the choice (`Weights.problem`).
 - `record_for` runs ONE forward pass per (weights, input, BN mode) and keeps its `ForwardRecord`:
   changing the layer, the block or top-k on the page reads from it and runs nothing.
+- `view_turn` lets at most VIEWS_AT_ONCE sessions draw their forward views at once, the others waiting in
+  line (first come, first served), so that a classroom's twenty first views do not fight over the GIL
+  with each other and with the server's event loop (health checks, every other session's messages).
 - `GradFlowJob` runs a gradient flow in a thread of its own with progress and a Stop; it stops by
   itself when the session's tab is gone, and a session has at most one.
 """
@@ -13,14 +16,16 @@ from __future__ import annotations
 
 import math
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import streamlit as st
 import torch
 from torch import nn
 
 from app import handoff
-from resnet_core.device import check_fits, estimate_pass, pick_device
+from resnet_core.device import BusyError, FairSlots, check_fits, estimate_pass, pick_device
 from resnet_core.lab import forward as lab_forward
 from resnet_core.lab import gradients, images, views, weights
 from resnet_core.lab.flow import GradientFlow, GradProgress
@@ -33,6 +38,11 @@ MODEL = "live.model"  # session_state: (key, Weights)
 RECORD = "live.record"  # session_state: (key, ForwardRecord)
 JOB = "live.gf_job"  # session_state: GradFlowJob
 BATCH_STATS_IMAGES = 8  # with batch statistics, the batch: the chosen image and 7 other sample images
+# Forward views drawn at once by the whole server. Drawing one is mostly Python (build, the pass's hooks,
+# the charts) under one GIL: more at once only slow each other and the event loop down; two let one
+# session's torch work (which releases the GIL) overlap another's drawing.
+VIEWS_AT_ONCE = 2
+_VIEW_LINE = FairSlots(VIEWS_AT_ONCE)
 
 
 def session_alive():
@@ -49,6 +59,22 @@ def session_alive():
         return lambda: rt.is_active_session(sid)
     except Exception:  # noqa: BLE001 - a Streamlit without these internals: do not guess
         return lambda: True
+
+
+@contextmanager
+def view_turn(waiting_note=None, timeout: float = 600.0) -> Iterator[None]:
+    """This session's turn to draw its forward views: waits in line (FIFO) behind the sessions drawing
+    now, leaving the line when its tab closes. `waiting_note(n)` is called first when others are ahead.
+    Raises BusyError after `timeout` seconds."""
+    ahead = _VIEW_LINE.waiting + (1 if _VIEW_LINE.full else 0)
+    if ahead and waiting_note is not None:
+        waiting_note(ahead)
+    if not _VIEW_LINE.acquire(timeout=timeout, should_stop=session_alive_stop()):
+        raise BusyError("the server is drawing other sessions' views; try again in a moment")
+    try:
+        yield
+    finally:
+        _VIEW_LINE.release()
 
 
 # ------------------------------------------------------------------------------------------------

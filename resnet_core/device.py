@@ -219,6 +219,12 @@ class FairSlots:
         with self._cond:
             return len(self._queue)
 
+    @property
+    def full(self) -> bool:
+        """Every slot is held (a newcomer would wait)."""
+        with self._cond:
+            return self._busy >= self.n
+
     def release(self) -> None:
         with self._cond:
             self._busy -= 1

@@ -32,8 +32,9 @@ if not t.ok:
     st.info("Fix the network in the builder to run it.", icon=":material/build:")
     st.stop()
 
+# only the open tab runs (and is sent to the browser): a first view draws the forward views alone
 forward_tab, backward_tab = st.tabs(["Forward: what the network sees", "Backward: gradient flow with and without skips"],
-                                    key="live.tab")
+                                    key="live.tab", on_change="rerun")
 has_bn = spec.norm == "batch"
 MODE_TEXT = {"eval": "running statistics (eval mode)", "train": "statistics of the batch (train mode)"}
 
@@ -339,6 +340,15 @@ def show_gradient_flow(flow: GradientFlow) -> None:
 
 
 with forward_tab:
-    forward_page()
+    if forward_tab.open:
+        line = st.empty()
+        try:
+            with live_session.view_turn(lambda n: line.caption(
+                    f"In line behind {n} other session{'s' if n > 1 else ''}' views: a moment…")):
+                line.empty()
+                forward_page()
+        except BusyError as e:
+            line.error(str(e), icon=":material/hourglass_top:")
 with backward_tab:
-    backward_page()
+    if backward_tab.open:
+        backward_page()

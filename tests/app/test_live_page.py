@@ -115,7 +115,19 @@ def finish_gradflow(at, timeout=600):
     return job
 
 
+BACKWARD = "Backward: gradient flow with and without skips"
+
+
+def open_backward(at):
+    """Select the Backward tab (only the open tab runs)."""
+    at.session_state["live.tab"] = BACKWARD
+    at.run()
+    no_exception(at)
+    return at
+
+
 def run_gradflow(at, net: str, norm: str, init: str):
+    open_backward(at)
     at.selectbox(key="live.gf_net").set_value(net).run()
     at.segmented_control(key=f"live.gf_norm.{net}").set_value(norm).run()
     at.selectbox(key=f"live.gf_init.{net}").set_value(init).run()
@@ -262,7 +274,7 @@ def test_the_two_uses_of_a_blocks_relu_are_listed_apart():
 
 
 def test_a_gradient_flow_can_be_stopped_and_the_page_stays_usable():
-    at = live()
+    at = open_backward(live())
     at.selectbox(key="live.gf_net").set_value("resnet110").run()
     at.number_input(key="live.gf_batch").set_value(64).run()
     at.button(key="live.gf_run").click().run()
@@ -288,6 +300,8 @@ def test_a_network_too_large_says_why_in_both_tabs(monkeypatch):
     at = live(net="resnet50")
     errors = [e.value for e in at.error]
     assert any(e.startswith("This network is too large to run here") for e in errors)
+    open_backward(at)
+    errors = [e.value for e in at.error]
     assert any(e.startswith("This gradient flow cannot run here") and "resnet50" in e for e in errors), errors
     assert at.button(key="live.gf_run").disabled
 
@@ -310,3 +324,18 @@ def test_a_gradient_flow_stops_by_itself_when_its_session_is_gone():
     assert job.wait(300), "the job kept running after its session was gone"
     assert job.error is None and job.result is not None and job.result.stopped
     assert len(job.result.variants) < 2
+
+
+def test_only_the_open_tab_runs(monkeypatch):
+    """A first view draws the forward views alone (the Backward tab's controls are not made, so neither the
+    server nor the browser spends time on them); opening Backward runs no forward pass."""
+    from app import live_session
+    at = live(net="resnet20")
+    keys = {b.key for b in at.button}
+    assert "live.gf_run" not in keys and any(h.startswith("Feature maps: ") for h in subheaders(at))
+    calls = []
+    real = live_session.record_for
+    monkeypatch.setattr(live_session, "record_for", lambda *a, **k: calls.append(1) or real(*a, **k))
+    open_backward(at)
+    assert "live.gf_run" in {b.key for b in at.button}
+    assert not any(h.startswith("Feature maps: ") for h in subheaders(at)) and calls == []
