@@ -1,13 +1,16 @@
 """A classroom at once: N real browser sessions open the Live lab together, each on its own network.
 
-Starts `streamlit run` on a free loopback port, opens N sessions (Playwright driving Debian's chromium,
-started under `nice -n 19` so that the browsers yield the CPU to the server), each on a different
+Starts `streamlit run` on a free loopback port and opens N sessions (Playwright driving Debian's chromium,
+in a process of its own under `nice -n 19` — the driver and every chromium inherit it — so that the browsers
+yield the CPU to the server and to the health checks, which stay at normal priority), each on a different
 ResNet-18-sized network (resnet18 / plain18 / resnet34 / plain34 / preact_resnet18 with stage-1 widths
-32, 36, …, so that no two pages may show the same numbers), all at the same moment, and waits for each
-first forward view to finish. Meanwhile a thread polls `/_stcore/health` every 0.25 s.
+32, 36, …, so that no two pages may show the same numbers). As in a lesson: the class opens the app (its
+first page, the Shape trace, all sessions at once; timed and printed on its own line), then at one word
+every student clicks "Live lab" at the same moment, and the benchmark times each session from its click
+to its finished first forward view. Meanwhile a thread polls `/_stcore/health` every 0.25 s.
 
-Printed: median and 95th percentile of the time to a finished view; the server's CPU seconds per first
-view (from /proc, the whole run divided by N); the time one session alone takes (the server's own time
+Printed: median and 95th percentile of the time from the click to a finished view; the server's CPU
+seconds per first view (from /proc, from the click to the last view, divided by N), and the browsers'; the time one session alone takes (the server's own time
 for a first view, no queue); the worst health-check latency; errors (exceptions or error boxes on a
 page, timeouts); cross-talk (a page showing another network's name, or a ‖F(x)‖/‖x‖ other than its own
 network's, computed here with the library). Where the time goes: the library's parts of one first view
@@ -86,10 +89,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def browsers_cpu_seconds() -> float:
+    """CPU seconds used so far by every live chromium process (the renderers of the sessions)."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"chrom" not in f.read().split(b"\0", 1)[0]:
+                    continue
+            total += cpu_seconds(int(pid))
+        except OSError:
+            continue
+    return total
+
+
 class HealthPoller(threading.Thread):
     def __init__(self, url: str):
         super().__init__(daemon=True)
         self.url, self.stop, self.latencies, self.failures = url, threading.Event(), [], 0
+        self.split = 0  # index of the first latency of the second phase (set by mark())
+
+    def mark(self) -> None:
+        self.split = len(self.latencies)
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -104,16 +127,39 @@ class HealthPoller(threading.Thread):
             self.stop.wait(0.25)
 
 
-async def one_session(browser, url: str, spec, timeout_s: float) -> dict:
+READY = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+async def open_app(browser, url: str, spec, timeout_s: float) -> dict:
+    """A student opens the app on their network (the Shape trace, the first page) and waits until it is drawn."""
     ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await ctx.new_page()
     page.set_default_timeout(timeout_s * 1000)
     t0 = time.perf_counter()
-    out = {"name": spec.name, "error": None}
+    out = {"name": spec.name, "error": None, "ctx": ctx, "page": page}
     try:
-        await page.goto(f"{url}/live?spec={to_url_token(spec)}")
+        await page.goto(f"{url}/?spec={to_url_token(spec)}")
+        await page.get_by_role("heading", name="Shape trace").first.wait_for()
+        await page.wait_for_selector(READY)
+        out["open_s"] = time.perf_counter() - t0
+    except Exception as e:  # noqa: BLE001 - counted and printed, the run goes on
+        out["error"] = f"opening the app: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        out["open_s"] = time.perf_counter() - t0
+    return out
+
+
+async def first_view(session: dict, spec, start: asyncio.Event) -> dict:
+    """At the teacher's word (`start`), the student clicks Live lab; timed until the first forward view is drawn."""
+    page = session["page"]
+    out = {k: v for k, v in session.items() if k not in ("ctx", "page")}
+    if out["error"] is not None:
+        return out
+    await start.wait()
+    t0 = time.perf_counter()
+    try:
+        await page.get_by_role("link", name="Live lab").click()
         await page.get_by_text("‖F(x)‖ / ‖x‖", exact=True).first.wait_for()
-        await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+        await page.wait_for_selector(READY)
         out["seconds"] = time.perf_counter() - t0
         main = page.locator('[data-testid="stMain"]')
         text = await main.inner_text()
@@ -126,21 +172,78 @@ async def one_session(browser, url: str, spec, timeout_s: float) -> dict:
     except Exception as e:  # noqa: BLE001 - counted and printed, the run goes on
         out["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
         out["seconds"] = time.perf_counter() - t0
-    finally:
-        await ctx.close()
     return out
 
 
-async def sessions(url: str, todo: list, timeout_s: float, nice_chromium: str) -> list[dict]:
+async def sessions(url: str, todo: list, timeout_s: float, chromium: str, between=None, after=None) -> list[dict]:
+    """Every student opens the app (all at once), then all click Live lab at the same moment.
+
+    `between()` runs after the class has opened the app and before the clicks (the benchmark starts its
+    CPU and health-check meters there), `after()` once every view is drawn, before the tabs close."""
     from playwright.async_api import async_playwright
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=nice_chromium, args=[
+        browser = await p.chromium.launch(executable_path=chromium, args=[
             "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run"])
         try:
-            return await asyncio.gather(*(one_session(browser, url, s, timeout_s) for s in todo))
+            opened = await asyncio.gather(*(open_app(browser, url, s, timeout_s) for s in todo))
+            if between is not None:
+                between()
+            start = asyncio.Event()
+            views = [asyncio.ensure_future(first_view(o, s, start)) for o, s in zip(opened, todo)]
+            await asyncio.sleep(0.5)  # every task is waiting on the word
+            start.set()
+            results = await asyncio.gather(*views)
+            if after is not None:
+                after()
+            for o in opened:
+                await o["ctx"].close()
+            return results
         finally:
             await browser.close()
+
+
+def client_main(url: str, which: str, n: int, timeout_s: float) -> int:
+    """The browsers' side, run in a process of its own under `nice -n 19` (Playwright's driver and every
+    chromium inherit it): the sessions, with a line protocol on stdin/stdout so that the benchmark (at normal
+    priority) reads its meters at the right moments. READY → GO: the class has the app open; DONE → OK:
+    every view is drawn; then RESULTS <json>."""
+    import json
+    todo = specs(n)
+    if which != "class":
+        todo = [todo[0].replace(name=which)]
+
+    def handshake(say: str) -> None:
+        print(say, flush=True)
+        sys.stdin.readline()
+
+    results = asyncio.run(sessions(url, todo, timeout_s, CHROMIUM, between=lambda: handshake("READY"),
+                                   after=lambda: handshake("DONE")))
+    print("RESULTS " + json.dumps(results), flush=True)
+    return 0
+
+
+def run_sessions(url: str, which: str, n: int, timeout_s: float, between=None, after=None) -> list[dict]:
+    """Run the browsers' side (`client_main`) at nice 19; `between()` and `after()` at its READY and DONE."""
+    import json
+    proc = subprocess.Popen(["nice", "-n", "19", sys.executable, __file__, "--client", url, "--which", which,
+                             "--sessions", str(n), "--timeout", str(timeout_s)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    results: list[dict] = []
+    assert proc.stdin is not None and proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("READY") or line.startswith("DONE"):
+            hook = between if line.startswith("READY") else after
+            if hook is not None:
+                hook()
+            proc.stdin.write("GO\n")
+            proc.stdin.flush()
+        elif line.startswith("RESULTS "):
+            results = json.loads(line[len("RESULTS "):])
+    proc.wait(60)
+    if not results:
+        raise RuntimeError(f"the browsers' process ended without results (exit status {proc.returncode})")
+    return results
 
 
 def library_parts(spec) -> dict[str, float]:
@@ -163,7 +266,11 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds a session may wait for its view")
     ap.add_argument("--server-nice", type=int, default=0, help="run the server under nice -n N (default 0)")
+    ap.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)  # the browsers' process (internal)
+    ap.add_argument("--which", default="class", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.client:
+        return client_main(args.client, args.which, args.sessions, args.timeout)
     if not 1 <= args.sessions <= MAX_SESSIONS:
         print(f"--sessions must be between 1 and {MAX_SESSIONS}", file=sys.stderr)
         return 2
@@ -175,9 +282,6 @@ def main() -> int:
     expected = {s.name: expected_ratio(s) for s in todo}
     parts = library_parts(todo[0])
 
-    wrapper = Path(tempfile.mkdtemp()) / "chromium-nice"
-    wrapper.write_text(f'#!/bin/sh\nexec nice -n 19 "{CHROMIUM}" "$@"\n')
-    wrapper.chmod(0o755)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(Path(tempfile.gettempdir()) / f"bench_classroom_{port}.log", "w")
@@ -203,18 +307,35 @@ def main() -> int:
                 return 1
             time.sleep(0.5)
         # warm the server (imports, caches) with one session of a network outside the class
-        warm = todo[0].replace(name="warm-up")
-        asyncio.run(sessions(url, [warm], args.timeout, str(wrapper)))
-        cpu0 = cpu_seconds(server.pid)
-        alone = asyncio.run(sessions(url, [todo[0].replace(name="alone")], args.timeout, str(wrapper)))[0]
-        cpu_alone = cpu_seconds(server.pid) - cpu0
+        run_sessions(url, "warm-up", 1, args.timeout)
+        marks: dict[str, float] = {}
+
+        def meter(prefix: str):
+            def at_the_word() -> None:  # the class has the app open: start the meters of the clicks
+                marks[prefix + "cpu"] = cpu_seconds(server.pid)
+                marks[prefix + "browsers"] = browsers_cpu_seconds()
+                marks[prefix + "t"] = time.perf_counter()
+                if poller is not None:
+                    poller.mark()
+            return at_the_word
+
+        alone = run_sessions(url, "alone", 1, args.timeout, between=meter("alone."))[0]
+        cpu_alone = cpu_seconds(server.pid) - marks["alone.cpu"]
         poller = HealthPoller(url)
         poller.start()
-        cpu1 = cpu_seconds(server.pid)
-        t0 = time.perf_counter()
-        results = asyncio.run(sessions(url, todo, args.timeout, str(wrapper)))
-        wall = time.perf_counter() - t0
-        cpu = cpu_seconds(server.pid) - cpu1
+        cpu_open0 = cpu_seconds(server.pid)
+        t_open0 = time.perf_counter()
+
+        def stop_meters() -> None:
+            marks["end.t"], marks["end.cpu"] = time.perf_counter(), cpu_seconds(server.pid)
+            marks["end.browsers"] = browsers_cpu_seconds()
+
+        results = run_sessions(url, "class", len(todo), args.timeout, between=meter(""), after=stop_meters)
+        wall = marks["end.t"] - marks["t"]
+        cpu = marks["end.cpu"] - marks["cpu"]
+        browsers_views = marks["end.browsers"] - marks["browsers"]
+        cpu_open = marks["cpu"] - cpu_open0
+        wall_open = marks["t"] - t_open0
     finally:
         if poller is not None:
             poller.stop.set()
@@ -252,10 +373,17 @@ def main() -> int:
     p95 = times[min(len(times) - 1, max(0, round(0.95 * len(times)) - 1))] if times else float("nan")
     median = statistics.median(times) if times else float("nan")
     server_s = cpu / len(todo)
-    worst = max(poller.latencies) if poller and poller.latencies else float("nan")
+    views_lat = poller.latencies[poller.split:] if poller else []
+    open_lat = poller.latencies[:poller.split] if poller else []
+    worst = max(views_lat) if views_lat else float("nan")
+    opens = sorted(r["open_s"] for r in results if "open_s" in r)
     print(f"{len(todo)} sessions at once · Live lab · ResNet-18-sized networks at 224×224 · server on "
           f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} at the end), server nice {args.server_nice}, "
           f"browsers nice 19, torch {torch.__version__}")
+    print(f"  the class opens the app (Shape trace, all at once): median {statistics.median(opens) if opens else float('nan'):.1f} s, "
+          f"slowest {opens[-1] if opens else float('nan'):.1f} s, all in {wall_open:.1f} s; server {cpu_open / len(todo):.2f} CPU s "
+          f"per session; worst health check {max(open_lat) if open_lat else float('nan'):.2f} s")
+    print(f"  then all {len(todo)} click Live lab at the same moment; timed from the click to the drawn first view:")
     print(f"  one session alone: {alone.get('seconds', float('nan')):.2f} s to a finished view, "
           f"{cpu_alone:.2f} CPU s on the server")
     print(f"  library, one first view in this process: build {parts['build'] * 1e3:.0f} ms, the one forward record "
@@ -268,8 +396,8 @@ def main() -> int:
         ok &= good
         print(f"  {label:30s} {value:7.2f} s (target ≤ {target:g}) {'PASS' if good else 'FAIL'}")
     print(f"  median time to a finished view {median:7.2f} s · all {len(todo)} done in {wall:.1f} s · "
-          f"server CPU {cpu:.1f} s in all · {len(poller.latencies) if poller else 0} health checks, "
-          f"{poller.failures if poller else 0} failed")
+          f"server CPU {cpu:.1f} s in all · the browsers {browsers_views:.1f} CPU s ({browsers_views / len(todo):.2f} "
+          f"per view) · {len(views_lat)} health checks, {poller.failures if poller else 0} failed in the whole run")
     print(f"  browsers (Playwright's driver and chromium, nice 19): {browsers_cpu:.0f} CPU s for {len(todo) + 2} "
           f"sessions, {browsers_cpu / (len(todo) + 2):.1f} per session; the server: {server_total:.0f} CPU s in all")
     print(f"  errors: {len(errors)} {'PASS' if not errors else 'FAIL'}")
