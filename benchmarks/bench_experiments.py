@@ -20,13 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from resnet_core.experiments import erf, landscape, lesion, shatter, signal  # noqa: E402
-from resnet_core.experiments.trained import PairSettings, train_pair  # noqa: E402
 
 RUNS = {
     "signal": lambda pair: signal.run(),
     "shatter": lambda pair: shatter.run(),
     "erf": lambda pair: erf.run(),
-    "lesion": lambda pair: lesion.run(pair=pair),
+    "lesion": lambda pair: lesion.run(),
     "landscape": lambda pair: landscape.run(),
 }
 
@@ -52,12 +51,9 @@ def main(names: list[str]) -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores · torch {torch.__version__}")
     step = reference_s()
     print(f"reference: one resnet20 training step (batch 32, 16×16) takes {1000 * step:.1f} ms here")
-    pair = None
     for name in names:
         t = time.perf_counter()
-        if name == "lesion":  # the CLI trains the pair inside the run; time it the same way
-            pair = train_pair(PairSettings())
-        r = RUNS[name](pair)
+        r = RUNS[name](None)  # lesion and landscape train their pair inside the run, as the CLI does
         s = time.perf_counter() - t
         v = r.verdict
         print(f"{name:10s} {s:7.1f} s = {s / step:,.0f} reference steps  {'REPRODUCED' if v.reproduced else 'not reproduced'}  "

@@ -1,6 +1,7 @@
 """Why it works: five published results about residual networks, reproduced live and judged by their numbers."""
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
@@ -39,26 +40,30 @@ st.markdown(f"#### {module.TITLE}\n> **The paper's claim.** {paper.claim}  \n"
 
 # ------------------------------------------------------------------------------------------- settings
 
-def pair_settings(prefix: str, default: str) -> tuple[PairSettings, str]:
+def pair_settings(prefix: str, default: PairSettings) -> tuple[PairSettings, str]:
+    """The pair's settings, starting from the experiment's defaults (`default`)."""
     c = st.columns([2, 2, 1, 1, 1])
     net = c[0].selectbox("Residual net (its plain twin trains beside it)", PAIR_NETS, key=f"{prefix}.net",
-                         index=PAIR_NETS.index(default), disabled=busy)
+                         index=PAIR_NETS.index(default.residual), disabled=busy)
     from_lab = xs.training_lab_pair(net)
     sources = (["lab"] if from_lab else []) + ["here"]
     source = c[1].radio("Trained networks", sources, key=f"{prefix}.source", disabled=busy, horizontal=False,
                         format_func={"lab": f"from the Training lab ({net} + {twin_of(net)})",
                                      "here": "train the pair here"}.get)
-    steps = c[2].number_input("Steps", 1, 20_000, 800, key=f"{prefix}.steps", disabled=busy or source == "lab")
-    size = c[3].number_input("Input size", 8, 32, 16, key=f"{prefix}.size", disabled=busy or source == "lab")
+    steps = c[2].number_input("Steps", 1, 20_000, default.steps, key=f"{prefix}.steps", disabled=busy or source == "lab")
+    size = c[3].number_input("Input size", 8, 32, default.input_size, key=f"{prefix}.size",
+                             disabled=busy or source == "lab")
     seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}.seed", disabled=busy)
     if not from_lab:
-        # measured on an idle 2-core CPU at 16×16: 800 steps of resnet20 + plain20 ≈ 60 s, of the 56s ≈ 3× that
-        per_step = 0.075 * (int(net[6:]) - 2) / 18 if net[6:].isdigit() else 0.2
+        # measured on an idle 2-core CPU, one thread, per step of the pair: resnet20 + plain20 0.075 s at 16×16 and
+        # ~0.05 s at 8×8 (the fixed cost of 40 layers' calls dominates small inputs); the 56-layer pair ≈ 3× that
+        depth = int(net[6:]) if net[6:].isdigit() else 56
+        per_step = (0.04 + 0.035 * (int(size) / 16) ** 2) * (depth - 2) / 18
         st.caption(f"No finished Training lab run holds {net} and {twin_of(net)}; the pair trains here on the digits "
-                   f"({int(steps)} steps: about {max(5, round(int(steps) * per_step * (int(size) / 16) ** 2)):,} s on "
+                   f"({int(steps)} steps: about {max(5, round(int(steps) * per_step)):,} s on "
                    "an idle 2-core CPU) and is kept for this session, so the lesion study and the landscape share "
                    "it when they use the same network and settings.")
-    return PairSettings(residual=net, steps=int(steps), input_size=int(size), seed=int(seed)), source
+    return replace(default, residual=net, steps=int(steps), input_size=int(size), seed=int(seed)), source
 
 
 def get_pair(ps: PairSettings, source: str, stop, progress):
@@ -126,7 +131,7 @@ with st.container(border=True):
         def work(stop, progress, settings=settings, spec=spec):
             return erf.run(settings, stop, progress, spec=spec)
     elif name == "lesion":
-        ps, source = pair_settings("why.lesion.pair", "resnet20")
+        ps, source = pair_settings("why.lesion.pair", lesion.LesionSettings().pair)
         draws = st.columns(5)[0].number_input("Random draws per k", 1, 50, 5, key="why.lesion.draws", disabled=busy)
         settings = lesion.LesionSettings(pair=ps, draws=int(draws), seed=ps.seed)
         key = repr((settings, source))
@@ -135,7 +140,7 @@ with st.container(border=True):
             pair = get_pair(ps, source, stop, lambda f, t: progress(0.8 * f, t))
             return lesion.run(settings, pair, stop, progress)
     else:
-        ps, source = pair_settings("why.land.pair", "resnet56")
+        ps, source = pair_settings("why.land.pair", landscape.LandscapeSettings().pair)
         c = st.columns(3)
         side = c[0].number_input("2-D grid side", 3, 21, 7, step=2, key="why.land.side", disabled=busy)
         images = c[1].number_input("Training images for the loss", 16, 2000, 64, key="why.land.images", disabled=busy)

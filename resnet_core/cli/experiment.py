@@ -21,12 +21,12 @@ import time
 from resnet_core.cli.common import CliError
 from resnet_core.formatting import text_table
 
-# measured on the 2-core CPU (benchmarks/RESULTS.md, "Why it works"); the two that train do most of their
-# work in the Training lab's loop, whose speed that file records (about 25 s for resnet20 + plain20 and 75 s
-# for resnet56 + plain56 at 800 steps on one idle core)
+# measured on the 2-core CPU, one thread (benchmarks/RESULTS.md, "Why it works"); the two that train spend
+# nearly all of it training their pair on the digits at 8×8 (resnet20 + plain20 for 1,600 steps; resnet56 +
+# plain56 for 800 steps, ~0.17 s a step of the pair)
 TIMES = {"signal": "about 2 s", "shatter": "about 5 s", "erf": "about 2 s",
          "lesion": "about 100 s (training resnet20 + plain20, then 9 + 40 lesioned evaluations)",
-         "landscape": "about 6 minutes (training resnet56 + plain56, then 120 loss evaluations)"}
+         "landscape": "about 2½ minutes (training resnet56 + plain56, then 120 loss evaluations)"}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -62,14 +62,24 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
-def _pair_options(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("spec", nargs="?", default=default, metavar="SPEC",
-                   help=f"the residual preset; its plain twin trains beside it (default {default})")
-    p.add_argument("--data", default="digits", metavar="DATA", help="digits (default) | synthetic | cifar:PATH")
-    p.add_argument("--steps", type=int, default=800, metavar="N", help="training steps of the pair (default 800)")
-    p.add_argument("--batch", type=int, default=32, metavar="B", help="training batch (default 32)")
-    p.add_argument("--input-size", type=int, default=16, metavar="H", help="input side (default 16)")
-    p.add_argument("--lr", type=finite_float, default=0.1, metavar="LR", help="peak learning rate (default 0.1)")
+def _pair_options(p: argparse.ArgumentParser, default) -> None:
+    """The pair's options, their defaults those of the experiment (`default`, a PairSettings)."""
+    d = default
+    p.add_argument("spec", nargs="?", default=d.residual, metavar="SPEC",
+                   help=f"the residual preset; its plain twin trains beside it (default {d.residual})")
+    p.add_argument("--data", default=d.data, metavar="DATA", help=f"digits | synthetic | cifar:PATH (default {d.data})")
+    p.add_argument("--steps", type=int, default=d.steps, metavar="N",
+                   help=f"training steps of the pair (default {d.steps})")
+    p.add_argument("--batch", type=int, default=d.batch_size, metavar="B", help=f"training batch (default {d.batch_size})")
+    p.add_argument("--input-size", type=int, default=d.input_size, metavar="H",
+                   help=f"input side (default {d.input_size})")
+    p.add_argument("--lr", type=finite_float, default=d.lr, metavar="LR", help=f"peak learning rate (default {d.lr:g})")
+
+
+def _defaults(name: str):
+    """The pair settings an experiment trains with by default."""
+    from resnet_core.experiments.pair import LANDSCAPE_PAIR, LESION_PAIR
+    return LESION_PAIR if name == "lesion" else LANDSCAPE_PAIR
 
 
 def register(sub) -> None:
@@ -118,7 +128,7 @@ def register(sub) -> None:
     le = names.add_parser("lesion", help=f"delete blocks of a trained ResNet and its plain twin ({TIMES['lesion']})",
                           description="Veit et al. 2016: held-out accuracy after deleting each block, and k random "
                                       f"blocks. Default run: {TIMES['lesion']} on a 2-core CPU.")
-    _pair_options(le, "resnet20")
+    _pair_options(le, _defaults("lesion"))
     le.add_argument("--draws", type=int, default=5, metavar="N", help="random deletion sets per k (default 5)")
     _common(le)
     le.set_defaults(run=cmd_experiment)
@@ -126,7 +136,7 @@ def register(sub) -> None:
     la = names.add_parser("landscape", help=f"filter-normalised loss slices ({TIMES['landscape']})",
                           description="Li et al. 2018: 1-D and 2-D loss slices around trained weights. "
                                       f"Default run: {TIMES['landscape']} on a 2-core CPU.")
-    _pair_options(la, "resnet56")
+    _pair_options(la, _defaults("landscape"))
     la.add_argument("--points-1d", type=int, default=11, metavar="N", help="points of the 1-D slice (default 11)")
     la.add_argument("--points-2d", type=int, default=7, metavar="N", help="grid side of the 2-D slice (default 7)")
     la.add_argument("--span", type=finite_float, default=1.0, metavar="X", help="slices cover [−X, X] (default 1)")
@@ -145,7 +155,7 @@ def _spec(text: str | None):
 
 
 def _pair(args):
-    from resnet_core.experiments.trained import PairSettings
+    from resnet_core.experiments.pair import PairSettings
     return PairSettings(residual=args.spec, data=args.data, steps=args.steps, batch_size=args.batch,
                         input_size=args.input_size, lr=args.lr, seed=args.seed)
 

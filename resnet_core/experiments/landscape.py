@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -36,7 +36,8 @@ from resnet_core.experiments.common import (
     stop_fn,
     threads,
 )
-from resnet_core.experiments.trained import PairSettings, TrainedPair, ensure_pair
+from resnet_core.experiments.pair import LANDSCAPE_PAIR, PairSettings
+from resnet_core.experiments.trained import TrainedPair, ensure_pair
 
 PAPER = Paper(
     citation="Li, Xu, Taylor, Studer, Goldstein, \"Visualizing the Loss Landscape of Neural Nets\", NeurIPS 2018",
@@ -50,9 +51,7 @@ LOSS_RATIO = 10.0  # at distance 1, the plain net's loss at least this multiple 
 
 @dataclass(frozen=True)
 class LandscapeSettings:
-    # what to train when no trained pair is given: resnet56, the depth at which the paper's plain twin turns
-    # chaotic (at 20 layers both surfaces look alike, in the paper and here)
-    pair: PairSettings = field(default_factory=lambda: PairSettings(residual="resnet56"))
+    pair: PairSettings = LANDSCAPE_PAIR  # what to train when no trained pair is given (see pair.py)
     points_1d: int = 11  # α values in [−span, span] (steps of 0.2 at span 1)
     points_2d: int = 7  # grid side of the 2-D slice (points_2d² evaluations per net)
     span: float = 1.0  # the slices cover [−span, span] in filter-normalised units

@@ -18,7 +18,7 @@ import statistics
 import time
 import types
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
@@ -38,7 +38,8 @@ from resnet_core.experiments.common import (
     stop_fn,
     threads,
 )
-from resnet_core.experiments.trained import PairSettings, TrainedPair, accuracy, ensure_pair
+from resnet_core.experiments.pair import LESION_PAIR, PairSettings
+from resnet_core.experiments.trained import TrainedPair, accuracy, ensure_pair
 from resnet_core.lab.hooks import _blocks_of
 from resnet_core.structure.build import PadShortcut, PreActBasicBlock, PreActBottleneck, ResidualBlock
 
@@ -58,7 +59,7 @@ PLAIN_MAX = 0.30  # every single deletion: the plain twin falls to at most this
 
 @dataclass(frozen=True)
 class LesionSettings:
-    pair: PairSettings = field(default_factory=PairSettings)  # what to train when no trained pair is given
+    pair: PairSettings = LESION_PAIR  # what to train when no trained pair is given
     draws: int = 5  # random deletion sets per k
     max_k: int | None = None  # largest k of the random deletions (None: every block but one)
     seed: int = 0  # the random deletion sets

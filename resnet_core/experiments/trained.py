@@ -11,28 +11,10 @@ import torch
 from torch import nn
 
 from resnet_core.experiments.common import ExperimentError, Progress, no_progress
+from resnet_core.experiments.pair import PAIR_BOUNDS, PairSettings, twin_name
 from resnet_core.structure.presets import is_preset, preset_info
 from resnet_core.structure.spec import ArchSpec
 from resnet_core.training.data import Dataset
-
-
-@dataclass(frozen=True)
-class PairSettings:
-    residual: str = "resnet20"  # a residual preset; its plain twin is trained beside it
-    data: str = "digits"  # digits | synthetic | cifar:PATH
-    steps: int = 800  # the Training lab's CPU default
-    batch_size: int = 32
-    input_size: int = 16
-    lr: float = 0.1
-    seed: int = 0
-
-    def describe(self) -> dict:
-        return {"residual": self.residual, "plain": twin_of(self.residual), "data": self.data, "steps": self.steps,
-                "batch": self.batch_size, "input_size": self.input_size, "lr": self.lr, "seed": self.seed}
-
-
-PAIR_BOUNDS = {"steps": (1, 100_000), "batch_size": (2, 4096), "input_size": (8, 64), "lr": (1e-5, 10.0),
-               "seed": (0, 2**31 - 1)}
 
 
 def twin_of(residual: str) -> str:
@@ -41,7 +23,7 @@ def twin_of(residual: str) -> str:
     info = preset_info(residual)
     if info.plain_of is not None or not info.spec.skip:
         raise ExperimentError(f"{residual} is a plain net; name the residual net (e.g. {info.plain_of or 'resnet20'})")
-    return "plain" + residual[6:] if residual.startswith("resnet") and residual[6:].isdigit() else "plain_" + residual
+    return twin_name(residual)
 
 
 @dataclass

@@ -56,3 +56,23 @@ def test_slices_put_the_weights_back_and_start_at_the_trained_loss():
         loss0 = float(torch.nn.functional.cross_entropy(model(x), y))
     assert one[2]["alpha"] == 0.0 and one[2]["loss"] == pytest.approx(loss0, rel=1e-6)
     assert two[4]["alpha"] == 0.0 and two[4]["beta"] == 0.0 and two[4]["loss"] == pytest.approx(loss0, rel=1e-6)
+
+
+def test_acceptance_at_a_smaller_depth():
+    """The issue's acceptance, held against Li et al.'s claim as the issue states it: around trained weights,
+    at filter-normalised distance 1 the plain net's loss is ≥ 10× the residual net's, and the residual net's
+    2-D slice is the more convex. At 32 layers and 400 steps (the default is 56 layers, 800 steps), on the
+    digits at 8×8 as by default; measured here: 48× and 96 % vs 32 % locally convex."""
+    from resnet_core.experiments.pair import PairSettings
+    s = landscape.LandscapeSettings(pair=PairSettings(residual="resnet32", input_size=8, steps=400))
+    r = landscape.run(s)
+
+    def at_distance_1(role):  # read off the plotted 1-D slice: the mean of α = −1 and α = +1
+        ends = [row["loss"] for row in r.tables["slice_1d"] if row["role"] == role and abs(row["alpha"]) == 1.0]
+        assert len(ends) == 2
+        return sum(ends) / 2
+
+    assert at_distance_1("plain") >= 10 * at_distance_1("residual"), r.tables["summary"]
+    res, plain = (next(row for row in r.tables["summary"] if row["role"] == role) for role in ("residual", "plain"))
+    assert res["convex_share_2d"] > plain["convex_share_2d"], r.tables["summary"]
+    assert r.verdict.reproduced

@@ -2,6 +2,7 @@
 restored afterwards, the path counts are the binomial ones, and the study runs end to end on a tiny pair."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -123,3 +124,22 @@ def test_end_to_end_on_a_tiny_training():
     assert r.verdict.measured["residual_min"] == worst
     assert r.verdict.reproduced == (worst >= 0.85 and r.verdict.measured["residual_median"] >= 0.9
                                     and r.verdict.measured["plain_max"] <= 0.3)
+
+
+def test_acceptance_at_a_shorter_training():
+    """The issue's acceptance, held against Veit et al.'s claim as the issue states it (not this code's
+    numbers): digits at 8×8, resnet20 and plain20; deleting any single block after the first leaves resnet20
+    at ≥ 85 % held-out accuracy (median ≥ 90 %), and any single deletion drops plain20 to ≤ 30 %. At 800
+    steps (the default trains 1,600, which held for every seed tried; at 800 it holds for seed 0, measured
+    94.7 % / 96.8 % / 21.4 %), one random draw of one deletion."""
+    import statistics
+
+    from resnet_core.experiments.pair import LESION_PAIR
+    r = lesion.run(lesion.LesionSettings(pair=replace(LESION_PAIR, steps=800), draws=1, max_k=1))
+    singles = r.tables["single"]
+    assert [row["block"] for row in singles] == [f"layer{s}.{b}" for s in (1, 2, 3) for b in (0, 1, 2)]
+    later = [row["residual"] for row in singles[1:]]
+    assert min(later) >= 0.85, singles
+    assert statistics.median(later) >= 0.90, singles
+    assert max(row["plain"] for row in singles) <= 0.30, singles
+    assert r.verdict.reproduced
