@@ -21,12 +21,21 @@ import torch  # noqa: E402
 
 from resnet_core.experiments import erf, landscape, lesion, shatter, signal  # noqa: E402
 
+
+def _as_cli(pair):
+    """The pair as the command line trains it: two processes on a machine of two cores or more."""
+    from dataclasses import replace
+
+    from resnet_core.cli.experiment import pair_processes
+    return replace(pair, processes=pair_processes())
+
+
 RUNS = {
     "signal": lambda pair: signal.run(),
     "shatter": lambda pair: shatter.run(),
     "erf": lambda pair: erf.run(),
-    "lesion": lambda pair: lesion.run(),
-    "landscape": lambda pair: landscape.run(),
+    "lesion": lambda pair: lesion.run(lesion.LesionSettings(pair=_as_cli(lesion.LesionSettings().pair))),
+    "landscape": lambda pair: landscape.run(landscape.LandscapeSettings(pair=_as_cli(landscape.LandscapeSettings().pair))),
 }
 
 

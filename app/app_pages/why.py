@@ -63,7 +63,8 @@ def pair_settings(prefix: str, default: PairSettings) -> tuple[PairSettings, str
                    f"({int(steps)} steps: about {max(5, round(int(steps) * per_step)):,} s on "
                    "an idle 2-core CPU) and is kept for this session, so the lesion study and the landscape share "
                    "it when they use the same network and settings.")
-    return replace(default, residual=net, steps=int(steps), input_size=int(size), seed=int(seed)), source
+    # one process: the server trains in a thread of its own (no processes spawned from a Streamlit server)
+    return replace(default, residual=net, steps=int(steps), input_size=int(size), seed=int(seed), processes=1), source
 
 
 def get_pair(ps: PairSettings, source: str, stop, progress):

@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 
 from resnet_core.cli.common import CliError
 from resnet_core.formatting import text_table
 
-# measured on the 2-core CPU, one thread (benchmarks/RESULTS.md, "Why it works"); the two that train spend
-# nearly all of it training their pair on the digits at 8×8 (resnet20 + plain20 for 1,600 steps; resnet56 +
-# plain56 for 800 steps, ~0.17 s a step of the pair)
+# measured on the 2-core CPU (benchmarks/RESULTS.md, "Why it works"); the two that train spend nearly all of
+# it training their pair on the digits at 8×8, one process per net (resnet20 + plain20 for 1,600 steps;
+# resnet56 + plain56 for 800 steps: 149 s in one process, 85 s in two)
 TIMES = {"signal": "about 2 s", "shatter": "about 5 s", "erf": "about 2 s",
-         "lesion": "about 100 s (training resnet20 + plain20, then 9 + 40 lesioned evaluations)",
-         "landscape": "about 2½ minutes (training resnet56 + plain56, then 120 loss evaluations)"}
+         "lesion": "about 70 s (training resnet20 + plain20, then 9 + 40 lesioned evaluations)",
+         "landscape": "about 90 s (training resnet56 + plain56, then 120 loss evaluations)"}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -74,6 +75,14 @@ def _pair_options(p: argparse.ArgumentParser, default) -> None:
     p.add_argument("--input-size", type=int, default=d.input_size, metavar="H",
                    help=f"input side (default {d.input_size})")
     p.add_argument("--lr", type=finite_float, default=d.lr, metavar="LR", help=f"peak learning rate (default {d.lr:g})")
+    p.add_argument("--processes", type=int, choices=[1, 2], default=pair_processes(), metavar="{1,2}",
+                   help="2: the two nets train at once in two processes, the same weights as in one (default "
+                        f"{pair_processes()} on this machine of {os.cpu_count()} cores)")
+
+
+def pair_processes() -> int:
+    """Two training processes where there are two cores for them."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
 def _defaults(name: str):
@@ -157,7 +166,7 @@ def _spec(text: str | None):
 def _pair(args):
     from resnet_core.experiments.pair import PairSettings
     return PairSettings(residual=args.spec, data=args.data, steps=args.steps, batch_size=args.batch,
-                        input_size=args.input_size, lr=args.lr, seed=args.seed)
+                        input_size=args.input_size, lr=args.lr, seed=args.seed, processes=args.processes)
 
 
 def run_experiment(args, should_stop, on_progress):

@@ -17,6 +17,8 @@ class PairSettings:
     input_size: int = 16
     lr: float = 0.1
     seed: int = 0
+    processes: int = 1  # 2: the two nets train at once in two processes (one core each, the same weights as
+    # side by side in one, which is what `describe` reports); the command line uses it on a machine of ≥ 2 cores
 
     def describe(self) -> dict:
         return {"residual": self.residual, "plain": twin_name(self.residual), "data": self.data, "steps": self.steps,
@@ -29,7 +31,7 @@ def twin_name(residual: str) -> str:
     return "plain" + residual[6:] if residual.startswith("resnet") and residual[6:].isdigit() else "plain_" + residual
 
 
-PAIR_BOUNDS = {"steps": (1, 100_000), "batch_size": (2, 4096), "input_size": (8, 64), "lr": (1e-5, 10.0),
+PAIR_BOUNDS = {"processes": (1, 2), "steps": (1, 100_000), "batch_size": (2, 4096), "input_size": (8, 64), "lr": (1e-5, 10.0),
                "seed": (0, 2**31 - 1)}
 
 # Both experiments train on the digits at their own resolution, 8×8 (the Training lab upscales them to 16×16

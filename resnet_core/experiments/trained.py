@@ -49,6 +49,8 @@ def train_pair(settings: PairSettings = PairSettings(), should_stop: Callable[[]
 
     check_settings(settings, PAIR_BOUNDS)
     plain = twin_of(settings.residual)
+    if settings.processes == 2 and device == "cpu":
+        return _train_pair_in_two_processes(settings, should_stop, on_progress)
     run = make_run([settings.residual, plain], settings.data, steps=settings.steps, batch_size=settings.batch_size,
                    input_size=settings.input_size, seed=settings.seed, lr=settings.lr, device=device)
     for update in run.iter(should_stop=should_stop):
@@ -60,6 +62,89 @@ def train_pair(settings: PairSettings = PairSettings(), should_stop: Callable[[]
                        f"trained here: {result.steps_done} steps, {run.data.describe()}, {result.device}",
                        {r.net: r.heldout_accuracy for r in result.nets}, result.stopped,
                        {"wall_s": result.wall_s, "steps": result.steps_done})
+
+
+def _train_alone(net: str, settings: PairSettings, messages) -> None:
+    """One net of the pair, trained alone in a process of its own (spawned): exactly the weights it gets in
+    the side-by-side run (each net is built from the seed, the batches follow the seed). Sends ("step", net,
+    n) every 10 steps, then ("done", net, weights as torch.save bytes, held-out accuracy, steps, wall s) or
+    ("error", net, text)."""
+    import io
+
+    torch.set_num_threads(1)
+    try:
+        from resnet_core.training.run import make_run
+        run = make_run([net], settings.data, steps=settings.steps, batch_size=settings.batch_size,
+                       input_size=settings.input_size, seed=settings.seed, lr=settings.lr, device="cpu")
+        for update in run.iter():
+            if update.progress.step % 10 == 0:
+                messages.put(("step", net, update.progress.step))
+        result = run.result()
+        buf = io.BytesIO()
+        torch.save(result.models[net].state_dict(), buf)
+        messages.put(("done", net, buf.getvalue(), result.nets[0].heldout_accuracy, result.steps_done,
+                      result.wall_s))
+    except Exception as e:  # noqa: BLE001 - reported to the parent as one line
+        messages.put(("error", net, f"{type(e).__name__}: {e}"))
+
+
+def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progress: Progress) -> TrainedPair:
+    """The pair trained at once on two cores (spawned processes, one thread each); stops both on `should_stop`."""
+    import io
+    import multiprocessing
+    import queue as queues
+    import time
+
+    from resnet_core.structure.build import build_model
+    from resnet_core.training.run import make_run
+
+    run = make_run([settings.residual, twin_of(settings.residual)], settings.data, steps=settings.steps,
+                   batch_size=settings.batch_size, input_size=settings.input_size, seed=settings.seed,
+                   lr=settings.lr, device="cpu")  # the specs, labels and data; it trains nothing here
+    nets = list(run.labels)
+    ctx = multiprocessing.get_context("spawn")
+    messages = ctx.Queue()
+    procs = [ctx.Process(target=_train_alone, args=(net, settings, messages), daemon=True) for net in nets]
+    t0 = time.perf_counter()
+    steps, done, stopped = {net: 0 for net in nets}, {}, False
+    for p in procs:
+        p.start()
+    try:
+        while len(done) < len(nets):
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            try:
+                kind, net, *rest = messages.get(timeout=0.2)
+            except queues.Empty:
+                dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise ExperimentError(f"a training process ended with exit status {dead[0].exitcode}")
+                continue
+            if kind == "error":
+                raise ExperimentError(f"training {net} failed: {rest[0]}")
+            if kind == "step":
+                steps[net] = rest[0]
+                on_progress(sum(steps.values()) / (len(nets) * settings.steps),
+                            "training " + " · ".join(f"{n} {s}/{settings.steps}" for n, s in steps.items())
+                            + " (two processes)")
+            else:
+                done[net] = rest
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join(10)
+    models = {}
+    for net, (weights, *_rest) in done.items():
+        model = build_model(run.specs[net], seed=settings.seed)
+        model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
+        models[net] = model.eval()
+    steps_done = min((d[2] for d in done.values()), default=0)
+    return TrainedPair(nets[0], nets[1], models, dict(run.specs), run.data,
+                       f"trained here: {steps_done} steps, {run.data.describe()}, the CPU (two processes)",
+                       {net: d[1] for net, d in done.items()}, stopped,
+                       {"wall_s": time.perf_counter() - t0, "steps": steps_done})
 
 
 def ensure_pair(pair: "TrainedPair | None", settings: PairSettings, stop: Callable[[], bool], on_progress: Progress,
