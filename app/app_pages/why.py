@@ -55,10 +55,10 @@ def pair_settings(prefix: str, default: PairSettings) -> tuple[PairSettings, str
                              disabled=busy or source == "lab")
     seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}.seed", disabled=busy)
     if not from_lab:
-        # measured on an idle 2-core CPU, one thread, per step of the pair: resnet20 + plain20 0.075 s at 16×16 and
-        # ~0.05 s at 8×8 (the fixed cost of 40 layers' calls dominates small inputs); the 56-layer pair ≈ 3× that
+        # measured on an idle 2-core CPU, one process, per step of the pair: resnet20 + plain20 0.075 s at 16×16 and
+        # ~0.06 s at 8×8 (the fixed cost of 40 layers' calls dominates small inputs); the 56-layer pair ≈ 3× that
         depth = int(net[6:]) if net[6:].isdigit() else 56
-        per_step = (0.04 + 0.035 * (int(size) / 16) ** 2) * (depth - 2) / 18
+        per_step = (0.055 + 0.02 * (int(size) / 16) ** 2) * (depth - 2) / 18
         st.caption(f"No finished Training lab run holds {net} and {twin_of(net)}; the pair trains here on the digits "
                    f"({int(steps)} steps: about {max(5, round(int(steps) * per_step)):,} s on "
                    "an idle 2-core CPU) and is kept for this session, so the lesion study and the landscape share "
