@@ -88,6 +88,21 @@ def _train_alone(net: str, settings: PairSettings, messages) -> None:
         messages.put(("error", net, f"{type(e).__name__}: {e}"))
 
 
+def _start_from_a_bare_main(procs) -> None:
+    """Start spawned processes that do not re-run the parent's __main__: what they run is in this library,
+    and the parent's main script may be anything (a Streamlit page under AppTest, a notebook)."""
+    import sys
+    import types
+
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        sys.modules["__main__"] = main
+
+
 def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progress: Progress) -> TrainedPair:
     """The pair trained at once on two cores (spawned processes, one thread each); stops both on `should_stop`."""
     import io
@@ -107,8 +122,7 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
     procs = [ctx.Process(target=_train_alone, args=(net, settings, messages), daemon=True) for net in nets]
     t0 = time.perf_counter()
     steps, done, stopped = {net: 0 for net in nets}, {}, False
-    for p in procs:
-        p.start()
+    _start_from_a_bare_main(procs)
     try:
         while len(done) < len(nets):
             if should_stop is not None and should_stop():
@@ -135,6 +149,7 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
             if p.is_alive():
                 p.terminate()
             p.join(10)
+    done = {net: done[net] for net in nets if net in done}  # the pair's order, not the order they finished in
     models = {}
     for net, (weights, *_rest) in done.items():
         model = build_model(run.specs[net], seed=settings.seed)

@@ -26,3 +26,16 @@ def test_a_stop_ends_both_processes():
     pair = train_pair(PairSettings(steps=5000, input_size=8, processes=2),
                       should_stop=lambda: calls.append(1) or len(calls) > 25)
     assert pair.stopped and not pair.models
+
+
+def test_the_processes_do_not_rerun_the_callers_main_script(monkeypatch, tmp_path):
+    """After an AppTest the process's __main__ is a Streamlit page; spawned children must not run it."""
+    import sys
+    import types
+    script = tmp_path / "page.py"
+    script.write_text("raise SystemExit('the caller main script ran in a training process')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    pair = train_pair(PairSettings(steps=3, input_size=8, batch_size=8, processes=2))
+    assert not pair.stopped and set(pair.models) == {"resnet20", "plain20"}
