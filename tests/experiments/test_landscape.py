@@ -64,7 +64,7 @@ def test_acceptance_at_a_smaller_depth():
     2-D slice is the more convex. At 32 layers and 400 steps (the default is 56 layers, 800 steps), on the
     digits at 8×8 as by default; measured here: 48× and 96 % vs 32 % locally convex."""
     from resnet_core.experiments.pair import PairSettings
-    s = landscape.LandscapeSettings(pair=PairSettings(residual="resnet32", input_size=8, steps=400))
+    s = landscape.LandscapeSettings(pair=PairSettings(residual="resnet32", input_size=8, steps=400, processes=2))
     r = landscape.run(s)
 
     def at_distance_1(role):  # read off the plotted 1-D slice: the mean of α = −1 and α = +1
