@@ -125,18 +125,16 @@ def _ddp_worker(rank: int, world_size: int, port: int, cfg: dict, out: str) -> N
         lit = local.iter()
         for _ in range(3):
             next(it), next(lit)
-        D.barrier()
-        t0 = time.perf_counter()
-        for _ in range(cfg["steps"]):
-            next(it)
-        sync(world.device)
-        t_ddp = time.perf_counter() - t0
-        D.barrier()
-        t0 = time.perf_counter()
-        for _ in range(cfg["steps"]):
-            next(lit)
-        sync(world.device)
-        t_local = time.perf_counter() - t0
+        def timed(steps) -> float:  # cfg["steps"] steps of `steps`, every rank starting together
+            D.barrier()
+            t0 = time.perf_counter()
+            for _ in range(cfg["steps"]):
+                next(steps)
+            sync(world.device)
+            return time.perf_counter() - t0
+
+        t_ddp = timed(it)
+        t_local = timed(lit)
         D.barrier()
         it.close()
         lit.close()

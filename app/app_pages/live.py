@@ -344,7 +344,7 @@ with forward_tab:
         line = st.empty()
         try:
             with live_session.view_turn(lambda n: line.caption(
-                    f"In line behind {n} other session{'s' if n > 1 else ''}' views: a moment…")):
+                    f"In line behind {n} other " + ("sessions' views" if n > 1 else "session's views") + ": a moment…")):
                 line.empty()
                 forward_page()
         except BusyError as e:
