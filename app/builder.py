@@ -37,6 +37,20 @@ def _on_all_blocks(key: str) -> None:
         state.set_all_blocks(st.session_state[key])
 
 
+def _remember(key: str) -> None:
+    st.session_state[key + ".open"] = bool(st.session_state[key])
+
+
+def section(label: str, key: str):
+    """A collapsible section of the builder whose widgets are drawn only while it is open (`.open`): a
+    collapsed section costs the browser nothing on each rerun and page change (the four stage editors' forty
+    widgets were most of the browser's work on a page change). Whether it is open is remembered under
+    `<key>.open`, so it stays open when its label changes (a stage's summary does, as you edit it). The
+    values of widgets not drawn are kept by `state.keep_alive`."""
+    return st.expander(label, expanded=bool(st.session_state.get(key + ".open", False)), key=key,
+                       on_change=_remember, args=(key,))
+
+
 def _num(label: str, key: str, bound: str, help: str | None = None) -> None:
     b = BOUNDS[bound]
     st.number_input(label, min_value=b.lo, max_value=b.hi, step=1, key=key, help=help)
@@ -60,7 +74,10 @@ def _presets_select() -> None:
 def _stage_editor(i: int, n: int, spec: ArchSpec) -> None:
     s = spec.stages[i]
     label = f"Stage {i + 1} · {s.block} × {s.blocks} · width {s.width}" + (f" · /{s.stride}" if s.stride > 1 else "")
-    with st.expander(label, expanded=False, key=f"ui.stage_exp.{i}"):
+    exp = section(label, f"ui.stage_exp.{i}")
+    if not exp.open:
+        return
+    with exp:
         st.selectbox("Block", BLOCK_TYPES, key=stage_key(i, "block"), format_func=BLOCK_LABELS.get)
         c1, c2 = st.columns(2)
         with c1:
@@ -82,6 +99,54 @@ def _stage_editor(i: int, n: int, spec: ArchSpec) -> None:
                       args=(i, 1), disabled=i == n - 1, help=f"Move stage {i + 1} down")
             st.button("Remove", icon=":material/close:", key=f"ui.rm.{i}", on_click=state.remove_stage, args=(i,),
                       help=f"Remove stage {i + 1}")
+
+
+def _input_and_head(spec: ArchSpec) -> None:
+    c1, c2 = st.columns(2)
+    with c1:
+        _num("Height", P + "input_h", "input_h")
+        _num("Channels", P + "in_channels", "in_channels")
+    with c2:
+        _num("Width", P + "input_w", "input_w")
+        _num("Classes", P + "num_classes", "num_classes")
+
+
+def _stem(spec: ArchSpec) -> None:
+    ss = st.session_state
+    st.selectbox("Stem", STEM_TYPES, key=P + "stem_type", format_func=STEM_LABELS.get)
+    _num("Stem channels", P + "stem_channels", "stem_channels")
+    if ss[P + "stem_type"] == "custom":
+        c1, c2 = st.columns(2)
+        with c1:
+            _num("Kernel", P + "stem_kernel", "stem_kernel")
+            _num("Padding", P + "stem_padding", "stem_padding")
+            _num("Pool kernel", P + "stem_pool_kernel", "stem_pool_kernel")
+        with c2:
+            _num("Stride", P + "stem_stride", "stem_stride")
+            st.selectbox("Pool", ["max", "avg", "none"], key=P + "stem_pool")
+            _num("Pool stride", P + "stem_pool_stride", "stem_pool_stride")
+
+
+def _blocks_and_init(spec: ArchSpec) -> None:
+    ss = st.session_state
+    blocks = {s.block for s in spec.stages}
+    current = blocks.pop() if len(blocks) == 1 else None
+    key = f"ui.all_blocks.{current}"  # a fresh widget whenever the stages' types change
+    st.selectbox("Block type (all stages)", BLOCK_TYPES, index=BLOCK_TYPES.index(current) if current else None,
+                 placeholder="mixed", format_func=BLOCK_LABELS.get, key=key, on_change=_on_all_blocks, args=(key,))
+    st.selectbox("Activation", ACTIVATIONS, key=P + "activation")
+    st.selectbox("Initialisation", INITS, key=P + "init", format_func=INIT_LABELS.get)
+    st.toggle("Zero-init residual", key=P + "zero_init",
+              help="Each residual branch's last norm γ (or last conv) starts at 0: every block starts "
+                   "as its shortcut (Goyal et al. 2017).")
+    st.toggle("Stride on the first 1×1 (paper's v1)", key=P + "stride_in_1x1",
+              help="Bottlenecks: torchvision ('v1.5') strides the 3×3; He et al.'s v1 strides the first 1×1.")
+    # disabled, not hidden, without batch norm: the values come back with it
+    c1, c2 = st.columns(2)
+    off = not ss[P + "batch_norm"]
+    c1.number_input("BN momentum", min_value=0.0, max_value=1.0, step=0.01, key=P + "bn_momentum",
+                    format="%.3f", disabled=off)
+    c2.number_input("BN eps", min_value=1e-8, max_value=1.0, key=P + "bn_eps", format="%.0e", disabled=off)
 
 
 def sidebar() -> ArchSpec:
@@ -111,47 +176,13 @@ def sidebar() -> ArchSpec:
         if not skips:
             st.caption("Shortcut option: not in use while the skip connections are off.")
 
-        with st.expander("Input & head", key="ui.exp.input"):
-            c1, c2 = st.columns(2)
-            with c1:
-                _num("Height", P + "input_h", "input_h")
-                _num("Channels", P + "in_channels", "in_channels")
-            with c2:
-                _num("Width", P + "input_w", "input_w")
-                _num("Classes", P + "num_classes", "num_classes")
-        with st.expander("Stem", key="ui.exp.stem"):
-            st.selectbox("Stem", STEM_TYPES, key=P + "stem_type", format_func=STEM_LABELS.get)
-            _num("Stem channels", P + "stem_channels", "stem_channels")
-            if ss[P + "stem_type"] == "custom":
-                c1, c2 = st.columns(2)
-                with c1:
-                    _num("Kernel", P + "stem_kernel", "stem_kernel")
-                    _num("Padding", P + "stem_padding", "stem_padding")
-                    _num("Pool kernel", P + "stem_pool_kernel", "stem_pool_kernel")
-                with c2:
-                    _num("Stride", P + "stem_stride", "stem_stride")
-                    st.selectbox("Pool", ["max", "avg", "none"], key=P + "stem_pool")
-                    _num("Pool stride", P + "stem_pool_stride", "stem_pool_stride")
-        with st.expander("Blocks, activation, initialisation", key="ui.exp.blocks"):
-            blocks = {s.block for s in spec.stages}
-            current = blocks.pop() if len(blocks) == 1 else None
-            key = f"ui.all_blocks.{current}"  # a fresh widget whenever the stages' types change
-            st.selectbox("Block type (all stages)", BLOCK_TYPES, index=BLOCK_TYPES.index(current) if current else None,
-                         placeholder="mixed", format_func=BLOCK_LABELS.get, key=key, on_change=_on_all_blocks,
-                         args=(key,))
-            st.selectbox("Activation", ACTIVATIONS, key=P + "activation")
-            st.selectbox("Initialisation", INITS, key=P + "init", format_func=INIT_LABELS.get)
-            st.toggle("Zero-init residual", key=P + "zero_init",
-                      help="Each residual branch's last norm γ (or last conv) starts at 0: every block starts "
-                           "as its shortcut (Goyal et al. 2017).")
-            st.toggle("Stride on the first 1×1 (paper's v1)", key=P + "stride_in_1x1",
-                      help="Bottlenecks: torchvision ('v1.5') strides the 3×3; He et al.'s v1 strides the first 1×1.")
-            # always drawn (a widget that is not drawn loses its value), disabled without batch norm
-            c1, c2 = st.columns(2)
-            off = not ss[P + "batch_norm"]
-            c1.number_input("BN momentum", min_value=0.0, max_value=1.0, step=0.01, key=P + "bn_momentum",
-                            format="%.3f", disabled=off)
-            c2.number_input("BN eps", min_value=1e-8, max_value=1.0, key=P + "bn_eps", format="%.0e", disabled=off)
+        for label, key, draw in (("Input & head", "ui.exp.input", _input_and_head),
+                                 ("Stem", "ui.exp.stem", _stem),
+                                 ("Blocks, activation, initialisation", "ui.exp.blocks", _blocks_and_init)):
+            exp = section(label, key)
+            if exp.open:
+                with exp:
+                    draw(spec)
 
         n = ss[P + "n_stages"]
         st.markdown(f"**Stages ({n})**")

@@ -16,10 +16,22 @@ PAGES = ["app_pages/trace.py", "app_pages/graph.py", "app_pages/compare.py", "ap
          "app_pages/learn.py"]
 
 
-def new_app(**query) -> AppTest:
+SECTIONS = ["ui.exp.input", "ui.exp.stem", "ui.exp.blocks"] + [f"ui.stage_exp.{i}" for i in range(8)]
+
+
+def open_sections(at: AppTest, open_: bool = True) -> AppTest:
+    """Open (or close) every collapsible section of the builder: their widgets are drawn only while open."""
+    for key in SECTIONS:
+        at.session_state[key + ".open"] = open_
+    return at
+
+
+def new_app(open_sections_: bool = True, **query) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     for k, v in query.items():
         at.query_params[k] = v
+    if open_sections_:
+        open_sections(at)
     return at.run()
 
 
@@ -95,6 +107,26 @@ def test_editing_a_stage_retraces(app):
     assert "spec" in app.query_params and "net" not in app.query_params  # no longer a preset: a token link
     app.number_input(key="net.s3.width").set_value(256).run()
     assert spec_of(app).stages[3].width == 256
+
+
+def test_collapsed_sections_draw_no_widgets_and_keep_their_values():
+    at = new_app(open_sections_=False)
+    no_exception(at)
+    keys = {w.key for w in at.number_input}
+    assert not any(k.startswith("net.s") or k in ("net.input_h", "net.stem_channels") for k in keys), keys
+    stage = next(e for e in at.expander if e.label.startswith("Stage 2 "))
+    assert stage.label == "Stage 2 · basic × 2 · width 128 · /2"
+    at.session_state["ui.stage_exp.1.open"] = True  # as the expander's on_change records a click
+    at.run()
+    at.number_input(key="net.s1.blocks").set_value(5).run()  # the label changes: the section stays open
+    assert any(e.label == "Stage 2 · basic × 5 · width 128 · /2" for e in at.expander)
+    assert at.number_input(key="net.s1.blocks").value == 5
+    open_sections(at, False).run()
+    no_exception(at)
+    assert "net.s1.blocks" not in {w.key for w in at.number_input}
+    at.switch_page("app_pages/graph.py").run()  # reruns and a page change with the section closed
+    no_exception(at)
+    assert spec_of(at).stages[1].blocks == 5
 
 
 def test_toggling_skip_and_batch_norm(app):
