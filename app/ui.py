@@ -237,6 +237,27 @@ def png_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def figure_row(figures: list[tuple[np.ndarray, str, str]], alt: str) -> None:
+    """Small images side by side, each with a two-line caption (bold title, then detail), as ONE element.
+
+    Each image goes inline, at its own resolution, as a PNG data URI that the browser enlarges without
+    blur (`image-rendering: pixelated`): no media file to register, fetch and lay out per image (a Live lab
+    view had seven), and one delta instead of a row of columns, images and captions. Titles and details
+    are escaped: only this function's tags reach the page."""
+    import base64
+    import html
+    cells = []
+    for img, title, detail in figures:
+        data = base64.b64encode(png_bytes(img)).decode()
+        cells.append(
+            f'<figure style="flex:1 1 0;min-width:0;margin:0"><img alt="{html.escape(alt)}: {html.escape(title)}" '
+            f'src="data:image/png;base64,{data}" style="width:100%;height:auto;image-rendering:pixelated;'
+            f'display:block"><figcaption style="margin-top:0.35rem;line-height:1.4"><b>{html.escape(title)}</b>'
+            f"<br>{html.escape(detail)}</figcaption></figure>")
+    st.html(f'<div class="rx-figures" style="display:flex;gap:1rem;align-items:flex-start">{"".join(cells)}</div>',
+            width="stretch")
+
+
 # ---- readable from the back of the room ----------------------------------------------------------
 
 ZOOMS = [50, 75, 100, 125, 150, 200, 300]

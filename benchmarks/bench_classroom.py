@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import dataclasses
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -106,9 +107,9 @@ def browsers_cpu_seconds() -> float:
 
 
 class HealthPoller(threading.Thread):
-    def __init__(self, url: str):
+    def __init__(self, url: str, path: str = "/_stcore/health"):
         super().__init__(daemon=True)
-        self.url, self.stop, self.latencies, self.failures = url, threading.Event(), [], 0
+        self.url, self.path, self.stop, self.latencies, self.failures = url, path, threading.Event(), [], 0
         self.split = 0  # index of the first latency of the second phase (set by mark())
 
     def mark(self) -> None:
@@ -118,7 +119,7 @@ class HealthPoller(threading.Thread):
         while not self.stop.is_set():
             t0 = time.perf_counter()
             try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=10) as r:
+                with urllib.request.urlopen(f"{self.url}{self.path}", timeout=10) as r:
                     r.read()
                 self.latencies.append(time.perf_counter() - t0)
             except OSError:
@@ -246,6 +247,16 @@ def run_sessions(url: str, which: str, n: int, timeout_s: float, between=None, a
     return results
 
 
+def spread(lat: list[float]) -> str:
+    """Median, 95th percentile and worst of a list of latencies, and how many were over 1 s."""
+    if not lat:
+        return "no checks"
+    lat = sorted(lat)
+    p95 = lat[min(len(lat) - 1, max(0, round(0.95 * len(lat)) - 1))]
+    return (f"median {statistics.median(lat):.2f} s, p95 {p95:.2f} s, worst {lat[-1]:.2f} s, "
+            f"{sum(x > 1 for x in lat)} of {len(lat)} over 1 s")
+
+
 def library_parts(spec) -> dict[str, float]:
     """The library's share of one first view, in this process: build, the one forward pass."""
     p = make_plan(spec)
@@ -290,7 +301,15 @@ def main() -> int:
         [*prefix, sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    poller = None
+    # the reference: a bare Python HTTP server in a process of its own at the server's priority, polled the
+    # same way; its latencies are what the machine's scheduling alone costs a request under the class's load
+    ref_port = free_port()
+    ref_dir = tempfile.mkdtemp()
+    (Path(ref_dir) / "ok").write_text("ok")
+    reference = subprocess.Popen([*(["nice", "-n", str(args.server_nice)] if args.server_nice else []), sys.executable,
+                                  "-m", "http.server", str(ref_port), "--bind", "127.0.0.1", "--directory", ref_dir],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    poller = ref_poller = None
     kids0 = os.times()
     server_total = 0.0
     try:
@@ -317,12 +336,16 @@ def main() -> int:
                 marks[prefix + "t"] = time.perf_counter()
                 if poller is not None:
                     poller.mark()
+                if ref_poller is not None:
+                    ref_poller.mark()
             return at_the_word
 
         alone = run_sessions(url, "alone", 1, args.timeout, between=meter("alone."))[0]
         cpu_alone = cpu_seconds(server.pid) - marks["alone.cpu"]
         poller = HealthPoller(url)
         poller.start()
+        ref_poller = HealthPoller(f"http://127.0.0.1:{ref_port}", "/ok")
+        ref_poller.start()
         cpu_open0 = cpu_seconds(server.pid)
         t_open0 = time.perf_counter()
 
@@ -337,9 +360,13 @@ def main() -> int:
         cpu_open = marks["cpu"] - cpu_open0
         wall_open = marks["t"] - t_open0
     finally:
-        if poller is not None:
-            poller.stop.set()
-            poller.join(15)
+        for p in (poller, ref_poller):
+            if p is not None:
+                p.stop.set()
+                p.join(15)
+        reference.terminate()
+        reference.wait(15)
+        shutil.rmtree(ref_dir, ignore_errors=True)
         try:
             server_total = cpu_seconds(server.pid)
         except OSError:
@@ -400,6 +427,9 @@ def main() -> int:
           f"per view) · {len(views_lat)} health checks, {poller.failures if poller else 0} failed in the whole run")
     print(f"  browsers (Playwright's driver and chromium, nice 19): {browsers_cpu:.0f} CPU s for {len(todo) + 2} "
           f"sessions, {browsers_cpu / (len(todo) + 2):.1f} per session; the server: {server_total:.0f} CPU s in all")
+    print(f"  health checks while the views were drawn: {spread(views_lat)}")
+    print(f"  the reference (a bare Python HTTP server, same priority, same polling): "
+          f"{spread(ref_poller.latencies[ref_poller.split:] if ref_poller else [])}")
     print(f"  errors: {len(errors)} {'PASS' if not errors else 'FAIL'}")
     for r in errors:
         print(f"    {r['name']}: {r['error']}")

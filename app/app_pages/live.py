@@ -182,10 +182,8 @@ def anatomy(rec, block: str, w) -> None:
     m[3].metric("Shortcut", a.shortcut, help=shortcut_text)
     views = a.tensors()
     limit = max(float(abs(v.mean_map).max()) for v in views) or 1.0  # one scale for every panel
-    cols = st.columns(len(views))
-    for col, v in zip(cols, views):
-        col.image(ui.upscale(ui.heatmap(v.mean_map, limit=limit), 200), width="stretch")
-        col.markdown(f"**{v.name}** · {shape_str(v.shape)}  \n‖·‖ = {v.sample_norm:.3g}")
+    ui.figure_row([(ui.heatmap(v.mean_map, limit=limit), f"{v.name} · {shape_str(v.shape)}",
+                    f"‖·‖ = {v.sample_norm:.3g}") for v in views], alt=f"mean over channels in {a.block}")
     if not has_bn:
         meaning = "This network has no batch norm: the norms come straight from the weights."
     elif rec.mode == "eval" and w.trained:

@@ -92,7 +92,12 @@ def test_live_lab_runs_a_pass_and_draws_the_charts(page, app_url):
     wait_idle(page)
     main = page.locator('[data-testid="stMain"]')
     page.get_by_role("heading", name=re.compile(r"Feature maps: layer1\.0\.add")).wait_for()
-    assert main.locator('[data-testid="stImage"] img').count() >= 5  # input, feature maps, block anatomy
+    assert main.locator('[data-testid="stImage"] img').count() >= 2  # the input, the feature maps
+    anatomy = main.locator(".rx-figures img")  # x, F(x), F(x)+x, the output: one element, images inline
+    assert anatomy.count() >= 4
+    page.wait_for_function("() => [...document.querySelectorAll('.rx-figures img')].every(i => i.complete && "
+                           "i.naturalWidth > 0 && i.getBoundingClientRect().width > 100)")
+    assert main.locator(".rx-figures figcaption").first.inner_text().startswith("x · 16×32×32")
     assert "‖F(x)‖ / ‖x‖" in main.inner_text()
     shot(page, "05-live-forward")
 
