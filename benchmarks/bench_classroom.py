@@ -7,7 +7,9 @@ ResNet-18-sized network (resnet18 / plain18 / resnet34 / plain34 / preact_resnet
 32, 36, …, so that no two pages may show the same numbers). As in a lesson: the class opens the app (its
 first page, the Shape trace, all sessions at once; timed and printed on its own line), then at one word
 every student clicks "Live lab" at the same moment, and the benchmark times each session from its click
-to its finished first forward view. Meanwhile a thread polls `/_stcore/health` every 0.25 s.
+to its finished first forward view. Meanwhile a thread polls `/_stcore/health` every 0.25 s, and
+another polls a bare `python -m http.server` (a process of its own, at the server's priority) the same
+way: the reference, what the machine's scheduling alone costs a request under the same load.
 
 Printed: median and 95th percentile of the time from the click to a finished view; the server's CPU
 seconds per first view (from /proc, from the click to the last view, divided by N), and the browsers'; the time one session alone takes (the server's own time
