@@ -313,7 +313,7 @@ def main() -> int:
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     poller = ref_poller = None
     kids0 = os.times()
-    server_total = 0.0
+    server_total = reference_total = 0.0
     try:
         deadline = time.time() + 120
         while True:
@@ -366,6 +366,10 @@ def main() -> int:
             if p is not None:
                 p.stop.set()
                 p.join(15)
+        try:
+            reference_total = cpu_seconds(reference.pid)
+        except OSError:
+            pass
         reference.terminate()
         reference.wait(15)
         shutil.rmtree(ref_dir, ignore_errors=True)
@@ -383,7 +387,7 @@ def main() -> int:
     kids1 = os.times()
     # every child reaped so far: the server and, through Playwright's driver, every browser process
     browsers_cpu = (kids1.children_user + kids1.children_system - kids0.children_user - kids0.children_system
-                    - server_total)
+                    - server_total - reference_total)
     times = sorted(r["seconds"] for r in results if r["error"] is None)
     errors = [r for r in results if r["error"] is not None]
     crosstalk = []
@@ -430,8 +434,10 @@ def main() -> int:
     print(f"  browsers (Playwright's driver and chromium, nice 19): {browsers_cpu:.0f} CPU s for {len(todo) + 2} "
           f"sessions, {browsers_cpu / (len(todo) + 2):.1f} per session; the server: {server_total:.0f} CPU s in all")
     print(f"  health checks while the views were drawn: {spread(views_lat)}")
-    print(f"  the reference (a bare Python HTTP server, same priority, same polling): "
-          f"{spread(ref_poller.latencies[ref_poller.split:] if ref_poller else [])}")
+    ref_lat = ref_poller.latencies[ref_poller.split:] if ref_poller else []
+    print(f"  the reference (a bare Python HTTP server, same priority, same polling): {spread(ref_lat)}")
+    if views_lat and ref_lat:
+        print(f"  worst health check / the reference's worst: {max(views_lat) / max(max(ref_lat), 1e-3):.2f}×")
     print(f"  errors: {len(errors)} {'PASS' if not errors else 'FAIL'}")
     for r in errors:
         print(f"    {r['name']}: {r['error']}")
