@@ -221,12 +221,17 @@ def batch_for(x_in: images.ImageInput, spec: ArchSpec, batch_stats: bool, source
 # the forward record
 # ------------------------------------------------------------------------------------------------
 
+def record_ready(key, x: torch.Tensor, train: bool) -> bool:
+    """Whether `record_for` with these arguments returns the kept pass (runs nothing)."""
+    cached = st.session_state.get(RECORD)
+    return bool(cached) and cached[0] == (key, bool(train), tuple(x.shape))
+
+
 def record_for(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool, key) -> views.ForwardRecord:
     """ONE forward pass keeping every view, reused while the weights, the input and the BN mode stay."""
     full_key = (key, bool(train), tuple(x.shape))
-    cached = st.session_state.get(RECORD)
-    if cached and cached[0] == full_key:
-        return cached[1]
+    if record_ready(key, x, train):
+        return st.session_state[RECORD][1]
     rec = lab_forward.forward_record(model, x, plan, train=train, device="auto", should_stop=session_alive_stop())
     st.session_state[RECORD] = (full_key, rec)
     return rec

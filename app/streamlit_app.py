@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
                    initial_sidebar_state="expanded")
 
-from app import builder, server, state, train_session, ui  # noqa: E402
+from app import builder, delivery, server, state, train_session, ui  # noqa: E402
 
 server.settle_once()
 
@@ -41,10 +41,12 @@ ui.apply_style()
 st.session_state["ui.pages"] = {p.url_path: p.title for p in pages}
 if nav.url_path != "export":
     st.session_state["ui.from_page"] = nav.url_path
-message = st.session_state.pop(state.P + "url_message", None)
-if message:
-    st.warning(message, icon=":material/link_off:")
-spec = builder.sidebar()
-st.session_state["spec"] = spec
-state.sync_url(spec)
-nav.run()
+# the run's elements reach the browser together (app/delivery.py): one redraw, not one per element
+with delivery.together():
+    message = st.session_state.pop(state.P + "url_message", None)
+    if message:
+        st.warning(message, icon=":material/link_off:")
+    spec = builder.sidebar()
+    st.session_state["spec"] = spec
+    state.sync_url(spec)
+    nav.run()

@@ -258,6 +258,15 @@ def figure_row(figures: list[tuple[np.ndarray, str, str]], alt: str) -> None:
             width="stretch")
 
 
+def svg_chart(chart, key: str) -> None:
+    """A chart drawn on the server (app/charts/svg.py) as one element: its markup inline, nothing for the
+    browser to compile. `key` names the element's class (rx-chart-<key>) for the tests. Markdown, not
+    st.html: st.html's sanitiser removes SVG; the markup is this app's own, every text in it escaped."""
+    from app.charts import svg
+    markup = svg.render(chart, width=520 if presenting() else svg.W)  # larger text for a projector
+    st.markdown(f'<div class="rx-chart rx-chart-{key}">{markup}</div>', unsafe_allow_html=True)
+
+
 # ---- readable from the back of the room ----------------------------------------------------------
 
 ZOOMS = [50, 75, 100, 125, 150, 200, 300]
@@ -288,6 +297,9 @@ _STYLE = """
 [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
 /* wide formulas scroll inside their box instead of being clipped */
 [data-testid="stMarkdownContainer"] .katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0; }
+/* the placeholder of a page being drawn stays still: its pulse redrew the whole window sixty times a
+   second while the page waited (in software on a machine without a GPU; benchmarks/RESULTS.md) */
+[data-testid="stSkeleton"] { animation: none !important; }
 </style>
 """
 

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import live_session, ui
+from app import delivery, live_session, ui
 from app.charts import live as charts
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, describe, pick_device
 from resnet_core.lab import gradients, hooks, images, weights
@@ -124,13 +124,14 @@ def forward_page() -> None:
         block_names = [b.name for b in plan.blocks]
         block = c2.selectbox("Residual block", block_names, key="live.block") if block_names else None
         top_k = c3.number_input("Top-k", 1, lab_views.MAX_TOP_K, 16, key="live.topk")
+        key = (live_session.model_key(spec, source, int(seed), upload),
+               live_session.input_key(input_kind, sample, image_upload, int(example), int(noise_seed), source))
         try:
-            with st.spinner("Running the network…"):
-                rec = live_session.record_for(
-                    w.model, x, plan, mode == "train",
-                    key=(live_session.model_key(spec, source, int(seed), upload),
-                         live_session.input_key(input_kind, sample, image_upload, int(example), int(noise_seed),
-                                                source)))
+            if live_session.record_ready(key, x, mode == "train"):  # a view change: nothing runs
+                rec = live_session.record_for(w.model, x, plan, mode == "train", key=key)
+            else:  # the page so far and the spinner go out now; the views, together, when the pass is done
+                with delivery.passing(), st.spinner("Running the network…"):
+                    rec = live_session.record_for(w.model, x, plan, mode == "train", key=key)
             fm = rec.feature_maps(layer_index, int(top_k))
         except (MemoryGuardError, BusyError, hooks.ProbeError, DeviceError) as e:
             st.error(str(e), icon=":material/dangerous:")
@@ -163,8 +164,8 @@ def forward_page() -> None:
         if len(df):
             st.subheader("Activations through the depth")
             spread, zeros = charts.activation_charts(df)
-            st.altair_chart(spread, width="stretch")
-            st.altair_chart(zeros, width="stretch")
+            ui.svg_chart(spread, "spread")
+            ui.svg_chart(zeros, "zeros")
             with st.expander("The numbers"):
                 st.dataframe(df, hide_index=True)
 
@@ -200,20 +201,11 @@ def anatomy(rec, block: str, w) -> None:
                f"this image. {meaning}")
 
     rows = rec.block_ratios()
-    finite = [r for r in rows if r["ratio"] is not None and r["ratio"] < float("inf")]
-    if len(finite) >= 2:
+    trend = lab_views.ratio_trend(rows)
+    if trend is not None:
         st.subheader("‖F(x)‖ / ‖x‖ of every block through the depth")
-        st.altair_chart(charts.block_ratio_chart(rows, current=block), width="stretch")
-        lo = min(finite, key=lambda r: r["ratio"])
-        hi = max(finite, key=lambda r: r["ratio"])
-        first, last = finite[0], finite[-1]
-        if hi["ratio"] == 0:
-            trend = "is 0 at every block: each residual branch outputs zero, so every block starts as the identity"
-        else:
-            way = "falls" if last["ratio"] < first["ratio"] else "rises" if last["ratio"] > first["ratio"] else "stays"
-            trend = (f"{way} from {first['ratio']:.3g} at {first['block']} to {last['ratio']:.3g} at {last['block']}; "
-                     f"smallest {lo['ratio']:.3g} ({lo['block']}), largest {hi['ratio']:.3g} ({hi['block']})")
-        st.caption(f"For {md(w.used)}, {MODE_TEXT[rec.mode] if has_bn else 'no batch norm'}: the ratio {trend}. "
+        ui.svg_chart(charts.block_ratio_chart(rows, current=block), "ratios")
+        st.caption(f"For {md(w.used)}, {MODE_TEXT[rec.mode] if has_bn else 'no batch norm'}: the ratio {md(trend)}. "
                    "Below 1 the block adds a correction smaller than its input (close to the identity).")
 
 
@@ -341,8 +333,8 @@ with forward_tab:
     if forward_tab.open:
         line = st.empty()
         try:
-            with live_session.view_turn(lambda n: line.caption(
-                    f"In line behind {n} other " + ("sessions' views" if n > 1 else "session's views") + ": a moment…")):
+            with live_session.view_turn(lambda n: delivery.send_now(lambda: line.caption(
+                    f"In line behind {n} other " + ("sessions' views" if n > 1 else "session's views") + ": a moment…"))):
                 line.empty()
                 forward_page()
         except BusyError as e:

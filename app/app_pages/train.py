@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import handoff, state, train_session, ui
+from app import delivery, handoff, state, train_session, ui
 from app.charts import training as train_charts
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, pick_device
 from resnet_core.text import md, safe_filename
@@ -154,7 +154,7 @@ if start or start_many:
                                                      seed=int(seed)),
                                                 f"{nproc} processes", exp_name)
             st.rerun()
-        with st.spinner("Preparing the data and building the networks…"):
+        with delivery.passing(), st.spinner("Preparing the data and building the networks…"):
             run = train_run.make_run(experiment if experiment != "custom" else nets, source, steps=int(steps),
                                      batch_size=int(batch), input_size=int(size), seed=int(seed), lr=float(lr),
                                      schedule=schedule, device=device)

@@ -1,11 +1,12 @@
-"""Charts of the Live lab, from the library's rows (resnet_core.lab.forward / gradients)."""
+"""Charts of the Live lab, from the library's rows (resnet_core.lab.forward / gradients): the forward views' as
+server-drawn SVG (app/charts/svg.py), the gradient flow's in Altair."""
 
 from __future__ import annotations
 
 import altair as alt
 import pandas as pd
 
-from app.charts import PALETTE
+from app.charts import PALETTE, svg
 
 _STAT_KINDS = {"conv": "conv output", "norm": "norm output", "act": "activation output", "add": "F(x) + x"}
 
@@ -18,41 +19,58 @@ def stats_frame(stats) -> pd.DataFrame:
                         columns=["depth", "layer", "kind", "mean", "std", "fraction of zeros"])
 
 
-def activation_charts(df: pd.DataFrame) -> tuple[alt.Chart, alt.Chart]:
-    """The spread (std, log) and the fraction of exact zeros of the activations through the depth."""
-    base = alt.Chart(df).encode(
-        x=alt.X("depth:Q", title="layer (plan order)"),
-        color=alt.Color("kind:N", legend=alt.Legend(orient="right", title=None)),
-        tooltip=["layer", "kind", alt.Tooltip("mean:Q", format=".3g"), alt.Tooltip("std:Q", format=".3g"),
-                 alt.Tooltip("fraction of zeros:Q", format=".0%")])
-    spread = base.mark_line(point=True, strokeWidth=1.5).encode(
-        y=alt.Y("std:Q", scale=alt.Scale(type="log"), title="std (log)")
-    ).properties(height=280, title="spread of the activations, by kind of layer")
-    zeros = base.mark_line(point=True, strokeWidth=1.5).encode(
-        y=alt.Y("fraction of zeros:Q", axis=alt.Axis(format="%"), title="fraction of zeros")
-    ).properties(height=240, title="exact zeros (ReLU outputs that are off)")
+_KIND_STYLE = {"conv output": (PALETTE[0], "circle"), "norm output": (PALETTE[2], "square"),
+               "activation output": (PALETTE[3], "triangle"), "F(x) + x": (PALETTE[1], "diamond")}
+
+
+def activation_charts(df: pd.DataFrame) -> tuple[svg.Chart, svg.Chart]:
+    """The spread (std, log) and the fraction of exact zeros of the activations through the depth, one line
+    per kind of layer (drawn on the server: app/charts/svg.py). A std of exactly 0 (a dead layer) has no
+    place on a log scale: it is named in the chart's title instead."""
+    def series(field: str) -> list[svg.Series]:
+        out = []
+        for kind, (color, marker) in _KIND_STYLE.items():
+            part = df[df["kind"] == kind]
+            if len(part):
+                out.append(svg.Series(kind, [svg.Point(
+                    float(r.depth), float(r[field]),
+                    f"{r.layer} · {kind} · mean {r['mean']:.3g} · std {r['std']:.3g} · zeros {r['fraction of zeros']:.0%}")
+                    for _, r in part.iterrows()], color, marker=marker))
+        return out
+    dead = df[df["std"] <= 0]["layer"].tolist()
+    title = "spread of the activations, by kind of layer"
+    if dead:
+        title += f" (std exactly 0, not drawn: {', '.join(dead[:3])}{'…' if len(dead) > 3 else ''})"
+    spread = svg.Chart(title, "layer (plan order)", "std (log)", series("std"), log_y=True, height=280)
+    zeros = svg.Chart("exact zeros (ReLU outputs that are off)", "layer (plan order)", "fraction of zeros",
+                      series("fraction of zeros"), y_domain=(0.0, 1.0), y_percent=True, height=240)
     return spread, zeros
 
 
-def block_ratio_chart(rows: list[dict], current: str | None = None) -> alt.LayerChart:
+_SHORTCUT_MARKER = {"identity": "circle", "projection": "square", "pad": "triangle", "none": "diamond"}
+
+
+def block_ratio_chart(rows: list[dict], current: str | None = None) -> svg.Chart:
     """‖F(x)‖/‖x‖ of every residual block through the depth, from 0 (a block that is the identity) up, the
-    chosen block ringed; the dashed line at 1: the branch is as large as the signal it adds to."""
-    df = pd.DataFrame([{**r, "chosen": r["block"] == current} for r in rows
-                       if r["ratio"] is not None and r["ratio"] < float("inf")],
-                      columns=["position", "block", "stage", "shortcut", "ratio", "chosen"])
-    order = list(df["block"])
-    x = alt.X("block:N", sort=order, title="residual block (input → output)",
-              axis=alt.Axis(labelAngle=-45, labelOverlap=True))
-    tooltip = ["block", "shortcut", alt.Tooltip("ratio:Q", format=".3g", title="‖F(x)‖/‖x‖")]
-    top = max(1.2, float(df["ratio"].max()) * 1.1) if len(df) else 1.2
-    y = alt.Y("ratio:Q", title="‖F(x)‖ / ‖x‖", scale=alt.Scale(domain=[0, top], nice=False))
-    line = alt.Chart(df).mark_line(color=PALETTE[0], strokeWidth=2.5).encode(x=x, y=y)
-    points = alt.Chart(df).mark_point(filled=True, size=90).encode(
-        x=x, y=y, color=alt.Color("stage:N", title="stage", legend=alt.Legend(orient="right")),
-        shape=alt.Shape("shortcut:N", title="shortcut", legend=alt.Legend(orient="right")), tooltip=tooltip)
-    ring = alt.Chart(df[df["chosen"]]).mark_point(size=400, color="black", strokeWidth=2).encode(x=x, y=y)
-    one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(strokeDash=[4, 4], color="#888").encode(y="y:Q")
-    return alt.layer(line, points, ring, one).properties(height=300, title="the residual branch's share, block by block")
+    chosen block ringed; the dashed line at 1: the branch is as large as the signal it adds to. Points
+    coloured by stage, shaped by shortcut."""
+    kept = [r for r in rows if r["ratio"] is not None and r["ratio"] < float("inf")]
+    stages = sorted({r["stage"] for r in kept if r["stage"] is not None})
+    stage_color = {stage: PALETTE[(i + 1) % len(PALETTE)] for i, stage in enumerate(stages)}
+    points = [svg.Point(float(i), float(r["ratio"]),
+                        f"{r['block']} · stage {r['stage']} · shortcut {r['shortcut']} · ‖F(x)‖/‖x‖ {r['ratio']:.3g}",
+                        color=stage_color.get(r["stage"], PALETTE[0]), shape=_SHORTCUT_MARKER.get(r["shortcut"], "circle"))
+              for i, r in enumerate(kept)]
+    top = max(1.2, max((r["ratio"] for r in kept), default=0.0) * 1.1)
+    legend = [("§stage", "", "none", False), *[(f"{stage}", stage_color[stage], "circle", False) for stage in stages],
+              ("§shortcut", "", "none", False),
+              *[(sc, "#555", _SHORTCUT_MARKER.get(sc, "circle"), False)
+                for sc in dict.fromkeys(r["shortcut"] for r in kept)]]
+    rings = [(float(i), float(r["ratio"])) for i, r in enumerate(kept) if r["block"] == current]
+    return svg.Chart("the residual branch's share, block by block", "residual block (input → output)",
+                     "‖F(x)‖ / ‖x‖", [svg.Series("‖F(x)‖ / ‖x‖", points, PALETTE[0])], y_domain=(0.0, top),
+                     x_labels=[r["block"] for r in kept], rules=[svg.Rule(1.0, "1: the branch as large as x")],
+                     rings=rings, legend=legend, height=300)
 
 
 def gradient_charts(chart_rows: list[dict], labels: list[str], vanished_below: float,

@@ -230,6 +230,27 @@ class ForwardRecord:
                            anatomy=None if block is None else self.anatomy(block), stats=self.stats)
 
 
+def ratio_trend(rows: list[dict[str, Any]]) -> str | None:
+    """What `ForwardRecord.block_ratios()` shows, in one clause ("falls from 0.8 at layer1.0 to 0.2 at
+    layer4.1; smallest …"), from the same three-digit numbers the sentence prints: a first and a last block
+    that read the same are said to be the same, never "rises from 1.27 to 1.27". None under two finite ratios."""
+    finite = [r for r in rows if r["ratio"] is not None and math.isfinite(r["ratio"])]
+    if len(finite) < 2:
+        return None
+    lo = min(finite, key=lambda r: r["ratio"])
+    hi = max(finite, key=lambda r: r["ratio"])
+    if hi["ratio"] == 0:
+        return "is 0 at every block: each residual branch outputs zero, so every block starts as the identity"
+    first, last = finite[0], finite[-1]
+    a, b = f"{first['ratio']:.3g}", f"{last['ratio']:.3g}"
+    if a == b:
+        ends = f"is {a} at both the first block ({first['block']}) and the last ({last['block']})"
+    else:
+        way = "falls" if last["ratio"] < first["ratio"] else "rises"
+        ends = f"{way} from {a} at {first['block']} to {b} at {last['block']}"
+    return f"{ends}; smallest {lo['ratio']:.3g} ({lo['block']}), largest {hi['ratio']:.3g} ({hi['block']})"
+
+
 def kept_channels(p: Plan, budget: int = RECORD_BUDGET, most: int = MAX_TOP_K) -> int:
     """The most channels per layer (≤ `most`) whose uint8 maps over every spatial layer fit in `budget`."""
     sizes = [(lay.out_shape[0], lay.out_shape[1] * lay.out_shape[2]) for lay in p.layers

@@ -99,6 +99,12 @@ def test_live_lab_runs_a_pass_and_draws_the_charts(page, app_url):
                            "i.naturalWidth > 0 && i.getBoundingClientRect().width > 100)")
     assert main.locator(".rx-figures figcaption").first.inner_text().startswith("x · 16×32×32")
     assert "‖F(x)‖ / ‖x‖" in main.inner_text()
+    # the forward view's three charts are the server's SVG, drawn in the page with their tooltips kept
+    assert main.locator(".rx-chart svg").count() == 3
+    drawn = page.evaluate("() => [...document.querySelectorAll('.rx-chart svg')].map(s => [s.querySelectorAll("
+                          "':scope > circle > title, :scope > rect > title, :scope > polygon > title').length, "
+                          "s.getBoundingClientRect().width])")
+    assert all(n >= 9 and w > 300 for n, w in drawn), drawn  # ResNet-20: 9 blocks, more layers; readable width
     shot(page, "05-live-forward")
 
     page.get_by_role("tab", name="Backward: gradient flow with and without skips").click()
