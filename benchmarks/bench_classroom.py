@@ -92,20 +92,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def browsers_cpu_seconds() -> float:
-    """CPU seconds used so far by every live chromium process (the renderers of the sessions)."""
-    total = 0.0
+def browsers_cpu_by_kind() -> dict[str, float]:
+    """CPU seconds used so far by every live chromium process, by kind: the renderers (the pages' JavaScript,
+    style, layout, paint), the GPU process (compositing every window's frames, in software here), the
+    browser process and the rest."""
+    out: dict[str, float] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"chrom" not in f.read().split(b"\0", 1)[0]:
-                    continue
-            total += cpu_seconds(int(pid))
+                args = f.read().replace(b"\0", b" ").split()
+            if not args or b"chrom" not in args[0]:
+                continue
+            kind = next((a[7:].decode() for a in args if a.startswith(b"--type=")), "browser")
+            kind = {"renderer": "renderers", "gpu-process": "GPU process", "browser": "browser"}.get(kind, "other")
+            out[kind] = out.get(kind, 0.0) + cpu_seconds(int(pid))
         except OSError:
             continue
-    return total
+    return out
+
+
+def browsers_cpu_seconds() -> float:
+    """CPU seconds used so far by every live chromium process (the renderers of the sessions)."""
+    return sum(browsers_cpu_by_kind().values())
 
 
 class HealthPoller(threading.Thread):
@@ -334,7 +344,8 @@ def main() -> int:
         def meter(prefix: str):
             def at_the_word() -> None:  # the class has the app open: start the meters of the clicks
                 marks[prefix + "cpu"] = cpu_seconds(server.pid)
-                marks[prefix + "browsers"] = browsers_cpu_seconds()
+                marks[prefix + "kinds"] = browsers_cpu_by_kind()
+                marks[prefix + "browsers"] = sum(marks[prefix + "kinds"].values())
                 marks[prefix + "t"] = time.perf_counter()
                 if poller is not None:
                     poller.mark()
@@ -353,7 +364,8 @@ def main() -> int:
 
         def stop_meters() -> None:
             marks["end.t"], marks["end.cpu"] = time.perf_counter(), cpu_seconds(server.pid)
-            marks["end.browsers"] = browsers_cpu_seconds()
+            marks["end.kinds"] = browsers_cpu_by_kind()
+            marks["end.browsers"] = sum(marks["end.kinds"].values())
 
         results = run_sessions(url, "class", len(todo), args.timeout, between=meter(""), after=stop_meters)
         wall = marks["end.t"] - marks["t"]
@@ -431,6 +443,9 @@ def main() -> int:
     print(f"  median time to a finished view {median:7.2f} s · all {len(todo)} done in {wall:.1f} s · "
           f"server CPU {cpu:.1f} s in all · the browsers {browsers_views:.1f} CPU s ({browsers_views / len(todo):.2f} "
           f"per view) · {len(views_lat)} health checks, {poller.failures if poller else 0} failed in the whole run")
+    kinds = {k: v - marks["kinds"].get(k, 0.0) for k, v in marks["end.kinds"].items()}
+    print("  the browsers' CPU s per view, by process: " + ", ".join(
+        f"{k} {v / len(todo):.2f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]) if v > 0.005))
     print(f"  browsers (Playwright's driver and chromium, nice 19): {browsers_cpu:.0f} CPU s for {len(todo) + 2} "
           f"sessions, {browsers_cpu / (len(todo) + 2):.1f} per session; the server: {server_total:.0f} CPU s in all")
     print(f"  health checks while the views were drawn: {spread(views_lat)}")
