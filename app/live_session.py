@@ -108,6 +108,12 @@ def model_key(spec: ArchSpec, source: str, seed: int, upload) -> str:
     return f"{spec_key(spec)}|{source}|{seed}|{upload_id(upload) if source == 'checkpoint' else ''}"
 
 
+def model_ready(spec: ArchSpec, source: str, seed: int, upload) -> bool:
+    """Whether `model_for` with these arguments returns the session's model as it is (builds nothing)."""
+    cached = st.session_state.get(MODEL)
+    return bool(cached) and cached[0] == model_key(spec, source, seed, upload)
+
+
 @dataclass(frozen=True)
 class Weights:
     """The session's model and the weights it really holds."""
@@ -128,9 +134,8 @@ def model_for(t: Trace, source: str, seed: int, upload) -> Weights:
     a file that is not a usable checkpoint."""
     spec = t.plan.spec
     key = model_key(spec, source, seed, upload)
-    cached = st.session_state.get(MODEL)
-    if cached and cached[0] == key:
-        return cached[1]
+    if model_ready(spec, source, seed, upload):
+        return st.session_state[MODEL][1]
     check_fits(estimate_pass(t.param_bytes, t.activation_bytes, 1, backward=False), pick_device("auto"),
                what=f"building {spec.name} ({t.total_params:,} parameters) and running one image")
     model = build_model(t.plan, seed=seed)

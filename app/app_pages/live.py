@@ -71,7 +71,11 @@ def forward_page() -> None:
             noise_seed = st.number_input("Noise seed", 0, 2**31 - 1, 0, key="live.noise_seed")
 
     try:
-        w = live_session.model_for(t, source, int(seed), upload)
+        if live_session.model_ready(spec, source, int(seed), upload):
+            w = live_session.model_for(t, source, int(seed), upload)
+        else:  # building takes a while for a large network: the page so far and a spinner first
+            with view, delivery.passing(), st.spinner(f"Building {spec.name}…"):
+                w = live_session.model_for(t, source, int(seed), upload)
     except MemoryGuardError as e:
         with view:
             st.error(f"This network is too large to run here: {md(e)}", icon=":material/memory:")
