@@ -10,8 +10,8 @@ when the run ends, or where a page asks (`flush()`, before work that takes long,
 and a status line are drawn first; `passing()`, for a spinner whose messages must go at once).
 
 A newer request from the browser (a click while the run holds its messages) still stops the run at its
-next element, as Streamlit does: the held messages of a run that is stopped for a rerun are dropped, the
-rerun draws the page again.
+next element, as Streamlit does. A run cut short for a rerun drops its held messages, except those
+Streamlit itself keeps then (the query string in the address bar, toasts); the rerun draws the page again.
 """
 
 from __future__ import annotations
@@ -43,11 +43,14 @@ class _Held:
         with self.lock:
             self.messages.append(msg)
 
-    def release(self, checked: bool = True) -> None:
+    def release(self, checked: bool = True, keep=None) -> None:
         """Send what is held. `checked=False` after `st.stop()`: Streamlit refuses every message once a
-        run is stopped, but these were made before the stop and are the page it ends on."""
+        run is stopped, but these were made before the stop and are the page it ends on. `keep`: send
+        only the messages it accepts (unchecked), drop the others."""
         with self.lock:
             messages, self.messages = self.messages, []
+        if keep is not None:
+            messages, checked = [m for m in messages if keep(m)], False
         runner = getattr(self.send, "__self__", None)
         for msg in messages:
             if checked or runner is None or not hasattr(runner, "on_event"):
@@ -55,6 +58,16 @@ class _Held:
             else:  # what Streamlit's own enqueue does after its check
                 from streamlit.runtime.scriptrunner.script_runner import ScriptRunnerEvent
                 runner.on_event.send(runner, event=ScriptRunnerEvent.ENQUEUE_FORWARD_MSG, forward_msg=msg)
+
+
+def _survives_a_rerun(msg) -> bool:
+    """The messages Streamlit itself keeps when a run is cut short for a rerun (ForwardMsgQueue.clear with
+    retain_lifecycle_msgs): the address bar's query string, messages to a host page, toasts. Dropping the
+    query string would leave the address bar on the previous network after a `st.rerun()`."""
+    if msg.WhichOneof("type") in ("page_info_changed", "parent_message"):
+        return True
+    return (msg.HasField("delta") and msg.delta.WhichOneof("type") == "new_element"
+            and msg.delta.new_element.WhichOneof("type") == "toast")
 
 
 def _held() -> _Held | None:
@@ -71,19 +84,27 @@ def together() -> Iterator[None]:
         yield  # bare mode, or already held by an outer block
         return
     held = _Held(ctx._enqueue)
+    if held.check is None:  # not Streamlit's runner: st.stop() and st.rerun() rely on the check, so hold nothing
+        yield
+        return
     ctx._enqueue = held
-    stopped = False
+    ended = None
     try:
         yield
     except RerunException:
-        held.messages.clear()  # a newer run draws the page again
+        ended = "rerun"  # st.rerun() or a newer request: the rerun draws the page again
         raise
     except StopException:
-        stopped = True  # st.stop(), or the session went away: what was made before it still goes
+        # st.stop(), the session gone, or (runner.fastReruns) a newer request that replaces this runner:
+        # what was made before it still goes; Streamlit ignores the messages of a runner it has replaced
+        ended = "stop"
         raise
     finally:
         ctx._enqueue = held.send
-        held.release(checked=not stopped)
+        if ended == "rerun":
+            held.release(keep=_survives_a_rerun)
+        else:
+            held.release(checked=ended is None)
 
 
 def flush() -> None:

@@ -336,10 +336,16 @@ def show_gradient_flow(flow: GradientFlow) -> None:
 with forward_tab:
     if forward_tab.open:
         line = st.empty()
+        waited = []
+
+        def in_line(n: int) -> None:
+            waited.append(n)
+            delivery.send_now(lambda: line.caption(
+                f"In line behind {n} other " + ("sessions' views" if n > 1 else "session's views") + ": a moment…"))
         try:
-            with live_session.view_turn(lambda n: delivery.send_now(lambda: line.caption(
-                    f"In line behind {n} other " + ("sessions' views" if n > 1 else "session's views") + ": a moment…"))):
-                line.empty()
+            with live_session.view_turn(in_line):
+                if waited:  # this session's turn: the note goes at once, not with the views
+                    delivery.send_now(line.empty)
                 forward_page()
         except BusyError as e:
             line.error(str(e), icon=":material/hourglass_top:")

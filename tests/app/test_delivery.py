@@ -4,6 +4,7 @@ page asks; a newer request still stops the run; a stopped run's page still reach
 import threading
 
 import pytest
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.runtime.scriptrunner_utils.exceptions import RerunException, StopException
 
 from app import delivery
@@ -73,15 +74,38 @@ def test_flush_and_passing_send_at_once_after_what_was_held(run):
     assert runner.sent == ["title", "controls", "spinner", "view"]
 
 
-def test_a_newer_request_stops_the_run_and_drops_its_page(run):
+def element(text: str) -> ForwardMsg:
+    msg = ForwardMsg()
+    msg.delta.new_element.markdown.body = text
+    return msg
+
+
+def test_a_rerun_drops_its_page_but_not_the_address_bar(run):
     runner, ctx = run
+    url = ForwardMsg()
+    url.page_info_changed.query_string = "net=resnet20"
+    toast = ForwardMsg()
+    toast.delta.new_element.toast.body = "saved"
     with pytest.raises(RerunException):
         with delivery.together():
-            ctx._enqueue("old 1")
+            ctx._enqueue(element("old 1"))
+            ctx._enqueue(url)  # state.sync_url, then the page calls st.rerun()
+            ctx._enqueue(toast)
             runner.pending = RerunException(None)
-            ctx._enqueue("old 2")
-    assert runner.sent == []  # the rerun draws the page again
+            ctx._enqueue(element("old 2"))
+    assert runner.sent == [url, toast]  # what Streamlit keeps when it cuts a run short; the rerun draws the rest
     assert ctx._enqueue == runner._enqueue_forward_msg
+
+
+def test_nothing_is_held_without_streamlits_check(monkeypatch):
+    """st.stop() and st.rerun() work by an element raising in Streamlit's check: without it, hold nothing."""
+    sent = []
+    ctx = Ctx.__new__(Ctx)
+    ctx._enqueue = sent.append
+    monkeypatch.setattr(delivery, "get_script_run_ctx", lambda: ctx)
+    with delivery.together():
+        ctx._enqueue("a")
+        assert sent == ["a"]
 
 
 def test_a_stopped_run_still_sends_what_it_made_before_the_stop(run):
