@@ -109,9 +109,14 @@ def _marker(shape: str, x: float, y: float, color: str, tip: str, r: float = 5.5
     return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{color}">{title}</circle>'
 
 
-def render(c: Chart, width: int = W) -> str:
+def _text_width(text: str) -> float:
+    return len(text) * FONT * 0.56  # a sans-serif glyph is about 0.56 em wide on average
+
+
+def render(c: Chart, width: int = W, legend_below: bool = False) -> str:
     """The chart as one `<svg>` element (width 100 % of its container). The text keeps its size in the
-    viewBox, so a smaller `width` draws it larger on the page (the presentation setting)."""
+    viewBox, so a smaller `width` draws it larger on the page (the presentation setting); `legend_below`
+    puts the legend under the axis, in rows, so that the plot keeps the width."""
     values = [p.y for s in c.series for p in s.points if p.y is not None and math.isfinite(p.y)]
     if c.log_y:
         values = [v for v in values if v > 0]
@@ -138,8 +143,21 @@ def render(c: Chart, width: int = W) -> str:
     if c.x_labels is not None:
         longest = max((len(s) for s in c.x_labels), default=0)
         x_label_room = min(110, int(longest * (FONT - 2) * 0.4))  # labels at -45°
-    height = c.height + TOP + H_AXIS + x_label_room
-    pw, ph = width - LEFT - RIGHT, c.height
+    legend = c.legend if c.legend is not None else [(s.name, s.color, s.marker, s.line) for s in c.series]
+    below = c.height + TOP + H_AXIS + x_label_room  # the top of the legend when it is under the axis
+    spots: list[tuple[float, float]] = []  # where each legend entry goes
+    if legend_below:
+        lx, ly = float(LEFT), below + 10.0
+        for label, *_ in legend:
+            w = _text_width(label.lstrip("§")) + (6 if label.startswith("§") else 34) + 18
+            if lx > LEFT and (lx + w > width or label.startswith("§")):  # a heading begins a row
+                lx, ly = float(LEFT), ly + 22
+            spots.append((lx, ly))
+            lx += w
+        height = (ly + 18 if legend else below)
+    else:
+        height = below
+    pw, ph = width - LEFT - (20 if legend_below else RIGHT), c.height
 
     def sx(x: float) -> float:
         return LEFT + (x - x0) / (x1 - x0) * pw
@@ -151,7 +169,7 @@ def render(c: Chart, width: int = W) -> str:
             t = (y - y0) / (y1 - y0)
         return TOP + (1 - min(1.0, max(0.0, t))) * ph
 
-    out = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{_e(c.title)}" '
+    out = [f'<svg viewBox="0 0 {width} {height:.0f}" width="100%" role="img" aria-label="{_e(c.title)}" '
            f'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="{FONT}" style="display:block">',
            f"<title>{_e(c.title)}</title>",
            f'<text x="{LEFT}" y="{TOP - 16}" font-weight="bold" font-size="{FONT + 2}">{_e(c.title)}</text>']
@@ -175,7 +193,7 @@ def render(c: Chart, width: int = W) -> str:
             out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + ph}" y2="{TOP + ph + 5}" stroke="#888"/>')
             out.append(f'<text x="{x:.1f}" y="{TOP + ph + 22}" text-anchor="middle" fill="#444">{_e(_fmt(v, False))}</text>')
     out.append(f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>')
-    out.append(f'<text x="{LEFT + pw / 2:.1f}" y="{height - 10}" text-anchor="middle" fill="#222">{_e(c.x_title)}</text>')
+    out.append(f'<text x="{LEFT + pw / 2:.1f}" y="{below - 10}" text-anchor="middle" fill="#222">{_e(c.x_title)}</text>')
     out.append(f'<text transform="translate(16,{TOP + ph / 2:.1f}) rotate(-90)" text-anchor="middle" '
                f'fill="#222">{_e(c.y_title)}</text>')
     for r in c.rules:
@@ -199,19 +217,16 @@ def render(c: Chart, width: int = W) -> str:
     for x, y in c.rings:
         if y is not None and math.isfinite(y) and (y > 0 or not c.log_y):
             out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="12" fill="none" stroke="#000" stroke-width="2.5"/>')
-    legend = c.legend if c.legend is not None else [(s.name, s.color, s.marker, s.line) for s in c.series]
-    ly = TOP + 8
     out.append('<g class="legend">')
-    for label, color, marker, line in legend:
-        lx = LEFT + pw + 14
+    for i, (label, color, marker, line) in enumerate(legend):
+        lx, ly = spots[i] if legend_below else (LEFT + pw + 14, TOP + 8 + 22 * i)
         if label.startswith("§"):  # a heading inside the legend
-            out.append(f'<text x="{lx}" y="{ly + 5}" font-weight="bold" fill="#222">{_e(label[1:])}</text>')
-            ly += 22
+            out.append(f'<text x="{lx:.1f}" y="{ly + 5:.1f}" font-weight="bold" fill="#222">{_e(label[1:])}</text>')
             continue
         if line:
-            out.append(f'<line x1="{lx}" x2="{lx + 26}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="2.5"/>')
+            out.append(f'<line x1="{lx:.1f}" x2="{lx + 26:.1f}" y1="{ly:.1f}" y2="{ly:.1f}" stroke="{color}" '
+                       'stroke-width="2.5"/>')
         out.append(_marker(marker, lx + 13, ly, color, label, r=5))
-        out.append(f'<text x="{lx + 34}" y="{ly + 5}" fill="#222">{_e(label)}</text>')
-        ly += 22
+        out.append(f'<text x="{lx + 34:.1f}" y="{ly + 5:.1f}" fill="#222">{_e(label)}</text>')
     out.append("</g></svg>")
     return "".join(out)

@@ -144,3 +144,24 @@ def test_the_ratio_sentence_follows_the_numbers_it_prints():
     assert "smallest 0.2 (b0), largest 0.9 (b2)" in ratio_trend(rows(0.2, 0.5, 0.9))
     assert ratio_trend(rows(0.0, 0.0)).startswith("is 0 at every block")
     assert ratio_trend(rows(0.5, float("inf"))) is None and ratio_trend(rows(None, 0.5)) is None
+
+
+def test_the_projector_layout_puts_the_legend_under_the_plot_within_the_figure(resnet18_record):
+    p, rec = resnet18_record
+    spread, _ = live_charts.activation_charts(live_charts.stats_frame(rec.stats))
+    ratios = live_charts.block_ratio_chart(rec.block_ratios(), current="layer1.0")
+    for chart in (spread, ratios):
+        root = ET.fromstring(svg.render(chart, width=420, legend_below=True))
+        width, height = (float(v) for v in root.get("viewBox").split()[2:])
+        frame = next(r for r in root if r.tag == NS + "rect" and r.get("fill") == "none")
+        plot_bottom = float(frame.get("y")) + float(frame.get("height"))
+        assert float(frame.get("x")) + float(frame.get("width")) <= width  # the plot fits
+        legend = next(g for g in root if g.get("class") == "legend")
+        texts = list(legend.iter(NS + "text"))
+        assert len(texts) == len(chart.legend or chart.series)
+        for t in texts:
+            x, y = float(t.get("x")), float(t.get("y"))
+            assert plot_bottom < y <= height and 0 <= x and x + svg._text_width(t.text) <= width + 1, t.text
+        beside = ET.fromstring(svg.render(chart, width=420))
+        frame_beside = next(r for r in beside if r.tag == NS + "rect" and r.get("fill") == "none")
+        assert float(frame.get("width")) > 1.5 * float(frame_beside.get("width"))  # the plot keeps the width
