@@ -6,8 +6,8 @@ model is built and run between them, or twenty sessions share the server's CPU a
 a few milliseconds at a time), the browser redraws the whole page for nearly every element: measured on
 a bare Streamlit page, 160 lines of text cost the browser 0.56 CPU s sent together and 3.6 CPU s sent
 20 ms apart (see benchmarks/RESULTS.md). `together()` holds the run's messages and sends them at once
-when the run ends, or where a page asks (`flush()`, before work that takes long, so that what is above it
-and a status line are drawn first; `passing()`, for a spinner whose messages must go at once).
+when the run ends, or where a page asks: `spinner()` and `passing()` send the page so far and then let a
+status line's messages go at once, before work that takes a while.
 
 A newer request from the browser (a click while the run holds its messages) still stops the run at its
 next element, as Streamlit does. A run cut short for a rerun drops its held messages, except those
@@ -20,6 +20,8 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+import streamlit as st
+from streamlit.runtime.scriptrunner.script_runner import ScriptRunnerEvent
 from streamlit.runtime.scriptrunner_utils.exceptions import RerunException, StopException
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
@@ -38,8 +40,7 @@ class _Held:
         if self.passing:
             self.send(msg)
             return
-        if self.check is not None:
-            self.check()  # a click that came in meanwhile stops this run here, as an element would
+        self.check()  # a click that came in meanwhile stops this run here, as an element would
         with self.lock:
             self.messages.append(msg)
 
@@ -51,12 +52,11 @@ class _Held:
             messages, self.messages = self.messages, []
         if keep is not None:
             messages, checked = [m for m in messages if keep(m)], False
-        runner = getattr(self.send, "__self__", None)
         for msg in messages:
-            if checked or runner is None or not hasattr(runner, "on_event"):
+            if checked:
                 self.send(msg)
             else:  # what Streamlit's own enqueue does after its check
-                from streamlit.runtime.scriptrunner.script_runner import ScriptRunnerEvent
+                runner = self.send.__self__
                 runner.on_event.send(runner, event=ScriptRunnerEvent.ENQUEUE_FORWARD_MSG, forward_msg=msg)
 
 
@@ -78,7 +78,7 @@ def _held() -> _Held | None:
 
 @contextlib.contextmanager
 def together() -> Iterator[None]:
-    """Hold every message of the block and send them together at its end (or at `flush()`)."""
+    """Hold every message of the block and send them together at its end (or at `passing()`)."""
     ctx = get_script_run_ctx()
     if ctx is None or isinstance(getattr(ctx, "_enqueue", None), _Held):
         yield  # bare mode, or already held by an outer block
@@ -107,13 +107,6 @@ def together() -> Iterator[None]:
             held.release(checked=ended is None)
 
 
-def flush() -> None:
-    """Send what is held now: the page so far reaches the browser before the work that follows."""
-    held = _held()
-    if held is not None:
-        held.release()
-
-
 @contextlib.contextmanager
 def passing() -> Iterator[None]:
     """Within the block, messages go at once (after what is held): a spinner or a progress line."""
@@ -135,3 +128,14 @@ def send_now(draw) -> None:
     """Run `draw()` (one status element) with its messages sent at once."""
     with passing():
         draw()
+
+
+def spinner(text: str, needed: bool = True):
+    """`st.spinner(text)` that shows while the work inside runs (the page so far goes first); nothing when
+    the work is not `needed` (its result is kept), so that a view change stays one delivery."""
+    if not needed:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(passing())
+    stack.enter_context(st.spinner(text))
+    return stack

@@ -71,11 +71,9 @@ def forward_page() -> None:
             noise_seed = st.number_input("Noise seed", 0, 2**31 - 1, 0, key="live.noise_seed")
 
     try:
-        if live_session.model_ready(spec, source, int(seed), upload):
+        with view, delivery.spinner(f"Building {md(spec.name)}…",
+                                    needed=not live_session.model_ready(spec, source, int(seed), upload)):
             w = live_session.model_for(t, source, int(seed), upload)
-        else:  # building takes a while for a large network: the page so far and a spinner first
-            with view, delivery.passing(), st.spinner(f"Building {spec.name}…"):
-                w = live_session.model_for(t, source, int(seed), upload)
     except MemoryGuardError as e:
         with view:
             st.error(f"This network is too large to run here: {md(e)}", icon=":material/memory:")
@@ -131,11 +129,9 @@ def forward_page() -> None:
         key = (live_session.model_key(spec, source, int(seed), upload),
                live_session.input_key(input_kind, sample, image_upload, int(example), int(noise_seed), source))
         try:
-            if live_session.record_ready(key, x, mode == "train"):  # a view change: nothing runs
+            # a view change runs nothing and shows no spinner; a new pass: the page so far and a spinner first
+            with delivery.spinner("Running the network…", needed=not live_session.record_ready(key, x, mode == "train")):
                 rec = live_session.record_for(w.model, x, plan, mode == "train", key=key)
-            else:  # the page so far and the spinner go out now; the views, together, when the pass is done
-                with delivery.passing(), st.spinner("Running the network…"):
-                    rec = live_session.record_for(w.model, x, plan, mode == "train", key=key)
             fm = rec.feature_maps(layer_index, int(top_k))
         except (MemoryGuardError, BusyError, hooks.ProbeError, DeviceError) as e:
             st.error(str(e), icon=":material/dangerous:")

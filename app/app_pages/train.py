@@ -154,7 +154,7 @@ if start or start_many:
                                                      seed=int(seed)),
                                                 f"{nproc} processes", exp_name)
             st.rerun()
-        with delivery.passing(), st.spinner("Preparing the data and building the networks…"):
+        with delivery.spinner("Preparing the data and building the networks…"):
             run = train_run.make_run(experiment if experiment != "custom" else nets, source, steps=int(steps),
                                      batch_size=int(batch), input_size=int(size), seed=int(seed), lr=float(lr),
                                      schedule=schedule, device=device)

@@ -1,6 +1,7 @@
 """One delivery per run (app/delivery.py): held messages go out together, in order, at the end or where the
-page asks; a newer request still stops the run; a stopped run's page still reaches the browser."""
+page asks (a spinner); a newer request still stops the run; a stopped run's page still reaches the browser."""
 
+import contextlib
 import threading
 
 import pytest
@@ -58,20 +59,32 @@ def test_held_messages_go_out_together_in_order_at_the_end(run):
     assert ctx._enqueue == runner._enqueue_forward_msg  # Streamlit's own again
 
 
-def test_flush_and_passing_send_at_once_after_what_was_held(run):
+def test_passing_sends_the_page_so_far_then_its_own_messages_at_once(run):
     runner, ctx = run
     with delivery.together():
         ctx._enqueue("title")
-        delivery.flush()
-        assert runner.sent == ["title"]
         ctx._enqueue("controls")
         with delivery.passing():
-            assert runner.sent == ["title", "controls"]
+            assert runner.sent == ["title", "controls"]  # what was held goes first, in order
             ctx._enqueue("spinner")
             assert runner.sent[-1] == "spinner"
         ctx._enqueue("view")
-        assert runner.sent[-1] == "spinner"
+        assert runner.sent[-1] == "spinner"  # held again after the block
     assert runner.sent == ["title", "controls", "spinner", "view"]
+
+
+def test_a_spinner_that_is_not_needed_sends_nothing_early(run, monkeypatch):
+    runner, ctx = run
+    shown = []
+    monkeypatch.setattr(delivery.st, "spinner", lambda text: shown.append(text) or contextlib.nullcontext())
+    with delivery.together():
+        ctx._enqueue("controls")
+        with delivery.spinner("Running the network…", needed=False):  # a view change: the kept pass
+            ctx._enqueue("view")
+        assert runner.sent == [] and shown == []  # still one delivery
+        with delivery.spinner("Running the network…"):  # a new pass
+            assert runner.sent == ["controls", "view"] and shown == ["Running the network…"]
+    assert runner.sent == ["controls", "view"]
 
 
 def element(text: str) -> ForwardMsg:
@@ -138,7 +151,6 @@ def test_nested_blocks_and_bare_mode_change_nothing(run, monkeypatch):
     assert runner.sent == ["a"]
     monkeypatch.setattr(delivery, "get_script_run_ctx", lambda: None)
     with delivery.together():  # no session: nothing to hold
-        delivery.flush()
         with delivery.passing():
             pass
 
