@@ -103,12 +103,22 @@ def csv_cell(value: object) -> object:
 
 
 MAX_FILENAME = 80
+# Windows opens these as devices whatever their case and extension ("nul.txt", "Com1.tar.gz", "LPT9 .");
+# COM0/LPT0 and the superscript digits (folded to 1-3 above) are reserved too.
+WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$",
+                             *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))})
 
 
 def safe_filename(text: object, suffix: str = "", default: str = "network") -> str:
-    """A file name for a download: accents folded, anything but letters, digits, '.', '-' and '_'
-    replaced by '_', no leading dots (no hidden files, no '..'), at most MAX_FILENAME characters."""
+    """A file name for a download or a saved file: accents folded, anything but letters, digits, '.', '-'
+    and '_' replaced by '_', no leading dots (no hidden files, no '..'), at most MAX_FILENAME characters,
+    and never a Windows device name (CON, NUL, COM1, LPT9, … with any case or extension: an '_' is added
+    to its first part)."""
     s = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._-")
     s = s[:MAX_FILENAME].rstrip("._-") or default
-    return s + suffix
+    name = s + suffix
+    stem, dot, rest = name.partition(".")
+    if stem.rstrip(" .").upper() in WINDOWS_DEVICES:
+        name = f"{stem}_{dot}{rest}"
+    return name
