@@ -105,6 +105,7 @@ class ModuleError:
     produced_by: list[str]  # which row (or "input") produced each of them
     message: str  # what is wrong, one line
     fix: str  # what to change ("" when none is known)
+    cause: BaseException | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         shapes = " and ".join(f"{_shape(s)} (from {p})" for s, p in zip(self.shapes, self.produced_by, strict=True))
@@ -517,7 +518,8 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
         message = _first_line(f.error)
         rows.append(ModuleRow(len(rows), path, op, "module" if module is not None else "function", shapes, None,
                               block=owner or None, failed=True))
-        errors.append(ModuleError(path, op, shapes, producers, message, _fix_for(fname or op, module, shapes, message)))
+        errors.append(ModuleError(path, op, shapes, producers, message, _fix_for(fname or op, module, shapes, message),
+                                  f.error))
     return rows, errors, output, gm, row_of
 
 
@@ -645,7 +647,7 @@ def _trace_hooks(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow
         message = _first_line(e)
         op = type(module).__name__ if module is not None else "forward"
         rows.append(ModuleRow(len(rows), where or "forward", op, "module", [], None, failed=True))
-        errors.append(ModuleError(where or "forward", op, [], [], message, _fix_for(op, module, [], message)))
+        errors.append(ModuleError(where or "forward", op, [], [], message, _fix_for(op, module, [], message), e))
     finally:
         for h in handles:
             h.remove()
@@ -656,10 +658,37 @@ def _trace_hooks(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow
 # the entry point
 # --------------------------------------------------------------------------------------------
 
+REAL_RUN_LIMIT = 2**30  # parameter bytes up to which a model whose forward needs values runs for real on the CPU
+
+
+def _on_meta_only(e: BaseException) -> bool:
+    """Whether a failure on the meta device is the device's (an operation that needs values), not the model's."""
+    text = str(e).lower()
+    return isinstance(e, NotImplementedError) or "meta" in text or "data-dependent" in text
+
+
+def _real_copy(model: nn.Module, factory: Callable[[], nn.Module] | None) -> nn.Module | None:
+    """The model with real values on the CPU, for a forward that branches on them, or None when that would
+    allocate more than REAL_RUN_LIMIT bytes or there are no values to be had."""
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    nbytes += sum(b.numel() * b.element_size() for b in model.buffers())
+    if nbytes > REAL_RUN_LIMIT:
+        return None
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        if factory is None:
+            return None
+        with torch.device("cpu"):
+            return factory()
+    return copy.deepcopy(model).cpu()
+
+
 def inspect_module(model: nn.Module | Callable[[], nn.Module], input_shape: Iterable[int], name: str | None = None,
                    method: Literal["auto", "fx", "hooks"] = "auto") -> ModuleTrace:
     """Trace `model` (an nn.Module, or a function returning one, called on the meta device) for one input
-    of `input_shape` (without the batch dimension, e.g. (3, 224, 224)). Nothing real is allocated."""
+    of `input_shape` (without the batch dimension, e.g. (3, 224, 224)). Nothing real is allocated, except
+    for a model whose forward branches on values (then its copy runs on the CPU, when it is small enough,
+    on a seeded random input, and the trace says so)."""
+    factory = None
     if not isinstance(model, nn.Module):
         if not callable(model):
             raise ModuleTraceError(f"expected an nn.Module or a function returning one, got {type(model).__name__}")
@@ -670,7 +699,7 @@ def inspect_module(model: nn.Module | Callable[[], nn.Module], input_shape: Iter
             built = model()
         if not isinstance(built, nn.Module):
             raise ModuleTraceError(f"the function returned a {type(built).__name__}, not an nn.Module")
-        model = built
+        factory, model = model, built
     shape = tuple(int(v) for v in input_shape)
     if not shape or any(v < 1 for v in shape) or math.prod(shape) > 2**34:
         raise ModuleTraceError(f"the input shape must be positive sizes such as 3,224,224, got {shape}")
@@ -697,6 +726,18 @@ def inspect_module(model: nn.Module | Callable[[], nn.Module], input_shape: Iter
         used = "hooks"
     if used == "hooks":
         rows, errors, output = _trace_hooks(meta, x)
+        if errors and _on_meta_only(errors[0].cause):
+            real = _real_copy(model, factory)
+            if real is None:
+                errors[0].fix = (f"its forward needs the values of its tensors ({errors[0].message}), which the meta "
+                                 f"device does not have, and a real run would allocate over {REAL_RUN_LIMIT:,} bytes")
+            else:
+                real.eval()
+                gen = torch.Generator().manual_seed(0)
+                with torch.no_grad():
+                    rows, errors, output = _trace_hooks(real, torch.randn((1, *shape), generator=gen))
+                notes.append("its forward needs tensor values, so a copy ran for real on the CPU on a seeded "
+                             "random input: branches taken on other inputs are not shown")
     out = _first_tensor(output)
     row_params = sum(r.params for r in rows)
     if not errors and row_params < total:
