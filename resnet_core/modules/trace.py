@@ -412,12 +412,19 @@ class _Failed(Exception):
         self.node, self.error = node, error
 
 
-def _node_path(node: fx.Node, counters: dict[str, int]) -> tuple[str, str, str | None]:
-    """(row path, type, owning module) of an fx node."""
+def _node_path(node: fx.Node, counters: dict[str, int], uses: dict[str, int] | None = None
+               ) -> tuple[str, str, str | None]:
+    """(row path, type, owning module) of an fx node. A module called more than once (torchvision's one
+    `relu` per block) is listed as "layer1.0.relu (1)", "(2)", as the preset trace lists it."""
     stack = node.meta.get("nn_module_stack") or {}
     owner = next(reversed(stack.values()))[0] if stack else ""
     if node.op == "call_module":
-        return str(node.target), "", owner.rpartition(".")[0] if owner == node.target else owner
+        target = str(node.target)
+        parent = owner.rpartition(".")[0] if owner == target else owner
+        if uses and uses.get(target, 1) > 1:
+            counters[target] = counters.get(target, 0) + 1
+            return f"{target} ({counters[target]})", "", parent
+        return target, "", parent
     name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
     name = {"iadd": "add", "add_": "add", "__add__": "add", "getitem": "getitem"}.get(name, name)
     key = f"{owner}:{name}"
@@ -431,6 +438,10 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
                                                               fx.GraphModule, dict[fx.Node, ModuleRow]]:
     gm = fx.symbolic_trace(meta_model)
     modules = dict(gm.named_modules())
+    uses: dict[str, int] = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_module":
+            uses[str(n.target)] = uses.get(str(n.target), 0) + 1
     rows: list[ModuleRow] = []
     row_of: dict[fx.Node, ModuleRow] = {}
     rf: dict[fx.Node, tuple[int, int] | None] = {}
@@ -485,7 +496,7 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
             ins = [a for a in node.all_input_nodes]
             in_tensors = [_first_tensor(values.get(a)) for a in ins]
             in_shapes = [tuple(t.shape) for t in in_tensors if t is not None]
-            path, fname, owner = _node_path(node, counters)
+            path, fname, owner = _node_path(node, counters, uses)
             module = modules.get(node.target) if node.op == "call_module" else None
             if module is not None:
                 mult, elem = _module_counts(module, out, [t for t in in_tensors if t is not None])
@@ -509,7 +520,7 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
             row_of[node] = row
     except _Failed as f:
         node = f.node
-        path, fname, owner = _node_path(node, counters)
+        path, fname, owner = _node_path(node, counters, uses)
         module = modules.get(node.target) if node.op == "call_module" else None
         ins = [a for a in node.all_input_nodes if _first_tensor(values.get(a)) is not None]
         shapes = [tuple(_first_tensor(values[a]).shape) for a in ins]  # type: ignore[union-attr]
