@@ -73,9 +73,10 @@ class ModuleRow:
     rf: int | None = None
     block: str | None = None  # the module the operation belongs to ("layer1.0")
     failed: bool = False
+    inputs: list[int] = field(default_factory=list)  # rows whose outputs this one reads (-1: the model's input)
 
     def to_dict(self) -> dict:
-        return {"index": self.index, "path": self.path, "type": self.type, "kind": self.kind,
+        return {"index": self.index, "path": self.path, "type": self.type, "kind": self.kind, "inputs": self.inputs,
                 "in_shapes": [list(s) for s in self.in_shapes],
                 "out_shape": list(self.out_shape) if self.out_shape is not None else None,
                 "params": self.params, "mult_adds": self.mult_adds, "elementwise": self.elementwise,
@@ -88,13 +89,15 @@ class ResidualAdd:
     block: str  # the module it belongs to ("layer2.0"), "" at the top level
     branch: list[str]  # row paths from the block input x to F(x)
     shortcut: list[str]  # row paths from x to the shortcut operand ([] for an identity)
+    input: str = "input"  # the row path that produced x ("input": the model's input)
 
     @property
     def projected(self) -> bool:
         return bool(self.shortcut)
 
     def to_dict(self) -> dict:
-        return {"add": self.add, "block": self.block, "branch": self.branch, "shortcut": self.shortcut}
+        return {"add": self.add, "block": self.block, "input": self.input, "branch": self.branch,
+                "shortcut": self.shortcut}
 
 
 @dataclass
@@ -435,7 +438,7 @@ def _node_path(node: fx.Node, counters: dict[str, int], uses: dict[str, int] | N
 
 
 def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], list[ModuleError], Any,
-                                                              fx.GraphModule, dict[fx.Node, ModuleRow]]:
+                                                              fx.GraphModule, tuple[dict, dict]]:
     gm = fx.symbolic_trace(meta_model)
     modules = dict(gm.named_modules())
     uses: dict[str, int] = {}
@@ -449,6 +452,15 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
     counters: dict[str, int] = {}
     errors: list[ModuleError] = []
     opaque_mult: dict[fx.Node, int] = {}
+    sources: dict[fx.Node, list[int]] = {}  # the rows a node's value comes from (-1: the input)
+
+    def sources_of(n: fx.Node) -> list[int]:
+        out: list[int] = []
+        for a in n.all_input_nodes:
+            for i in sources.get(a, []):
+                if i not in out:
+                    out.append(i)
+        return out
 
     def params_of(tensors: Iterable[torch.Tensor]) -> int:
         n = 0
@@ -486,12 +498,14 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
             values[node] = value
             if node.op == "placeholder":
                 rf[node] = (1, 1)
+                sources[node] = [-1]
                 continue
             out = _first_tensor(value)
             if node.op == "get_attr":
                 rf[node] = None
                 continue
             if out is None or (node.op == "call_method" and node.target in _SHAPE_QUERIES):
+                sources[node] = sources_of(node)
                 continue
             ins = [a for a in node.all_input_nodes]
             in_tensors = [_first_tensor(values.get(a)) for a in ins]
@@ -515,9 +529,11 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
             r = rf[node]
             row = ModuleRow(len(rows), path, typ, "module" if module is not None else "function", in_shapes,
                             tuple(out.shape), params, int(mult), int(elem), out.numel() * out.element_size(),
-                            r[0] if r is not None and out.dim() >= 3 else None, owner or None)
+                            r[0] if r is not None and out.dim() >= 3 else None, owner or None,
+                            inputs=sources_of(node))
             rows.append(row)
             row_of[node] = row
+            sources[node] = [row.index]
     except _Failed as f:
         node = f.node
         path, fname, owner = _node_path(node, counters, uses)
@@ -528,10 +544,10 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
         op = type(module).__name__ if module is not None else fname
         message = _first_line(f.error)
         rows.append(ModuleRow(len(rows), path, op, "module" if module is not None else "function", shapes, None,
-                              block=owner or None, failed=True))
+                              block=owner or None, failed=True, inputs=sources_of(node)))
         errors.append(ModuleError(path, op, shapes, producers, message, _fix_for(fname or op, module, shapes, message),
                                   f.error))
-    return rows, errors, output, gm, row_of
+    return rows, errors, output, gm, (row_of, sources)
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,8 +560,8 @@ def _is_add(node: fx.Node) -> bool:
     return node.op == "call_method" and node.target in _ADD_METHODS
 
 
-def _find_residuals(gm: fx.GraphModule) -> list[tuple[fx.Node, fx.Node, list[fx.Node], list[fx.Node]]]:
-    """(add, its F(x) operand, the branch's nodes, the shortcut's nodes) for every residual addition."""
+def _find_residuals(gm: fx.GraphModule) -> list[tuple[fx.Node, fx.Node, list[fx.Node], list[fx.Node], fx.Node]]:
+    """(add, its F(x) operand, the branch's nodes, the shortcut's nodes, x) for every residual addition."""
     nodes = list(gm.graph.nodes)
     index = {n: i for i, n in enumerate(nodes)}
     anc: dict[fx.Node, int] = {}  # bitset of ancestors by index
@@ -583,19 +599,22 @@ def _find_residuals(gm: fx.GraphModule) -> list[tuple[fx.Node, fx.Node, list[fx.
         if wa == 0 and wb == 0:
             continue
         if (wa, len(side_a)) >= (wb, len(side_b)):
-            found.append((n, a, side_a, side_b))
+            found.append((n, a, side_a, side_b, nodes[fork]))
         else:
-            found.append((n, b, side_b, side_a))
+            found.append((n, b, side_b, side_a, nodes[fork]))
     return found
 
 
-def _residual_adds(gm: fx.GraphModule, row_of: dict[fx.Node, ModuleRow]) -> list[ResidualAdd]:
+def _residual_adds(gm: fx.GraphModule, found: tuple[dict, dict], rows: list[ModuleRow]) -> list[ResidualAdd]:
+    row_of, sources = found
     out = []
-    for add, _, branch, shortcut in _find_residuals(gm):
+    for add, _, branch, shortcut, x in _find_residuals(gm):
         if add in row_of:
             row = row_of[add]
+            src = sources.get(x, [-1])
+            x_path = rows[src[-1]].path if src and src[-1] >= 0 else "input"
             out.append(ResidualAdd(row.path, row.block or "", [row_of[m].path for m in branch if m in row_of],
-                                   [row_of[m].path for m in shortcut if m in row_of]))
+                                   [row_of[m].path for m in shortcut if m in row_of], x_path))
     return out
 
 
@@ -603,7 +622,7 @@ def skips_off(model: nn.Module) -> fx.GraphModule:
     """The model with every residual addition replaced by its branch F(x) alone, on the SAME weights: the
     returned module holds the model's own submodules and parameters (nothing is copied)."""
     gm = fx.symbolic_trace(model)
-    for add, branch_operand, _, _ in _find_residuals(gm):
+    for add, branch_operand, _, _, _ in _find_residuals(gm):
         add.replace_all_uses_with(branch_operand)
         gm.graph.erase_node(add)
     gm.graph.lint()
@@ -725,8 +744,8 @@ def inspect_module(model: nn.Module | Callable[[], nn.Module], input_shape: Iter
     residual: list[ResidualAdd] = []
     if method in ("auto", "fx"):
         try:
-            rows, errors, output, gm, row_of = _trace_fx(meta, x)
-            residual = _residual_adds(gm, row_of)
+            rows, errors, output, gm, found = _trace_fx(meta, x)
+            residual = _residual_adds(gm, found, rows)
         except Exception as e:  # noqa: BLE001 - fx cannot trace this model: fall back to hooks
             if method == "fx":
                 raise ModuleTraceError(f"torch.fx cannot trace this model: {_first_line(e)}") from None

@@ -1,0 +1,136 @@
+"""A traced module → graphviz DOT: its dataflow, the residual additions drawn as they are for presets.
+
+- "layer": every row a node, edges along the dataflow with the shapes flowing on them; each residual
+  addition a ⊕, its shortcut drawn dashed red (an identity straight from x, a projection through its
+  orange nodes).
+- "block": each residual block one F(x) node beside its projection (if any) and its ⊕; the rows outside
+  blocks stay as they are.
+Runs of more than `max_blocks` residual blocks in one parent module (a stage) show their first and last
+blocks around one "⋯ N more ⋯" node, so a 100-block network stays readable. The failed row of a broken
+model is outlined in red with its error.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import graphviz
+
+from resnet_core.modules.trace import ModuleRow, ModuleTrace, ResidualAdd
+from resnet_core.text import dot_text, plain
+
+Detail = Literal["layer", "block"]
+SKIP_COLOR = "#d62728"
+PROJ_COLOR = "#ff7f0e"
+FAIL_COLOR = "#b00020"
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return ""
+    return " " + "×".join(str(v) for v in shape[1:]) + " "  # without the batch dimension
+
+
+def _parent(path: str) -> str:
+    return path.rpartition(".")[0]
+
+
+def _elided(blocks: list[ResidualAdd], max_blocks: int) -> dict[str, int]:
+    """Blocks to hide: {block: how many its run hides}, keeping the first and last max_blocks//2 of each
+    run of consecutive blocks under one parent module."""
+    hidden: dict[str, int] = {}
+    runs: dict[str, list[ResidualAdd]] = {}
+    for b in blocks:
+        runs.setdefault(_parent(b.block), []).append(b)
+    for run in runs.values():
+        if len(run) > max_blocks:
+            keep = max(1, max_blocks // 2)
+            middle = run[keep:-keep]
+            for b in middle:
+                hidden[b.block] = len(middle)
+    return hidden
+
+
+def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6) -> str:
+    """The DOT source of `trace`'s graph at `detail`."""
+    if detail not in ("layer", "block"):
+        raise ValueError(f"detail must be layer or block, got {detail!r}")
+    g = graphviz.Digraph(name=dot_text(trace.name), graph_attr={"rankdir": "TB", "fontname": "Helvetica",
+                                                               "nodesep": "0.25", "ranksep": "0.3"})
+    g.attr("node", fontname="Helvetica", fontsize="11", style="filled,rounded", shape="box", fillcolor="#dbe9f6",
+           color="#555555")
+    g.attr("edge", fontname="Helvetica", fontsize="9", color="#444444", arrowsize="0.6")
+    rows = trace.rows
+    by_path = {r.path: r for r in rows}
+    blocks = [b for b in trace.residual_adds if b.add in by_path]
+    hidden = _elided(blocks, max_blocks)
+    node_of: dict[int, str] = {-1: "input"}  # row index → the DOT node that shows it
+    g.node("input", dot_text(f"input\n{'×'.join(str(v) for v in trace.input_shape)}"), fillcolor="#eeeeee")
+
+    members: dict[int, ResidualAdd] = {}
+    for b in blocks:
+        for p in (*b.branch, *b.shortcut, b.add):
+            if p in by_path:
+                members[by_path[p].index] = b
+    shortcut_rows = {by_path[p].index for b in blocks for p in b.shortcut if p in by_path}
+    add_rows = {by_path[b.add].index: b for b in blocks}
+
+    drawn_blocks: dict[str, str] = {}
+    more_nodes: dict[str, str] = {}
+
+    def row_node(r: ModuleRow) -> str:
+        nid = f"r{r.index}"
+        if r.index in add_rows:
+            g.node(nid, "+", shape="circle", fixedsize="true", width="0.35", fillcolor="#ffffff", fontsize="14",
+                   style="filled")
+        else:
+            attrs = {"fillcolor": "#fde3cf", "color": PROJ_COLOR} if r.index in shortcut_rows else {}
+            if r.failed:
+                err = next((e for e in trace.errors if e.where == r.path), None)
+                label = f"✗ {r.path}\n{r.type}\n{plain(err.message, 90) if err else 'fails'}"
+                attrs.update(color=FAIL_COLOR, penwidth="3", fillcolor="#fde0e0", fontcolor=FAIL_COLOR)
+            else:
+                label = f"{r.path}\n{r.type}"
+            g.node(nid, dot_text(label), tooltip=dot_text(f"{r.path}: {r.type}"), **attrs)
+        return nid
+
+    for r in rows:
+        b = members.get(r.index)
+        if b is not None and b.block in hidden:
+            parent = _parent(b.block)
+            if parent not in more_nodes:
+                more_nodes[parent] = f"more_{len(more_nodes)}"
+                g.node(more_nodes[parent], dot_text(f"⋯ {hidden[b.block]} more blocks ⋯"), shape="plaintext",
+                       style="")
+                src = node_of.get(by_path[b.input].index if b.input in by_path else -1, "input")
+                g.edge(src, more_nodes[parent])
+            node_of[r.index] = more_nodes[parent]
+            continue
+        if detail == "block" and b is not None and r.index not in add_rows and r.index not in shortcut_rows:
+            if b.block not in drawn_blocks:  # F(x) as one node
+                nid = f"b{len(drawn_blocks)}"
+                params = sum(by_path[p].params for p in b.branch if p in by_path)
+                g.node(nid, dot_text(f"{b.block or 'block'}\nF(x): {len(b.branch)} ops, {params:,} params"))
+                drawn_blocks[b.block] = nid
+            node_of[r.index] = drawn_blocks[b.block]
+            continue
+        node_of[r.index] = row_node(r)
+
+    drawn: set[tuple[str, str]] = set()
+    for r in rows:
+        head = node_of[r.index]
+        for i in r.inputs:
+            tail = node_of.get(i, "input")
+            if tail == head or (tail, head) in drawn:
+                continue
+            drawn.add((tail, head))
+            src_shape = rows[i].out_shape if i >= 0 else (1, *trace.input_shape)
+            attrs = {"label": _shape(src_shape)}
+            b = add_rows.get(r.index)
+            if b is not None:  # the shortcut's edge into ⊕: dashed red
+                from_shortcut = i in {by_path[p].index for p in b.shortcut if p in by_path} or (
+                    not b.shortcut and (rows[i].path if i >= 0 else "input") == b.input)
+                if from_shortcut:
+                    attrs.update(style="dashed", color=SKIP_COLOR, penwidth="2", fontcolor=SKIP_COLOR)
+            g.edge(tail, head, **attrs)
+    return g.source
