@@ -92,6 +92,39 @@ def _at_most(where: Location, what: str, value: int, limit: int) -> PlanProblem 
     return None
 
 
+# The most layers one block plans (a pre-activation bottleneck with a projection: 3 × (norm, act, conv),
+# the projection's conv and norm, and the addition; a bottleneck: 3 convs, 3 norms, 2 activations, the
+# projection's 2 layers, the addition and the activation after it).
+LAYERS_PER_BLOCK = 12
+STEM_AND_HEAD_LAYERS = 9  # conv, norm, act, pool; final norm, act, global pool, flatten, fc
+
+
+def planned_work(spec: ArchSpec) -> tuple[int, int]:
+    """(blocks, layers) the planner would plan for `spec`, at most: counted from the spec alone, before
+    anything is planned. The planner's time and memory grow with these (one record per layer)."""
+    blocks = sum(max(0, s.blocks) for s in spec.stages)
+    return blocks, blocks * LAYERS_PER_BLOCK + STEM_AND_HEAD_LAYERS
+
+
+def _work_problems(spec: ArchSpec) -> list[PlanProblem]:
+    """The planner's total work, bounded before any stage is planned: every stage's block count (located
+    at the stage), then the blocks of all stages together. Each stage under its own limit is not enough:
+    64 stages of 10,000 blocks would plan 7.7 million layers."""
+    over = [_at_most(Location(i, None, "blocks"), "blocks", st.blocks, MAX_BLOCKS)
+            for i, st in enumerate(spec.stages[:MAX_STAGES])]
+    found = [e for e in over if e is not None]
+    if found:
+        return found
+    blocks, layers = planned_work(spec)
+    if blocks > MAX_BLOCKS:
+        return [PlanProblem(
+            "out_of_range", Location(part="stages"),
+            f"the stages hold {blocks:,} blocks in all (up to {layers:,} layers to plan); the explorer plans "
+            f"at most {MAX_BLOCKS:,} blocks in a network",
+            f"use fewer blocks per stage, or fewer stages ({MAX_BLOCKS:,} blocks or less in all)")]
+    return []
+
+
 class _Stop(Exception):
     """Raised inside the planner at the first failure; the plan so far is kept."""
 
@@ -229,9 +262,7 @@ class _Planner:
                   (sl, "stem channels", stem.channels, MAX_CHANNELS),
                   (Location(part="head · fc"), "number of classes", spec.num_classes, MAX_CLASSES),
                   (Location(part="stages"), "the number of stages", len(spec.stages), MAX_STAGES)]
-        if all(s.blocks <= MAX_BLOCKS for s in spec.stages):  # else the stage itself says so, located
-            limits.append((Location(part="stages"), "the number of blocks in all stages",
-                           sum(max(0, s.blocks) for s in spec.stages), MAX_BLOCKS))
+        errs += _work_problems(spec)
         if stem.type == "custom":
             limits += [(sl, "stem kernel", stem.kernel, MAX_KERNEL), (sl, "stem stride", stem.stride, MAX_KERNEL),
                        (sl, "stem padding", stem.padding or 0, MAX_KERNEL),
