@@ -324,7 +324,7 @@ def blueprint(plan: Plan) -> dict:
     for sp in plan.stages:
         runs: list[list] = []
         for b in sp.blocks:
-            cfg = dict(kind=b.kind, in_channels=b.in_channels, width=b.width, out_channels=b.out_channels,
+            cfg = dict(kind=b.kind, in_channels=b.in_channels, width=b.inner_width, out_channels=b.out_channels,
                        stride=b.stride, groups=b.groups, shortcut=b.shortcut)
             if b.kind.endswith("bottleneck") and spec.stride_in_1x1:
                 cfg["stride_in_1x1"] = True

@@ -324,7 +324,7 @@ class _Planner:
         else:
             shortcut = "identity"
         return BlockPlan(stage=i, index=j, name=f"layer{i + 1}.{j}", kind=st.block, in_shape=x, out_shape=None,
-                         stride=stride, in_channels=c_in, width=d, out_channels=c_out, groups=st.groups,
+                         stride=stride, in_channels=c_in, inner_width=d, out_channels=c_out, groups=st.groups,
                          shortcut=shortcut, first=len(self.layers))
 
     def emit_block(self, b: BlockPlan) -> Shape:
@@ -336,17 +336,17 @@ class _Planner:
         preact = b.kind.startswith("preact")
         sc_in = x  # what the shortcut sees
         if b.kind == "basic":
-            y = self.conv(f"{n}.conv1", x, b.width, 3, s, 1, "main", g)
+            y = self.conv(f"{n}.conv1", x, b.inner_width, 3, s, 1, "main", g)
             y = self.norm(f"{n}.bn1", y, "main")
             y = self.activation(act, y, "main")
             y = self.conv(f"{n}.conv2", y, b.out_channels, 3, 1, 1, "main", g)
             y = self.norm(f"{n}.bn2", y, "main")
         elif b.kind == "bottleneck":
             s1, s3 = (s, 1) if self.spec.stride_in_1x1 else (1, s)
-            y = self.conv(f"{n}.conv1", x, b.width, 1, s1, 0, "main")
+            y = self.conv(f"{n}.conv1", x, b.inner_width, 1, s1, 0, "main")
             y = self.norm(f"{n}.bn1", y, "main")
             y = self.activation(act, y, "main")
-            y = self.conv(f"{n}.conv2", y, b.width, 3, s3, 1, "main", g)
+            y = self.conv(f"{n}.conv2", y, b.inner_width, 3, s3, 1, "main", g)
             y = self.norm(f"{n}.bn2", y, "main")
             y = self.activation(act, y, "main")
             y = self.conv(f"{n}.conv3", y, b.out_channels, 1, 1, 0, "main")
@@ -355,7 +355,7 @@ class _Planner:
             y = self.norm(f"{n}.bn1", x, "main")
             y = self.activation(act, y, "main")
             sc_in = y
-            y = self.conv(f"{n}.conv1", y, b.width, 3, s, 1, "main", g)
+            y = self.conv(f"{n}.conv1", y, b.inner_width, 3, s, 1, "main", g)
             y = self.norm(f"{n}.bn2", y, "main")
             y = self.activation(act, y, "main")
             y = self.conv(f"{n}.conv2", y, b.out_channels, 3, 1, 1, "main", g)
@@ -364,10 +364,10 @@ class _Planner:
             y = self.activation(act, y, "main")
             sc_in = y
             s1, s3 = (s, 1) if self.spec.stride_in_1x1 else (1, s)
-            y = self.conv(f"{n}.conv1", y, b.width, 1, s1, 0, "main")
+            y = self.conv(f"{n}.conv1", y, b.inner_width, 1, s1, 0, "main")
             y = self.norm(f"{n}.bn2", y, "main")
             y = self.activation(act, y, "main")
-            y = self.conv(f"{n}.conv2", y, b.width, 3, s3, 1, "main", g)
+            y = self.conv(f"{n}.conv2", y, b.inner_width, 3, s3, 1, "main", g)
             y = self.norm(f"{n}.bn3", y, "main")
             y = self.activation(act, y, "main")
             y = self.conv(f"{n}.conv3", y, b.out_channels, 1, 1, 0, "main")

@@ -96,7 +96,7 @@ class BlockPlan:
     out_shape: Shape | None
     stride: int
     in_channels: int
-    width: int  # inner width D of the branch
+    inner_width: int  # the branch's inner width D (torchvision's `width`); not the stage's `width` (planes)
     out_channels: int
     groups: int
     shortcut: str  # identity | projection | pad | none

@@ -13,7 +13,6 @@ Loading is strict about *form* and lenient about *values*:
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import math
 import zlib
@@ -450,6 +449,3 @@ def spec_key(spec: ArchSpec) -> str:
     """A stable text key (minified JSON) for caches and comparisons."""
     return json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
 
-
-def asdict(spec: ArchSpec) -> dict[str, Any]:
-    return dataclasses.asdict(spec)
