@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from resnet_core.formatting import did_you_mean
+from resnet_core.formatting import did_you_mean, fmt_int
 from resnet_core.structure.records import (
     ACT_TYPES,
     BlockPlan,
@@ -81,13 +81,9 @@ def _some(values: list[int], most: int = 8) -> str:
     return "{" + shown + (", …" if len(values) > most else "") + "}"
 
 
-def _count(v: int) -> str:
-    return f"{v:,}" if abs(v) < 10**15 else f"{float(v):.3g}" if abs(v) < 10**300 else f"a {len(str(abs(v)))}-digit number"
-
-
 def _at_most(where: Location, what: str, value: int, limit: int) -> PlanProblem | None:
     if value > limit:
-        return PlanProblem("out_of_range", where, f"{what} is {_count(value)}; the explorer plans at most {limit:,}",
+        return PlanProblem("out_of_range", where, f"{what} is {fmt_int(value)}; the explorer plans at most {limit:,}",
                          f"set {what} to {limit:,} or less")
     return None
 

@@ -1,11 +1,12 @@
-"""Presenting a trace: number formats, the text table, CSV. Measuring lives in trace.py."""
+"""Presenting a trace: the text table, CSV, rows for tables and charts. Measuring lives in trace.py; number
+formats in resnet_core/formatting.py (`fmt_count` is imported here for callers that still read it from here)."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from resnet_core.formatting import fmt_bytes, text_table
+from resnet_core.formatting import fmt_bytes, fmt_count, text_table
 from resnet_core.structure.records import shape_str
 from resnet_core.structure.trace import Trace, TraceRow, is_depth_layer
 from resnet_core.text import csv_cell
@@ -13,16 +14,6 @@ from resnet_core.text import csv_cell
 CSV_COLUMNS = ["index", "name", "module", "type", "stage", "block", "part", "input_shape", "output_shape", "shortcut_shape",
                "kernel", "stride", "padding", "groups", "params", "mult_adds", "elementwise", "receptive_field",
                "effective_stride", "activation_bytes", "failed"]
-
-
-def fmt_count(n: int | float | None, unit: str = "") -> str:
-    """11689512 → '11.69 M'; small numbers stay exact."""
-    if n is None:
-        return "—"
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.2f} {suffix}{unit}"
-    return f"{n:g} {unit}".rstrip() if isinstance(n, float) else f"{n} {unit}".rstrip()
 
 
 def kernel_str(row: TraceRow) -> str:

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from resnet_core.formatting import did_you_mean
+from resnet_core.formatting import did_you_mean, fmt_int
 from resnet_core.structure.spec_text import (
     MAX_SPEC_INT,
     MAX_SPEC_STAGES,
@@ -210,7 +210,7 @@ class _Reader:
             self.problem(path, f"expected a finite number, got {v}")
             return default
         if kind in (int, float) and isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SPEC_INT:
-            self.problem(path, f"the number {_count_digits(v)} is out of range; a spec's numbers lie within "
+            self.problem(path, f"{fmt_int(v, 30)} is out of range; a spec's numbers lie within "
                                f"±{MAX_SPEC_INT:,}")
             return default
         if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -226,12 +226,6 @@ class _Reader:
             return v
         self.problem(path, f"expected {_TYPE_NAMES[kind]}, got {_describe(v)}")
         return default
-
-
-def _count_digits(v: int) -> str:
-    """A huge integer described without str() (which Python refuses past 4,300 digits)."""
-    digits = int(abs(v).bit_length() * 0.30103) + 1
-    return f"{v:,}" if digits <= 30 else f"with about {digits:,} digits"
 
 
 def _join(where: str, key: str) -> str:
@@ -310,7 +304,7 @@ def spec_from_dict(data: Any, source: str | None = None) -> ArchSpec:
     size_raw = data.get("input_size", list(d.input_size))
     input_size = d.input_size
     if isinstance(size_raw, int) and not isinstance(size_raw, bool) and abs(size_raw) > MAX_SPEC_INT:
-        r.problem("input_size", f"the number {_count_digits(size_raw)} is out of range; a spec's numbers lie "
+        r.problem("input_size", f"{fmt_int(size_raw, 30)} is out of range; a spec's numbers lie "
                                 f"within ±{MAX_SPEC_INT:,}")
     elif isinstance(size_raw, int) and not isinstance(size_raw, bool):
         input_size = (size_raw, size_raw)
