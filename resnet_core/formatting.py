@@ -30,11 +30,14 @@ def fmt_int(v: int, exact_digits: int = 15) -> str:
     """An integer of any size for a message: exact with separators up to `exact_digits` digits ("1,234"),
     then three significant digits ("1.23e+20"), and past 300 digits only its length ("a 5,001-digit
     number"), never calling str() on it (Python refuses that past 4,300 digits)."""
-    digits = int(abs(v).bit_length() * 0.30103) + 1  # the number of decimal digits, or one more
-    if digits <= exact_digits:
+    n = abs(v)
+    if n < 10**exact_digits:
         return f"{v:,}"
-    if digits <= 300:
+    if n < 10**300:
         return f"{float(v):.3g}"
+    digits = int(n.bit_length() * 0.30102999566398120) + 1  # log10(2): the digit count, or one more
+    if n < 10 ** (digits - 1):
+        digits -= 1
     return f"a {digits:,}-digit number"
 
 

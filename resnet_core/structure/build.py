@@ -368,12 +368,12 @@ def build_model(spec: ArchSpec | Plan, seed: int | None = None) -> ResNet:
         return make()
 
 
-def set_skip(model: nn.Module, enabled: bool) -> list[nn.Module]:
+def set_skip(model: nn.Module, enabled: bool) -> list[ResidualBlock]:
     """Switch every residual block's shortcut on or off in place; returns the blocks changed.
 
     With `enabled=False` the blocks run as the plain net on the same main-path weights.
     """
-    changed = []
+    changed: list[ResidualBlock] = []
     for m in model.modules():
         if isinstance(m, ResidualBlock) and m.add is not None and m.skip != enabled:
             m.skip = enabled

@@ -17,7 +17,7 @@ import shutil
 import graphviz
 
 from resnet_core.errors import ExplorerError
-from resnet_core.structure.records import BlockPlan, Layer, Plan, StagePlan, shape_str
+from resnet_core.structure.records import BlockPlan, Layer, Plan, Shape, StagePlan, shape_str
 from resnet_core.text import dot_text
 
 DETAILS = ("stage", "block", "layer")
@@ -148,7 +148,8 @@ class _Drawer:
             return fx
         sc_layers = [lay for lay in layers if lay.part == "shortcut"]
         add = next((lay for lay in layers if lay.op == "add"), None)
-        src, sc_shape = prev, b.in_shape
+        src = prev
+        sc_shape: Shape | None = b.in_shape
         if sc_layers:
             label = (f"1×1 projection{'/' + str(b.stride) if b.stride > 1 else ''}, {b.out_channels}"
                      if b.shortcut == "projection" else f"zero-pad /{b.stride} → {b.out_channels} ch")

@@ -20,7 +20,9 @@ from resnet_core.formatting import did_you_mean, fmt_int
 from resnet_core.structure.records import (
     ACT_TYPES,
     BlockPlan,
+    BlockShortcut,
     Layer,
+    LayerPart,
     Location,
     Plan,
     PlanProblem,
@@ -39,6 +41,7 @@ from resnet_core.structure.spec import (
     SHORTCUTS,
     STEM_TYPES,
     ArchSpec,
+    PoolType,
     Stage,
 )
 
@@ -157,7 +160,7 @@ class _Planner:
         self.layers.append(layer)
         return layer
 
-    def conv(self, name: str, x: Shape, out_c: int, k: int, s: int, p: int, part: str, groups: int = 1,
+    def conv(self, name: str, x: Shape, out_c: int, k: int, s: int, p: int, part: LayerPart, groups: int = 1,
              label: str | None = None) -> Shape:
         c, h, w = x
         bias = not self.batch_norm
@@ -188,16 +191,16 @@ class _Planner:
                   stride=s, padding=p, groups=groups, bias=bias)
         return out
 
-    def norm(self, name: str, x: Shape, part: str) -> Shape:
+    def norm(self, name: str, x: Shape, part: LayerPart) -> Shape:
         if self.batch_norm:
             self._add(name=name, op="norm", type="BatchNorm2d", in_shape=x, out_shape=x, part=part)
         return x
 
-    def activation(self, name: str, x: Shape, part: str) -> Shape:
+    def activation(self, name: str, x: Shape, part: LayerPart) -> Shape:
         self._add(name=name, op="act", type=self.act_type, in_shape=x, out_shape=x, part=part)
         return x
 
-    def pool(self, name: str, x: Shape, kind: str, k: int, s: int, p: int, part: str) -> Shape:
+    def pool(self, name: str, x: Shape, kind: PoolType, k: int, s: int, p: int, part: LayerPart) -> Shape:
         c, h, w = x
         oh, ow = conv_out(h, k, s, p), conv_out(w, k, s, p)
         op, typ = ("maxpool", "MaxPool2d") if kind == "max" else ("avgpool", "AvgPool2d")
@@ -311,6 +314,7 @@ class _Planner:
         d = inner_width(st)
         c_out = st.width * st.expansion_or_default
         changes = stride != 1 or c_in != c_out
+        shortcut: BlockShortcut
         if not spec.skip:
             shortcut = "none"
         elif spec.shortcut == "C" or (spec.shortcut == "B" and changes):
