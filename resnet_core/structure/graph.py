@@ -13,20 +13,19 @@ than `max_blocks` blocks shows its first and last blocks around one "⋯ N more 
 from __future__ import annotations
 
 import shutil
+from typing import Literal
 
 import graphviz
 
 from resnet_core.errors import ExplorerError
-from resnet_core.structure.records import BlockPlan, Layer, Plan, Shape, StagePlan, shape_str
+from resnet_core.structure.records import DETAILS, BlockPlan, Detail, Layer, LayerOp, Plan, Shape, StagePlan, shape_str
 from resnet_core.text import dot_text
-
-DETAILS = ("stage", "block", "layer")
 
 SKIP_COLOR = "#d62728"
 PROJ_COLOR = "#ff7f0e"
 FAIL_COLOR = "#b00020"
 
-_STYLE = {  # op -> (shape, fill)
+_STYLE: dict[LayerOp, tuple[str, str]] = {  # op -> (shape, fill)
     "conv": ("box", "#dbe9f6"),
     "norm": ("box", "#fff2cc"),
     "act": ("box", "#e2f0d9"),
@@ -60,7 +59,7 @@ def _layer_label(lay: Layer) -> str:
 
 
 class _Drawer:
-    def __init__(self, plan: Plan, detail: str, expand: int | None, max_blocks: int):
+    def __init__(self, plan: Plan, detail: Detail, expand: int | None, max_blocks: int):
         if detail not in DETAILS:
             raise ValueError(f"detail must be one of {', '.join(DETAILS)}, got {detail!r}")
         self.plan = plan
@@ -77,7 +76,7 @@ class _Drawer:
         self.g = g
         self.n = 0
 
-    def node(self, label: str, g: graphviz.Digraph | None = None, op: str = "conv", failed: bool = False,
+    def node(self, label: str, g: graphviz.Digraph | None = None, op: LayerOp = "conv", failed: bool = False,
              **attrs) -> str:
         self.n += 1
         nid = f"n{self.n}"
@@ -265,7 +264,7 @@ class _Drawer:
         return self.g
 
 
-def build_graph(plan: Plan, detail: str = "block", expand: int | None = None, max_blocks: int = 8) -> graphviz.Digraph:
+def build_graph(plan: Plan, detail: Detail = "block", expand: int | None = None, max_blocks: int = 8) -> graphviz.Digraph:
     """The computation graph of `plan` at `detail` ("stage" | "block" | "layer").
 
     `expand`: a 0-based stage index to show at `detail` while the others collapse to one node.
@@ -290,7 +289,7 @@ def block_dot(plan: Plan, block_name: str) -> str:
     return d.g.source
 
 
-def to_dot(plan: Plan, detail: str = "block", expand: int | None = None, max_blocks: int = 8) -> str:
+def to_dot(plan: Plan, detail: Detail = "block", expand: int | None = None, max_blocks: int = 8) -> str:
     return build_graph(plan, detail, expand, max_blocks).source
 
 
@@ -303,7 +302,7 @@ class RenderUnavailable(ExplorerError):
     pass
 
 
-def render(plan_or_dot: Plan | str, fmt: str = "svg", detail: str = "block", expand: int | None = None) -> bytes:
+def render(plan_or_dot: Plan | str, fmt: Literal["svg", "png"] = "svg", detail: Detail = "block", expand: int | None = None) -> bytes:
     """Render to SVG or PNG bytes with Graphviz's `dot`; RenderUnavailable (with the reason) without it."""
     if fmt not in ("svg", "png"):
         raise ValueError(f"format must be svg or png, got {fmt!r}")

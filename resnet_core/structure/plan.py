@@ -17,6 +17,15 @@ from __future__ import annotations
 import math
 
 from resnet_core.formatting import did_you_mean, fmt_int
+from resnet_core.structure.limits import (
+    MAX_BLOCKS,
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    MAX_KERNEL,
+    MAX_SPATIAL,
+    MAX_STAGES,
+    planned_work,
+)
 from resnet_core.structure.records import (
     ACT_TYPES,
     BlockPlan,
@@ -44,15 +53,6 @@ from resnet_core.structure.spec import (
     PoolType,
     Stage,
 )
-
-# What the explorer plans at most: far beyond any real network, small enough that a plan stays quick
-# and every count stays exact. A spec past these gets a located "out_of_range" error.
-MAX_CHANNELS = 1 << 20  # channels (and widths, groups, expansion)
-MAX_SPATIAL = 1 << 16  # input height or width, in pixels
-MAX_KERNEL = 1024  # kernel, stride, padding
-MAX_BLOCKS = 10_000  # residual blocks in the whole network (resnet1202 has 600)
-MAX_STAGES = 64
-MAX_CLASSES = 10_000_000
 
 
 def inner_width(stage: Stage) -> int:
@@ -89,20 +89,6 @@ def _at_most(where: Location, what: str, value: int, limit: int) -> PlanProblem 
         return PlanProblem("out_of_range", where, f"{what} is {fmt_int(value)}; the explorer plans at most {limit:,}",
                          f"set {what} to {limit:,} or less")
     return None
-
-
-# The most layers one block plans (a pre-activation bottleneck with a projection: 3 × (norm, act, conv),
-# the projection's conv and norm, and the addition; a bottleneck: 3 convs, 3 norms, 2 activations, the
-# projection's 2 layers, the addition and the activation after it).
-LAYERS_PER_BLOCK = 12
-STEM_AND_HEAD_LAYERS = 9  # conv, norm, act, pool; final norm, act, global pool, flatten, fc
-
-
-def planned_work(spec: ArchSpec) -> tuple[int, int]:
-    """(blocks, layers) the planner would plan for `spec`, at most: counted from the spec alone, before
-    anything is planned. The planner's time and memory grow with these (one record per layer)."""
-    blocks = sum(max(0, s.blocks) for s in spec.stages)
-    return blocks, blocks * LAYERS_PER_BLOCK + STEM_AND_HEAD_LAYERS
 
 
 def _work_problems(spec: ArchSpec) -> list[PlanProblem]:

@@ -4,15 +4,18 @@ pre-activation ResNets (He et al. 2016), and a plain twin of each (same layers, 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from resnet_core.formatting import did_you_mean
 from resnet_core.structure.spec import ArchSpec, BlockType, ShortcutOption, Stage, Stem
+
+Family = Literal["torchvision", "cifar", "preact"]
 
 
 @dataclass(frozen=True)
 class PresetInfo:
     name: str
-    family: str  # "torchvision" | "cifar" | "preact"
+    family: Family
     summary: str
     spec: ArchSpec
     plain_of: str | None = None  # the residual net this is the plain twin of

@@ -20,10 +20,12 @@ LayerPart = Literal["stem", "main", "shortcut", "add", "post", "head"]  # where 
 BlockShortcut = Literal["identity", "projection", "pad", "none"]  # what one block's shortcut is, as planned
 ProblemCode = Literal["shape_mismatch", "channels_decrease", "spatial_underflow", "groups", "non_positive",
                       "unknown_value", "out_of_range"]
+Detail = Literal["stage", "block", "layer"]  # how finely a network is shown: tables' depth, graphs' detail
 LAYER_OPS: tuple[LayerOp, ...] = get_args(LayerOp)
 LAYER_PARTS: tuple[LayerPart, ...] = get_args(LayerPart)
 BLOCK_SHORTCUTS: tuple[BlockShortcut, ...] = get_args(BlockShortcut)
 PROBLEM_CODES: tuple[ProblemCode, ...] = get_args(ProblemCode)
+DETAILS: tuple[Detail, ...] = get_args(Detail)
 
 ACT_TYPES = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "gelu": "GELU", "silu": "SiLU"}
 

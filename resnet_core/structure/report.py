@@ -8,7 +8,7 @@ import io
 from typing import Any
 
 from resnet_core.formatting import fmt_bytes, fmt_count, text_table
-from resnet_core.structure.records import Layer, PlanProblem, Shape, shape_str
+from resnet_core.structure.records import DETAILS, Detail, Layer, PlanProblem, Shape, shape_str
 from resnet_core.structure.trace import GroupTotals, Trace, TraceRow, is_depth_layer
 from resnet_core.text import csv_cell
 
@@ -81,7 +81,7 @@ def to_table(t: Trace) -> str:
 # Rows for tables and charts (the app renders these; tests read them, since AppTest cannot see charts)
 # ---------------------------------------------------------------------------------------------
 
-DEPTHS = ("stage", "block", "layer")
+DEPTHS = DETAILS  # a table's depth: the words of a graph's detail
 
 
 def depth_text(t: Trace) -> str:
@@ -143,7 +143,7 @@ def _group(lay: Layer) -> str:
     return f"stage {lay.stage + 1}"
 
 
-def table_rows(t: Trace, depth: str = "layer") -> list[dict[str, Any]]:
+def table_rows(t: Trace, depth: Detail = "layer") -> list[dict[str, Any]]:
     """The trace as table rows at `depth`: "stage" (stem, stages, head), "block", or "layer"."""
     if depth not in DEPTHS:
         raise ValueError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")

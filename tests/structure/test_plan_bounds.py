@@ -17,7 +17,7 @@ from dataclasses import replace
 import pytest
 
 import resnet_core as rc
-from resnet_core.structure.plan import MAX_BLOCKS, MAX_STAGES, planned_work
+from resnet_core.structure.limits import MAX_BLOCKS, MAX_STAGES, planned_work
 from resnet_core.structure.spec import ArchSpec, Stage
 
 
