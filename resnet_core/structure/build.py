@@ -9,6 +9,7 @@ as a plain-data *blueprint* (`blueprint(plan)`), never recomputed here.
 from __future__ import annotations
 
 import threading
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -299,7 +300,7 @@ def new_model(blueprint, scheme="kaiming_fan_out", zero_init_residual=False):
 
 # ------------------------------------------------------------------ end of the standalone part
 
-STANDALONE = [make_norm, make_act, act_name, Add, PadShortcut, make_shortcut, ResidualBlock, BasicBlock, Bottleneck,
+STANDALONE: list[str | type | Callable[..., Any]] = [make_norm, make_act, act_name, Add, PadShortcut, make_shortcut, ResidualBlock, BasicBlock, Bottleneck,
               PreActBasicBlock, PreActBottleneck, "BLOCKS", ResNet, init_weights, new_model]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import pprint
 import textwrap
+from typing import Any, Callable
 
 from resnet_core.structure import build
 from resnet_core.structure.plan import plan as make_plan
@@ -19,7 +20,7 @@ from resnet_core.structure.trace import Trace
 from resnet_core.text import py_text
 
 
-def _source(obj) -> str:
+def _source(obj: str | type | Callable[..., Any]) -> str:
     if isinstance(obj, str):  # a module-level constant
         value = getattr(build, obj)
         if isinstance(value, dict) and all(inspect.isclass(v) for v in value.values()):

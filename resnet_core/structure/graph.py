@@ -77,11 +77,11 @@ class _Drawer:
         self.n = 0
 
     def node(self, label: str, g: graphviz.Digraph | None = None, op: LayerOp = "conv", failed: bool = False,
-             **attrs) -> str:
+             **attrs: str | None) -> str:
         self.n += 1
         nid = f"n{self.n}"
         shape, fill = _STYLE.get(op, ("box", "#ffffff"))
-        a = {"shape": shape, "fillcolor": fill}
+        a: dict[str, str | None] = {"shape": shape, "fillcolor": fill}  # None: graphviz leaves it unset
         if op == "add":
             a.update(width="0.35", height="0.35", fixedsize="true", fontsize="14", style="filled")
         if failed:
@@ -90,8 +90,8 @@ class _Drawer:
         (g or self.g).node(nid, dot_text(label), **a)  # labels carry names: text, never DOT or HTML
         return nid
 
-    def edge(self, a: str, b: str, shape=None, skip: bool = False, g: graphviz.Digraph | None = None,
-             **attrs) -> None:
+    def edge(self, a: str, b: str, shape: Shape | None = None, skip: bool = False,
+             g: graphviz.Digraph | None = None, **attrs: str) -> None:
         # `g` is accepted for symmetry with node() but ignored: an edge declared inside a cluster
         # would pull its tail (the previous block's output) into that cluster.
         a_ = {"label": f" {shape_str(shape)} " if shape is not None else ""}
@@ -101,7 +101,7 @@ class _Drawer:
         self.g.edge(a, b, **a_)
 
     # ---- pieces ---------------------------------------------------------------------------
-    def layer_node(self, lay: Layer, g=None) -> str:
+    def layer_node(self, lay: Layer, g: graphviz.Digraph | None = None) -> str:
         label = _layer_label(lay)
         extra = {}
         if lay.failed:
@@ -113,7 +113,7 @@ class _Drawer:
                 label += "\n✗ " + (str(err.where) if err else "fails")
         return self.node(label, g, op=lay.op, failed=lay.failed, tooltip=f"{lay.label}: {lay.type}", **extra)
 
-    def chain(self, layers: list[Layer], prev: str, g=None) -> str:
+    def chain(self, layers: list[Layer], prev: str, g: graphviz.Digraph | None = None) -> str:
         for lay in layers:
             nid = self.layer_node(lay, g)
             self.edge(prev, nid, lay.in_shape)

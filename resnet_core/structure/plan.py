@@ -15,6 +15,7 @@ the layers are listed in the order the built module calls them, a reused module 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from resnet_core.formatting import did_you_mean, fmt_int
 from resnet_core.structure.limits import (
@@ -141,7 +142,7 @@ class _Planner:
         return Location(self.stage, self.block, part)
 
     # ---- layer emitters: each returns the output shape --------------------------------------
-    def _add(self, **kw) -> Layer:
+    def _add(self, **kw: Any) -> Layer:
         layer = Layer(index=len(self.layers), stage=self.stage, block=self.block, **kw)
         self.layers.append(layer)
         return layer

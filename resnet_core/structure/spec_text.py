@@ -124,7 +124,7 @@ def load_json(text: str, source: str | None = None) -> Any:
                         source) from None
 
 
-def _yaml_loader():
+def _yaml_loader() -> type[yaml.SafeLoader]:
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
