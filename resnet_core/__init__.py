@@ -9,14 +9,26 @@ The rooms: structure/ (what a network is: spec → plan → module, trace, graph
 a built model), training/ (training runs), experiments/ (the papers reproduced), cli/ (the command line).
 """
 
+import importlib
+from typing import Any
+
 from resnet_core.errors import ExplorerError
-from resnet_core.structure.loading import load_spec
-from resnet_core.structure.plan import plan
-from resnet_core.structure.presets import get_preset, list_presets, preset_info
-from resnet_core.structure.records import Location, Plan, PlanProblem
-from resnet_core.structure.spec import ArchSpec, Stage, Stem
-from resnet_core.structure.spec_text import SpecError
-from resnet_core.structure.trace import Trace, trace
+from resnet_core.structure import (
+    ArchSpec,
+    Location,
+    Plan,
+    PlanProblem,
+    SpecError,
+    Stage,
+    Stem,
+    Trace,
+    get_preset,
+    list_presets,
+    load_spec,
+    plan,
+    preset_info,
+    trace,
+)
 
 __all__ = [
     "ArchSpec", "BuildError", "ExplorerError", "Location", "Plan", "PlanProblem", "SpecError", "Stage", "Stem",
@@ -32,8 +44,7 @@ _LAZY = {  # these import torch, so they load on first use: `python -m resnet_co
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
         return getattr(importlib.import_module(f"resnet_core.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'resnet_core' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The one home of the small text helpers every room uses: bytes, "did you mean", text tables."""
+"""The one home of the small text helpers every room uses: numbers, bytes, "did you mean", text tables."""
 
 from __future__ import annotations
 
@@ -14,6 +14,31 @@ def fmt_bytes(n: int | float | None) -> str:
         if n >= div:
             return f"{n / div:.1f} {suffix}"
     return f"{int(n)} B"
+
+
+def fmt_count(n: int | float | None, unit: str = "") -> str:
+    """11689512 → "11.69 M" (decimal prefixes k, M, G, T, two decimals); small numbers stay exact; None → "—"."""
+    if n is None:
+        return "—"
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.2f} {suffix}{unit}"
+    return f"{n:g} {unit}".rstrip() if isinstance(n, float) else f"{n} {unit}".rstrip()
+
+
+def fmt_int(v: int, exact_digits: int = 15) -> str:
+    """An integer of any size for a message: exact with separators up to `exact_digits` digits ("1,234"),
+    then three significant digits ("1.23e+20"), and past 300 digits only its length ("a 5,001-digit
+    number"), never calling str() on it (Python refuses that past 4,300 digits)."""
+    n = abs(v)
+    if n < 10**exact_digits:
+        return f"{v:,}"
+    if n < 10**300:
+        return f"{float(v):.3g}"
+    digits = int(n.bit_length() * 0.30102999566398120) + 1  # log10(2): the digit count, or one more
+    if n < 10 ** (digits - 1):
+        digits -= 1
+    return f"a {digits:,}-digit number"
 
 
 def did_you_mean(value: str, choices: Iterable[str], n: int = 1) -> list[str]:

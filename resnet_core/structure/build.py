@@ -9,6 +9,7 @@ as a plain-data *blueprint* (`blueprint(plan)`), never recomputed here.
 from __future__ import annotations
 
 import threading
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -299,7 +300,7 @@ def new_model(blueprint, scheme="kaiming_fan_out", zero_init_residual=False):
 
 # ------------------------------------------------------------------ end of the standalone part
 
-STANDALONE = [make_norm, make_act, act_name, Add, PadShortcut, make_shortcut, ResidualBlock, BasicBlock, Bottleneck,
+STANDALONE: list[str | type | Callable[..., Any]] = [make_norm, make_act, act_name, Add, PadShortcut, make_shortcut, ResidualBlock, BasicBlock, Bottleneck,
               PreActBasicBlock, PreActBottleneck, "BLOCKS", ResNet, init_weights, new_model]
 
 
@@ -324,7 +325,7 @@ def blueprint(plan: Plan) -> dict:
     for sp in plan.stages:
         runs: list[list] = []
         for b in sp.blocks:
-            cfg = dict(kind=b.kind, in_channels=b.in_channels, width=b.width, out_channels=b.out_channels,
+            cfg = dict(kind=b.kind, in_channels=b.in_channels, width=b.inner_width, out_channels=b.out_channels,
                        stride=b.stride, groups=b.groups, shortcut=b.shortcut)
             if b.kind.endswith("bottleneck") and spec.stride_in_1x1:
                 cfg["stride_in_1x1"] = True
@@ -368,12 +369,12 @@ def build_model(spec: ArchSpec | Plan, seed: int | None = None) -> ResNet:
         return make()
 
 
-def set_skip(model: nn.Module, enabled: bool) -> list[nn.Module]:
+def set_skip(model: nn.Module, enabled: bool) -> list[ResidualBlock]:
     """Switch every residual block's shortcut on or off in place; returns the blocks changed.
 
     With `enabled=False` the blocks run as the plain net on the same main-path weights.
     """
-    changed = []
+    changed: list[ResidualBlock] = []
     for m in model.modules():
         if isinstance(m, ResidualBlock) and m.add is not None and m.skip != enabled:
             m.skip = enabled

@@ -13,20 +13,19 @@ than `max_blocks` blocks shows its first and last blocks around one "⋯ N more 
 from __future__ import annotations
 
 import shutil
+from typing import Literal
 
 import graphviz
 
 from resnet_core.errors import ExplorerError
-from resnet_core.structure.records import BlockPlan, Layer, Plan, StagePlan, shape_str
+from resnet_core.structure.records import DETAILS, BlockPlan, Detail, Layer, LayerOp, Plan, Shape, StagePlan, shape_str
 from resnet_core.text import dot_text
-
-DETAILS = ("stage", "block", "layer")
 
 SKIP_COLOR = "#d62728"
 PROJ_COLOR = "#ff7f0e"
 FAIL_COLOR = "#b00020"
 
-_STYLE = {  # op -> (shape, fill)
+_STYLE: dict[LayerOp, tuple[str, str]] = {  # op -> (shape, fill)
     "conv": ("box", "#dbe9f6"),
     "norm": ("box", "#fff2cc"),
     "act": ("box", "#e2f0d9"),
@@ -60,7 +59,7 @@ def _layer_label(lay: Layer) -> str:
 
 
 class _Drawer:
-    def __init__(self, plan: Plan, detail: str, expand: int | None, max_blocks: int):
+    def __init__(self, plan: Plan, detail: Detail, expand: int | None, max_blocks: int):
         if detail not in DETAILS:
             raise ValueError(f"detail must be one of {', '.join(DETAILS)}, got {detail!r}")
         self.plan = plan
@@ -77,12 +76,12 @@ class _Drawer:
         self.g = g
         self.n = 0
 
-    def node(self, label: str, g: graphviz.Digraph | None = None, op: str = "conv", failed: bool = False,
-             **attrs) -> str:
+    def node(self, label: str, g: graphviz.Digraph | None = None, op: LayerOp = "conv", failed: bool = False,
+             **attrs: str | None) -> str:
         self.n += 1
         nid = f"n{self.n}"
         shape, fill = _STYLE.get(op, ("box", "#ffffff"))
-        a = {"shape": shape, "fillcolor": fill}
+        a: dict[str, str | None] = {"shape": shape, "fillcolor": fill}  # None: graphviz leaves it unset
         if op == "add":
             a.update(width="0.35", height="0.35", fixedsize="true", fontsize="14", style="filled")
         if failed:
@@ -91,8 +90,8 @@ class _Drawer:
         (g or self.g).node(nid, dot_text(label), **a)  # labels carry names: text, never DOT or HTML
         return nid
 
-    def edge(self, a: str, b: str, shape=None, skip: bool = False, g: graphviz.Digraph | None = None,
-             **attrs) -> None:
+    def edge(self, a: str, b: str, shape: Shape | None = None, skip: bool = False,
+             g: graphviz.Digraph | None = None, **attrs: str) -> None:
         # `g` is accepted for symmetry with node() but ignored: an edge declared inside a cluster
         # would pull its tail (the previous block's output) into that cluster.
         a_ = {"label": f" {shape_str(shape)} " if shape is not None else ""}
@@ -102,7 +101,7 @@ class _Drawer:
         self.g.edge(a, b, **a_)
 
     # ---- pieces ---------------------------------------------------------------------------
-    def layer_node(self, lay: Layer, g=None) -> str:
+    def layer_node(self, lay: Layer, g: graphviz.Digraph | None = None) -> str:
         label = _layer_label(lay)
         extra = {}
         if lay.failed:
@@ -114,7 +113,7 @@ class _Drawer:
                 label += "\n✗ " + (str(err.where) if err else "fails")
         return self.node(label, g, op=lay.op, failed=lay.failed, tooltip=f"{lay.label}: {lay.type}", **extra)
 
-    def chain(self, layers: list[Layer], prev: str, g=None) -> str:
+    def chain(self, layers: list[Layer], prev: str, g: graphviz.Digraph | None = None) -> str:
         for lay in layers:
             nid = self.layer_node(lay, g)
             self.edge(prev, nid, lay.in_shape)
@@ -148,7 +147,8 @@ class _Drawer:
             return fx
         sc_layers = [lay for lay in layers if lay.part == "shortcut"]
         add = next((lay for lay in layers if lay.op == "add"), None)
-        src, sc_shape = prev, b.in_shape
+        src = prev
+        sc_shape: Shape | None = b.in_shape
         if sc_layers:
             label = (f"1×1 projection{'/' + str(b.stride) if b.stride > 1 else ''}, {b.out_channels}"
                      if b.shortcut == "projection" else f"zero-pad /{b.stride} → {b.out_channels} ch")
@@ -264,7 +264,7 @@ class _Drawer:
         return self.g
 
 
-def build_graph(plan: Plan, detail: str = "block", expand: int | None = None, max_blocks: int = 8) -> graphviz.Digraph:
+def build_graph(plan: Plan, detail: Detail = "block", expand: int | None = None, max_blocks: int = 8) -> graphviz.Digraph:
     """The computation graph of `plan` at `detail` ("stage" | "block" | "layer").
 
     `expand`: a 0-based stage index to show at `detail` while the others collapse to one node.
@@ -289,7 +289,7 @@ def block_dot(plan: Plan, block_name: str) -> str:
     return d.g.source
 
 
-def to_dot(plan: Plan, detail: str = "block", expand: int | None = None, max_blocks: int = 8) -> str:
+def to_dot(plan: Plan, detail: Detail = "block", expand: int | None = None, max_blocks: int = 8) -> str:
     return build_graph(plan, detail, expand, max_blocks).source
 
 
@@ -302,7 +302,7 @@ class RenderUnavailable(ExplorerError):
     pass
 
 
-def render(plan_or_dot: Plan | str, fmt: str = "svg", detail: str = "block", expand: int | None = None) -> bytes:
+def render(plan_or_dot: Plan | str, fmt: Literal["svg", "png"] = "svg", detail: Detail = "block", expand: int | None = None) -> bytes:
     """Render to SVG or PNG bytes with Graphviz's `dot`; RenderUnavailable (with the reason) without it."""
     if fmt not in ("svg", "png"):
         raise ValueError(f"format must be svg or png, got {fmt!r}")

@@ -110,7 +110,9 @@ def batchnorm_demo(channels: int = 4, batch: int = 32, size: int = 8, steps: int
         after = stats(bn(x))
         for _ in range(steps - 1):
             bn(sample())
-        running = bn.running_mean.tolist(), bn.running_var.tolist()
+        mean, var = bn.running_mean, bn.running_var
+        assert mean is not None and var is not None  # track_running_stats (the default) keeps them
+        running = mean.tolist(), var.tolist()
         bn.eval()
         evaluated = stats(bn(sample()))
     return BatchNormDemo(list(range(channels)), *before, *after, *running, *evaluated, momentum=momentum,

@@ -15,12 +15,24 @@ the layers are listed in the order the built module calls them, a reused module 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from resnet_core.formatting import did_you_mean
+from resnet_core.formatting import did_you_mean, fmt_int
+from resnet_core.structure.limits import (
+    MAX_BLOCKS,
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    MAX_KERNEL,
+    MAX_SPATIAL,
+    MAX_STAGES,
+    planned_work,
+)
 from resnet_core.structure.records import (
     ACT_TYPES,
     BlockPlan,
+    BlockShortcut,
     Layer,
+    LayerPart,
     Location,
     Plan,
     PlanProblem,
@@ -39,17 +51,9 @@ from resnet_core.structure.spec import (
     SHORTCUTS,
     STEM_TYPES,
     ArchSpec,
+    PoolType,
     Stage,
 )
-
-# What the explorer plans at most: far beyond any real network, small enough that a plan stays quick
-# and every count stays exact. A spec past these gets a located "out_of_range" error.
-MAX_CHANNELS = 1 << 20  # channels (and widths, groups, expansion)
-MAX_SPATIAL = 1 << 16  # input height or width, in pixels
-MAX_KERNEL = 1024  # kernel, stride, padding
-MAX_BLOCKS = 10_000  # residual blocks in the whole network (resnet1202 has 600)
-MAX_STAGES = 64
-MAX_CLASSES = 10_000_000
 
 
 def inner_width(stage: Stage) -> int:
@@ -81,15 +85,30 @@ def _some(values: list[int], most: int = 8) -> str:
     return "{" + shown + (", …" if len(values) > most else "") + "}"
 
 
-def _count(v: int) -> str:
-    return f"{v:,}" if abs(v) < 10**15 else f"{float(v):.3g}" if abs(v) < 10**300 else f"a {len(str(abs(v)))}-digit number"
-
-
 def _at_most(where: Location, what: str, value: int, limit: int) -> PlanProblem | None:
     if value > limit:
-        return PlanProblem("out_of_range", where, f"{what} is {_count(value)}; the explorer plans at most {limit:,}",
+        return PlanProblem("out_of_range", where, f"{what} is {fmt_int(value)}; the explorer plans at most {limit:,}",
                          f"set {what} to {limit:,} or less")
     return None
+
+
+def _work_problems(spec: ArchSpec) -> list[PlanProblem]:
+    """The planner's total work, bounded before any stage is planned: every stage's block count (located
+    at the stage), then the blocks of all stages together. Each stage under its own limit is not enough:
+    64 stages of 10,000 blocks would plan 7.7 million layers."""
+    over = [_at_most(Location(i, None, "blocks"), "blocks", st.blocks, MAX_BLOCKS)
+            for i, st in enumerate(spec.stages[:MAX_STAGES])]
+    found = [e for e in over if e is not None]
+    if found:
+        return found
+    blocks, layers = planned_work(spec)
+    if blocks > MAX_BLOCKS:
+        return [PlanProblem(
+            "out_of_range", Location(part="stages"),
+            f"the stages hold {blocks:,} blocks in all (up to {layers:,} layers to plan); the explorer plans "
+            f"at most {MAX_BLOCKS:,} blocks in a network",
+            f"use fewer blocks per stage, or fewer stages ({MAX_BLOCKS:,} blocks or less in all)")]
+    return []
 
 
 class _Stop(Exception):
@@ -123,12 +142,12 @@ class _Planner:
         return Location(self.stage, self.block, part)
 
     # ---- layer emitters: each returns the output shape --------------------------------------
-    def _add(self, **kw) -> Layer:
+    def _add(self, **kw: Any) -> Layer:
         layer = Layer(index=len(self.layers), stage=self.stage, block=self.block, **kw)
         self.layers.append(layer)
         return layer
 
-    def conv(self, name: str, x: Shape, out_c: int, k: int, s: int, p: int, part: str, groups: int = 1,
+    def conv(self, name: str, x: Shape, out_c: int, k: int, s: int, p: int, part: LayerPart, groups: int = 1,
              label: str | None = None) -> Shape:
         c, h, w = x
         bias = not self.batch_norm
@@ -159,16 +178,16 @@ class _Planner:
                   stride=s, padding=p, groups=groups, bias=bias)
         return out
 
-    def norm(self, name: str, x: Shape, part: str) -> Shape:
+    def norm(self, name: str, x: Shape, part: LayerPart) -> Shape:
         if self.batch_norm:
             self._add(name=name, op="norm", type="BatchNorm2d", in_shape=x, out_shape=x, part=part)
         return x
 
-    def activation(self, name: str, x: Shape, part: str) -> Shape:
+    def activation(self, name: str, x: Shape, part: LayerPart) -> Shape:
         self._add(name=name, op="act", type=self.act_type, in_shape=x, out_shape=x, part=part)
         return x
 
-    def pool(self, name: str, x: Shape, kind: str, k: int, s: int, p: int, part: str) -> Shape:
+    def pool(self, name: str, x: Shape, kind: PoolType, k: int, s: int, p: int, part: LayerPart) -> Shape:
         c, h, w = x
         oh, ow = conv_out(h, k, s, p), conv_out(w, k, s, p)
         op, typ = ("maxpool", "MaxPool2d") if kind == "max" else ("avgpool", "AvgPool2d")
@@ -229,9 +248,7 @@ class _Planner:
                   (sl, "stem channels", stem.channels, MAX_CHANNELS),
                   (Location(part="head · fc"), "number of classes", spec.num_classes, MAX_CLASSES),
                   (Location(part="stages"), "the number of stages", len(spec.stages), MAX_STAGES)]
-        if all(s.blocks <= MAX_BLOCKS for s in spec.stages):  # else the stage itself says so, located
-            limits.append((Location(part="stages"), "the number of blocks in all stages",
-                           sum(max(0, s.blocks) for s in spec.stages), MAX_BLOCKS))
+        errs += _work_problems(spec)
         if stem.type == "custom":
             limits += [(sl, "stem kernel", stem.kernel, MAX_KERNEL), (sl, "stem stride", stem.stride, MAX_KERNEL),
                        (sl, "stem padding", stem.padding or 0, MAX_KERNEL),
@@ -284,6 +301,7 @@ class _Planner:
         d = inner_width(st)
         c_out = st.width * st.expansion_or_default
         changes = stride != 1 or c_in != c_out
+        shortcut: BlockShortcut
         if not spec.skip:
             shortcut = "none"
         elif spec.shortcut == "C" or (spec.shortcut == "B" and changes):
@@ -293,7 +311,7 @@ class _Planner:
         else:
             shortcut = "identity"
         return BlockPlan(stage=i, index=j, name=f"layer{i + 1}.{j}", kind=st.block, in_shape=x, out_shape=None,
-                         stride=stride, in_channels=c_in, width=d, out_channels=c_out, groups=st.groups,
+                         stride=stride, in_channels=c_in, inner_width=d, out_channels=c_out, groups=st.groups,
                          shortcut=shortcut, first=len(self.layers))
 
     def emit_block(self, b: BlockPlan) -> Shape:
@@ -305,17 +323,17 @@ class _Planner:
         preact = b.kind.startswith("preact")
         sc_in = x  # what the shortcut sees
         if b.kind == "basic":
-            y = self.conv(f"{n}.conv1", x, b.width, 3, s, 1, "main", g)
+            y = self.conv(f"{n}.conv1", x, b.inner_width, 3, s, 1, "main", g)
             y = self.norm(f"{n}.bn1", y, "main")
             y = self.activation(act, y, "main")
             y = self.conv(f"{n}.conv2", y, b.out_channels, 3, 1, 1, "main", g)
             y = self.norm(f"{n}.bn2", y, "main")
         elif b.kind == "bottleneck":
             s1, s3 = (s, 1) if self.spec.stride_in_1x1 else (1, s)
-            y = self.conv(f"{n}.conv1", x, b.width, 1, s1, 0, "main")
+            y = self.conv(f"{n}.conv1", x, b.inner_width, 1, s1, 0, "main")
             y = self.norm(f"{n}.bn1", y, "main")
             y = self.activation(act, y, "main")
-            y = self.conv(f"{n}.conv2", y, b.width, 3, s3, 1, "main", g)
+            y = self.conv(f"{n}.conv2", y, b.inner_width, 3, s3, 1, "main", g)
             y = self.norm(f"{n}.bn2", y, "main")
             y = self.activation(act, y, "main")
             y = self.conv(f"{n}.conv3", y, b.out_channels, 1, 1, 0, "main")
@@ -324,7 +342,7 @@ class _Planner:
             y = self.norm(f"{n}.bn1", x, "main")
             y = self.activation(act, y, "main")
             sc_in = y
-            y = self.conv(f"{n}.conv1", y, b.width, 3, s, 1, "main", g)
+            y = self.conv(f"{n}.conv1", y, b.inner_width, 3, s, 1, "main", g)
             y = self.norm(f"{n}.bn2", y, "main")
             y = self.activation(act, y, "main")
             y = self.conv(f"{n}.conv2", y, b.out_channels, 3, 1, 1, "main", g)
@@ -333,10 +351,10 @@ class _Planner:
             y = self.activation(act, y, "main")
             sc_in = y
             s1, s3 = (s, 1) if self.spec.stride_in_1x1 else (1, s)
-            y = self.conv(f"{n}.conv1", y, b.width, 1, s1, 0, "main")
+            y = self.conv(f"{n}.conv1", y, b.inner_width, 1, s1, 0, "main")
             y = self.norm(f"{n}.bn2", y, "main")
             y = self.activation(act, y, "main")
-            y = self.conv(f"{n}.conv2", y, b.width, 3, s3, 1, "main", g)
+            y = self.conv(f"{n}.conv2", y, b.inner_width, 3, s3, 1, "main", g)
             y = self.norm(f"{n}.bn3", y, "main")
             y = self.activation(act, y, "main")
             y = self.conv(f"{n}.conv3", y, b.out_channels, 1, 1, 0, "main")

@@ -4,21 +4,24 @@ pre-activation ResNets (He et al. 2016), and a plain twin of each (same layers, 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from resnet_core.formatting import did_you_mean
-from resnet_core.structure.spec import ArchSpec, Stage, Stem
+from resnet_core.structure.spec import ArchSpec, BlockType, ShortcutOption, Stage, Stem
+
+Family = Literal["torchvision", "cifar", "preact"]
 
 
 @dataclass(frozen=True)
 class PresetInfo:
     name: str
-    family: str  # "torchvision" | "cifar" | "preact"
+    family: Family
     summary: str
     spec: ArchSpec
     plain_of: str | None = None  # the residual net this is the plain twin of
 
 
-def _imagenet(name: str, block: str, layers: list[int], groups: int = 1, wpg: int = 64,
+def _imagenet(name: str, block: BlockType, layers: list[int], groups: int = 1, wpg: int = 64,
               num_classes: int = 1000) -> ArchSpec:
     widths = [64, 128, 256, 512]
     strides = [1, 2, 2, 2]
@@ -28,7 +31,7 @@ def _imagenet(name: str, block: str, layers: list[int], groups: int = 1, wpg: in
                     num_classes=num_classes, init="kaiming_fan_out")
 
 
-def _cifar(name: str, n: int, block: str = "basic", shortcut: str = "A",
+def _cifar(name: str, n: int, block: BlockType = "basic", shortcut: ShortcutOption = "A",
            widths: tuple[int, int, int] = (16, 32, 64)) -> ArchSpec:
     stages = tuple(Stage(block=block, blocks=n, width=w, stride=s)
                    for w, s in zip(widths, (1, 2, 2)))
@@ -36,7 +39,7 @@ def _cifar(name: str, n: int, block: str = "basic", shortcut: str = "A",
                     shortcut=shortcut, num_classes=10, init="kaiming_fan_in")
 
 
-_TORCHVISION = [
+_TORCHVISION: list[tuple[str, BlockType, list[int], int, int, str]] = [
     ("resnet18", "basic", [2, 2, 2, 2], 1, 64, "ResNet-18: basic blocks [2, 2, 2, 2]"),
     ("resnet34", "basic", [3, 4, 6, 3], 1, 64, "ResNet-34: basic blocks [3, 4, 6, 3]"),
     ("resnet50", "bottleneck", [3, 4, 6, 3], 1, 64, "ResNet-50: bottlenecks [3, 4, 6, 3] (v1.5, stride on the 3×3)"),

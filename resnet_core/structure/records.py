@@ -8,10 +8,24 @@ normal state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
-from resnet_core.structure.spec import ArchSpec, Stage
+from resnet_core.structure.spec import ArchSpec, BlockType, Stage
 
-Shape = tuple  # (C, H, W) for feature maps, (F,) after flatten
+Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
+
+# The plan's vocabularies (see spec.py for the spec's): each a Literal type and the tuple of its words.
+LayerOp = Literal["conv", "norm", "act", "maxpool", "avgpool", "gap", "pad", "add", "flatten", "linear"]
+LayerPart = Literal["stem", "main", "shortcut", "add", "post", "head"]  # where in the network a layer sits
+BlockShortcut = Literal["identity", "projection", "pad", "none"]  # what one block's shortcut is, as planned
+ProblemCode = Literal["shape_mismatch", "channels_decrease", "spatial_underflow", "groups", "non_positive",
+                      "unknown_value", "out_of_range"]
+Detail = Literal["stage", "block", "layer"]  # how finely a network is shown: tables' depth, graphs' detail
+LAYER_OPS: tuple[LayerOp, ...] = get_args(LayerOp)
+LAYER_PARTS: tuple[LayerPart, ...] = get_args(LayerPart)
+BLOCK_SHORTCUTS: tuple[BlockShortcut, ...] = get_args(BlockShortcut)
+PROBLEM_CODES: tuple[ProblemCode, ...] = get_args(ProblemCode)
+DETAILS: tuple[Detail, ...] = get_args(Detail)
 
 ACT_TYPES = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "gelu": "GELU", "silu": "SiLU"}
 
@@ -44,7 +58,7 @@ class Location:
 
 @dataclass(frozen=True)
 class PlanProblem:
-    code: str  # shape_mismatch | channels_decrease | spatial_underflow | groups | non_positive | unknown_value | out_of_range
+    code: ProblemCode
     where: Location
     message: str  # what is wrong, with the numbers
     fix: str  # what to change
@@ -54,7 +68,7 @@ class PlanProblem:
     def __str__(self) -> str:
         return f"{self.where}: {self.message}. Fix: {self.fix}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "where": str(self.where), "message": self.message, "fix": self.fix,
                 "shapes": [list(s) for s in self.shapes] if self.shapes else None, "layer": self.layer}
 
@@ -63,13 +77,13 @@ class PlanProblem:
 class Layer:
     index: int
     name: str  # qualified module name, "layer2.0.conv1"
-    op: str  # conv | norm | act | maxpool | avgpool | gap | pad | add | flatten | linear
+    op: LayerOp
     type: str  # the module's class: Conv2d, BatchNorm2d, ReLU, ..., Add, PadShortcut
     in_shape: Shape
     out_shape: Shape | None  # None only on a failed layer
     stage: int | None  # 0-based stage, None in the stem and head
     block: int | None
-    part: str  # stem | main | shortcut | add | post | head
+    part: LayerPart
     kernel: int = 0
     stride: int = 1
     padding: int = 0
@@ -91,15 +105,15 @@ class BlockPlan:
     stage: int
     index: int
     name: str  # "layer2.0"
-    kind: str  # basic | bottleneck | preact_basic | preact_bottleneck
+    kind: BlockType
     in_shape: Shape
     out_shape: Shape | None
     stride: int
     in_channels: int
-    width: int  # inner width D of the branch
+    inner_width: int  # the branch's inner width D (torchvision's `width`); not the stage's `width` (planes)
     out_channels: int
     groups: int
-    shortcut: str  # identity | projection | pad | none
+    shortcut: BlockShortcut
     first: int  # plan.layers[first:end] are this block's layers
     end: int = -1
 

@@ -1,28 +1,20 @@
-"""Presenting a trace: number formats, the text table, CSV. Measuring lives in trace.py."""
+"""Presenting a trace: the text table, CSV, rows for tables and charts. Measuring lives in trace.py; number
+formats in resnet_core/formatting.py (`fmt_count` is imported here for callers that still read it from here)."""
 
 from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
-from resnet_core.formatting import fmt_bytes, text_table
-from resnet_core.structure.records import shape_str
-from resnet_core.structure.trace import Trace, TraceRow, is_depth_layer
+from resnet_core.formatting import fmt_bytes, fmt_count, text_table
+from resnet_core.structure.records import DETAILS, Detail, Layer, PlanProblem, Shape, shape_str
+from resnet_core.structure.trace import GroupTotals, Trace, TraceRow, is_depth_layer
 from resnet_core.text import csv_cell
 
 CSV_COLUMNS = ["index", "name", "module", "type", "stage", "block", "part", "input_shape", "output_shape", "shortcut_shape",
                "kernel", "stride", "padding", "groups", "params", "mult_adds", "elementwise", "receptive_field",
                "effective_stride", "activation_bytes", "failed"]
-
-
-def fmt_count(n: int | float | None, unit: str = "") -> str:
-    """11689512 → '11.69 M'; small numbers stay exact."""
-    if n is None:
-        return "—"
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.2f} {suffix}{unit}"
-    return f"{n:g} {unit}".rstrip() if isinstance(n, float) else f"{n} {unit}".rstrip()
 
 
 def kernel_str(row: TraceRow) -> str:
@@ -37,7 +29,7 @@ def kernel_str(row: TraceRow) -> str:
     return s
 
 
-def _csv_value(v):
+def _csv_value(v: object) -> object:
     if isinstance(v, list):
         return "×".join(map(str, v))
     if v is None:
@@ -89,7 +81,7 @@ def to_table(t: Trace) -> str:
 # Rows for tables and charts (the app renders these; tests read them, since AppTest cannot see charts)
 # ---------------------------------------------------------------------------------------------
 
-DEPTHS = ("stage", "block", "layer")
+DEPTHS = DETAILS  # a table's depth: the words of a graph's detail
 
 
 def depth_text(t: Trace) -> str:
@@ -102,12 +94,12 @@ def plural(n: int, word: str) -> str:
     return word if n == 1 else word + "s"
 
 
-def sides_text(fx, shortcut) -> str:
+def sides_text(fx: Shape | None, shortcut: Shape | None) -> str:
     """The two sides of an addition, always in the same order: 'F(x) 128×28×28 vs shortcut 64×56×56'."""
     return f"F(x) {shape_str(fx)} vs shortcut {shape_str(shortcut)}"
 
 
-def problem_sides(problem) -> str | None:
+def problem_sides(problem: PlanProblem) -> str | None:
     """A located problem's two shapes, named: F(x) first, the shortcut second (None when it has no two sides)."""
     if not problem.shapes:
         return None
@@ -117,7 +109,7 @@ def problem_sides(problem) -> str | None:
     return sides_text(a, b)
 
 
-def _out_text(lay) -> str:
+def _out_text(lay: Layer) -> str:
     if not lay.failed:
         return shape_str(lay.out_shape)
     if lay.op == "add":  # F(x) and the shortcut that cannot be added
@@ -125,30 +117,43 @@ def _out_text(lay) -> str:
     return "✗ fails here"
 
 
-def _stop_row(t: Trace, keys: list[str]) -> dict | None:
+def _stop_row(t: Trace, keys: list[str]) -> dict[str, Any] | None:
     """A row for a failure that has no layer of its own (a stage whose settings cannot be planned), so the
     table marks where the network stops."""
     if t.ok or t.plan.failed_layer is not None or not t.errors:
         return None
     e = t.errors[0]
-    row: dict = {k: None for k in keys}
+    row: dict[str, Any] = {k: None for k in keys}
     row[keys[0]] = f"✗ {e.where}"
     row.update({"Output": "✗ fails here", "Params": 0, "Mult-adds": 0, "Element-wise": 0})
     return row
 
 
-def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
+def _where(lay: Layer) -> str:
+    """Where a layer sits, in words: "stem", "head", "stage 2 · block 0", "stage 2 · block 0 · shortcut"."""
+    if lay.stage is None:
+        return "head" if lay.part == "head" else "stem"
+    return f"stage {lay.stage + 1} · block {lay.block}" + (" · shortcut" if lay.part == "shortcut" else "")
+
+
+def _group(lay: Layer) -> str:
+    """The staircase's group of a layer: "stem", "stage 2", "head"."""
+    if lay.stage is None:
+        return "head" if lay.part == "head" else "stem"
+    return f"stage {lay.stage + 1}"
+
+
+def table_rows(t: Trace, depth: Detail = "layer") -> list[dict[str, Any]]:
     """The trace as table rows at `depth`: "stage" (stem, stages, head), "block", or "layer"."""
     if depth not in DEPTHS:
         raise ValueError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
+    rows: list[dict[str, Any]] = []
     if depth == "layer":
-        rows = []
         for r in t.layers:
             lay = r.layer
             rows.append({
                 "Layer": lay.label, "Type": lay.type,
-                "Where": "stem" if lay.part == "stem" else "head" if lay.part == "head"
-                else f"stage {lay.stage + 1} · block {lay.block}" + (" · shortcut" if lay.part == "shortcut" else ""),
+                "Where": _where(lay),
                 "Input": shape_str(lay.in_shape),
                 "Output": _out_text(lay),
                 "Kernel": kernel_str(r), "Params": r.params, "Mult-adds": r.mult_adds,
@@ -158,9 +163,8 @@ def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
         stop = _stop_row(t, list(rows[0]) if rows else ["Layer"])
         return rows + ([stop] if stop else [])
     groups = t.groups() if depth == "stage" else t.blocks()
-    rows = []
     for g in groups:
-        row = {"Part": g.label, "Name": g.name, "Input": shape_str(g.in_shape),
+        row: dict[str, Any] = {"Part": g.label, "Name": g.name, "Input": shape_str(g.in_shape),
                "Output": "✗ fails here" if g.failed else shape_str(g.out_shape)}
         if depth == "stage":
             row["Blocks"] = g.blocks
@@ -171,13 +175,13 @@ def table_rows(t: Trace, depth: str = "layer") -> list[dict]:
     return rows + ([stop] if stop else [])
 
 
-def staircase_rows(t: Trace) -> list[dict]:
+def staircase_rows(t: Trace) -> list[dict[str, Any]]:
     """The tensor flowing between blocks: the input, every stem and head layer's output, and every residual
     block's output, at its depth as the paper counts it (weight layers on the main path so far: 1 after the
     stem conv, 18 at ResNet-18's FC) — the 224→112→56→28→14→7→1 staircase (spatial size) and 64→…→512
     (channels). Layers inside a block (a bottleneck's 1×1 reductions) are left out."""
     c, h = t.input_shape[0], t.input_shape[1]
-    rows = [{"depth": 0, "layer": "input", "type": "input", "shape": shape_str(t.input_shape), "spatial": h,
+    rows: list[dict[str, Any]] = [{"depth": 0, "layer": "input", "type": "input", "shape": shape_str(t.input_shape), "spatial": h,
              "channels": c, "part": "input"}]
     block_ends = {b.end - 1 for b in t.plan.blocks if b.out_shape is not None}
     depth = 0
@@ -189,16 +193,16 @@ def staircase_rows(t: Trace) -> list[dict]:
         if lay.stage is not None and lay.index not in block_ends:
             continue
         shape = lay.out_shape
-        group = "stem" if lay.part == "stem" else "head" if lay.part == "head" else f"stage {lay.stage + 1}"
+        group = _group(lay)
         name = lay.name if lay.stage is None else f"layer{lay.stage + 1}.{lay.block} (block output)"
         rows.append({"depth": depth, "layer": name, "type": lay.type, "shape": shape_str(shape),
                      "spatial": shape[1] if len(shape) == 3 else 1, "channels": shape[0], "part": group})
     return rows
 
 
-def stage_chart_rows(t: Trace) -> list[dict]:
+def stage_chart_rows(t: Trace) -> list[dict[str, Any]]:
     """Parameters and mult-adds per stem / stage / head, long format (one row per measure)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for g in t.groups():
         part = g.label.split(" (")[0]  # "stage 2", short enough for an axis
         rows.append({"part": part, "measure": "parameters", "value": g.params})
@@ -216,24 +220,27 @@ def _part_order(name: str) -> tuple[int, int, str]:
     return (1, int(digits), name) if digits.isdigit() else (1, 1 << 30, name)
 
 
-def compare_rows(a: Trace, b: Trace, label_a: str = "A", label_b: str = "B") -> list[dict]:
+def compare_rows(a: Trace, b: Trace, label_a: str = "A", label_b: str = "B") -> list[dict[str, Any]]:
     """Per stem / stage / head: both networks' parameters, mult-adds and outputs, and the differences."""
     ga = {g.name: g for g in a.groups()}
     gb = {g.name: g for g in b.groups()}
     order = list(ga) + [n for n in gb if n not in ga]
     order.sort(key=_part_order)
-    rows = []
+    rows: list[dict[str, Any]] = []
 
-    def out(g) -> str:
+    def out(g: GroupTotals | None) -> str:
         return "—" if g is None else "✗ breaks here" if g.failed else shape_str(g.out_shape)
 
-    def diff(x, y, field: str) -> int | None:  # no difference against a part one network does not have
+    def diff(x: GroupTotals | None, y: GroupTotals | None, field: str) -> int | None:  # no difference against a part one network does not have
         return None if x is None or y is None else getattr(y, field) - getattr(x, field)
 
     for name in order:
         x, y = ga.get(name), gb.get(name)
+        either = x or y
+        if either is None:  # every name comes from one of the two networks
+            continue
         rows.append({
-            "Part": (x or y).label,
+            "Part": either.label,
             f"Output {label_a}": out(x), f"Output {label_b}": out(y),
             f"Params {label_a}": x.params if x else None, f"Params {label_b}": y.params if y else None,
             "Δ params": diff(x, y, "params"),

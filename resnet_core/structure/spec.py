@@ -13,17 +13,16 @@ Loading is strict about *form* and lenient about *values*:
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import math
 import zlib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, TypedDict, get_args
 
 import yaml
 
-from resnet_core.formatting import did_you_mean
+from resnet_core.formatting import did_you_mean, fmt_int
 from resnet_core.structure.spec_text import (
     MAX_SPEC_INT,
     MAX_SPEC_STAGES,
@@ -37,36 +36,68 @@ from resnet_core.text import plain
 
 SPEC_VERSION = 1
 
-BLOCK_TYPES = ("basic", "bottleneck", "preact_basic", "preact_bottleneck")
-STEM_TYPES = ("imagenet", "cifar", "custom")
-POOL_TYPES = ("max", "avg", "none")
-SHORTCUTS = ("A", "B", "C", "identity")
-NORMS = ("batch", "none")
-ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu")
-INITS = ("kaiming_fan_out", "kaiming_fan_in", "xavier", "pytorch_default")
+# The vocabularies, each defined once as a Literal type (what type checkers see) and read back as a tuple
+# of its words (what loops, menus and checks use). A spec read from text may hold any string in these fields:
+# it loads, and the plan reports a word outside the vocabulary as a located error ("did you mean …?").
+BlockType = Literal["basic", "bottleneck", "preact_basic", "preact_bottleneck"]
+StemType = Literal["imagenet", "cifar", "custom"]
+PoolType = Literal["max", "avg", "none"]
+ShortcutOption = Literal["A", "B", "C", "identity"]  # He et al. 2015 §3.3, and the bare identity that breaks
+NormName = Literal["batch", "none"]
+ActivationName = Literal["relu", "leaky_relu", "gelu", "silu"]
+InitName = Literal["kaiming_fan_out", "kaiming_fan_in", "xavier", "pytorch_default"]
 
-SHORTCUT_HELP = {
+BLOCK_TYPES: tuple[BlockType, ...] = get_args(BlockType)
+STEM_TYPES: tuple[StemType, ...] = get_args(StemType)
+POOL_TYPES: tuple[PoolType, ...] = get_args(PoolType)
+SHORTCUTS: tuple[ShortcutOption, ...] = get_args(ShortcutOption)
+NORMS: tuple[NormName, ...] = get_args(NormName)
+ACTIVATIONS: tuple[ActivationName, ...] = get_args(ActivationName)
+INITS: tuple[InitName, ...] = get_args(InitName)
+
+SHORTCUT_HELP: dict[ShortcutOption, str] = {
     "A": "zero-padded identity: no parameters; subsample and pad channels with zeros where the shape changes",
     "B": "1×1 projection (conv + norm) only where the shape changes, identity elsewhere",
     "C": "1×1 projection (conv + norm) on every block",
     "identity": "bare identity x, never padded or projected: breaks wherever the shape changes",
 }
 
+class StemNumbers(TypedDict):
+    """A stem's effective numbers (`Stem.resolved()`)."""
+    channels: int
+    kernel: int
+    stride: int
+    padding: int
+    pool: PoolType
+    pool_kernel: int
+    pool_stride: int
+    pool_padding: int
+
+
+class _StemPreset(TypedDict):
+    kernel: int
+    stride: int
+    padding: int
+    pool: PoolType
+    pool_kernel: int
+    pool_stride: int
+
+
 # Stem presets: what "imagenet" and "cifar" mean. "custom" reads the Stem fields.
-_STEM_PRESETS = {
-    "imagenet": dict(kernel=7, stride=2, padding=3, pool="max", pool_kernel=3, pool_stride=2),
-    "cifar": dict(kernel=3, stride=1, padding=1, pool="none", pool_kernel=3, pool_stride=2),
+_STEM_PRESETS: dict[str, _StemPreset] = {
+    "imagenet": _StemPreset(kernel=7, stride=2, padding=3, pool="max", pool_kernel=3, pool_stride=2),
+    "cifar": _StemPreset(kernel=3, stride=1, padding=1, pool="none", pool_kernel=3, pool_stride=2),
 }
 
 
 @dataclass(frozen=True)
 class Stem:
-    type: str = "imagenet"  # imagenet: 7×7/2 conv + 3×3/2 max-pool; cifar: 3×3/1 conv, no pool; custom: the fields below
+    type: StemType = "imagenet"  # imagenet: 7×7/2 conv + 3×3/2 max-pool; cifar: 3×3/1 conv, no pool; custom: the fields below
     channels: int = 64  # output channels of the stem conv
     kernel: int = 7  # custom only: conv kernel size
     stride: int = 2  # custom only: conv stride
     padding: int | None = None  # custom only: conv padding (None: kernel // 2, "same" for odd kernels)
-    pool: str = "max"  # custom only: max | avg | none, the pooling after the conv
+    pool: PoolType = "max"  # custom only: max | avg | none, the pooling after the conv
     pool_kernel: int = 3  # custom only: pooling window
     pool_stride: int = 2  # custom only: pooling stride
 
@@ -75,18 +106,17 @@ class Stem:
         for key, value in _STEM_PRESETS.get(self.type, {}).items():
             object.__setattr__(self, key, value)
 
-    def resolved(self) -> dict[str, Any]:
+    def resolved(self) -> StemNumbers:
         """The effective numbers: the named stem's for imagenet/cifar, the fields for custom."""
-        out = dict(kernel=self.kernel, stride=self.stride, pool=self.pool, pool_kernel=self.pool_kernel,
-                   pool_stride=self.pool_stride, padding=self.kernel // 2 if self.padding is None else self.padding)
-        out["channels"] = self.channels
-        out["pool_padding"] = out["pool_kernel"] // 2
-        return out
+        padding = self.kernel // 2 if self.padding is None else self.padding
+        return StemNumbers(channels=self.channels, kernel=self.kernel, stride=self.stride, padding=padding,
+                           pool=self.pool, pool_kernel=self.pool_kernel, pool_stride=self.pool_stride,
+                           pool_padding=self.pool_kernel // 2)
 
 
 @dataclass(frozen=True)
 class Stage:
-    block: str = "basic"  # basic | bottleneck | preact_basic | preact_bottleneck
+    block: BlockType = "basic"  # basic | bottleneck | preact_basic | preact_bottleneck
     blocks: int = 2  # number of residual blocks in the stage
     width: int = 64  # "planes": the block's base width; its output is width × expansion
     stride: int = 1  # stride of the stage's first block (later blocks use 1)
@@ -108,14 +138,14 @@ class ArchSpec:
     input_size: tuple[int, int] = (224, 224)  # input height and width
     stem: Stem = field(default_factory=Stem)  # the layers before the first stage
     stages: tuple[Stage, ...] = ()  # the residual stages, in order (torchvision's layer1, layer2, …)
-    shortcut: str = "B"  # A zero-pad | B project where shape changes | C project always | identity (breaks)
+    shortcut: ShortcutOption = "B"  # A zero-pad | B project where shape changes | C project always | identity (breaks)
     skip: bool = True  # False: the paper's plain net, the same layers and no shortcut at all
-    norm: str = "batch"  # batch | none (without norm, convs get a bias)
-    activation: str = "relu"  # relu | leaky_relu | gelu | silu
+    norm: NormName = "batch"  # batch | none (without norm, convs get a bias)
+    activation: ActivationName = "relu"  # relu | leaky_relu | gelu | silu
     zero_init_residual: bool = False  # zero the last norm's γ (or last conv) of each residual branch
     stride_in_1x1: bool = False  # bottlenecks: stride on the first 1×1 (the paper's v1), not the 3×3 (torchvision's v1.5)
     num_classes: int = 1000  # outputs of the final fully connected layer
-    init: str = "kaiming_fan_out"  # kaiming_fan_out (torchvision) | kaiming_fan_in | xavier | pytorch_default
+    init: InitName = "kaiming_fan_out"  # kaiming_fan_out (torchvision) | kaiming_fan_in | xavier | pytorch_default
     bn_momentum: float = 0.1  # batch norm running-statistics momentum
     bn_eps: float = 1e-5  # batch norm epsilon
 
@@ -211,7 +241,7 @@ class _Reader:
             self.problem(path, f"expected a finite number, got {v}")
             return default
         if kind in (int, float) and isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SPEC_INT:
-            self.problem(path, f"the number {_count_digits(v)} is out of range; a spec's numbers lie within "
+            self.problem(path, f"{fmt_int(v, 30)} is out of range; a spec's numbers lie within "
                                f"±{MAX_SPEC_INT:,}")
             return default
         if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -227,12 +257,6 @@ class _Reader:
             return v
         self.problem(path, f"expected {_TYPE_NAMES[kind]}, got {_describe(v)}")
         return default
-
-
-def _count_digits(v: int) -> str:
-    """A huge integer described without str() (which Python refuses past 4,300 digits)."""
-    digits = int(abs(v).bit_length() * 0.30103) + 1
-    return f"{v:,}" if digits <= 30 else f"with about {digits:,} digits"
 
 
 def _join(where: str, key: str) -> str:
@@ -311,7 +335,7 @@ def spec_from_dict(data: Any, source: str | None = None) -> ArchSpec:
     size_raw = data.get("input_size", list(d.input_size))
     input_size = d.input_size
     if isinstance(size_raw, int) and not isinstance(size_raw, bool) and abs(size_raw) > MAX_SPEC_INT:
-        r.problem("input_size", f"the number {_count_digits(size_raw)} is out of range; a spec's numbers lie "
+        r.problem("input_size", f"{fmt_int(size_raw, 30)} is out of range; a spec's numbers lie "
                                 f"within ±{MAX_SPEC_INT:,}")
     elif isinstance(size_raw, int) and not isinstance(size_raw, bool):
         input_size = (size_raw, size_raw)
@@ -450,6 +474,3 @@ def spec_key(spec: ArchSpec) -> str:
     """A stable text key (minified JSON) for caches and comparisons."""
     return json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
 
-
-def asdict(spec: ArchSpec) -> dict[str, Any]:
-    return dataclasses.asdict(spec)

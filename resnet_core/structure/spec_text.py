@@ -124,7 +124,7 @@ def load_json(text: str, source: str | None = None) -> Any:
                         source) from None
 
 
-def _yaml_loader():
+def _yaml_loader() -> type:  # CSafeLoader (libyaml) or the pure-Python SafeLoader
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

@@ -126,7 +126,7 @@ def layer_params(lay: Layer) -> int:
     if op == "norm":
         return 2 * lay.in_shape[0]
     if op == "linear":
-        n_in, n_out = lay.in_shape[0], lay.out_shape[0]
+        n_in, n_out = lay.in_shape[0], lay.out_shape[0] if lay.out_shape else 0
         return n_in * n_out + n_out
     return 0
 
