@@ -11,6 +11,8 @@ copied to the meta device first.
     >>> t.total_params, t.output_shape, len(t.residual_blocks)
 """
 
-from resnet_core.modules.trace import ModuleError, ModuleRow, ModuleTrace, ResidualAdd, inspect_module, skips_off
+from resnet_core.modules.records import ModuleError, ModuleRow, ModuleTrace, ModuleTraceError, ResidualAdd
+from resnet_core.modules.residual import skips_off
+from resnet_core.modules.trace import inspect_module
 
-__all__ = ["ModuleError", "ModuleRow", "ModuleTrace", "ResidualAdd", "inspect_module", "skips_off"]
+__all__ = ["ModuleError", "ModuleRow", "ModuleTrace", "ModuleTraceError", "ResidualAdd", "inspect_module", "skips_off"]

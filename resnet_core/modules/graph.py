@@ -16,7 +16,7 @@ from typing import Literal
 
 import graphviz
 
-from resnet_core.modules.trace import ModuleRow, ModuleTrace, ResidualAdd
+from resnet_core.modules.records import ModuleRow, ModuleTrace, ResidualAdd
 from resnet_core.text import dot_text, plain
 
 Detail = Literal["layer", "block"]

@@ -18,6 +18,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from resnet_core.training import cifar
 from resnet_core.training import data as D
 from resnet_core.training.data import DataError
 from tests.training.test_data import make_cifar, write_batch
@@ -104,7 +105,7 @@ def test_a_fifo_in_place_of_a_batch_file_is_refused_without_waiting(layout, monk
         os.mkfifo(accepted / "data_batch_3")
         return result
 
-    monkeypatch.setattr(D, "find_cifar_folder", find_then_swap)
+    monkeypatch.setattr(cifar, "find_cifar_folder", find_then_swap)
     outcome: list[BaseException] = []
 
     def load():

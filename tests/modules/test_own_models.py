@@ -233,6 +233,6 @@ def test_skips_off_is_the_plain_twin_on_the_same_weights():
 
 @pytest.mark.parametrize("shape", [(), (0, 8, 8), (3, -1, 8)])
 def test_a_bad_input_shape_is_one_clear_error(shape):
-    from resnet_core.modules.trace import ModuleTraceError
+    from resnet_core.modules import ModuleTraceError
     with pytest.raises(ModuleTraceError, match="input shape"):
         inspect_module(Tiny(), shape)

@@ -1,0 +1,205 @@
+"""What one operation of a traced module costs: mult-adds, element-wise work, receptive field; and the
+fix to suggest when it fails.
+
+Mult-adds are torch.utils.flop_counter's FLOPs / 2 (the torchvision convention; bias additions not
+counted), computed here from shapes: convolutions, linear layers, matrix products, einsum and attention.
+A call fx cannot see into (a wrapped Python function, an attention module) is counted at the aten level.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, Iterable
+
+import torch
+from torch import fx, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from resnet_core.text import plain
+
+ADDS = {operator.add, operator.iadd, torch.add}
+ADD_METHODS = {"add", "add_"}
+SHAPE_QUERIES = {"size", "dim", "numel", "type", "__getattr__", "is_contiguous"}
+CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+GLOBAL = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+           nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Flatten, nn.Linear)
+
+
+def tensors_in(values: Iterable[Any]) -> list[torch.Tensor]:
+    out = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            out.extend(tensors_in(v))
+    return out
+
+
+def first_tensor(value: Any) -> torch.Tensor | None:
+    found = tensors_in([value])
+    return found[0] if found else None
+
+
+def module_counts(module: nn.Module, out: torch.Tensor, inputs: list[torch.Tensor]) -> tuple[int, int]:
+    """(mult-adds, element-wise work) of one call of a leaf module."""
+    if isinstance(module, CONV):
+        w = module.weight
+        return out.numel() * (w.shape[1] * math.prod(w.shape[2:])), 0
+    if isinstance(module, CONV_T):
+        w = module.weight
+        return (inputs[0].numel() * w.shape[1] * math.prod(w.shape[2:])) if inputs else 0, 0
+    if isinstance(module, nn.Linear):
+        return out.numel() * module.in_features, 0
+    if isinstance(module, POOL):
+        k = module.kernel_size
+        window = math.prod(k) if isinstance(k, tuple) else k ** max(1, out.dim() - 2)
+        return 0, out.numel() * window
+    if isinstance(module, GLOBAL) and inputs:
+        return 0, inputs[0].numel()
+    return 0, out.numel()
+
+
+MATMULS = {torch.matmul, torch.mm, torch.bmm, operator.matmul, torch.nn.functional.linear, torch.addmm,
+            torch.baddbmm}
+
+
+class AtenMultAdds(TorchDispatchMode):
+    """Counts the mult-adds of the matrix products and convolutions an opaque call makes (a function fx
+    does not trace into, an attention module), from each aten operation's shapes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mult_adds = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - PyTorch's protocol
+        out = func(*args, **(kwargs or {}))
+        aten = torch.ops.aten
+        pkt = getattr(func, "overloadpacket", None)
+        if pkt in (aten.mm, aten.bmm):
+            self.mult_adds += out.numel() * args[0].shape[-1]
+        elif pkt in (aten.addmm, aten.baddbmm):
+            self.mult_adds += out.numel() * args[1].shape[-1]
+        elif pkt is aten.convolution:
+            x, w, transposed = args[0], args[1], args[6]
+            self.mult_adds += (x.numel() * w.shape[1] * math.prod(w.shape[2:]) if transposed
+                               else out.numel() * math.prod(w.shape[1:]))
+        elif pkt in (aten._scaled_dot_product_flash_attention_for_cpu, aten._scaled_dot_product_efficient_attention,
+                     aten._scaled_dot_product_flash_attention):
+            q, k, v = args[:3]  # (B, H, L, E), (B, H, S, E), (B, H, S, Ev)
+            self.mult_adds += math.prod(q.shape[:-1]) * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+        return out
+
+
+def einsum_mult_adds(args: tuple) -> int:
+    """A two-operand einsum's mult-adds: the product of the sizes of every index it names."""
+    if not args or not isinstance(args[0], str):
+        return 0
+    ops = tensors_in(args[1:])
+    if len(ops) != 2:
+        return 0
+    lhs = args[0].replace(" ", "").split("->")[0].split(",")
+    if len(lhs) != 2:
+        return 0
+    sizes: dict[str, int] = {}
+    batch = 1
+    for spec, t in zip(lhs, ops, strict=True):
+        dims = list(t.shape)
+        if "..." in spec:
+            head, tail = spec.split("...")
+            n_ell = len(dims) - len(head) - len(tail)
+            batch = max(batch, math.prod(dims[len(head): len(head) + n_ell]))
+            dims = dims[: len(head)] + dims[len(head) + n_ell:]
+            spec = head + tail
+        for letter, n in zip(spec, dims, strict=False):
+            sizes[letter] = max(sizes.get(letter, 1), n)
+    return batch * math.prod(sizes.values())
+
+
+def function_counts(target: Any, args: tuple, out: torch.Tensor) -> tuple[int, int]:
+    if target is torch.einsum:
+        return einsum_mult_adds(args), 0
+    if target in MATMULS or target in ("matmul", "mm", "bmm", "__matmul__"):
+        ts = tensors_in(args)
+        if target is torch.nn.functional.linear and len(ts) >= 2:
+            return out.numel() * ts[1].shape[-1], 0
+        if target in (torch.addmm, torch.baddbmm) and len(ts) >= 3:
+            return out.numel() * ts[1].shape[-1], 0
+        if len(ts) >= 2 and ts[0].dim() >= 1:
+            return out.numel() * ts[0].shape[-1], 0
+    if target in (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d):
+        ts = tensors_in(args)
+        if len(ts) >= 2:
+            w = ts[1]
+            return out.numel() * w.shape[1] * math.prod(w.shape[2:]), 0
+    if target in (torch.flatten, "flatten", "view", "reshape", "permute", "transpose", "contiguous",
+                  operator.getitem, "expand", "unsqueeze", "squeeze", torch.cat, torch.stack, "chunk"):
+        return 0, 0
+    return 0, out.numel()
+
+
+def rf_after(module_or_target: Any, rf_in: list[tuple[int, int] | None]) -> tuple[int, int] | None:
+    """(receptive field, jump) of the output, from the inputs' ones; None where it is not defined."""
+    known = [r for r in rf_in if r is not None]
+    if not known or len(known) < len(rf_in):
+        return None
+    rf, jump = max(known)
+    m = module_or_target
+    if isinstance(m, (*CONV, *POOL)):
+        k, s = m.kernel_size, m.stride
+        d = getattr(m, "dilation", 1)
+        k = max(k) if isinstance(k, tuple) else k
+        s = max(s) if isinstance(s, tuple) else (s or k)
+        d = max(d) if isinstance(d, tuple) else d
+        return rf + (d * (k - 1)) * jump, jump * s
+    if isinstance(m, (*GLOBAL, *CONV_T, nn.MultiheadAttention)) or m in (torch.flatten, "flatten", "view",
+                                                                            "reshape", *MATMULS):
+        return None
+    return rf, jump
+
+
+KNOWN_FUNCTIONS = ADDS | MATMULS | {torch.flatten, torch.cat, torch.stack, operator.getitem, operator.mul,
+                                       torch.mul, torch.einsum, torch.relu, torch.sigmoid}
+
+
+def is_opaque(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether fx sees this call as one opaque operation whose inner work must be counted at the aten level:
+    a wrapped Python function (torchvision's shifted_window_attention), or an attention module."""
+    if node.op == "call_module":
+        return isinstance(modules.get(node.target), nn.MultiheadAttention)
+    if node.op != "call_function" or node.target in KNOWN_FUNCTIONS:
+        return False
+    mod = getattr(node.target, "__module__", "") or ""
+    return not (mod in ("torch", "_operator", "operator") or mod.startswith("torch."))
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return plain(text[0] if text else type(e).__name__, 300)
+
+
+def fix_for(op: str, module: nn.Module | None, shapes: list[tuple[int, ...]], message: str) -> str:
+    if op in ("add", "add_", "iadd", "sub", "mul") and len(shapes) == 2 and len(shapes[0]) == len(shapes[1]) == 4:
+        (_, c1, h1, w1), (_, c2, h2, w2) = shapes
+        stride = max(1, round(h2 / h1)) if h1 else 1
+        if (c1, h1, w1) != (c2, h2, w2):
+            return (f"give the shortcut a projection to the branch's shape: a 1×1 conv from {c2} to {c1} "
+                    f"channels with stride {stride}, then a norm (torchvision's `downsample`), or make the "
+                    f"branch keep {c2}×{h2}×{w2}")
+    if isinstance(module, nn.Linear) and shapes and shapes[0][-1] != module.in_features:
+        return (f"the layer expects {module.in_features} input features and gets {shapes[0][-1]}: use "
+                f"nn.Linear({shapes[0][-1]}, {module.out_features}), or pool to 1×1 first "
+                f"(nn.AdaptiveAvgPool2d(1)) so the flattened size does not depend on the input size")
+    if isinstance(module, CONV) and shapes and len(shapes[0]) >= 2 and shapes[0][1] != module.in_channels:
+        return (f"the convolution expects {module.in_channels} input channels and gets {shapes[0][1]}: set "
+                f"in_channels={shapes[0][1]}, or make the layer before it output {module.in_channels}")
+    if isinstance(module, CONV) and "kernel size" in message.lower():
+        return "the feature map is smaller than the kernel here: use a larger input or fewer stride-2 layers"
+    if isinstance(module, nn.modules.batchnorm._NormBase) and shapes and len(shapes[0]) >= 2:
+        return (f"the norm has {module.num_features} features and its input {shapes[0][1]} channels: set "
+                f"num_features={shapes[0][1]}")
+    return ""
+
+

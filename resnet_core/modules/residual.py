@@ -1,0 +1,91 @@
+"""Residual additions in a traced graph, and the same model with them removed.
+
+An addition is residual when its two operands come from one earlier tensor x through different paths, at
+least one of them through weights. The nearest common tensor is the block's input x; the operations from
+x to each operand are its branch F(x) (the side with more weighted operations) and its shortcut.
+"""
+
+from __future__ import annotations
+
+from torch import fx, nn
+
+from resnet_core.modules.counting import ADD_METHODS, ADDS
+from resnet_core.modules.records import ModuleRow, ResidualAdd
+
+
+def is_add(node: fx.Node) -> bool:
+    if node.op == "call_function" and node.target in ADDS:
+        return True
+    return node.op == "call_method" and node.target in ADD_METHODS
+
+
+def find_residuals(gm: fx.GraphModule) -> list[tuple[fx.Node, fx.Node, list[fx.Node], list[fx.Node], fx.Node]]:
+    """(add, its F(x) operand, the branch's nodes, the shortcut's nodes, x) for every residual addition."""
+    nodes = list(gm.graph.nodes)
+    index = {n: i for i, n in enumerate(nodes)}
+    anc: dict[fx.Node, int] = {}  # bitset of ancestors by index
+    weighted: set[fx.Node] = set()
+    modules = dict(gm.named_modules())
+    for n in nodes:
+        bits = 0
+        for a in n.all_input_nodes:
+            bits |= anc[a] | (1 << index[a])
+        anc[n] = bits
+        if n.op == "get_attr" or (n.op == "call_module" and any(True for _ in modules[n.target].parameters())):
+            weighted.add(n)
+    found = []
+    for n in nodes:
+        if not is_add(n):
+            continue
+        operands = [a for a in n.args[:2] if isinstance(a, fx.Node)]
+        if len(operands) != 2 or operands[0] is operands[1]:
+            continue
+        a, b = operands
+        common = (anc[a] | (1 << index[a])) & (anc[b] | (1 << index[b]))
+        if not common:
+            continue
+        fork = common.bit_length() - 1  # the nearest common tensor: the block's input x
+
+        def side(end: fx.Node, fork: int = fork) -> list[fx.Node]:
+            reach = anc[end] | (1 << index[end])
+            return [m for m in nodes[fork + 1: index[end] + 1] if (reach >> index[m]) & 1 and (anc[m] >> fork) & 1]
+
+        def weights(path: list[fx.Node]) -> int:
+            return sum(1 for m in path if m in weighted or any(x in weighted for x in m.all_input_nodes))
+
+        side_a, side_b = side(a), side(b)
+        wa, wb = weights(side_a), weights(side_b)
+        if wa == 0 and wb == 0:
+            continue
+        if (wa, len(side_a)) >= (wb, len(side_b)):
+            found.append((n, a, side_a, side_b, nodes[fork]))
+        else:
+            found.append((n, b, side_b, side_a, nodes[fork]))
+    return found
+
+
+def residual_adds(gm: fx.GraphModule, found: tuple[dict, dict], rows: list[ModuleRow]) -> list[ResidualAdd]:
+    row_of, sources = found
+    out = []
+    for add, _, branch, shortcut, x in find_residuals(gm):
+        if add in row_of:
+            row = row_of[add]
+            src = sources.get(x, [-1])
+            x_path = rows[src[-1]].path if src and src[-1] >= 0 else "input"
+            out.append(ResidualAdd(row.path, row.block or "", [row_of[m].path for m in branch if m in row_of],
+                                   [row_of[m].path for m in shortcut if m in row_of], x_path))
+    return out
+
+
+def skips_off(model: nn.Module) -> fx.GraphModule:
+    """The model with every residual addition replaced by its branch F(x) alone, on the SAME weights: the
+    returned module holds the model's own submodules and parameters (nothing is copied)."""
+    gm = fx.symbolic_trace(model)
+    for add, branch_operand, _, _, _ in find_residuals(gm):
+        add.replace_all_uses_with(branch_operand)
+        gm.graph.erase_node(add)
+    gm.graph.lint()
+    gm.recompile()
+    return gm
+
+
