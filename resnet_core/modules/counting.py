@@ -175,6 +175,27 @@ def is_opaque(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     return not (mod in ("torch", "_operator", "operator") or mod.startswith("torch."))
 
 
+_SAME_SHAPE = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU,
+               nn.ELU, nn.Mish, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+_NORM_DIMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
+
+
+def same_shape_output(module: nn.Module, x: Any) -> torch.Tensor | None:
+    """The output of a leaf module whose output has its input's shape (an activation, dropout, a batch
+    norm), made directly on the meta device: running batch norm there goes through a slow Python
+    decomposition (most of a ResNet's trace time). Raises what PyTorch raises for a wrong input; None
+    for any other module (it is run)."""
+    if not isinstance(x, torch.Tensor) or not x.is_meta or type(module) not in (*_SAME_SHAPE, *_NORM_DIMS):
+        return None
+    dims = _NORM_DIMS.get(type(module))
+    if dims is not None:
+        if x.dim() not in dims:
+            raise ValueError(f"expected {' or '.join(f'{d}D' for d in dims)} input (got {x.dim()}D input)")
+        if x.shape[1] != module.num_features:
+            raise RuntimeError(f"running_mean should contain {x.shape[1]} elements not {module.num_features}")
+    return torch.empty_like(x)
+
+
 def first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return plain(text[0] if text else type(e).__name__, 300)

@@ -45,6 +45,7 @@ from resnet_core.modules.counting import (
     is_opaque,
     module_counts,
     rf_after,
+    same_shape_output,
     tensors_in,
 )
 from resnet_core.modules.records import Method, ModuleError, ModuleRow, ModuleTrace, ModuleTraceError, ResidualAdd
@@ -152,6 +153,10 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
                         out = super().run_node(n)
                     opaque_mult[n] = counter.mult_adds
                     return out
+                if n.op == "call_module" and len(n.args) == 1 and not n.kwargs and isinstance(n.args[0], fx.Node):
+                    same = same_shape_output(modules[n.target], self.env[n.args[0]])
+                    if same is not None:
+                        return same
                 return super().run_node(n)
             except _Failed:
                 raise
