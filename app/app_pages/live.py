@@ -281,7 +281,8 @@ def progress_view(busy: bool) -> None:
         if job.running:
             p = job.progress
             st.progress(0.0 if p is None else p.fraction,
-                        text="waiting for the device…" if p is None else p.text())
+                        text="waiting for its turn on the device (sessions are served in the order they "
+                             "asked)…" if p is None else p.text())
         elif busy:
             st.rerun()  # it ended since the page was drawn: the whole page, with the result below
 
