@@ -224,3 +224,28 @@ def test_a_second_multi_process_run_on_the_server_is_refused_with_a_reason():
     finally:
         train_session.PROCESS_RUNS.give()
     assert train_session.PROCESS_RUNS.held == 0
+
+
+@pytest.mark.slow
+def test_stopping_a_multi_process_run_keeps_what_was_learned_and_leaves_nothing():
+    at = training_page()
+    at.selectbox(key="train.experiment").set_value("custom").run()
+    at.multiselect(key="train.nets").set_value(["resnet20"]).run()
+    at.number_input(key="train.steps").set_value(20_000).run()
+    at.number_input(key="train.size").set_value(8).run()
+    at.number_input(key="train.batch").set_value(8).run()
+    at.number_input(key="train.nproc").set_value(2).run()
+    at.button(key="train.start_nproc").click().run()
+    no_exception(at)
+    job = at.session_state["train.job"]
+    deadline = time.time() + 180
+    while (job.progress is None or job.progress.step < 3) and not job.finished and time.time() < deadline:
+        time.sleep(0.2)
+    assert job.progress is not None and job.progress.step >= 3, job.error
+    at.button(key="train.stop").click().run()
+    job = wait_finished(at, timeout=120)
+    assert job.error is None, job.error
+    assert job.result.stopped and 3 <= job.result.steps_done < 20_000
+    assert not job.workdir.exists()
+    from app import train_session
+    assert train_session.PROCESS_RUNS.held == 0
