@@ -76,7 +76,11 @@ def forward_page() -> None:
             w = live_session.model_for(t, source, int(seed), upload)
     except MemoryGuardError as e:
         with view:
-            st.error(f"This network is too large to run here: {md(e)}", icon=":material/memory:")
+            if e.booked:  # other sessions' networks and passes hold part of the memory now
+                st.error(f"Not now: other sessions' networks and passes hold part of the server's memory: {md(e)}. "
+                         "Try again in a moment.", icon=":material/memory:")
+            else:
+                st.error(f"This network is too large to run here: {md(e)}", icon=":material/memory:")
         return
     except (weights.CheckpointError, weights.WeightsUnavailable, ValueError) as e:
         with view:
