@@ -7,8 +7,9 @@ lab reports); what `work` returns is `job.result`; an exception becomes `job.err
 traceback. `start_process` makes the work of a job that owns a subprocess: the command runs in a process
 group of its own, a follower thread (the job's) reads its JSON-lines progress file, signals the whole group
 when the job should stop (SIGINT, then SIGTERM, then SIGKILL), and removes the job's folder when it ends.
-Processes die with the server: an exit handler ends every group still running, and on Linux each
-launcher gets SIGTERM from the kernel when the server dies (even by SIGKILL).
+Processes die with the server: an exit handler ends every group still running (and removes its folder),
+and on Linux each launcher gets SIGTERM from the kernel when the server dies (even by SIGKILL); the folders
+of a server killed outright are removed by the next server's first process job (`make_workdir`).
 
 The liveness rule (`session_alive`): a session is there while Streamlit's runtime says it is connected;
 one disconnected for more than GRACE_S seconds (a closed tab; a reconnect within it is forgiven) is gone.
@@ -26,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -227,7 +229,7 @@ class Capacity:
             return self._held
 
 
-_GROUPS: dict[int, subprocess.Popen] = {}  # process-group id → its leader, for every job process running
+_GROUPS: dict[int, tuple[subprocess.Popen, Path]] = {}  # group id → (its leader, its folder), while running
 _GROUPS_LOCK = threading.Lock()
 
 
@@ -241,16 +243,55 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 def end_all(grace_s: float = 3.0) -> None:
     """End every job process group still running (the server is exiting): SIGTERM, then SIGKILL."""
     with _GROUPS_LOCK:
-        procs = list(_GROUPS.values())
-    for proc in procs:
+        running = list(_GROUPS.values())
+    for proc, _ in running:
         _signal_group(proc, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    for proc in procs:
+    for proc, workdir in running:
         try:
             proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
         _signal_group(proc, signal.SIGKILL)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+OWNER_FILE = "owner.pid"
+
+
+def make_workdir(prefix: str) -> Path:
+    """A private temporary folder for a job's process, marked with this server's pid. Folders of this
+    prefix left by a server that no longer runs (killed outright: nothing of it could clean up) are
+    removed first."""
+    sweep(prefix)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    (workdir / OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
+    return workdir
+
+
+def sweep(prefix: str) -> list[Path]:
+    """Remove the folders `make_workdir(prefix)` made for servers that are gone; the folders removed."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(prefix + "*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being made
+        if owner == os.getpid() or _pid_exists(owner):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 atexit.register(end_all)
@@ -294,7 +335,7 @@ def start_process(cmd: list[str], workdir: Path, read: Callable[[dict, Report], 
                 proc = subprocess.Popen(_launch_argv(cmd), cwd=cwd, stdout=out, stderr=err,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
             with _GROUPS_LOCK:
-                _GROUPS[proc.pid] = proc
+                _GROUPS[proc.pid] = (proc, workdir)
             path, pos, asked_at, sent = workdir / progress_file, 0, None, []
             while True:
                 exited = proc.poll() is not None

@@ -14,14 +14,13 @@ import io
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
-from app.jobs import Capacity, Failed, Job, replace_job, start_process
+from app.jobs import Capacity, Failed, Job, make_workdir, replace_job, start_process
 from resnet_core.paths import ROOT
 from resnet_core.structure.spec import spec_from_dict
 from resnet_core.text import safe_filename
@@ -182,6 +181,7 @@ class ProcessFollower:
 
 # At most this many multi-process runs at once on the server: each takes every core (or GPU) it is given.
 MAX_PROCESS_RUNS = 1
+WORKDIR_PREFIX = "resnet-explorer-nproc-"
 PROCESS_RUNS = Capacity(MAX_PROCESS_RUNS, "another session's run on several processes is using this server's "
                                           "workers (one such run at a time): try again when it ends, or train "
                                           "on one process (Start training)")
@@ -199,7 +199,7 @@ def start_processes(args: list[str], nproc: int, labels: list[str], data_args: d
     PROCESS_RUNS.take()  # first: a refused run makes nothing
     workdir = None
     try:
-        workdir = Path(tempfile.mkdtemp(prefix="resnet-explorer-nproc-"))
+        workdir = make_workdir(WORKDIR_PREFIX)
         cmd = [sys.executable, "-m", "resnet_core", *args, "--nproc", str(nproc), "--quiet", "--format", "json",
                "--progress-file", str(workdir / "progress.jsonl"), "--save-dir", str(workdir / "ckpt")]
         run = ProcessRun(labels, data_args, device)

@@ -97,9 +97,9 @@ def test_a_process_job_ends_when_its_session_is_gone(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process checks read /proc")
 def test_the_server_exiting_ends_every_job_group(tmp_path):
-    job, pids, _ = process_job(tmp_path)
+    job, pids, workdir = process_job(tmp_path)
     jobs.end_all(grace_s=2.0)  # what the server's exit handler runs
-    assert gone(pids["launcher"]) and gone(pids["worker"])
+    assert gone(pids["launcher"]) and gone(pids["worker"]) and not workdir.exists()
     assert job.wait(30)
 
 
@@ -215,3 +215,20 @@ def test_the_liveness_rule_forgives_a_short_disconnection(monkeypatch):
     assert not alive()  # gone for longer than the grace: the tab is closed
     monkeypatch.setattr(jobs, "_connected_probe", lambda: None)
     assert jobs.session_alive()()  # no server to ask: always there
+
+
+def test_folders_of_a_server_killed_outright_are_swept_by_the_next(tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    prefix = "resnet-explorer-test-"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / (prefix + "stale")
+    stale.mkdir()
+    (stale / jobs.OWNER_FILE).write_text(str(dead.pid))
+    foreign = tmp_path / (prefix + "foreign")  # no owner mark: not one of ours
+    foreign.mkdir()
+    mine = jobs.make_workdir(prefix)
+    assert mine.parent == tmp_path and mine.is_dir() and (mine / jobs.OWNER_FILE).read_text() == str(os.getpid())
+    assert not stale.exists() and foreign.exists()
+    assert jobs.sweep(prefix) == [] and mine.exists()  # a running server's folder stays
