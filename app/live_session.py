@@ -150,7 +150,28 @@ class Booking:
             if self.released:
                 return
             self.released = True
+        with _KEPT_LOCK:
+            _KEPT.pop(id(self), None)
         self._cm.__exit__(None, None, None)
+
+
+# every kept network's booking, with its session's liveness check (app.jobs' rule): a booking whose session
+# is gone is released at the next admission even if the session's state has not been collected yet
+_KEPT: dict[int, tuple[Booking, object]] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def release_kept(only_gone: bool = True) -> int:
+    """Release the kept networks' bookings of sessions that are gone (all of them with only_gone=False: a
+    test harness whose sessions are over); how many were released."""
+    with _KEPT_LOCK:
+        entries = list(_KEPT.values())
+    n = 0
+    for booking, alive in entries:
+        if not only_gone or not alive():
+            booking.release()
+            n += 1
+    return n
 
 
 def build_network(t: Trace, seed: int) -> tuple[nn.Module, Booking]:
@@ -161,6 +182,7 @@ def build_network(t: Trace, seed: int) -> tuple[nn.Module, Booking]:
     spec = t.plan.spec
     what = f"building {spec.name} ({t.total_params:,} parameters) and running one image"
     est = estimate_pass(t.param_bytes, t.activation_bytes, 1, backward=False)
+    release_kept()  # what sessions that are gone still had booked goes first
     kept = Booking(t.param_bytes, what=what)
     try:
         with reserve(max(0, est.total - t.param_bytes), "cpu", what=what):
@@ -172,9 +194,12 @@ def build_network(t: Trace, seed: int) -> tuple[nn.Module, Booking]:
 
 
 def keep(holder: object, booking: Booking) -> None:
-    """The booking lasts as long as `holder` (the session's kept network): released when it is dropped
-    (the session ends and its state goes, or the network is replaced)."""
+    """The booking lasts as long as `holder` (the session's kept network) and its session: released when
+    the holder is dropped (the network is replaced, or the session's state goes), or at the next admission
+    once the session is gone by app.jobs' liveness rule, whichever comes first."""
     weakref.finalize(holder, booking.release)
+    with _KEPT_LOCK:
+        _KEPT[id(booking)] = (booking, jobs.session_alive())
 
 
 def _drop_kept_model() -> None:
