@@ -235,8 +235,14 @@ _GROUPS_LOCK = threading.Lock()
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError, OSError):
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, sig)
+        elif proc.poll() is None:  # no process groups (Windows): the launcher alone
+            if sig == signal.SIGINT:
+                proc.send_signal(sig)
+            else:
+                proc.terminate()
+    except (ProcessLookupError, PermissionError, OSError, ValueError):
         pass
 
 
@@ -252,7 +258,7 @@ def end_all(grace_s: float = 3.0) -> None:
             proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-        _signal_group(proc, signal.SIGKILL)
+        _signal_group(proc, getattr(signal, "SIGKILL", signal.SIGTERM))
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -360,7 +366,7 @@ def start_process(cmd: list[str], workdir: Path, read: Callable[[dict, Report], 
                     if asked_at is None:
                         asked_at = now
                     for sig, after in ((signal.SIGINT, 0.0), (signal.SIGTERM, STOP_GRACE_S),
-                                       (signal.SIGKILL, 2 * STOP_GRACE_S)):
+                                       (getattr(signal, "SIGKILL", signal.SIGTERM), 2 * STOP_GRACE_S)):
                         if sig not in sent and now - asked_at >= after:
                             _signal_group(proc, sig)
                             sent.append(sig)
@@ -369,7 +375,7 @@ def start_process(cmd: list[str], workdir: Path, read: Callable[[dict, Report], 
             return finish(proc.returncode, err_text)
         finally:
             if proc is not None:
-                _signal_group(proc, signal.SIGKILL)  # whatever of the group is left (workers of a dead launcher)
+                _signal_group(proc, getattr(signal, "SIGKILL", signal.SIGTERM))  # what is left of the group
                 with _GROUPS_LOCK:
                     _GROUPS.pop(proc.pid, None)
             shutil.rmtree(workdir, ignore_errors=True)
