@@ -162,6 +162,9 @@ def sidebar() -> ArchSpec:
         st.text_input("Network name", key=P + "name", max_chars=80,
                       help="Names the network on every page, in downloads and in shared links. An edited preset "
                            "is called '… (edited)' until you name it.")
+        name_note = ss.pop(state.NAME_NOTE, None)
+        if name_note:
+            st.caption(f":material/edit_off: {md(name_note)}")
         loaded = ss.get(P + "loaded")
         if loaded is not None and spec != loaded:
             st.caption(f"✎ edited from **{md(ss.get(P + 'source'))}**")  # a name from a file: text

@@ -2,91 +2,48 @@
 settings, and the trained pair (taken from the Training lab, or trained here) shared by the lesion
 study and the loss landscape. Never renders.
 
-A job runs the library's experiment in a thread; the page polls its progress every second, Stop sets an
-event the experiment checks between steps, and a job whose session stops asking for it (a closed tab)
-stops by itself.
+A job (app.jobs.Job) runs the library's experiment in a thread; the page polls its progress every second,
+Stop sets an event the experiment checks between steps, and a job whose session is gone (app.jobs'
+liveness rule) stops by itself.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import streamlit as st
 
+from app.jobs import Job, replace_job
 from resnet_core.experiments.common import ExperimentResult
 
 JOB = "why.job"
 RESULTS = "why.results"  # {(name, settings key): ExperimentResult}
 PAIRS = "why.pairs"  # {pair settings key: TrainedPair} trained on this page
-ABANDONED_AFTER_S = 300
 MAX_RESULTS = 12  # per session; the oldest goes first
 
 
-@dataclass
-class Job:
-    name: str  # the experiment
-    key: Any  # the settings key its result is kept under
-    work: Callable[[Callable[[], bool], Callable[[float, str], None]], ExperimentResult]
-    stop_event: threading.Event = field(default_factory=threading.Event)
-    fraction: float = 0.0
-    text: str = "starting…"
-    result: ExperimentResult | None = None
-    error: str | None = None
-    finished: bool = False
-    started: float = field(default_factory=time.monotonic)
-    last_seen: float = field(default_factory=time.monotonic)
-    thread: threading.Thread | None = None
+@dataclass(frozen=True)
+class Step:
+    """An experiment's progress: the fraction done and what it is doing."""
 
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def _should_stop(self) -> bool:
-        return self.stop_event.is_set() or time.monotonic() - self.last_seen > ABANDONED_AFTER_S
-
-    def _progress(self, fraction: float, text: str) -> None:
-        self.fraction, self.text = max(0.0, min(1.0, fraction)), text
-
-    def _work(self) -> None:
-        from resnet_core.errors import ExplorerError
-        try:
-            self.result = self.work(self._should_stop, self._progress)
-        except ExplorerError as e:
-            self.error = str(e)
-        except Exception as e:  # noqa: BLE001 - shown on the page as one line, never a traceback
-            self.error = f"{type(e).__name__}: {e}"
-        finally:
-            self.finished = True
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._work, name=f"resnet-explorer-{self.name}", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
+    fraction: float
+    text: str
 
 
 def current() -> Job | None:
     return st.session_state.get(JOB)
 
 
-def touch() -> None:
-    job = current()
-    if job is not None:
-        job.last_seen = time.monotonic()
-
-
-def start(name: str, key: Any, work) -> Job:
-    old = current()
-    if old is not None and old.running:
-        old.stop()
-    job = Job(name, key, work)
-    st.session_state[JOB] = job
-    job.start()
-    return job
+def start(name: str, key: Any, work: Callable[[Callable[[], bool], Callable[[float, str], None]], ExperimentResult]
+          ) -> Job:
+    """Run the experiment `work(should_stop, progress(fraction, text))` as this session's job (a running one
+    is stopped first); `job.name` is the experiment, `job.key` the settings its result is kept under."""
+    def run(should_stop, report) -> ExperimentResult:
+        return work(should_stop, lambda fraction, text: report(Step(max(0.0, min(1.0, fraction)), text)))
+    job = Job(name, run, key=key)
+    job.progress = Step(0.0, "starting…")
+    return replace_job(st.session_state, JOB, job, wait_s=0)
 
 
 def results() -> dict:

@@ -8,14 +8,18 @@ really are, the input batch, the one forward record every view reads, and the gr
 - `view_turn` lets at most VIEWS_AT_ONCE sessions draw their forward views at once, the others waiting in
   line (first come, first served), so that a classroom's twenty first views do not fight over the GIL
   with each other and with the server's event loop (health checks, every other session's messages).
-- `GradFlowJob` runs a gradient flow in a thread of its own with progress and a Stop; it stops by
-  itself when the session's tab is gone, and a session has at most one.
+- `start_job` runs a gradient flow as an `app.jobs.Job` (a thread of its own with progress and a Stop); it
+  stops by itself when the session is gone, and a session has at most one.
+- The session's network is admitted like a pass (`build_network`): its build is booked with
+  `device.reserve`, and the kept network's weights stay booked while the session keeps it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -24,11 +28,11 @@ import streamlit as st
 import torch
 from torch import nn
 
-from app import handoff
-from resnet_core.device import BusyError, FairSlots, check_fits, estimate_pass, pick_device
+from app import handoff, jobs
+from resnet_core.device import BusyError, FairSlots, estimate_pass, reserve
 from resnet_core.lab import forward as lab_forward
 from resnet_core.lab import gradients, images, views, weights
-from resnet_core.lab.flow import GradientFlow, GradProgress
+from resnet_core.lab.flow import GradientFlow
 from resnet_core.structure.build import build_model
 from resnet_core.structure.records import Plan
 from resnet_core.structure.spec import ArchSpec, spec_key
@@ -36,41 +40,42 @@ from resnet_core.structure.trace import Trace
 
 MODEL = "live.model"  # session_state: (key, Weights)
 RECORD = "live.record"  # session_state: (key, ForwardRecord)
-JOB = "live.gf_job"  # session_state: GradFlowJob
+JOB = "live.gf_job"  # session_state: the gradient-flow Job (app.jobs)
 BATCH_STATS_IMAGES = 8  # with batch statistics, the batch: the chosen image and 7 other sample images
 # Forward views drawn at once by the whole server. Drawing one is mostly Python (build, the pass's hooks,
 # the charts) under one GIL: more at once only slow each other and the event loop down; two let one
 # session's torch work (which releases the GIL) overlap another's drawing.
 VIEWS_AT_ONCE = 2
 _VIEW_LINE = FairSlots(VIEWS_AT_ONCE)
+# How long a session still there waits for its turn (in the view line, for the device) before it is told
+# why not. Long: a class of sessions is served in order, and a waiter that leaves (closed tab, replaced
+# run) leaves the line at once; a short fixed wait dropped the last sessions of a class (issue 25).
+LINE_WAIT_S = 900.0
 
 
-def session_alive():
-    """A check that is true while this browser session is connected (always true outside a server)."""
-    try:
-        from streamlit import runtime
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-        ctx = get_script_run_ctx()
-        if ctx is None or not runtime.exists():
-            return lambda: True
-        rt, sid = runtime.get_instance(), ctx.session_id
-        if not rt.is_active_session(sid):
-            return lambda: True  # not a tracked session (a test harness): nothing to watch
-        return lambda: rt.is_active_session(sid)
-    except Exception:  # noqa: BLE001 - a Streamlit without these internals: do not guess
-        return lambda: True
+def _leaving():
+    """The stop check of a wait inside this script run: true once its session is gone or Streamlit has
+    replaced the run (app.jobs' one liveness rule)."""
+    alive = jobs.run_alive()
+    return lambda: not alive()
 
 
 @contextmanager
-def view_turn(waiting_note=None, timeout: float = 600.0) -> Iterator[None]:
+def view_turn(waiting_note=None, timeout: float = LINE_WAIT_S) -> Iterator[None]:
     """This session's turn to draw its forward views: waits in line (FIFO) behind the sessions drawing
-    now, leaving the line when its tab closes. `waiting_note(n)` is called first when others are ahead.
-    Raises BusyError after `timeout` seconds."""
+    now. `waiting_note(n)` is called first when others are ahead. The wait ends only with the turn, or when
+    the session leaves the line: its tab closed, or its run was replaced by a newer one (a click while it
+    waited; the new run asks again): a run that nobody will see keeps no place. Raises BusyError, with the
+    reason, after `timeout` seconds."""
     ahead = _VIEW_LINE.waiting + (1 if _VIEW_LINE.full else 0)
     if ahead and waiting_note is not None:
         waiting_note(ahead)
-    if not _VIEW_LINE.acquire(timeout=timeout, should_stop=session_alive_stop()):
-        raise BusyError("the server is drawing other sessions' views; try again in a moment")
+    leaving = _leaving()
+    if not _VIEW_LINE.acquire(timeout=timeout, should_stop=leaving):
+        if leaving():
+            raise BusyError("this view was not drawn: the page was asked for again (or closed) while it waited")
+        raise BusyError(f"the server has been drawing other sessions' views for {timeout / 60:.0f} minutes; "
+                        "try again in a moment")
     try:
         yield
     finally:
@@ -125,20 +130,112 @@ class Weights:
     problem: str | None = None  # one line: the chosen weights are not the ones used (offline, no file yet)
     problem_detail: str | None = None  # the reason in full, with what to do
     classes: tuple[str, ...] = ()
+    booking: Booking | None = field(default=None, repr=False, compare=False)  # the kept network's memory
+
+
+class Booking:
+    """Memory booked with `device.reserve` for as long as something is kept: `release()` (once; later
+    calls do nothing) ends it. Booked on entry; raises MemoryGuardError, with the numbers, when it does
+    not fit next to what is booked already."""
+
+    def __init__(self, nbytes: int, what: str, device: str = "cpu"):
+        self.nbytes = int(nbytes)
+        self._cm = reserve(self.nbytes, device, what=what)
+        self._cm.__enter__()
+        self._lock = threading.Lock()
+        self.released = False
+
+    def release(self) -> None:
+        with self._lock:
+            if self.released:
+                return
+            self.released = True
+        with _KEPT_LOCK:
+            _KEPT.pop(id(self), None)
+        self._cm.__exit__(None, None, None)
+
+
+# every kept network's booking, with its session's liveness check (app.jobs' rule): a booking whose session
+# is gone is released at the next admission even if the session's state has not been collected yet
+_KEPT: dict[int, tuple[Booking, object]] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def release_kept(only_gone: bool = True) -> int:
+    """Release the kept networks' bookings of sessions that are gone (all of them with only_gone=False: a
+    test harness whose sessions are over); how many were released."""
+    with _KEPT_LOCK:
+        entries = list(_KEPT.values())
+    n = 0
+    for booking, alive in entries:
+        if not only_gone or not alive():
+            booking.release()
+            n += 1
+    return n
+
+
+def build_network(t: Trace, seed: int) -> tuple[nn.Module, Booking]:
+    """Build the trace's network, admitted like a pass is: the build (weights, one image's activations and
+    workspace) is booked with `device.reserve` while it runs, so sessions asking at once cannot together
+    build past the free memory or RESNET_EXPLORER_MEMORY_BUDGET; the built weights stay booked until the
+    returned Booking is released (`keep` ties that to the kept network). Raises MemoryGuardError."""
+    spec = t.plan.spec
+    what = f"building {spec.name} ({t.total_params:,} parameters) and running one image"
+    est = estimate_pass(t.param_bytes, t.activation_bytes, 1, backward=False)
+    release_kept()  # what sessions that are gone still had booked goes first
+    kept = Booking(t.param_bytes, what=what)
+    try:
+        with reserve(max(0, est.total - t.param_bytes), "cpu", what=what):
+            model = build_model(t.plan, seed=seed)
+    except BaseException:
+        kept.release()
+        raise
+    return model, kept
+
+
+def keep(holder: object, booking: Booking) -> None:
+    """The booking lasts as long as `holder` (the session's kept network) and its session: released when
+    the holder is dropped (the network is replaced, or the session's state goes), or at the next admission
+    once the session is gone by app.jobs' liveness rule, whichever comes first."""
+    weakref.finalize(holder, booking.release)
+    with _KEPT_LOCK:
+        _KEPT[id(booking)] = (booking, jobs.session_alive())
+
+
+def _drop_kept_model() -> None:
+    """The session's kept network is being replaced: its booking ends now (not whenever it is collected)."""
+    cached = st.session_state.pop(MODEL, None)
+    st.session_state.pop(RECORD, None)
+    if cached is not None:
+        booking = getattr(cached[1], "booking", None)
+        if booking is not None:
+            booking.release()
 
 
 def model_for(t: Trace, source: str, seed: int, upload) -> Weights:
     """This session's model for (the trace's network, weights); rebuilt only when they change.
 
-    Raises MemoryGuardError before building a network too large for the free memory, CheckpointError for
-    a file that is not a usable checkpoint."""
+    Raises MemoryGuardError before building a network that does not fit next to what is booked (passes
+    running, networks kept by sessions), CheckpointError for a file that is not a usable checkpoint."""
     spec = t.plan.spec
     key = model_key(spec, source, seed, upload)
     if model_ready(spec, source, seed, upload):
         return st.session_state[MODEL][1]
-    check_fits(estimate_pass(t.param_bytes, t.activation_bytes, 1, backward=False), pick_device("auto"),
-               what=f"building {spec.name} ({t.total_params:,} parameters) and running one image")
-    model = build_model(t.plan, seed=seed)
+    _drop_kept_model()
+    model, booking = build_network(t, seed)
+    try:
+        w = _with_weights(model, spec, source, seed, upload)
+    except BaseException:
+        booking.release()
+        raise
+    w = dataclasses.replace(w, booking=booking)
+    keep(w, booking)
+    st.session_state[MODEL] = (key, w)
+    return w
+
+
+def _with_weights(model: nn.Module, spec: ArchSpec, source: str, seed: int, upload) -> Weights:
+    """The weights chosen, loaded into the freshly built `model`, and what they really are."""
     random_used = f"random weights (seed {seed}, {spec.init.replace('_', ' ')} init)"
     used, trained, report, problem, detail = random_used, False, None, None, None
     classes = weights.class_names_for(spec.num_classes)
@@ -162,11 +259,8 @@ def model_for(t: Trace, source: str, seed: int, upload) -> Weights:
         model.load_state_dict(net.state_dict, strict=True)
         used, trained, classes = f"trained: {net.label} ({net.data})" if net.data else f"trained: {net.label}", \
             True, net.classes
-    w = Weights(model=model, used=used, trained=trained, report=report, problem=problem, problem_detail=detail,
-                classes=tuple(classes))
-    st.session_state[MODEL] = (key, w)
-    st.session_state.pop(RECORD, None)
-    return w
+    return Weights(model=model, used=used, trained=trained, report=report, problem=problem, problem_detail=detail,
+                   classes=tuple(classes))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -237,88 +331,38 @@ def record_for(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool, key) 
     full_key = (key, bool(train), tuple(x.shape))
     if record_ready(key, x, train):
         return st.session_state[RECORD][1]
-    rec = lab_forward.forward_record(model, x, plan, train=train, device="auto", should_stop=session_alive_stop())
+    rec = lab_forward.forward_record(model, x, plan, train=train, device="auto", should_stop=_leaving(),
+                                     slot_timeout=LINE_WAIT_S)
     st.session_state[RECORD] = (full_key, rec)
     return rec
-
-
-def session_alive_stop():
-    alive = session_alive()
-    return lambda: not alive()
 
 
 # ------------------------------------------------------------------------------------------------
 # gradient flow in the background
 # ------------------------------------------------------------------------------------------------
 
-@dataclass
-class GradFlowJob:
-    """One gradient flow of this session: a thread, its progress, a Stop, the result or the error."""
-
-    spec: ArchSpec
-    seed: int
-    batch: int
-    request: tuple  # what the page asked for (to say when the settings changed since)
-    stop_event: threading.Event = field(default_factory=threading.Event)
-    progress: GradProgress | None = None
-    result: GradientFlow | None = None
-    error: str | None = None
-    finished: bool = False
-    thread: threading.Thread | None = None
-    alive: object = None  # the session's liveness check
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def _should_stop(self) -> bool:
-        return self.stop_event.is_set() or (self.alive is not None and not self.alive())
-
-    def _progress(self, p: GradProgress) -> None:
-        self.progress = p
-
-    def _work(self) -> None:
-        from resnet_core.errors import ExplorerError
-        try:
-            self.result = gradients.gradient_flow(self.spec, seed=self.seed, batch=self.batch, device="auto",
-                                                  progress=self._progress, should_stop=self._should_stop)
-        except ExplorerError as e:
-            self.error = str(e)
-        except Exception as e:  # noqa: BLE001 - shown on the page as one line, never a traceback
-            self.error = f"{type(e).__name__}: {e}"
-        finally:
-            self.finished = True
-
-    def start(self, alive=None) -> None:
-        """Run in a thread of its own; it stops by itself once `alive()` (default: this browser session
-        is still connected) turns false."""
-        self.alive = alive or session_alive()
-        self.thread = threading.Thread(target=self._work, name="resnet-explorer-gradflow", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if self.thread is not None:
-            self.thread.join(timeout)
-        return self.finished
+def gradflow_work(spec: ArchSpec, seed: int, batch: int):
+    """The work of a gradient-flow job: the library's gradient flow, waiting its turn for the device as
+    long as its session is there (LINE_WAIT_S at most), with progress and a Stop."""
+    def work(should_stop, report) -> GradientFlow:
+        return gradients.gradient_flow(spec, seed=seed, batch=batch, device="auto", progress=report,
+                                       should_stop=should_stop, slot_timeout=LINE_WAIT_S)
+    return work
 
 
-def current_job() -> GradFlowJob | None:
+def gradflow_job(spec: ArchSpec, seed: int, batch: int, request: tuple) -> jobs.Job:
+    """A gradient-flow job, not started (`.start(alive=...)`); `job.request` is what the page asked for."""
+    return jobs.Job("gradflow", gradflow_work(spec, seed, batch), spec=spec, seed=seed, batch=batch,
+                    request=request)
+
+
+def current_job() -> jobs.Job | None:
     return st.session_state.get(JOB)
 
 
-def start_job(spec: ArchSpec, seed: int, batch: int, request: tuple) -> GradFlowJob:
+def start_job(spec: ArchSpec, seed: int, batch: int, request: tuple) -> jobs.Job:
     """Start a gradient flow; a running one of this session is stopped first (one per session)."""
-    old = current_job()
-    if old is not None and old.running:
-        old.stop()
-        old.wait(30)
-    job = GradFlowJob(spec=spec, seed=seed, batch=batch, request=request)
-    st.session_state[JOB] = job
-    job.start()
-    return job
+    return jobs.replace_job(st.session_state, JOB, gradflow_job(spec, seed, batch, request))
 
 
 def fmt(v: float | None) -> str:

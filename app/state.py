@@ -17,7 +17,7 @@ import resnet_core as rc
 from resnet_core.structure import spec as rspec
 from resnet_core.structure.presets import DEFAULT_PRESET, is_preset, matching_preset
 from resnet_core.structure.spec import ArchSpec, Stage, Stem, from_url_token, to_url_token
-from resnet_core.structure.spec_text import SpecError
+from resnet_core.structure.spec_text import MAX_NAME_CHARS, SpecError
 from resnet_core.text import md, plain
 
 P = "net."  # prefix of every builder key
@@ -246,11 +246,20 @@ def keep_alive() -> None:
 
 
 EDITED = " (edited)"
+NAME_NOTE = "ui.name_note"  # session_state: why the typed name was changed (shown once, under the box)
 
 
 def edited_name(name: str) -> str:
-    """'resnet18' → 'resnet18 (edited)' (once: an edited network edited again keeps its name)."""
-    return name if name.endswith(EDITED) else name + EDITED
+    """'resnet18' → 'resnet18 (edited)' (once: an edited network edited again keeps its name); a long name is
+    shortened so that the result is still a name a link accepts."""
+    return name if name.endswith(EDITED) else name[: MAX_NAME_CHARS - len(EDITED)] + EDITED
+
+
+def accepted_name(name: str) -> str:
+    """`name` made one the spec accepts (the rule of links and files, `spec.check_name`): the characters
+    that rule refuses removed, at most MAX_NAME_CHARS characters."""
+    kept = "".join(ch for ch in name if rspec.check_name(ch) is None)[:MAX_NAME_CHARS]
+    return kept if kept.strip() else "network"
 
 
 def settle_name(spec: ArchSpec) -> ArchSpec:
@@ -259,6 +268,11 @@ def settle_name(spec: ArchSpec) -> ArchSpec:
     the user typed is kept as it is. Call before the name widget is drawn (it writes the widget's key)."""
     ss = st.session_state
     loaded = ss.get(P + "loaded")
+    problem = rspec.check_name(spec.name)
+    if problem:  # the box takes what links and files take, no more: the rest is removed, and the page says so
+        spec = spec.replace(name=accepted_name(spec.name))
+        ss[P + "name"] = spec.name
+        ss[NAME_NOTE] = f"The name was changed: {problem}."
     if not spec.name.strip():  # a cleared name field: the network keeps a name
         spec = spec.replace(name=edited_name(loaded.name) if loaded is not None else "network")
         ss[P + "name"] = spec.name

@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
                    initial_sidebar_state="expanded")
 
-from app import builder, delivery, server, state, train_session, ui  # noqa: E402
+from app import builder, delivery, server, state, ui  # noqa: E402
 
 server.settle_once()
 
@@ -23,7 +23,6 @@ PAGES = Path(__file__).parent / "app_pages"
 
 state.init_session()
 state.keep_alive()
-train_session.touch()
 pages = [
     st.Page(PAGES / "trace.py", title="Shape trace", icon=":material/straighten:", default=True),
     st.Page(PAGES / "graph.py", title="Graph", icon=":material/account_tree:", url_path="graph"),

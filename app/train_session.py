@@ -1,32 +1,29 @@
 """A training run in the background for one browser session.
 
-The run trains in a thread of its own (the library's `TrainingRun.iter`), so the page can redraw its
-curves every second, the Stop button only sets an event, and what was learned is kept. Each session
-has at most one job. The job stops by itself if its session stops asking for it (a closed tab), and
-the library's device slot keeps two sessions from training on one device at once.
+The run is an `app.jobs.Job`: it trains in a thread of its own (the library's `TrainingRun.iter`), so
+the page can redraw its curves every second, the Stop button only sets an event, and what was learned is
+kept; or, on several processes, the job owns the `train --nproc N` launcher's process group and follows
+its progress file. Each session has at most one job. A job stops by itself once its session is gone
+(app.jobs' liveness rule), the library's device slot keeps two sessions from training on one device at
+once, and the server runs at most MAX_PROCESS_RUNS multi-process runs at a time.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
+from app.jobs import Capacity, Failed, Job, make_workdir, replace_job, start_process
 from resnet_core.paths import ROOT
 from resnet_core.structure.spec import spec_from_dict
+from resnet_core.text import safe_filename
 from resnet_core.training import results as train_results
 from resnet_core.training.config import TrainConfig
 from resnet_core.training.data import Dataset, load_data
@@ -34,7 +31,6 @@ from resnet_core.training.results import EvalRecord, NetResult, Progress, StepRe
 from resnet_core.training.run import TrainingRun
 
 JOB = "train.job"
-ABANDONED_AFTER_S = 300  # no rerun of this session for this long: the tab is gone, stop training
 DATA_DIR_ENV = "RESNET_EXPLORER_DATA_DIR"
 
 
@@ -50,62 +46,39 @@ def data_root() -> Path | None:
     return Path(value) if value else None
 
 
-@dataclass
-class Job:
-    run: TrainingRun
-    experiment: str | None
-    stop_event: threading.Event = field(default_factory=threading.Event)
-    progress: train_results.Progress | None = None
-    result: TrainResult | None = None
-    error: str | None = None
-    finished: bool = False
-    last_seen: float = field(default_factory=time.monotonic)
-    thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def _should_stop(self) -> bool:
-        return self.stop_event.is_set() or time.monotonic() - self.last_seen > ABANDONED_AFTER_S
-
-    def _work(self) -> None:
-        try:
-            for update in self.run.iter(should_stop=self._should_stop):
-                self.progress = update.progress
-            self.result = self.run.result()
-        except Exception as e:  # noqa: BLE001 - shown to the user on the page, never a traceback
-            self.error = f"{type(e).__name__}: {e}"
-        finally:
-            self.finished = True
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._work, name="resnet-explorer-training", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
+def visitor_text(text: object) -> str:
+    """`text` as a visitor may see it: the server's data folder (as set and as resolved) reads `DATA`."""
+    out = str(text)
+    root = data_root()
+    if root is None:
+        return out
+    forms = {str(root)}
+    try:
+        forms.add(str(root.resolve()))
+    except (OSError, RuntimeError):
+        pass
+    for form in sorted((f.rstrip("/") for f in forms if f.rstrip("/")), key=len, reverse=True):
+        out = out.replace(form, "DATA")
+    return out
 
 
 def current() -> Job | None:
     return st.session_state.get(JOB)
 
 
-def touch() -> None:
-    """Called on every rerun of the app: this session is still here."""
-    job = current()
-    if job is not None:
-        job.last_seen = time.monotonic()
+def training_work(run: TrainingRun):
+    """The work of a training job: the library's run, step by step, its progress reported."""
+    def work(should_stop, report) -> TrainResult:
+        for update in run.iter(should_stop=should_stop):
+            report(update.progress)
+        return run.result()
+    return work
 
 
 def start(run: TrainingRun, experiment: str | None) -> Job:
-    old = current()
-    if old is not None and old.running:
-        old.stop()
-    job = Job(run=run, experiment=experiment)
-    st.session_state[JOB] = job
-    job.start()
-    return job
+    """Train `run` as this session's job (a running one is stopped first); `job.run`, `job.experiment`."""
+    return replace_job(st.session_state, JOB, Job("training", training_work(run), run=run, experiment=experiment),
+                       wait_s=0)
 
 
 def records_frame(run: TrainingRun):
@@ -134,7 +107,7 @@ def hand_off(result: TrainResult, label: str, run: TrainingRun, examples: int = 
         display.append(arr[..., 0] if arr.shape[2] == 1 else arr)
     return {"spec": result.net(label).spec, "state": result.state_dict(label), "classes": list(data.classes),
             "examples": x, "example_labels": data.y_test[:examples].cpu(), "example_display": display,
-            "data": data.describe()}
+            "data": visitor_text(data.describe())}
 
 
 # --------------------------------------------------------------------------------------------
@@ -158,61 +131,15 @@ class ProcessRun:
         return self._device
 
 
-@dataclass
-class ProcessJob:
-    """A --nproc N run in child processes; a thread follows its progress file and stops it if the tab goes."""
+class ProcessFollower:
+    """Reads a --nproc run's progress file into its ProcessRun, and its result (with the checkpoints it
+    saved) when rank 0 reports it."""
 
-    proc: subprocess.Popen
-    workdir: Path
-    run: ProcessRun
-    experiment: str | None
-    nproc: int
-    progress: Progress | None = None
-    result: TrainResult | None = None
-    error: str | None = None
-    finished: bool = False
-    last_seen: float = field(default_factory=time.monotonic)
-    thread: threading.Thread | None = None
+    def __init__(self, run: ProcessRun, workdir: Path):
+        self.run, self.workdir = run, workdir
+        self.result: TrainResult | None = None
 
-    @property
-    def running(self) -> bool:
-        return not self.finished
-
-    def stop(self) -> None:
-        """Ctrl-C for the launcher: torchrun stops every worker at its next step; rank 0 saves and reports."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-
-    def _follow(self) -> None:
-        path, pos, stopped = self.workdir / "progress.jsonl", 0, False
-        try:
-            while True:
-                exited = self.proc.poll() is not None
-                if path.exists():
-                    with path.open(encoding="utf-8") as f:
-                        f.seek(pos)
-                        while True:
-                            line = f.readline()
-                            if not line.endswith("\n"):
-                                break
-                            pos = f.tell()
-                            self._read(json.loads(line))
-                if exited:
-                    break
-                if not stopped and time.monotonic() - self.last_seen > ABANDONED_AFTER_S:
-                    self.stop()
-                    stopped = True
-                time.sleep(0.3)
-            if self.proc.returncode not in (0, 130) or self.result is None:
-                lines = (self.workdir / "stderr.txt").read_text(encoding="utf-8", errors="replace").splitlines()
-                errors = [x for x in lines if x.startswith("error:")]
-                self.error = (errors[-1] if errors else (lines[-1] if lines else f"exit status {self.proc.returncode}"))
-        except Exception as e:  # noqa: BLE001 - shown on the page, never a traceback
-            self.error = f"{type(e).__name__}: {e}"
-        finally:
-            self.finished = True
-
-    def _read(self, msg: dict) -> None:
+    def read(self, msg: dict, report) -> None:
         kind = msg.get("kind")
         if kind == "start":
             self.run.labels = list(msg["labels"])
@@ -221,10 +148,18 @@ class ProcessJob:
             self.run.records.extend(StepRecord(*r) for r in msg["records"] if r[2] is not None)
             self.run.evals.extend(EvalRecord(*e) for e in msg["evals"])
             p = msg["progress"]
-            self.progress = Progress(p["step"], p["total"], p["elapsed_s"], p["steps_per_s"],
-                                     p["eta_s"] if p["eta_s"] is not None else float("inf"), p["stopped"], p["done"])
+            report(Progress(p["step"], p["total"], p["elapsed_s"], p["steps_per_s"],
+                            p["eta_s"] if p["eta_s"] is not None else float("inf"), p["stopped"], p["done"]))
         elif kind == "result":
             self.result = self._result(msg["result"])
+
+    def finish(self, returncode: int, stderr_text: str) -> TrainResult:
+        """The run's result, or Failed with the launcher's last error line (one line, no server path)."""
+        if returncode in (0, 130) and self.result is not None:
+            return self.result
+        lines = [x for x in stderr_text.splitlines() if x.strip()]
+        errors = [x for x in lines if x.startswith("error:")]
+        raise Failed(visitor_text(errors[-1] if errors else (lines[-1] if lines else f"exit status {returncode}")))
 
     def _result(self, d: dict) -> TrainResult:
         cfg = dict(d["config"])
@@ -236,42 +171,44 @@ class ProcessJob:
             spec = spec_from_dict(d["specs"][row["net"]])
             vals = {k: (nan if v is None and k not in ("diverged_at", "warmup_until") else v) for k, v in row.items()}
             nets.append(NetResult(spec=spec, **vals))
-            ckpt = self.workdir / "ckpt" / f"{safe_name(row['net'])}.pt"
+            ckpt = self.workdir / "ckpt" / safe_filename(row["net"], ".pt", default="net")
             if ckpt.is_file():
                 models[row["net"]] = train_results.load_checkpoint(ckpt)[0]
         return TrainResult(nets, list(self.run.records), list(self.run.evals), config, d["data"], d["device"],
                            d["steps_done"], d["stopped"], d["wall_s"], models, world_size=d.get("world_size", 1),
                            global_batch=d.get("effective_batch", 0))
 
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._follow, name="resnet-explorer-nproc", daemon=True)
-        self.thread.start()
 
-
-def safe_name(label: str) -> str:
-    import re
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "net"
+# At most this many multi-process runs at once on the server: each takes every core (or GPU) it is given.
+MAX_PROCESS_RUNS = 1
+WORKDIR_PREFIX = "resnet-explorer-nproc-"
+PROCESS_RUNS = Capacity(MAX_PROCESS_RUNS, "another session's run on several processes is using this server's "
+                                          "workers (one such run at a time): try again when it ends, or train "
+                                          "on one process (Start training)")
 
 
 def start_processes(args: list[str], nproc: int, labels: list[str], data_args: dict, device: str,
-                    experiment: str | None) -> ProcessJob:
-    """Start `python -m resnet_core train ARGS --nproc N` with its progress file and checkpoints in a private
-    temporary folder (removed when the next run of this session starts)."""
+                    experiment: str | None) -> Job:
+    """Start `python -m resnet_core train ARGS --nproc N` as this session's job: its progress file and
+    checkpoints in a private temporary folder, removed when the run ends; refused (jobs.Refused) while the
+    server runs MAX_PROCESS_RUNS of them. `job.run` is its ProcessRun, `job.nproc` its process count."""
     old = current()
     if old is not None and old.running:
         old.stop()
-    _cleanup(old)
-    workdir = Path(tempfile.mkdtemp(prefix="resnet-explorer-nproc-"))
-    cmd = [sys.executable, "-m", "resnet_core", *args, "--nproc", str(nproc), "--quiet", "--format", "json",
-           "--progress-file", str(workdir / "progress.jsonl"), "--save-dir", str(workdir / "ckpt")]
-    with open(workdir / "stderr.txt", "wb") as err, open(workdir / "stdout.txt", "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-    job = ProcessJob(proc, workdir, ProcessRun(labels, data_args, device), experiment, nproc)
-    st.session_state[JOB] = job
-    job.start()
-    return job
-
-
-def _cleanup(job) -> None:
-    if isinstance(job, ProcessJob) and job.finished:
-        shutil.rmtree(job.workdir, ignore_errors=True)
+        old.wait(5)
+    PROCESS_RUNS.take()  # first: a refused run makes nothing
+    workdir = None
+    try:
+        workdir = make_workdir(WORKDIR_PREFIX)
+        cmd = [sys.executable, "-m", "resnet_core", *args, "--nproc", str(nproc), "--quiet", "--format", "json",
+               "--progress-file", str(workdir / "progress.jsonl"), "--save-dir", str(workdir / "ckpt")]
+        run = ProcessRun(labels, data_args, device)
+        follower = ProcessFollower(run, workdir)
+        work = start_process(cmd, workdir, follower.read, follower.finish, cwd=ROOT, on_end=PROCESS_RUNS.give)
+        job = Job("nproc", work, run=run, experiment=experiment, nproc=nproc, workdir=workdir)
+    except BaseException:
+        PROCESS_RUNS.give()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return replace_job(st.session_state, JOB, job, wait_s=0)

@@ -76,7 +76,11 @@ def forward_page() -> None:
             w = live_session.model_for(t, source, int(seed), upload)
     except MemoryGuardError as e:
         with view:
-            st.error(f"This network is too large to run here: {md(e)}", icon=":material/memory:")
+            if e.booked:  # other sessions' networks and passes hold part of the memory now
+                st.error(f"Not now: other sessions' networks and passes hold part of the server's memory: {md(e)}. "
+                         "Try again in a moment.", icon=":material/memory:")
+            else:
+                st.error(f"This network is too large to run here: {md(e)}", icon=":material/memory:")
         return
     except (weights.CheckpointError, weights.WeightsUnavailable, ValueError) as e:
         with view:
@@ -281,7 +285,8 @@ def progress_view(busy: bool) -> None:
         if job.running:
             p = job.progress
             st.progress(0.0 if p is None else p.fraction,
-                        text="waiting for the device…" if p is None else p.text())
+                        text="waiting for its turn on the device (sessions are served in the order they "
+                             "asked)…" if p is None else p.text())
         elif busy:
             st.rerun()  # it ended since the page was drawn: the whole page, with the result below
 

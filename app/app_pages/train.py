@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import delivery, handoff, state, train_session, ui
+from app import delivery, handoff, jobs, state, train_session, ui
 from app.charts import training as train_charts
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, pick_device
 from resnet_core.text import md, safe_filename
@@ -167,8 +167,8 @@ if start or start_many:
     except rdata.DataError as e:
         msg = rdata.NOT_OFFERED if data_kind == "cifar" else str(e)  # never a server path
         st.error(f"Training could not start: {md(msg)}", icon=":material/dangerous:")
-    except (train_config.TrainError, DeviceError, MemoryGuardError, BusyError) as e:
-        st.error(f"Training could not start: {md(e)}", icon=":material/dangerous:")
+    except (train_config.TrainError, DeviceError, MemoryGuardError, BusyError, jobs.Refused) as e:
+        st.error(f"Training could not start: {md(train_session.visitor_text(e))}", icon=":material/dangerous:")
 
 pending = st.session_state.get("train.pending")
 if pending is not None and not busy:
@@ -197,7 +197,7 @@ def curves(run) -> None:
     right.altair_chart(train_charts.curve(df, "accuracy", list(run.labels), "training accuracy (on each batch)"),
                        width="stretch")
     st.caption(f"Faint: each step's batch; bold: the mean of the last {train_charts.smoothing_window(df)} steps. "
-               f"Device: {md(run.describe_device())}" + (f" · data: {md(run.data.describe())}."
+               f"Device: {md(run.describe_device())}" + (f" · data: {md(train_session.visitor_text(run.data.describe()))}."
                                                          if isinstance(run, train_run.TrainingRun) else "."))
 
 
@@ -209,7 +209,6 @@ def live_view() -> None:
                 "ResNet-20 and ResNet-56 on the digits — takes about two minutes on a 2-core CPU.",
                 icon=":material/touch_app:")
         return
-    train_session.touch()  # the page is open: keep training
     p = job.progress
     if p is not None:
         st.progress(min(1.0, p.fraction), text=p.text())
@@ -223,7 +222,8 @@ live_view()
 
 if job is not None and job.finished:
     if job.error:
-        st.error(f"The run stopped with an error: {job.error}", icon=":material/dangerous:")
+        st.error(f"The run stopped with an error: {md(train_session.visitor_text(job.error))}",
+                 icon=":material/dangerous:")
     result = job.result
     if result is not None:
         st.subheader("Results" + (" (stopped early: what was learned so far)" if result.stopped else ""))
@@ -238,7 +238,8 @@ if job is not None and job.finished:
             "params": st.column_config.NumberColumn(format="localized")})
         sentences = story.summarise(result, job.experiment)
         st.info("\n\n".join(md(x) for x in sentences), icon=":material/lightbulb:")
-        st.caption(f"{result.steps_done} steps in {result.wall_s:.0f} s on {md(result.device)} · {md(result.data)}. "
+        st.caption(f"{result.steps_done} steps in {result.wall_s:.0f} s on {md(result.device)} · "
+                   f"{md(train_session.visitor_text(result.data))}. "
                    "Final training loss: the mean over the last steps; accuracies: the whole train and held-out "
                    "splits in evaluation mode.")
         d1, d2, _ = st.columns([1, 1, 3])

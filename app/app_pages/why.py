@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import experiments_session as xs
-from app import ui
+from app import train_session, ui
 from app.charts import experiments as charts
 from resnet_core.experiments import erf, landscape, lesion, shatter, signal
 from resnet_core.experiments.common import ExperimentError, rows_csv
@@ -21,7 +21,6 @@ ORDER = ["lesion", "shatter", "erf", "landscape", "signal"]
 PAIR_NETS = ["resnet20", "resnet32", "resnet44", "resnet56"]
 
 job = xs.current()
-xs.touch()
 xs.collect()
 busy = job is not None and job.running
 
@@ -75,7 +74,8 @@ def get_pair(ps: PairSettings, source: str, stop, progress):
         rl, pl, result, data = found
         rn, pn = result.net(rl), result.net(pl)
         pair = pair_from_models((rl, result.models[rl], rn.spec), (pl, result.models[pl], pn.spec), data,
-                                f"from the Training lab: {result.steps_done} steps, {result.data}")
+                                f"from the Training lab: {result.steps_done} steps, "
+                                f"{train_session.visitor_text(result.data)}")
         pair.heldout = {rl: rn.heldout_accuracy, pl: pn.heldout_accuracy}
         return pair
     cached = pairs.get(repr(ps))
@@ -171,8 +171,8 @@ def progress_view() -> None:
     j = xs.current()
     if j is None or not (j.running or (j.finished and st.session_state.get("why.shown") is not j)):
         return
-    xs.touch()
-    st.progress(j.fraction, text=f"{LABELS[j.name]}: {j.text}")
+    step = j.progress or xs.Step(0.0, "starting…")
+    st.progress(step.fraction, text=f"{LABELS[j.name]}: {step.text}")
     if j.finished and st.session_state.get("why.shown") is not j:
         st.session_state["why.shown"] = j
         st.rerun()

@@ -314,7 +314,7 @@ def test_a_gradient_flow_stops_by_itself_when_its_session_is_gone():
 
     from app import live_session
     gone = threading.Event()
-    job = live_session.GradFlowJob(spec=rc.get_preset("resnet110"), seed=0, batch=32, request=())
+    job = live_session.gradflow_job(rc.get_preset("resnet110"), seed=0, batch=32, request=())
     job.start(alive=lambda: not gone.is_set())
     deadline = time.monotonic() + 120
     while job.progress is None and not job.finished and time.monotonic() < deadline:

@@ -26,6 +26,15 @@ def wait_finished(at, timeout=180):
     pytest.fail("the training run did not finish in time")
 
 
+def page_text(at) -> str:
+    """Every text the page shows (markdown, captions, alerts, code, dataframes' cells)."""
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "code")
+             for e in at.get(kind) if isinstance(getattr(e, "value", None), str)]
+    for df in at.dataframe:
+        parts.append(df.value.to_string())
+    return "\n".join(parts)
+
+
 def start(at, steps: int, size: int = 8):
     at.number_input(key="train.steps").set_value(steps)
     at.number_input(key="train.size").set_value(size)
@@ -129,6 +138,9 @@ def test_cifar_folders_are_read_only_below_the_operators_data_folder(tmp_path, m
     start(at, steps=2)
     job = wait_finished(at)
     assert job.error is None and "CIFAR-10 from" in job.result.data and str(root) in job.result.data
+    # the visitor never sees the server's path: the page says DATA where the folder is
+    shown = page_text(at)
+    assert "CIFAR-10 from DATA/" in shown and str(root) not in shown and str(root.resolve()) not in shown
 
 
 def test_without_a_data_folder_no_server_path_is_read(tmp_path, monkeypatch):
@@ -175,6 +187,7 @@ def test_a_local_two_process_run_streams_into_the_curves_and_hands_off():
     no_exception(at)
     job = wait_finished(at, timeout=240)
     assert job.error is None, job.error
+    assert not job.workdir.exists(), "the run's temporary folder outlived it"
     assert [r.step for r in job.run.records] == list(range(1, 7))  # rank 0's progress, every step
     r = job.result
     assert r.world_size == 2 and r.effective_batch == 16 and r.config.lr == pytest.approx(2 * 0.05)
@@ -194,3 +207,45 @@ def test_the_curves_legend_is_drawn_at_full_opacity():
     legends = [layer["encoding"]["color"].get("legend") for layer in spec["layer"]]
     assert legends and all(lg is not None and lg["symbolOpacity"] == 1 for lg in legends)
     assert spec["layer"][0]["mark"]["opacity"] == 0.18  # the faint per-batch lines stay faint
+
+
+def test_a_second_multi_process_run_on_the_server_is_refused_with_a_reason():
+    from app import train_session
+    train_session.PROCESS_RUNS.take()  # another session's run on several processes holds the server's place
+    try:
+        at = training_page()
+        at.number_input(key="train.nproc").set_value(2).run()
+        at.button(key="train.start_nproc").click().run()
+        no_exception(at)
+        errors = [e.value for e in at.error]
+        assert errors and errors[0].startswith("Training could not start: another session's run on several "
+                                               "processes"), errors
+        assert "train.job" not in at.session_state
+    finally:
+        train_session.PROCESS_RUNS.give()
+    assert train_session.PROCESS_RUNS.held == 0
+
+
+@pytest.mark.slow
+def test_stopping_a_multi_process_run_keeps_what_was_learned_and_leaves_nothing():
+    at = training_page()
+    at.selectbox(key="train.experiment").set_value("custom").run()
+    at.multiselect(key="train.nets").set_value(["resnet20"]).run()
+    at.number_input(key="train.steps").set_value(20_000).run()
+    at.number_input(key="train.size").set_value(8).run()
+    at.number_input(key="train.batch").set_value(8).run()
+    at.number_input(key="train.nproc").set_value(2).run()
+    at.button(key="train.start_nproc").click().run()
+    no_exception(at)
+    job = at.session_state["train.job"]
+    deadline = time.time() + 180
+    while (job.progress is None or job.progress.step < 3) and not job.finished and time.time() < deadline:
+        time.sleep(0.2)
+    assert job.progress is not None and job.progress.step >= 3, job.error
+    at.button(key="train.stop").click().run()
+    job = wait_finished(at, timeout=120)
+    assert job.error is None, job.error
+    assert job.result.stopped and 3 <= job.result.steps_done < 20_000
+    assert not job.workdir.exists()
+    from app import train_session
+    assert train_session.PROCESS_RUNS.held == 0
