@@ -141,6 +141,7 @@ if stop and job is not None:
 if start or start_many:
     try:
         source = source_for(data_kind, cifar_path)
+        confined_to = data_root if data_kind == "cifar" else None  # every CIFAR file is read only below it
         if experiment == "custom" and not nets:
             raise train_config.TrainError("choose at least one network")
         exp_name = experiment if experiment != "custom" else None
@@ -151,13 +152,13 @@ if start or start_many:
                                                 [label for label, _ in nets] or [label for label, _ in
                                                                                  train_config.EXPERIMENTS[experiment].nets],
                                                 dict(source=source, input_size=(int(size), int(size)), in_channels=3,
-                                                     seed=int(seed)),
+                                                     seed=int(seed), root=confined_to),
                                                 f"{nproc} processes", exp_name)
             st.rerun()
         with delivery.spinner("Preparing the data and building the networks…"):
             run = train_run.make_run(experiment if experiment != "custom" else nets, source, steps=int(steps),
                                      batch_size=int(batch), input_size=int(size), seed=int(seed), lr=float(lr),
-                                     schedule=schedule, device=device)
+                                     schedule=schedule, device=device, data_options={"root": confined_to})
             per_step = story.estimate_seconds(run)
         total = sum(per_step.values()) * run.config.steps
         if total > LONG_RUN_S:

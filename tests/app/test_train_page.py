@@ -137,10 +137,22 @@ def test_cifar_folders_are_read_only_below_the_operators_data_folder(tmp_path, m
     at.text_input(key="train.cifar").set_value("c10").run()
     start(at, steps=2)
     job = wait_finished(at)
-    assert job.error is None and "CIFAR-10 from" in job.result.data and str(root) in job.result.data
-    # the visitor never sees the server's path: the page says DATA where the folder is
+    assert job.error is None and "CIFAR-10 from data folder/c10" in job.result.data
+    assert str(root) not in job.result.data and str(tmp_path) not in job.result.data
+    # the visitor never sees the server's path: the folder is named relative to the data folder
     shown = page_text(at)
-    assert "CIFAR-10 from DATA/" in shown and str(root) not in shown and str(root.resolve()) not in shown
+    assert "CIFAR-10 from data folder/c10" in shown and str(root) not in shown and str(root.resolve()) not in shown
+    # a batch file swapped for a link out of the data folder after the folder was accepted is never read
+    batch = root / "c10" / "cifar-10-batches-py" / "data_batch_2"
+    batch.unlink()
+    batch.symlink_to(tmp_path / "outside" / "cifar-10-batches-py" / "data_batch_2")
+    at.button(key="train.start").click().run()
+    no_exception(at)
+    job = at.session_state["train.job"]
+    if not at.error:
+        job = wait_finished(at)
+    refusals = [e.value for e in at.error] + ([job.error] if job.error else [])
+    assert any(NOT_OFFERED in r for r in refusals), refusals
 
 
 def test_without_a_data_folder_no_server_path_is_read(tmp_path, monkeypatch):
