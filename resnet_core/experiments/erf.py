@@ -188,7 +188,7 @@ MAX_NETWORK_INPUT = 256  # the builder's network: inputs larger than this side a
 
 def network_erf(spec, settings: ErfSettings) -> tuple[dict, torch.Tensor]:
     """The ERF of the centre unit of the network's last feature map, at init, in evaluation mode."""
-    from resnet_core.lab.hooks import hooks
+    from resnet_core.lab.probes import hooks
     from resnet_core.structure.build import BuildError, build_model
     from resnet_core.structure.trace import trace
 

@@ -40,7 +40,7 @@ from resnet_core.experiments.common import (
 )
 from resnet_core.experiments.pair import LESION_PAIR, PairSettings
 from resnet_core.experiments.trained import TrainedPair, accuracy, ensure_pair
-from resnet_core.lab.hooks import _blocks_of
+from resnet_core.lab.probes import blocks_of
 from resnet_core.structure.build import PadShortcut, PreActBasicBlock, PreActBottleneck, ResidualBlock
 
 PAPER = Paper(
@@ -109,7 +109,7 @@ def pass_through(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
 @contextmanager
 def lesioned(model: nn.Module, blocks: Sequence[str]) -> Iterator[nn.Module]:
     """The model with the named blocks deleted (each runs `shortcut_only`); restored on exit."""
-    named = dict(_blocks_of(model))
+    named = dict(blocks_of(model))
     missing = [b for b in blocks if b not in named]
     if missing:
         raise ExperimentError(f"no block {missing[0]!r} in this network; it has {', '.join(named)}")
@@ -126,7 +126,7 @@ def lesioned(model: nn.Module, blocks: Sequence[str]) -> Iterator[nn.Module]:
 
 
 def block_names(model: nn.Module) -> list[str]:
-    return [n for n, m in _blocks_of(model) if isinstance(m, ResidualBlock)]
+    return [n for n, m in blocks_of(model) if isinstance(m, ResidualBlock)]
 
 
 def path_lengths(n: int) -> list[dict]:
@@ -173,7 +173,7 @@ def run(settings: LesionSettings = LesionSettings(), pair: TrainedPair | None = 
                     a_res = accuracy(res_m, x, y)
                 with lesioned(plain_m, [name]):
                     a_plain = accuracy(plain_m, x, y)
-                c_in, c_out, stride = block_shape(dict(_blocks_of(res_m))[name])
+                c_in, c_out, stride = block_shape(dict(blocks_of(res_m))[name])
                 singles.append({"index": i + 1, "block": name, "downsampling": stride != 1 or c_in != c_out,
                                 "residual": a_res, "plain": a_plain})
                 tick(f"deleting {name}")

@@ -31,7 +31,7 @@ from resnet_core.experiments.common import (
     seeded,
     stop_fn,
 )
-from resnet_core.lab.hooks import _blocks_of, hooks
+from resnet_core.lab.probes import blocks_of, hooks
 from resnet_core.structure.build import BuildError, build_model
 from resnet_core.structure.plan import plan as make_plan
 from resnet_core.structure.spec import ArchSpec, Stage, Stem
@@ -96,7 +96,7 @@ def channel_stats(x: torch.Tensor) -> tuple[float, float, float]:
 
 def stream_stats(model: torch.nn.Module, x: torch.Tensor) -> list[dict]:
     """The residual stream entering the first block (block 0) and after every block, in train mode."""
-    blocks = _blocks_of(model)
+    blocks = blocks_of(model)
     if not blocks:
         raise ExperimentError("this network has no residual blocks to follow the stream through")
     rows: list[dict] = []
@@ -146,7 +146,7 @@ def run(settings: SignalSettings = SignalSettings(), should_stop=None, on_progre
             rows.append({"variant": label, "bn": norm == "batch", "skips": skip, **r,
                          "reference_l_plus_1": r["block"] + 1})
     on_progress(1.0, "done")
-    verdict, findings = judge(rows, len(_blocks_of(build_model(spec))))
+    verdict, findings = judge(rows, len(blocks_of(build_model(spec))))
     return ExperimentResult("signal", TITLE, PAPER, {**settings.describe(), "variants": [v[0] for v in VARIANTS]},
                             {"stream": rows}, verdict, findings, EXPLANATION, time.perf_counter() - t0, stopped)
 
