@@ -213,6 +213,15 @@ def estimate_pass(param_bytes: int, activation_bytes: int, batch: int, backward:
                         workspace=max(64 << 20, one // 10))
 
 
+def estimate_forward(param_bytes: int, largest_activation_bytes: int, batch: int, live: int = 8) -> PassEstimate:
+    """Memory for a forward pass without autograd (torch.no_grad): a layer's output is freed once the next
+    layers have used it, so about `live` of the largest layer output (per image, float32) exist at once,
+    for the whole batch, beside the weights (and what hooks copy out of them)."""
+    params = int(param_bytes)
+    acts = int(largest_activation_bytes) * max(1, batch) * live
+    return PassEstimate(params, 0, acts, 0, workspace=max(64 << 20, (params + acts) // 10))
+
+
 def check_fits(estimate: PassEstimate | int, device: torch.device | str, what: str = "this run",
                headroom: float = 0.8) -> None:
     """Raise MemoryGuardError when `estimate` exceeds `headroom` × the device's free memory."""

@@ -1,7 +1,13 @@
 """What every experiment shares: the result record (claim, settings, measured tables, verdict), settings
-checks, seeding and the CSV/JSON export.
+checks, admission by cost, seeding and the CSV/JSON export.
 
 An experiment is a function `run(settings, should_stop=None, on_progress=None) -> ExperimentResult`.
+Before it starts, its cost is estimated from its settings and network (`Cost`: the memory at its peak and
+the multiply-adds in all) and admitted (`admitted`): a run that would not fit the memory left
+(device.memory_room, RESNET_EXPLORER_MEMORY_BUDGET) or is above the work limit for one run
+(device.work_limit, RESNET_EXPLORER_WORK_LIMIT) is refused with the numbers and a smaller setting that
+fits; an admitted run books its memory (device.reserve) while it runs, and an allocation failure ends it
+with one line (device.OutOfMemoryError).
 Its numbers are in `tables` (one list of flat rows per plotted quantity), its verdict is computed from
 them, and every sentence it returns (`findings`) is built from those numbers.
 """
@@ -9,25 +15,22 @@ them, and every sentence it returns (`findings`) is built from those numbers.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
-import os
 import threading
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from resnet_core.device import CPU_THREADS  # noqa: F401 - the experiments' CPU threads (one definition)
 from resnet_core.device import torch_threads as threads  # noqa: F401 - the experiments' thread setting
 from resnet_core.errors import ExplorerError
 
 NAMES = ("lesion", "shatter", "erf", "landscape", "signal")
-
-# CPU intra-op threads while an experiment runs: half the cores, like the Training lab (two threads that
-# compete with another process for two cores can run many times slower)
-CPU_THREADS = max(1, (os.cpu_count() or 2) // 2)
 
 
 class ExperimentError(ExplorerError):
@@ -79,9 +82,6 @@ class ExperimentResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
-
-    def table_csv(self, table: str) -> str:
-        return rows_csv(self.tables[table])
 
 
 def _clean(value: Any) -> Any:
@@ -183,3 +183,203 @@ def fmt(x: float, digits: int = 3) -> str:
 
 def pct(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f} %"
+
+
+# ---------------------------------------------------------------------------------------------- admission
+
+@dataclass(frozen=True)
+class Cost:
+    """What a run will take, estimated from its settings and network before it starts."""
+
+    what: str  # "the ERF stacks (depths up to 32, 16 channels, 8 samples, 4 seeds)"
+    memory: int  # bytes at the run's peak (what it books with device.reserve)
+    work: int  # multiply-adds in all (forward 1×, forward + backward 3× the trace's count per image)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"what": self.what, "memory_bytes": self.memory, "multiply_adds": self.work}
+
+
+Shrink = Callable[[Any], Any]  # settings → smaller settings, or None where this knob is at its least
+
+
+def halve(value: int, least: int) -> int | None:
+    """value // 2, not below `least`; None when it is there already."""
+    return max(least, value // 2) if value > least else None
+
+
+def _fits(cost: Cost, room: int, limit: int) -> bool:
+    return cost.memory <= room and cost.work <= limit
+
+
+def smaller_setting(settings: Any, cost_of: Callable[[Any], Cost], shrinks: Sequence[Shrink], room: int, limit: int,
+                    steps: int = 80) -> Any | None:
+    """Settings that fit (`room` bytes, `limit` multiply-adds), found by shrinking one knob a step at a time,
+    the knobs taken in turn (in the order given: no one knob is driven to its least while others stay),
+    skipping a knob whose step brings the cost down by less than 3 %; None when no knob helps any more."""
+    def score(c: Cost) -> float:
+        return max(c.memory / max(1, room), c.work / max(1, limit))
+
+    s, current, turn = settings, cost_of(settings), 0
+    for _ in range(steps):
+        if _fits(current, room, limit):
+            return s
+        for k in range(len(shrinks)):
+            i = (turn + k) % len(shrinks)
+            t = shrinks[i](s)
+            if t is None or t == s:
+                continue
+            c = cost_of(t)
+            if score(c) < 0.97 * score(current):
+                s, current, turn = t, c, i + 1
+                break
+        else:
+            return None
+    return None
+
+
+def _changes(before: dict, after: dict) -> str:
+    return ", ".join(f"{k} {_setting_text(v)}" for k, v in after.items() if before.get(k) != v)
+
+
+def _setting_text(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def admit(settings: Any, cost_of: Callable[[Any], Cost], shrinks: Sequence[Shrink] = (),
+          device: torch.device | str = "cpu") -> Cost:
+    """The run's Cost when it fits the memory left and the work limit now; else MemoryGuardError or
+    WorkLimitError (device) with the numbers and a smaller setting that would fit (read off `describe()`)."""
+    from resnet_core.device import (
+        MemoryGuardError,
+        WorkLimitError,
+        describe,
+        free_memory,
+        memory_budget,
+        memory_room,
+        reserved,
+        work_limit,
+    )
+    cost = cost_of(settings)
+    room, limit = memory_room(device), work_limit(device)
+    if _fits(cost, room, limit):
+        return cost
+    smaller = smaller_setting(settings, cost_of, shrinks, room, limit) if room > 0 else None
+    if smaller is not None and smaller != settings:
+        hint = "a smaller setting that fits: " + _changes(settings.describe(), smaller.describe())
+    elif room <= 0:
+        hint = "the memory is taken by the runs going on now; try again when they end"
+    else:
+        hint = "no smaller setting of this experiment fits: use a smaller network or input"
+    if cost.memory > room:
+        budget = memory_budget()
+        free = free_memory(device)
+        booked = reserved(device)
+        tighter = budget is not None and budget - booked <= int(0.8 * free) - booked
+        raise MemoryGuardError(cost.memory, free, describe(device).split(" (")[0], cost.what, booked=booked,
+                               hint=hint, budget=budget if tighter else None)
+    raise WorkLimitError(cost.work, limit, cost.what, hint)
+
+
+@contextmanager
+def admitted(settings: Any, cost_of: Callable[[Any], Cost], shrinks: Sequence[Shrink] = (),
+             device: torch.device | str = "cpu") -> Iterator[Cost]:
+    """Admit the run (`admit`), book its memory while it runs (device.reserve: concurrent runs and live
+    passes share the budget), and turn an allocation failure inside into one line (device.OutOfMemoryError)."""
+    from resnet_core.device import allocation_guard, reserve
+    cost = admit(settings, cost_of, shrinks, device)
+    with reserve(cost.memory, device, what=cost.what), allocation_guard(cost.what, device):
+        yield cost
+
+
+# ---------------------------------------------------------------------------------- the trained pair's cost
+
+# images in each data source (train + held-out) and the held-out share: what a pair trains and is judged on
+DATA_IMAGES = {"digits": (1797, 0.2), "synthetic": (3000, 0.2), "cifar": (60000, 1 / 6)}
+
+
+@dataclass(frozen=True)
+class PairCost:
+    """What training a pair takes, and the numbers the experiments after it need."""
+
+    memory: int  # bytes while training (both nets, their gradients and momentum, a batch's activations, the data)
+    work: int  # multiply-adds of the training
+    param_bytes: int  # both nets' weights
+    activation_bytes: int  # the larger net's layer outputs per image (float32)
+    largest_activation_bytes: int  # the largest single layer output per image, of either net
+    mult_adds: int  # the larger net's multiply-adds per image
+    blocks: int  # residual blocks of the residual net
+    n_train: int
+    n_test: int
+
+
+def _traces(specs: Sequence[Any]) -> list[Any]:
+    return [_trace(s) for s in specs]
+
+
+@functools.lru_cache(maxsize=16)
+def _trace(spec: Any) -> Any:
+    from resnet_core.structure.trace import trace
+    return trace(spec)
+
+
+def pair_cost(ps: Any, specs: Sequence[Any] | None = None, n_train: int | None = None, n_test: int | None = None
+              ) -> PairCost:
+    """The cost of training the pair of PairSettings `ps` (specs: the residual preset and its twin at the
+    pair's input size), or, given the `specs` and data sizes of a pair trained elsewhere, the figures the
+    experiments need (memory and work of training then 0)."""
+    from resnet_core.experiments.pair import PAIR_BOUNDS
+    check_settings(ps, PAIR_BOUNDS)
+    trained_here = specs is None
+    if specs is None:
+        specs = _pair_specs(ps.residual, ps.input_size)
+    traces = _traces(specs)
+    bad = [t for t in traces if t.errors]
+    if bad:
+        raise ExperimentError(f"{bad[0].spec.name} cannot take {ps.input_size}×{ps.input_size} inputs: {bad[0].errors[0]}")
+    if n_train is None or n_test is None:
+        total, held = DATA_IMAGES.get(str(ps.data).split(":")[0], DATA_IMAGES["cifar"])
+        n_test = int(total * held)
+        n_train = total - n_test
+    memory = work = 0
+    if trained_here:
+        from resnet_core.device import estimate_pass
+        memory = sum(estimate_pass(t.param_bytes, t.activation_bytes, ps.batch_size, backward=True, optimizer=True).total
+                     for t in traces)
+        memory += 2 * ps.processes * (n_train + n_test) * 3 * ps.input_size ** 2 * 4  # the data, raw and fitted
+        work = 3 * sum(t.mult_adds for t in traces) * ps.batch_size * ps.steps
+    from resnet_core.structure.plan import plan as make_plan
+    blocks = len(make_plan(specs[0]).blocks)
+    largest = max((r.activation_bytes for t in traces for r in t.layers), default=0)
+    return PairCost(memory, work, sum(t.param_bytes for t in traces), max(t.activation_bytes for t in traces),
+                    largest, max(t.mult_adds for t in traces), blocks, n_train, n_test)
+
+
+def _pair_specs(residual: str, input_size: int) -> tuple[Any, Any]:
+    return _pair_specs_cached(residual, int(input_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _pair_specs_cached(residual: str, input_size: int) -> tuple[Any, Any]:
+    from resnet_core.experiments.trained import twin_of
+    from resnet_core.structure.presets import get_preset
+    plain = twin_of(residual)
+    return tuple(get_preset(n).replace(in_channels=3, input_size=(input_size, input_size), num_classes=10)
+                 for n in (residual, plain))
+
+
+def pair_shrinks(least_input: int = 8) -> tuple[Shrink, ...]:
+    """Knobs of the pair's training to shrink (settings with a `pair` field): steps, batch, input size."""
+    def knob(name: str, least: int) -> Shrink:
+        def shrink(s: Any) -> Any:
+            v = halve(getattr(s.pair, name), least)
+            return None if v is None else replace(s, pair=replace(s.pair, **{name: v}))
+        return shrink
+    return (knob("steps", 50), knob("batch_size", 2), knob("input_size", least_input))
+
+
+def trained_pair_figures(pair: Any) -> tuple[list[Any], int, int]:
+    """(specs, n_train, n_test) of a pair trained elsewhere (a TrainedPair)."""
+    return ([pair.specs[pair.residual_label], pair.specs[pair.plain_label]], int(pair.data.n_train),
+            int(pair.data.n_test))

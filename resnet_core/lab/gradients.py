@@ -27,6 +27,7 @@ from resnet_core.device import (
     device_slot,
     estimate_pass,
     live_threads,
+    memory_room,
     pick_device,
     reserve,
 )
@@ -294,6 +295,7 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
     what = f"the gradient pass of {spec.name} on {batch} image(s)"
     check_work(gradient_work(p, batch, len(skips)), dev, what + ("" if len(skips) == 1 else ", with and without skips"),
                hint=_smaller_batch_hint(p, batch, len(skips), dev))
+    hint = _smaller_batch_hint(p, batch, len(skips), dev) if est.total > memory_room(dev) else ""
     ds = seed if data_seed is None else data_seed
     if x is None or labels is None:
         sx, sl = seeded_batch(p.input_shape, batch, base.num_classes, ds)
@@ -303,7 +305,7 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
     stopped = False
     ran_on = describe(dev)
     try:
-        with reserve(est, dev, what=what), allocation_guard(what, dev), \
+        with reserve(est, dev, what=what, hint=hint), allocation_guard(what, dev), \
                 device_slot(dev, timeout=slot_timeout, should_stop=should_stop), live_threads(dev, threads):
             ran_on = describe(dev)
             if model is None:
@@ -335,11 +337,14 @@ def gradient_work(p: Plan, batch: int, variants: int = 2) -> int:
 
 
 def _smaller_batch_hint(p: Plan, batch: int, variants: int, dev: torch.device) -> str:
+    """'a batch of 16 would fit' (the work limit and the memory left now), or what to do when none would."""
     from resnet_core.device import work_limit
-    fits = work_limit(dev) // max(1, 3 * Trace(p).mult_adds * variants)
-    if 1 <= fits < batch:
-        return f"a batch of {fits} would fit"
-    return "use a smaller network or input (even one image is above the limit)"
+    room, limit, b = memory_room(dev), work_limit(dev), batch
+    while b >= 1 and (gradient_estimate(p, b).total > room or gradient_work(p, b, variants) > limit):
+        b //= 2
+    if 1 <= b < batch:
+        return f"a batch of {b} would fit"
+    return "use a smaller network or input (even one image does not fit)"
 
 
 def check_gradient_flow(spec: ArchSpec, batch: int, device: str | torch.device = "auto") -> None:
