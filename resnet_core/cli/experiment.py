@@ -60,10 +60,11 @@ def int_list(text: str) -> tuple[int, ...]:
     for i, item in enumerate(items, start=1):
         item = item.strip()
         if not item:
-            raise argparse.ArgumentTypeError(f"item {i} of {text!r} is empty: expected comma-separated integers "
+            raise argparse.ArgumentTypeError(f"item {i} of {text[:40]!r} is empty: expected comma-separated integers "
                                              "such as 4,8,16")
         if not item.lstrip("+-").isdigit() or len(item) > 12:
-            raise argparse.ArgumentTypeError(f"item {i} of {text!r} is not an integer: {item[:20]!r}")
+            raise argparse.ArgumentTypeError(f"item {i} of {text[:40]!r} is not an integer ({item[:20]!r}): expected "
+                                             "comma-separated integers such as 4,8,16")
         values.append(int(item))
     return tuple(values)
 

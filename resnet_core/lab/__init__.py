@@ -17,13 +17,13 @@ __all__ = [
     "BlockAnatomy", "CheckpointError", "FeatureMaps", "ForwardRecord", "ForwardView", "GradProgress", "GradientFlow",
     "GradVariant", "ImageInputError", "LoadReport", "ProbeError", "WeightsUnavailable", "activation_stats",
     "block_anatomy", "blocks_of", "check_gradient_flow", "compare_skips", "feature_maps", "forward_estimate",
-    "forward_record", "forward_view", "gradient_estimate", "gradient_flow", "gradient_pass", "hooks",
+    "forward_record", "forward_view", "gradient_estimate", "gradient_flow", "gradient_pass",
     "image_to_input", "load_checkpoint", "load_sample", "load_upload", "noise_batch", "noise_input", "preserved",
     "read_checkpoint", "seeded_batch", "top_predictions",
 ]
 
 _HOME = {
-    "probes": ("ProbeError", "blocks_of", "hooks", "preserved"),
+    "probes": ("ProbeError", "blocks_of", "preserved"),
     "views": ("BlockAnatomy", "FeatureMaps", "ForwardRecord", "ForwardView"),
     "flow": ("GradProgress", "GradientFlow", "GradVariant"),
     "forward": ("activation_stats", "block_anatomy", "feature_maps", "forward_estimate", "forward_record",
