@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -183,10 +183,13 @@ SHRINKS = (lambda s: None if halve(s.images, 8) is None else replace(s, images=h
 
 
 def run(settings: LandscapeSettings = LandscapeSettings(), pair: TrainedPair | None = None, should_stop=None,
-        on_progress: Progress = no_progress) -> ExperimentResult:
+        on_progress: Progress = no_progress, make_pair: Callable[[], TrainedPair] | None = None) -> ExperimentResult:
     """The 1-D and 2-D slices of `pair` (or of a pair trained first from settings.pair), judged. Refused
     before it starts when its cost (training included) does not fit (`cost`)."""
     check_settings(settings, BOUNDS)
+    if make_pair is not None:  # the caller trains (or finds) the pair: inside the admission, counted as training
+        with admitted(settings, cost, SHRINKS):
+            return _run(settings, make_pair(), should_stop, on_progress)
     with admitted(settings, lambda s: cost(s, pair), SHRINKS if pair is None else SHRINKS[:3]):
         return _run(settings, pair, should_stop, on_progress)
 

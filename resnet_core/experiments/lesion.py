@@ -19,7 +19,7 @@ import time
 import types
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -155,10 +155,14 @@ SHRINKS = (lambda s: None if halve(s.draws, 1) is None else replace(s, draws=hal
 
 
 def run(settings: LesionSettings = LesionSettings(), pair: TrainedPair | None = None, should_stop=None,
-        on_progress: Progress = no_progress) -> ExperimentResult:
+        on_progress: Progress = no_progress, make_pair: Callable[[], TrainedPair] | None = None) -> ExperimentResult:
     """Lesion `pair` (or train one from settings.pair first) and judge the result. Refused before it starts
-    when its cost (training included) does not fit (`cost`)."""
+    when its cost (training included) does not fit (`cost`). `make_pair()`, if given, supplies the pair
+    inside the admission (the app trains its pair so: its training is counted and booked)."""
     check_settings(settings, BOUNDS)
+    if make_pair is not None:  # the caller trains (or finds) the pair: inside the admission, counted as training
+        with admitted(settings, cost, SHRINKS):
+            return _run(settings, make_pair(), should_stop, on_progress)
     with admitted(settings, lambda s: cost(s, pair), SHRINKS if pair is None else SHRINKS[:1]):
         return _run(settings, pair, should_stop, on_progress)
 

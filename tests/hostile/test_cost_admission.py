@@ -241,3 +241,21 @@ def test_other_errors_pass_through_the_allocation_guard():
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         with allocation_guard("a pass"):
             raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+
+
+@pytest.mark.parametrize("name", ["lesion", "landscape"])
+def test_a_pair_the_caller_trains_is_not_trained_when_the_run_is_refused(name, monkeypatch):
+    import importlib
+    from dataclasses import replace
+
+    from resnet_core import device
+    module = importlib.import_module(f"resnet_core.experiments.{name}")
+    monkeypatch.setenv("RESNET_EXPLORER_MEMORY_BUDGET", "256M")
+    big = module.run.__defaults__[0]
+    big = replace(big, pair=replace(big.pair, steps=100_000, batch_size=4096, input_size=64))
+
+    def never():
+        raise AssertionError("the pair was trained although the run does not fit")
+
+    with pytest.raises((device.MemoryGuardError, device.WorkLimitError), match="a smaller setting that fits"):
+        module.run(big, make_pair=never)
