@@ -36,12 +36,10 @@ from resnet_core.experiments.common import (
     fmt,
     halve,
     no_progress,
-    pair_cost,
-    pair_shrinks,
     stop_fn,
     threads,
-    trained_pair_figures,
 )
+from resnet_core.experiments.pair_cost import pair_cost, pair_shrinks, trained_pair_figures
 from resnet_core.experiments.settings import LANDSCAPE_BOUNDS as BOUNDS
 from resnet_core.experiments.settings import LandscapeSettings
 from resnet_core.experiments.trained import TrainedPair, ensure_pair

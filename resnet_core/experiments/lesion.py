@@ -37,13 +37,11 @@ from resnet_core.experiments.common import (
     check_settings,
     halve,
     no_progress,
-    pair_cost,
-    pair_shrinks,
     pct,
     stop_fn,
     threads,
-    trained_pair_figures,
 )
+from resnet_core.experiments.pair_cost import pair_cost, pair_shrinks, trained_pair_figures
 from resnet_core.experiments.settings import LESION_BOUNDS as BOUNDS
 from resnet_core.experiments.settings import LesionSettings
 from resnet_core.experiments.trained import TrainedPair, accuracy, ensure_pair
