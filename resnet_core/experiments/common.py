@@ -25,7 +25,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from resnet_core.device import CPU_THREADS  # noqa: F401 - the experiments' CPU threads (one definition)
 from resnet_core.device import torch_threads as threads  # noqa: F401 - the experiments' thread setting
 from resnet_core.errors import ExplorerError
 
