@@ -293,8 +293,7 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
     dev = pick_device(device) if isinstance(device, str) else torch.device(device)
     est = gradient_estimate(p, batch)
     what = f"the gradient pass of {spec.name} on {batch} image(s)"
-    check_work(gradient_work(p, batch, len(skips)), dev, what + ("" if len(skips) == 1 else ", with and without skips"),
-               hint=_smaller_batch_hint(p, batch, len(skips), dev))
+    _check_gradient_work(p, batch, len(skips), dev, what)
     hint = _smaller_batch_hint(p, batch, len(skips), dev) if est.total > memory_room(dev) else ""
     ds = seed if data_seed is None else data_seed
     if x is None or labels is None:
@@ -336,6 +335,14 @@ def gradient_work(p: Plan, batch: int, variants: int = 2) -> int:
     return 3 * Trace(p).mult_adds * max(1, batch) * variants
 
 
+def _check_gradient_work(p: Plan, batch: int, variants: int, dev: torch.device, what: str) -> None:
+    """WorkLimitError (with a batch that fits) when the gradient flow's work is above the limit for one run."""
+    from resnet_core.device import work_limit
+    if gradient_work(p, batch, variants) > work_limit(dev):
+        check_work(gradient_work(p, batch, variants), dev, what + ("" if variants == 1 else ", with and without skips"),
+                   hint=_smaller_batch_hint(p, batch, variants, dev))
+
+
 def _smaller_batch_hint(p: Plan, batch: int, variants: int, dev: torch.device) -> str:
     """'a batch of 16 would fit' (the work limit and the memory left now), or what to do when none would."""
     from resnet_core.device import work_limit
@@ -358,4 +365,4 @@ def check_gradient_flow(spec: ArchSpec, batch: int, device: str | torch.device =
     dev = pick_device(device) if isinstance(device, str) else torch.device(device)
     what = f"the gradient pass of {spec.name} on {batch} image(s)"
     check_fits(gradient_estimate(p, batch), dev, what=what)
-    check_work(gradient_work(p, batch), dev, what + ", with and without skips", hint=_smaller_batch_hint(p, batch, 2, dev))
+    _check_gradient_work(p, batch, 2, dev, what)
