@@ -9,6 +9,9 @@
 The table (or JSON) goes to stdout: the paper's claim, the settings, the measurements and the verdict
 (`verdict: {reproduced, claim, measured, checks}`); progress goes to stderr. Exit status 0 whether or
 not the result reproduced (the verdict says which); 2 for bad options, with one line; 130 on Ctrl-C.
+A run whose memory does not fit the memory left (or RESNET_EXPLORER_MEMORY_BUDGET), or whose work is above
+the limit for one run (RESNET_EXPLORER_WORK_LIMIT), is refused before it starts, with the numbers and a
+smaller setting that fits (exit 2); so is a run that runs out of memory all the same.
 """
 
 from __future__ import annotations
