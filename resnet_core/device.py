@@ -31,15 +31,106 @@ class DeviceError(ExplorerError):
 
 
 class MemoryGuardError(ExplorerError):
-    """A run was refused because its estimate does not fit in the device's free memory."""
+    """A run was refused because its estimate does not fit in the device's free memory (or the budget)."""
 
-    def __init__(self, needed: int, free: int, device: str, what: str = "this run", booked: int = 0):
+    def __init__(self, needed: int, free: int, device: str, what: str = "this run", booked: int = 0,
+                 hint: str = "", budget: int | None = None):
         from resnet_core.formatting import fmt_bytes
-        self.needed, self.free, self.device, self.booked = needed, free, device, booked
+        self.needed, self.free, self.device, self.booked, self.hint, self.budget = needed, free, device, booked, hint, budget
         others = f", {fmt_bytes(booked)} of it booked by passes running now" if booked else ""
+        where = (f"the memory budget (RESNET_EXPLORER_MEMORY_BUDGET) is {fmt_bytes(budget)}" if budget is not None
+                 else f"{device} has {fmt_bytes(free)} free")
         super().__init__(
-            f"{what} needs about {fmt_bytes(needed)} but {device} has {fmt_bytes(free)} free{others}: "
-            "use a smaller batch or input, or a smaller network")
+            f"{what} needs about {fmt_bytes(needed)} but {where}{others}: "
+            + (hint or "use a smaller batch or input, or a smaller network"))
+
+
+class WorkLimitError(ExplorerError):
+    """A run was refused because its work (multiply-adds in all) is above the limit for one run."""
+
+    def __init__(self, work: int, limit: int, what: str = "this run", hint: str = ""):
+        self.work, self.limit, self.hint = work, limit, hint
+        super().__init__(
+            f"{what} takes about {fmt_work(work)} multiply-adds, above the limit of {fmt_work(limit)} for one run "
+            f"(RESNET_EXPLORER_WORK_LIMIT): " + (hint or "use a smaller batch or input, or a smaller network"))
+
+
+class OutOfMemoryError(ExplorerError):
+    """An allocation failed while a run was under way (the estimate was short, or another process took the
+    memory): the run ended, and says so in one line."""
+
+
+# CPU intra-op threads for a long job (an experiment, a training run): half the cores (two threads that
+# compete with another process for two cores can run many times slower)
+CPU_THREADS = max(1, (os.cpu_count() or 2) // 2)
+
+# The most work one run may do: multiply-adds in all (forward ≈ 1, forward + backward ≈ 3 per mult-add of
+# the trace). 5·10¹² is ~5 min on this project's 2-core CPU at the ~15 G mult-adds/s its experiments reach;
+# the default experiments need at most ~1.4·10¹². RESNET_EXPLORER_WORK_LIMIT overrides it (a number,
+# K/M/G/T suffixes); on a GPU the limit is 50 times larger.
+WORK_LIMIT = 5 * 10**12
+GPU_WORK_FACTOR = 50
+
+
+def fmt_work(n: int | float) -> str:
+    """12.3 G, 4.56 T: a count of multiply-adds, short."""
+    n = float(n)
+    for unit, size in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f}"
+
+
+def _parse_amount(raw: str, units: dict[str, int]) -> int | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    mult = units.get(raw[-1].upper(), 1)
+    try:
+        value = float(raw[:-1] if raw[-1].upper() in units else raw) * mult
+    except ValueError:
+        return None
+    return int(value) if value > 0 and value < 1e30 else None
+
+
+def work_limit(device: torch.device | str = "cpu") -> int:
+    """The most multiply-adds one run may do on `device` (see WORK_LIMIT)."""
+    raw = _parse_amount(os.environ.get("RESNET_EXPLORER_WORK_LIMIT", ""),
+                        {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12})
+    limit = raw if raw is not None else WORK_LIMIT
+    return limit * GPU_WORK_FACTOR if torch.device(device).type == "cuda" else limit
+
+
+def check_work(work: int, device: torch.device | str = "cpu", what: str = "this run", hint: str = "") -> None:
+    """Raise WorkLimitError when `work` multiply-adds are above `work_limit(device)`."""
+    limit = work_limit(device)
+    if work > limit:
+        raise WorkLimitError(int(work), limit, what, hint)
+
+
+_OOM_WORDS = ("out of memory", "can't allocate", "cannot allocate", "failed to allocate", "not enough memory")
+
+
+def is_allocation_failure(e: BaseException) -> bool:
+    """An exception that says an allocation failed (torch's CPU and CUDA allocators, Python's MemoryError)."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(e, RuntimeError) and any(w in str(e).lower() for w in _OOM_WORDS)
+
+
+@contextmanager
+def allocation_guard(what: str = "this run", device: torch.device | str = "cpu") -> Iterator[None]:
+    """Turn an allocation failure inside into OutOfMemoryError: one line naming the run, never a traceback."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - re-raised unless it is an allocation failure
+        if not is_allocation_failure(e) or isinstance(e, ExplorerError):
+            raise
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise OutOfMemoryError(f"{what} ran out of memory ({first}): use a smaller setting, or run it when the "
+                               "machine is less busy") from None
 
 
 def cuda_available() -> bool:
@@ -122,6 +213,15 @@ def estimate_pass(param_bytes: int, activation_bytes: int, batch: int, backward:
                         workspace=max(64 << 20, one // 10))
 
 
+def estimate_forward(param_bytes: int, largest_activation_bytes: int, batch: int, live: int = 8) -> PassEstimate:
+    """Memory for a forward pass without autograd (torch.no_grad): a layer's output is freed once the next
+    layers have used it, so about `live` of the largest layer output (per image, float32) exist at once,
+    for the whole batch, beside the weights (and what hooks copy out of them)."""
+    params = int(param_bytes)
+    acts = int(largest_activation_bytes) * max(1, batch) * live
+    return PassEstimate(params, 0, acts, 0, workspace=max(64 << 20, (params + acts) // 10))
+
+
 def check_fits(estimate: PassEstimate | int, device: torch.device | str, what: str = "this run",
                headroom: float = 0.8) -> None:
     """Raise MemoryGuardError when `estimate` exceeds `headroom` × the device's free memory."""
@@ -131,16 +231,20 @@ def check_fits(estimate: PassEstimate | int, device: torch.device | str, what: s
         raise MemoryGuardError(needed, free, describe(device).split(" (")[0], what)
 
 
-def _env_budget() -> int | None:
-    raw = os.environ.get("RESNET_EXPLORER_MEMORY_BUDGET", "").strip()
-    if not raw:
-        return None
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(raw[-1].upper(), 1)
-    try:
-        value = int(float(raw[:-1] if mult > 1 else raw) * mult)
-    except ValueError:
-        return None
-    return value if value > 0 else None
+def memory_budget() -> int | None:
+    """RESNET_EXPLORER_MEMORY_BUDGET in bytes (K/M/G suffixes), or None when it is unset or unreadable."""
+    return _parse_amount(os.environ.get("RESNET_EXPLORER_MEMORY_BUDGET", ""), {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30})
+
+
+def memory_room(device: torch.device | str, headroom: float = 0.8) -> int:
+    """Bytes a new run could book on `device` now: `headroom` × free memory, capped by the budget, less what
+    the running passes booked (advisory: `reserve` is the atomic check)."""
+    kind = torch.device(device).type
+    with _RESERVE_LOCK:
+        booked = _RESERVED[kind]
+    room = int(headroom * free_memory(device)) - booked
+    cap = memory_budget()
+    return min(room, cap - booked) if cap is not None else room
 
 
 _RESERVED: dict[str, int] = collections.defaultdict(int)  # device type → bytes booked by running passes
@@ -155,7 +259,7 @@ def reserved(device: torch.device | str) -> int:
 
 @contextmanager
 def reserve(estimate: PassEstimate | int, device: torch.device | str, what: str = "this run",
-            headroom: float = 0.8) -> Iterator[None]:
+            headroom: float = 0.8, hint: str = "") -> Iterator[None]:
     """Admit a pass only when it fits next to the passes already admitted, and book its memory while it runs.
 
     The check and the booking happen under one lock: of several sessions asking at once, only as many
@@ -167,11 +271,14 @@ def reserve(estimate: PassEstimate | int, device: torch.device | str, what: str 
         free = free_memory(device)
         booked = _RESERVED[kind]
         room = int(headroom * free) - booked
-        cap = _env_budget()
-        if cap is not None:
-            room = min(room, cap - booked)
+        cap = memory_budget()
+        if cap is not None and cap - booked < room:
+            room = cap - booked
+        else:
+            cap = None  # the free memory is the tighter bound: say that one
         if needed > room:
-            raise MemoryGuardError(needed, free, describe(device).split(" (")[0], what, booked=booked)
+            raise MemoryGuardError(needed, free, describe(device).split(" (")[0], what, booked=booked, hint=hint,
+                                   budget=cap)
         _RESERVED[kind] = booked + needed
     try:
         yield

@@ -9,6 +9,9 @@
 The table (or JSON) goes to stdout: the paper's claim, the settings, the measurements and the verdict
 (`verdict: {reproduced, claim, measured, checks}`); progress goes to stderr. Exit status 0 whether or
 not the result reproduced (the verdict says which); 2 for bad options, with one line; 130 on Ctrl-C.
+A run whose memory does not fit the memory left (or RESNET_EXPLORER_MEMORY_BUDGET), or whose work is above
+the limit for one run (RESNET_EXPLORER_WORK_LIMIT), is refused before it starts, with the numbers and a
+smaller setting that fits (exit 2); so is a run that runs out of memory all the same.
 """
 
 from __future__ import annotations
@@ -47,18 +50,38 @@ def finite_float(text: str) -> float:
     return v
 
 
+MAX_LIST = 16  # integers in one list option (--depths); experiments.settings.MAX_DEPTHS is the library's bound
+
+
 def int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
+    """'4,8,16' → (4, 8, 16): integers separated by single commas; an empty item ('1,,2', '1,2,', ' '),
+    a non-integer or more than MAX_LIST items is refused in one line (exit 2)."""
+    items = text.split(",")
+    if len(items) > MAX_LIST:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_LIST} comma-separated integers, got {len(items)}")
+    values = []
+    for i, item in enumerate(items, start=1):
+        item = item.strip()
+        if not item:
+            raise argparse.ArgumentTypeError(f"item {i} of {text[:40]!r} is empty: expected comma-separated integers "
+                                             "such as 4,8,16")
+        if not item.lstrip("+-").isdigit() or len(item) > 12:
+            raise argparse.ArgumentTypeError(f"item {i} of {text[:40]!r} is not an integer ({item[:20]!r}): expected "
+                                             "comma-separated integers such as 4,8,16")
+        values.append(int(item))
+    return tuple(values)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="every random thing (default 0)")
+def bounded_int(text: str) -> int:
+    """An integer of at most 12 digits (the settings' bounds then say where it may lie)."""
+    t = text.strip()
+    if not t.lstrip("+-").isdigit() or len(t) > 12:
+        raise argparse.ArgumentTypeError(f"expected an integer of at most 12 digits, got {text[:30]!r}")
+    return int(t)
+
+
+def _common(p: argparse.ArgumentParser, seed: int = 0) -> None:
+    p.add_argument("--seed", type=bounded_int, default=seed, metavar="S", help=f"every random thing (default {seed})")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -69,10 +92,10 @@ def _pair_options(p: argparse.ArgumentParser, default) -> None:
     p.add_argument("spec", nargs="?", default=d.residual, metavar="SPEC",
                    help=f"the residual preset; its plain twin trains beside it (default {d.residual})")
     p.add_argument("--data", default=d.data, metavar="DATA", help=f"digits | synthetic | cifar:PATH (default {d.data})")
-    p.add_argument("--steps", type=int, default=d.steps, metavar="N",
+    p.add_argument("--steps", type=bounded_int, default=d.steps, metavar="N",
                    help=f"training steps of the pair (default {d.steps})")
-    p.add_argument("--batch", type=int, default=d.batch_size, metavar="B", help=f"training batch (default {d.batch_size})")
-    p.add_argument("--input-size", type=int, default=d.input_size, metavar="H",
+    p.add_argument("--batch", type=bounded_int, default=d.batch_size, metavar="B", help=f"training batch (default {d.batch_size})")
+    p.add_argument("--input-size", type=bounded_int, default=d.input_size, metavar="H",
                    help=f"input side (default {d.input_size})")
     p.add_argument("--lr", type=finite_float, default=d.lr, metavar="LR", help=f"peak learning rate (default {d.lr:g})")
     p.add_argument("--processes", type=int, choices=[1, 2], default=pair_processes(), metavar="{1,2}",
@@ -85,12 +108,6 @@ def pair_processes() -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
-def _defaults(name: str):
-    """The pair settings an experiment trains with by default."""
-    from resnet_core.experiments.pair import LANDSCAPE_PAIR, LESION_PAIR
-    return LESION_PAIR if name == "lesion" else LANDSCAPE_PAIR
-
-
 def register(sub) -> None:
     """Add `experiment` (with one sub-command per experiment) to the command parser."""
     p = sub.add_parser("experiment", help="reproduce a published result about residual networks and judge it",
@@ -100,57 +117,81 @@ def register(sub) -> None:
     names = p.add_subparsers(dest="experiment", metavar="NAME", parser_class=OneLineParser)
     names.required = True
 
+    from resnet_core.experiments.settings import (
+        ErfSettings,
+        LandscapeSettings,
+        LesionSettings,
+        ShatterSettings,
+        SignalSettings,
+    )
+
+    d = SignalSettings()
     s = names.add_parser("signal", help=f"signal propagation at init, BN and skips on/off ({TIMES['signal']})",
                          description="De & Smith 2020 / Brock et al. 2021: variance of the residual stream after every "
                                      f"block at initialisation. Default run: {TIMES['signal']} on a 2-core CPU.")
     s.add_argument("spec", nargs="?", metavar="SPEC",
                    help="a network (preset or spec file; default: a 16-block pre-activation CIFAR net)")
-    s.add_argument("--batch", type=int, default=32, metavar="N", help="Gaussian input images (default 32)")
-    _common(s)
+    s.add_argument("--batch", type=bounded_int, default=d.batch, metavar="N",
+                   help=f"Gaussian input images (default {d.batch})")
+    _common(s, d.seed)
     s.set_defaults(run=cmd_experiment)
 
+    d = ShatterSettings()
     h = names.add_parser("shatter", help=f"shattered gradients of 1-D input nets ({TIMES['shatter']})",
                          description="Balduzzi et al. 2017: lag-1 autocorrelation of dy/dx along a line of inputs, "
                                      f"feed-forward vs residual. Default run: {TIMES['shatter']} on a 2-core CPU.")
-    h.add_argument("--width", type=int, default=200, metavar="W", help="units per layer (default 200)")
-    h.add_argument("--depths", type=int_list, default=(1, 2, 5, 10, 20, 30, 50), metavar="D,D,…",
-                   help="depths to measure (default 1,2,5,10,20,30,50)")
-    h.add_argument("--seeds", type=int, default=10, metavar="N", help="networks averaged per point (default 10)")
-    h.add_argument("--points", type=int, default=256, metavar="N", help="inputs along the line (default 256)")
+    h.add_argument("--width", type=bounded_int, default=d.width, metavar="W", help=f"units per layer (default {d.width})")
+    h.add_argument("--depths", type=int_list, default=d.depths, metavar="D,D,…",
+                   help=f"depths to measure, at most {MAX_LIST} (default {','.join(map(str, d.depths))})")
+    h.add_argument("--seeds", type=bounded_int, default=d.seeds, metavar="N",
+                   help=f"networks averaged per point (default {d.seeds})")
+    h.add_argument("--points", type=bounded_int, default=d.points, metavar="N",
+                   help=f"inputs along the line (default {d.points})")
     h.add_argument("--no-bn", action="store_true", help="without batch norm")
     h.add_argument("--no-bias", action="store_true", help="without biases")
-    _common(h)
+    _common(h, d.seed)
     h.set_defaults(run=cmd_experiment)
 
+    d = ErfSettings()
     e = names.add_parser("erf", help=f"effective receptive field of conv stacks ({TIMES['erf']})",
                          description="Luo et al. 2016: |∂y_centre/∂x| of plain and residual 3×3 conv stacks at init, "
                                      f"and of SPEC if given. Default run: {TIMES['erf']} on a 2-core CPU.")
     e.add_argument("spec", nargs="?", metavar="SPEC", help="also measure this network's ERF (preset or spec file)")
-    e.add_argument("--depths", type=int_list, default=(4, 8, 16, 32), metavar="D,D,…",
-                   help="conv layers of the stacks, even (default 4,8,16,32)")
-    e.add_argument("--channels", type=int, default=16, metavar="C", help="width of the stacks (default 16)")
-    e.add_argument("--samples", type=int, default=8, metavar="N", help="input images per network (default 8)")
-    e.add_argument("--seeds", type=int, default=4, metavar="N", help="random networks per depth (default 4)")
-    _common(e)
+    e.add_argument("--depths", type=int_list, default=d.depths, metavar="D,D,…",
+                   help=f"conv layers of the stacks, even, at most {MAX_LIST} (default {','.join(map(str, d.depths))})")
+    e.add_argument("--channels", type=bounded_int, default=d.channels, metavar="C",
+                   help=f"width of the stacks (default {d.channels})")
+    e.add_argument("--samples", type=bounded_int, default=d.samples, metavar="N",
+                   help=f"input images per network (default {d.samples})")
+    e.add_argument("--seeds", type=bounded_int, default=d.seeds, metavar="N",
+                   help=f"random networks per depth (default {d.seeds})")
+    _common(e, d.seed)
     e.set_defaults(run=cmd_experiment)
 
+    d = LesionSettings()
     le = names.add_parser("lesion", help=f"delete blocks of a trained ResNet and its plain twin ({TIMES['lesion']})",
                           description="Veit et al. 2016: held-out accuracy after deleting each block, and k random "
                                       f"blocks. Default run: {TIMES['lesion']} on a 2-core CPU.")
-    _pair_options(le, _defaults("lesion"))
-    le.add_argument("--draws", type=int, default=5, metavar="N", help="random deletion sets per k (default 5)")
-    _common(le)
+    _pair_options(le, d.pair)
+    le.add_argument("--draws", type=bounded_int, default=d.draws, metavar="N",
+                    help=f"random deletion sets per k (default {d.draws})")
+    _common(le, d.seed)
     le.set_defaults(run=cmd_experiment)
 
+    d = LandscapeSettings()
     la = names.add_parser("landscape", help=f"filter-normalised loss slices ({TIMES['landscape']})",
                           description="Li et al. 2018: 1-D and 2-D loss slices around trained weights. "
                                       f"Default run: {TIMES['landscape']} on a 2-core CPU.")
-    _pair_options(la, _defaults("landscape"))
-    la.add_argument("--points-1d", type=int, default=11, metavar="N", help="points of the 1-D slice (default 11)")
-    la.add_argument("--points-2d", type=int, default=7, metavar="N", help="grid side of the 2-D slice (default 7)")
-    la.add_argument("--span", type=finite_float, default=1.0, metavar="X", help="slices cover [−X, X] (default 1)")
-    la.add_argument("--images", type=int, default=64, metavar="N", help="training images for the loss (default 64)")
-    _common(la)
+    _pair_options(la, d.pair)
+    la.add_argument("--points-1d", type=bounded_int, default=d.points_1d, metavar="N",
+                    help=f"points of the 1-D slice (default {d.points_1d})")
+    la.add_argument("--points-2d", type=bounded_int, default=d.points_2d, metavar="N",
+                    help=f"grid side of the 2-D slice (default {d.points_2d})")
+    la.add_argument("--span", type=finite_float, default=d.span, metavar="X",
+                    help=f"slices cover [−X, X] (default {d.span:g})")
+    la.add_argument("--images", type=bounded_int, default=d.images, metavar="N",
+                    help=f"training images for the loss (default {d.images})")
+    _common(la, d.seed)
     la.set_defaults(run=cmd_experiment)
 
 

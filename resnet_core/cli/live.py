@@ -6,7 +6,8 @@ For each variant (with skips, without skips: one model from the seed, the same w
 seeded batch), the table lists ‖∂L/∂W‖ of every conv/linear weight and ‖∂L/∂x‖ at every block's input,
 side by side with their ratio; vanished (0 or tiny) and exploded (NaN, Inf or huge) values are marked.
 Bad input (an unknown network, shapes that do not meet, a batch outside 1…4096, a seed outside
-0…2**64 − 1, no GPU for --device cuda, a run too large for the free memory) exits 2 with one line each.
+0…2**64 − 1, no GPU for --device cuda, a run too large for the free memory or above the work limit for
+one run, an allocation that fails all the same) exits 2 with one line each.
 Ctrl-C stops the run at the next layer and exits 130 with "interrupted".
 """
 
@@ -24,17 +25,21 @@ from resnet_core.formatting import text_table
 from resnet_core.structure.spec import INITS, NORMS
 
 MAX_BATCH = 4096
-SEED_MAX = 2**64 - 1
 
 
-def _int_in(lo: int, hi: int, hi_text: str):
-    """An argparse type: an integer in lo…hi, else a one-line reason (exit 2)."""
+def _int_in(lo: int, hi: int | None, hi_text: str):
+    """An argparse type: an integer in lo…hi, else a one-line reason (exit 2). hi None: the seeds' bound,
+    training.config.SEED_MAX (read when a seed is parsed: that module imports torch)."""
     def parse(text: str) -> int:
+        top = hi
+        if top is None:
+            from resnet_core.training.config import SEED_MAX
+            top = SEED_MAX
         try:
             value = int(text, 10)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not lo <= value <= hi:
+        if not lo <= value <= top:
             raise argparse.ArgumentTypeError(f"must be between {lo} and {hi_text}, got {text}")
         return value
     return parse
@@ -50,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zero-init-residual", action="store_true", help="zero each residual branch's last layer")
     p.add_argument("--batch", type=_int_in(1, MAX_BATCH, str(MAX_BATCH)), default=8, metavar="N",
                    help=f"images in the batch, 1…{MAX_BATCH} (default 8)")
-    p.add_argument("--seed", type=_int_in(0, SEED_MAX, "2**64-1"), default=0, metavar="S",
+    p.add_argument("--seed", type=_int_in(0, None, "2**64-1"), default=0, metavar="S",
                    help="weights, images and labels, 0…2**64-1 (default 0)")
     p.add_argument("--input", type=parse_shape, metavar="C,H,W", help="input shape (default: the spec's)")
     p.add_argument("--mode", choices=["train", "eval"], default="train",
@@ -152,9 +157,8 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
 
     import torch
 
-    from resnet_core.device import BusyError, DeviceError, MemoryGuardError
-    from resnet_core.lab.gradients import gradient_flow
-    from resnet_core.lab.hooks import ProbeError
+    from resnet_core.device import BusyError, DeviceError, MemoryGuardError, OutOfMemoryError, WorkLimitError
+    from resnet_core.lab import ProbeError, gradient_flow
     from resnet_core.structure.build import BuildError
     from resnet_core.structure.plan import plan
 
@@ -173,7 +177,7 @@ def cmd_gradflow(args: argparse.Namespace) -> int:
                            threads=torch.get_num_threads())  # alone on the machine: every thread
     except BuildError as e:
         raise CliError(*plan_error_lines(e.plan.errors)) from None
-    except (DeviceError, MemoryGuardError, BusyError, ProbeError) as e:
+    except (DeviceError, MemoryGuardError, WorkLimitError, OutOfMemoryError, BusyError, ProbeError) as e:
         if stop.is_set():
             raise KeyboardInterrupt from None
         raise CliError(f"error: {e}") from None

@@ -1,7 +1,13 @@
 """What every experiment shares: the result record (claim, settings, measured tables, verdict), settings
-checks, seeding and the CSV/JSON export.
+checks, admission by cost, seeding and the CSV/JSON export.
 
 An experiment is a function `run(settings, should_stop=None, on_progress=None) -> ExperimentResult`.
+Before it starts, its cost is estimated from its settings and network (`Cost`: the memory at its peak and
+the multiply-adds in all) and admitted (`admitted`): a run that would not fit the memory left
+(device.memory_room, RESNET_EXPLORER_MEMORY_BUDGET) or is above the work limit for one run
+(device.work_limit, RESNET_EXPLORER_WORK_LIMIT) is refused with the numbers and a smaller setting that
+fits; an admitted run books its memory (device.reserve) while it runs, and an allocation failure ends it
+with one line (device.OutOfMemoryError).
 Its numbers are in `tables` (one list of flat rows per plotted quantity), its verdict is computed from
 them, and every sentence it returns (`findings`) is built from those numbers.
 """
@@ -12,11 +18,10 @@ import csv
 import io
 import json
 import math
-import os
 import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -24,10 +29,6 @@ from resnet_core.device import torch_threads as threads  # noqa: F401 - the expe
 from resnet_core.errors import ExplorerError
 
 NAMES = ("lesion", "shatter", "erf", "landscape", "signal")
-
-# CPU intra-op threads while an experiment runs: half the cores, like the Training lab (two threads that
-# compete with another process for two cores can run many times slower)
-CPU_THREADS = max(1, (os.cpu_count() or 2) // 2)
 
 
 class ExperimentError(ExplorerError):
@@ -79,9 +80,6 @@ class ExperimentResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
-
-    def table_csv(self, table: str) -> str:
-        return rows_csv(self.tables[table])
 
 
 def _clean(value: Any) -> Any:
@@ -183,3 +181,111 @@ def fmt(x: float, digits: int = 3) -> str:
 
 def pct(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f} %"
+
+
+# ---------------------------------------------------------------------------------------------- admission
+
+@dataclass(frozen=True)
+class Cost:
+    """What a run will take, estimated from its settings and network before it starts."""
+
+    what: str  # "the ERF stacks (depths up to 32, 16 channels, 8 samples, 4 seeds)"
+    memory: int  # bytes at the run's peak (what it books with device.reserve)
+    work: int  # multiply-adds in all (forward 1×, forward + backward 3× the trace's count per image)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"what": self.what, "memory_bytes": self.memory, "multiply_adds": self.work}
+
+
+Shrink = Callable[[Any], Any]  # settings → smaller settings, or None where this knob is at its least
+
+
+def halve(value: int, least: int) -> int | None:
+    """value // 2, not below `least`; None when it is there already."""
+    return max(least, value // 2) if value > least else None
+
+
+def _fits(cost: Cost, room: int, limit: int) -> bool:
+    return cost.memory <= room and cost.work <= limit
+
+
+def smaller_setting(settings: Any, cost_of: Callable[[Any], Cost], shrinks: Sequence[Shrink], room: int, limit: int,
+                    steps: int = 80) -> Any | None:
+    """Settings that fit (`room` bytes, `limit` multiply-adds), found by shrinking one knob a step at a time,
+    the knobs taken in turn (in the order given: no one knob is driven to its least while others stay),
+    skipping a knob whose step brings the cost down by less than 3 %; None when no knob helps any more."""
+    def score(c: Cost) -> float:
+        return max(c.memory / max(1, room), c.work / max(1, limit))
+
+    s, current, turn = settings, cost_of(settings), 0
+    for _ in range(steps):
+        if _fits(current, room, limit):
+            return s
+        for k in range(len(shrinks)):
+            i = (turn + k) % len(shrinks)
+            t = shrinks[i](s)
+            if t is None or t == s:
+                continue
+            c = cost_of(t)
+            if score(c) < 0.97 * score(current):
+                s, current, turn = t, c, i + 1
+                break
+        else:
+            return None
+    return None
+
+
+def _changes(before: dict, after: dict) -> str:
+    return ", ".join(f"{k} {_setting_text(v)}" for k, v in after.items() if before.get(k) != v)
+
+
+def _setting_text(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def admit(settings: Any, cost_of: Callable[[Any], Cost], shrinks: Sequence[Shrink] = (),
+          device: torch.device | str = "cpu") -> Cost:
+    """The run's Cost when it fits the memory left and the work limit now; else MemoryGuardError or
+    WorkLimitError (device) with the numbers and a smaller setting that would fit (read off `describe()`)."""
+    from resnet_core.device import (
+        MemoryGuardError,
+        WorkLimitError,
+        describe,
+        free_memory,
+        memory_budget,
+        memory_room,
+        reserved,
+        work_limit,
+    )
+    cost = cost_of(settings)
+    room, limit = memory_room(device), work_limit(device)
+    if _fits(cost, room, limit):
+        return cost
+    smaller = smaller_setting(settings, cost_of, shrinks, room, limit) if room > 0 else None
+    if smaller is not None and smaller != settings:
+        hint = "a smaller setting that fits: " + _changes(settings.describe(), smaller.describe())
+    elif room <= 0:
+        hint = "the memory is taken by the runs going on now; try again when they end"
+    else:
+        hint = "no smaller setting of this experiment fits: use a smaller network or input"
+    if cost.memory > room:
+        budget = memory_budget()
+        free = free_memory(device)
+        booked = reserved(device)
+        tighter = budget is not None and budget - booked <= int(0.8 * free) - booked
+        raise MemoryGuardError(cost.memory, free, describe(device).split(" (")[0], cost.what, booked=booked,
+                               hint=hint, budget=budget if tighter else None)
+    raise WorkLimitError(cost.work, limit, cost.what, hint)
+
+
+@contextmanager
+def admitted(settings: Any, cost_of: Callable[[Any], Cost], shrinks: Sequence[Shrink] = (),
+             device: torch.device | str = "cpu") -> Iterator[Cost]:
+    """Admit the run (`admit`), book its memory while it runs (device.reserve: concurrent runs and live
+    passes share the budget), and turn an allocation failure inside into one line (device.OutOfMemoryError)."""
+    from resnet_core.device import allocation_guard, reserve
+    cost = admit(settings, cost_of, shrinks, device)
+    with reserve(cost.memory, device, what=cost.what), allocation_guard(cost.what, device):
+        yield cost

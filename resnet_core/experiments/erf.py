@@ -17,25 +17,30 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
+from resnet_core.device import CPU_THREADS, estimate_pass
 from resnet_core.experiments.common import (
-    CPU_THREADS,
+    Cost,
     ExperimentError,
     ExperimentResult,
     Paper,
     Progress,
     Stopped,
     Verdict,
+    admitted,
     check_settings,
     fmt,
+    halve,
     no_progress,
     stop_fn,
     threads,
 )
+from resnet_core.experiments.settings import ERF_BOUNDS as BOUNDS
+from resnet_core.experiments.settings import MAX_DEPTHS, ErfSettings
 
 PAPER = Paper(
     citation="Luo, Li, Urtasun, Zemel, \"Understanding the Effective Receptive Field in Deep Convolutional Neural "
@@ -50,25 +55,10 @@ FAR_BELOW = 0.5  # at the largest depth, the ERF's ±2σ span covers at most thi
 STACKS = ("plain", "residual")
 
 
-@dataclass(frozen=True)
-class ErfSettings:
-    depths: tuple[int, ...] = (4, 8, 16, 32)  # conv layers in the stacks (even: the residual stack pairs them)
-    channels: int = 16  # width of every layer
-    samples: int = 8  # input images per network (unit Gaussian)
-    seeds: int = 4  # random networks per depth; the map is the mean over samples × seeds
-    seed: int = 0
-
-    def describe(self) -> dict:
-        return {"depths": list(self.depths), "channels": self.channels, "samples": self.samples,
-                "seeds": self.seeds, "seed": self.seed, "kernel": 3, "init": "He (fan-in), no normalisation",
-                "input": "unit Gaussian, (2n + 1)² pixels: exactly the theoretical receptive field"}
-
-
-BOUNDS = {"depths": (2, 64), "channels": (1, 128), "samples": (1, 64), "seeds": (1, 32), "seed": (0, 2**31 - 1)}
-
-
 def check(settings: ErfSettings) -> None:
     check_settings(settings, BOUNDS)
+    if len(settings.depths) > MAX_DEPTHS:
+        raise ExperimentError(f"depths lists at most {MAX_DEPTHS} depths, got {len(settings.depths)}")
     odd = [d for d in settings.depths if d % 2]
     if odd:
         raise ExperimentError(f"depths must be even (the residual stack has blocks of two convs), got {odd[0]}")
@@ -133,10 +123,65 @@ def stack_erf(n: int, stack: str, settings: ErfSettings, stop=lambda: False) -> 
     return torch.cat(maps).mean(0)  # (S, S)
 
 
+def stack_cost(n: int, settings: ErfSettings) -> tuple[int, int]:
+    """(bytes at the peak, multiply-adds) of one centre gradient through a stack of n layers on `samples`
+    inputs of (2n + 1)² pixels: each layer keeps two C×S×S maps per image for the backward pass (its input
+    and its ReLU's output), and the backward pass holds a few more."""
+    side, c = 2 * n + 1, settings.channels
+    one_map = settings.samples * c * side * side * 4
+    memory = n * c * c * 9 * 4 + (2 * n + 6) * one_map
+    return memory + max(64 << 20, memory // 10), 3 * n * c * c * 9 * side * side * settings.samples
+
+
+def network_cost(spec, settings: ErfSettings) -> tuple[int, int]:
+    """(bytes, multiply-adds) of the builder's network's ERF: one forward + backward on up to 4 images (a
+    spec whose shapes do not meet, or too large an input, costs nothing here: the run says what is wrong)."""
+    from resnet_core.structure.trace import trace
+    t = trace(spec)
+    if t.errors or max(spec.input_size) > MAX_NETWORK_INPUT:
+        return 0, 0
+    n = min(settings.samples, 4)
+    return estimate_pass(t.param_bytes, t.activation_bytes, n, backward=True).total, 3 * t.mult_adds * n
+
+
+def cost(settings: ErfSettings, spec=None) -> Cost:
+    """The run's memory (its largest step: the deepest stack, or the network) and work (every stack, every
+    seed, and the network)."""
+    stacks = [stack_cost(n, settings) for n in settings.depths]
+    memory = max(m for m, _ in stacks)
+    work = sum(2 * settings.seeds * w for _, w in stacks)
+    net = ""
+    if spec is not None:
+        m, w = network_cost(spec, settings)
+        memory, work, net = max(memory, m), work + w, f", and {spec.name}"
+    return Cost(f"the ERF stacks (up to {max(settings.depths)} layers, {settings.channels} channels, "
+                f"{settings.samples} samples, {settings.seeds} seeds{net})", memory, work)
+
+
+def _fewer_depths(s: ErfSettings) -> ErfSettings | None:
+    kept = tuple(sorted(set(s.depths)))[:-1]
+    return replace(s, depths=kept) if len(kept) >= 2 else None
+
+
+SHRINKS = (lambda s: None if halve(s.samples, 1) is None else replace(s, samples=halve(s.samples, 1)),
+           lambda s: None if halve(s.seeds, 1) is None else replace(s, seeds=halve(s.seeds, 1)),
+           lambda s: None if halve(s.channels, 1) is None else replace(s, channels=halve(s.channels, 1)),
+           _fewer_depths)
+
+
 def run(settings: ErfSettings = ErfSettings(), should_stop=None, on_progress: Progress = no_progress,
         spec=None) -> ExperimentResult:
-    """The two stacks at every depth; with `spec`, also the builder's network."""
+    """The two stacks at every depth; with `spec`, also the builder's network. Refused before it starts
+    when its cost does not fit (`cost`)."""
     check(settings)
+    if spec is not None and max(spec.input_size) > MAX_NETWORK_INPUT:
+        raise ExperimentError(f"{spec.name} takes {spec.input_size[0]}×{spec.input_size[1]} inputs; the ERF of the "
+                              f"builder's network is measured up to {MAX_NETWORK_INPUT}×{MAX_NETWORK_INPUT}")
+    with admitted(settings, lambda s: cost(s, spec), SHRINKS):
+        return _run(settings, should_stop, on_progress, spec)
+
+
+def _run(settings: ErfSettings, should_stop, on_progress: Progress, spec) -> ExperimentResult:
     stop = stop_fn(should_stop)
     t0 = time.perf_counter()
     rows, maps = [], []
@@ -188,7 +233,7 @@ MAX_NETWORK_INPUT = 256  # the builder's network: inputs larger than this side a
 
 def network_erf(spec, settings: ErfSettings) -> tuple[dict, torch.Tensor]:
     """The ERF of the centre unit of the network's last feature map, at init, in evaluation mode."""
-    from resnet_core.lab.hooks import hooks
+    from resnet_core.lab.probes import hooks
     from resnet_core.structure.build import BuildError, build_model
     from resnet_core.structure.trace import trace
 

@@ -16,27 +16,32 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import replace
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from resnet_core.device import CPU_THREADS, estimate_forward
 from resnet_core.experiments.common import (
-    CPU_THREADS,
+    Cost,
     ExperimentResult,
     Paper,
     Progress,
     Stopped,
     Verdict,
+    admitted,
     check_settings,
     fmt,
+    halve,
     no_progress,
     stop_fn,
     threads,
 )
-from resnet_core.experiments.pair import LANDSCAPE_PAIR, PairSettings
+from resnet_core.experiments.pair_cost import pair_cost, pair_shrinks, trained_pair_figures
+from resnet_core.experiments.settings import LANDSCAPE_BOUNDS as BOUNDS
+from resnet_core.experiments.settings import LandscapeSettings
 from resnet_core.experiments.trained import TrainedPair, ensure_pair
 
 PAPER = Paper(
@@ -47,26 +52,6 @@ PAPER = Paper(
 TITLE = "Loss landscape"
 
 LOSS_RATIO = 10.0  # at distance 1, the plain net's loss at least this multiple of the residual net's
-
-
-@dataclass(frozen=True)
-class LandscapeSettings:
-    pair: PairSettings = LANDSCAPE_PAIR  # what to train when no trained pair is given (see pair.py)
-    points_1d: int = 11  # α values in [−span, span] (steps of 0.2 at span 1)
-    points_2d: int = 7  # grid side of the 2-D slice (points_2d² evaluations per net)
-    span: float = 1.0  # the slices cover [−span, span] in filter-normalised units
-    images: int = 64  # training images the loss is measured on (a seeded subset); the slices then take
-    # well under a minute and training the 56-layer pair is most of the default run
-    seed: int = 0  # the random directions and the subset
-
-    def describe(self) -> dict:
-        return {**self.pair.describe(), "points_1d": self.points_1d, "points_2d": self.points_2d, "span": self.span,
-                "images": self.images, "direction_seed": self.seed,
-                "normalisation": "filter-wise; biases and batch-norm parameters not moved; eval mode"}
-
-
-BOUNDS = {"points_1d": (3, 101), "points_2d": (3, 41), "span": (0.01, 10.0), "images": (8, 10_000),
-          "seed": (0, 2**31 - 1)}
 
 
 # ------------------------------------------------------------------------------------------- directions
@@ -163,9 +148,52 @@ def slices(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Landsca
     return one, two
 
 
+def cost(settings: LandscapeSettings, pair: TrainedPair | None = None) -> Cost:
+    """Training the pair (unless `pair` is given), then points_1d + points_2d² losses per net on `images`
+    training images at once: a private copy of the net, θ and two directions (five copies of the weights)
+    and one forward pass's activations."""
+    if pair is None:
+        pc = pair_cost(settings.pair)
+    else:
+        specs, n_train, n_test = trained_pair_figures(pair)
+        pc = pair_cost(settings.pair, specs, n_train, n_test)
+    images = max(1, min(settings.images, pc.n_train))
+    losses = 2 * (settings.points_1d + settings.points_2d ** 2)
+    slice_memory = estimate_forward(5 * pc.param_bytes, pc.largest_activation_bytes, images).total
+    trains = "" if pair is not None else f"training {settings.pair.residual} and its twin ({settings.pair.steps} " \
+        f"steps at batch {settings.pair.batch_size}, {settings.pair.input_size}×{settings.pair.input_size}), then "
+    return Cost(f"the loss landscape: {trains}{losses} losses on {images:,} images", max(pc.memory, slice_memory),
+                pc.work + losses * images * pc.mult_adds)
+
+
+def _fewer_points(s: LandscapeSettings) -> LandscapeSettings | None:
+    side = max(3, (s.points_2d // 2) | 1)
+    return replace(s, points_2d=side) if side < s.points_2d else None
+
+
+def _fewer_line_points(s: LandscapeSettings) -> LandscapeSettings | None:
+    n = max(3, (s.points_1d // 2) | 1)
+    return replace(s, points_1d=n) if n < s.points_1d else None
+
+
+SHRINKS = (lambda s: None if halve(s.images, 8) is None else replace(s, images=halve(s.images, 8)), _fewer_points,
+           _fewer_line_points, *pair_shrinks())
+
+
 def run(settings: LandscapeSettings = LandscapeSettings(), pair: TrainedPair | None = None, should_stop=None,
-        on_progress: Progress = no_progress) -> ExperimentResult:
+        on_progress: Progress = no_progress, make_pair: Callable[[], TrainedPair] | None = None) -> ExperimentResult:
+    """The 1-D and 2-D slices of `pair` (or of a pair trained first from settings.pair), judged. Refused
+    before it starts when its cost (training included) does not fit (`cost`)."""
     check_settings(settings, BOUNDS)
+    if make_pair is not None:  # the caller trains (or finds) the pair: inside the admission, counted as training
+        with admitted(settings, cost, SHRINKS):
+            return _run(settings, make_pair(), should_stop, on_progress)
+    with admitted(settings, lambda s: cost(s, pair), SHRINKS if pair is None else SHRINKS[:3]):
+        return _run(settings, pair, should_stop, on_progress)
+
+
+def _run(settings: LandscapeSettings, pair: TrainedPair | None, should_stop, on_progress: Progress
+         ) -> ExperimentResult:
     stop = stop_fn(should_stop)
     t0 = time.perf_counter()
     pair, base = ensure_pair(pair, settings.pair, stop, on_progress, 0.6, "the landscape needs trained networks")

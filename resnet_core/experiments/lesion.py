@@ -18,29 +18,34 @@ import statistics
 import time
 import types
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import replace
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
+from resnet_core.device import CPU_THREADS, estimate_forward
 from resnet_core.experiments.common import (
-    CPU_THREADS,
+    Cost,
     ExperimentError,
     ExperimentResult,
     Paper,
     Progress,
     Stopped,
     Verdict,
+    admitted,
     check_settings,
+    halve,
     no_progress,
     pct,
     stop_fn,
     threads,
 )
-from resnet_core.experiments.pair import LESION_PAIR, PairSettings
+from resnet_core.experiments.pair_cost import pair_cost, pair_shrinks, trained_pair_figures
+from resnet_core.experiments.settings import LESION_BOUNDS as BOUNDS
+from resnet_core.experiments.settings import LesionSettings
 from resnet_core.experiments.trained import TrainedPair, accuracy, ensure_pair
-from resnet_core.lab.hooks import _blocks_of
+from resnet_core.lab.probes import blocks_of
 from resnet_core.structure.build import PadShortcut, PreActBasicBlock, PreActBottleneck, ResidualBlock
 
 PAPER = Paper(
@@ -55,20 +60,6 @@ TITLE = "Lesion study"
 RESIDUAL_MIN = 0.85  # every single deletion except the first block's: the residual net keeps at least this
 RESIDUAL_MEDIAN = 0.90  # … and at least this in the median
 PLAIN_MAX = 0.30  # every single deletion: the plain twin falls to at most this
-
-
-@dataclass(frozen=True)
-class LesionSettings:
-    pair: PairSettings = LESION_PAIR  # what to train when no trained pair is given
-    draws: int = 5  # random deletion sets per k
-    max_k: int | None = None  # largest k of the random deletions (None: every block but one)
-    seed: int = 0  # the random deletion sets
-
-    def describe(self) -> dict:
-        return {**self.pair.describe(), "draws": self.draws, "max_k": self.max_k, "lesion_seed": self.seed}
-
-
-BOUNDS = {"draws": (1, 100), "seed": (0, 2**31 - 1)}
 
 
 # ------------------------------------------------------------------------------------------- lesion
@@ -109,7 +100,7 @@ def pass_through(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
 @contextmanager
 def lesioned(model: nn.Module, blocks: Sequence[str]) -> Iterator[nn.Module]:
     """The model with the named blocks deleted (each runs `shortcut_only`); restored on exit."""
-    named = dict(_blocks_of(model))
+    named = dict(blocks_of(model))
     missing = [b for b in blocks if b not in named]
     if missing:
         raise ExperimentError(f"no block {missing[0]!r} in this network; it has {', '.join(named)}")
@@ -126,7 +117,7 @@ def lesioned(model: nn.Module, blocks: Sequence[str]) -> Iterator[nn.Module]:
 
 
 def block_names(model: nn.Module) -> list[str]:
-    return [n for n, m in _blocks_of(model) if isinstance(m, ResidualBlock)]
+    return [n for n, m in blocks_of(model) if isinstance(m, ResidualBlock)]
 
 
 def path_lengths(n: int) -> list[dict]:
@@ -136,10 +127,45 @@ def path_lengths(n: int) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------- the run
 
+EVAL_BATCH = 512  # held-out images per forward pass (trained.accuracy)
+
+
+def cost(settings: LesionSettings, pair: TrainedPair | None = None) -> Cost:
+    """Training the pair (unless `pair` is given), then 2 + 2n + 2·k_max·draws evaluations of the held-out
+    set (n blocks), one net at a time in batches of EVAL_BATCH."""
+    if pair is None:
+        pc = pair_cost(settings.pair)
+    else:
+        specs, n_train, n_test = trained_pair_figures(pair)
+        pc = pair_cost(settings.pair, specs, n_train, n_test)
+    n = pc.blocks
+    max_k = max(1, min(settings.max_k or n - 1, n - 1))
+    evals = 2 + 2 * n + 2 * max_k * settings.draws
+    batch = max(1, min(EVAL_BATCH, pc.n_test))
+    eval_memory = estimate_forward(pc.param_bytes, pc.largest_activation_bytes, batch).total
+    trains = "" if pair is not None else f"training {settings.pair.residual} and its twin ({settings.pair.steps} steps " \
+        f"at batch {settings.pair.batch_size}, {settings.pair.input_size}×{settings.pair.input_size}), then "
+    return Cost(f"the lesion study: {trains}{evals} evaluations of {pc.n_test:,} held-out images",
+                max(pc.memory, eval_memory), pc.work + evals * pc.n_test * pc.mult_adds)
+
+
+SHRINKS = (lambda s: None if halve(s.draws, 1) is None else replace(s, draws=halve(s.draws, 1)), *pair_shrinks())
+
+
 def run(settings: LesionSettings = LesionSettings(), pair: TrainedPair | None = None, should_stop=None,
-        on_progress: Progress = no_progress) -> ExperimentResult:
-    """Lesion `pair` (or train one from settings.pair first) and judge the result."""
+        on_progress: Progress = no_progress, make_pair: Callable[[], TrainedPair] | None = None) -> ExperimentResult:
+    """Lesion `pair` (or train one from settings.pair first) and judge the result. Refused before it starts
+    when its cost (training included) does not fit (`cost`). `make_pair()`, if given, supplies the pair
+    inside the admission (the app trains its pair so: its training is counted and booked)."""
     check_settings(settings, BOUNDS)
+    if make_pair is not None:  # the caller trains (or finds) the pair: inside the admission, counted as training
+        with admitted(settings, cost, SHRINKS):
+            return _run(settings, make_pair(), should_stop, on_progress)
+    with admitted(settings, lambda s: cost(s, pair), SHRINKS if pair is None else SHRINKS[:1]):
+        return _run(settings, pair, should_stop, on_progress)
+
+
+def _run(settings: LesionSettings, pair: TrainedPair | None, should_stop, on_progress: Progress) -> ExperimentResult:
     stop = stop_fn(should_stop)
     t0 = time.perf_counter()
     pair, base = ensure_pair(pair, settings.pair, stop, on_progress, 0.8, "the lesion study needs trained networks")
@@ -173,7 +199,7 @@ def run(settings: LesionSettings = LesionSettings(), pair: TrainedPair | None = 
                     a_res = accuracy(res_m, x, y)
                 with lesioned(plain_m, [name]):
                     a_plain = accuracy(plain_m, x, y)
-                c_in, c_out, stride = block_shape(dict(_blocks_of(res_m))[name])
+                c_in, c_out, stride = block_shape(dict(blocks_of(res_m))[name])
                 singles.append({"index": i + 1, "block": name, "downsampling": stride != 1 or c_in != c_out,
                                 "residual": a_res, "plain": a_plain})
                 tick(f"deleting {name}")

@@ -24,23 +24,29 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 
+from resnet_core.device import CPU_THREADS, estimate_pass
 from resnet_core.experiments.common import (
-    CPU_THREADS,
+    Cost,
+    ExperimentError,
     ExperimentResult,
     Paper,
     Progress,
     Stopped,
     Verdict,
+    admitted,
     check_settings,
     fmt,
+    halve,
     no_progress,
     stop_fn,
     threads,
 )
+from resnet_core.experiments.settings import MAX_DEPTHS, SHATTER_MAX_UNITS, ShatterSettings
+from resnet_core.experiments.settings import SHATTER_BOUNDS as BOUNDS
 
 PAPER = Paper(
     citation="Balduzzi, Frean, Leary, Lewis, Ma, McWilliams, \"The Shattered Gradients Problem: If resnets are the "
@@ -56,36 +62,46 @@ CORRELATED = 0.5  # residual + BN at full depth: autocorrelation at least this
 BN_EPS = 1e-5
 
 
-@dataclass(frozen=True)
-class ShatterSettings:
-    width: int = 200  # units per layer (the paper: 200)
-    depths: tuple[int, ...] = (1, 2, 5, 10, 20, 30, 50)  # layers (feed-forward) or blocks (residual)
-    seeds: int = 10  # networks per point, averaged (seeds seed … seed + seeds − 1)
-    points: int = 256  # inputs along the line (the paper: 256)
-    low: float = -2.0  # the line's ends
-    high: float = 2.0
-    bn: bool = True  # batch norm (the paper's nets have it)
-    bias: bool = True  # biases
-    seed: int = 0
-
-    def describe(self) -> dict:
-        return {"width": self.width, "depths": list(self.depths), "seeds": self.seeds, "points": self.points,
-                "line": [self.low, self.high], "bn": self.bn, "bias": self.bias, "seed": self.seed,
-                "init": "He (fan-in) weights; biases uniform ±1/√fan_in",
-                "batch norm": "statistics of the line's points, held fixed"}
-
-
-BOUNDS = {"width": (1, 2048), "depths": (1, 200), "seeds": (1, 100), "points": (8, 4096), "low": (-1e3, 1e3),
-          "high": (-1e3, 1e3), "seed": (0, 2**31 - 1)}
-
-
 def check(settings: ShatterSettings) -> None:
-    from resnet_core.experiments.common import ExperimentError
     check_settings(settings, BOUNDS)
+    if len(settings.depths) > MAX_DEPTHS:
+        raise ExperimentError(f"depths lists at most {MAX_DEPTHS} depths, got {len(settings.depths)}")
     if not settings.low < settings.high:
         raise ExperimentError(f"the line needs low < high, got {settings.low:g} and {settings.high:g}")
-    if settings.width * max(settings.depths) > 200_000:
-        raise ExperimentError(f"width × depth must be at most 200,000, got {settings.width * max(settings.depths):,}")
+    if settings.width * max(settings.depths) > SHATTER_MAX_UNITS:
+        raise ExperimentError(f"width × depth must be at most {SHATTER_MAX_UNITS:,}, "
+                              f"got {settings.width * max(settings.depths):,}")
+
+
+def net_cost(settings: ShatterSettings, depth: int) -> tuple[int, int]:
+    """(bytes at the peak, multiply-adds) of dy/dx along the line through one net: each layer keeps about
+    four points × width tensors for the backward pass."""
+    w, p = settings.width, settings.points
+    params = (depth * (w * w + w) + 3 * w) * 4
+    est = estimate_pass(params, 4 * depth * w * 4, p, backward=True)
+    return est.total, 3 * p * depth * (w * w + 2 * w)
+
+
+def cost(settings: ShatterSettings) -> Cost:
+    """Every net the run measures: the chosen toggles at every depth and seed, the three others at the
+    largest depth on up to OTHER_SEEDS seeds, and the two nets whose gradients are drawn."""
+    deepest = max(settings.depths)
+    memory = net_cost(settings, deepest)[0]
+    nets = [(d, settings.seeds) for d in settings.depths] + [(deepest, 3 * min(settings.seeds, OTHER_SEEDS) + 1)]
+    work = sum(len(ARCHS) * k * net_cost(settings, d)[1] for d, k in nets)
+    return Cost(f"the shattered-gradients run (width {settings.width}, depths up to {deepest}, "
+                f"{settings.seeds} seeds, {settings.points} points)", memory, work)
+
+
+def _fewer_depths(s: ShatterSettings) -> ShatterSettings | None:
+    kept = tuple(sorted(set(s.depths)))[:-1]
+    return replace(s, depths=kept) if kept else None
+
+
+SHRINKS = (lambda s: None if halve(s.points, 8) is None else replace(s, points=halve(s.points, 8)),
+           lambda s: None if halve(s.seeds, 1) is None else replace(s, seeds=halve(s.seeds, 1)),
+           lambda s: None if halve(s.width, 1) is None else replace(s, width=halve(s.width, 1)),
+           _fewer_depths)
 
 
 class LineNet(torch.nn.Module):
@@ -203,8 +219,14 @@ OTHER_SEEDS = 3  # the three other toggle settings are measured at the largest d
 def run(settings: ShatterSettings = ShatterSettings(), should_stop=None, on_progress: Progress = no_progress
         ) -> ExperimentResult:
     """The chosen toggles at every depth; the three other toggle settings (the trap among them) at the
-    largest depth, for comparison. The verdict needs batch norm: with it off, it says so."""
+    largest depth, for comparison. The verdict needs batch norm: with it off, it says so. Refused before it
+    starts when its cost does not fit (`cost`)."""
     check(settings)
+    with admitted(settings, cost, SHRINKS):
+        return _run(settings, should_stop, on_progress)
+
+
+def _run(settings: ShatterSettings, should_stop, on_progress: Progress) -> ExperimentResult:
     t0 = time.perf_counter()
     order = [(settings.bn, settings.bias)] + [t for t in TOGGLES if t != (settings.bn, settings.bias)]
     total = len(ARCHS) * (len(settings.depths) * settings.seeds + 3 * min(settings.seeds, OTHER_SEEDS))

@@ -15,26 +15,31 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 
 import torch
 
+from resnet_core.device import estimate_forward
 from resnet_core.experiments.common import (
+    Cost,
     ExperimentError,
     ExperimentResult,
     Paper,
     Progress,
     Verdict,
+    admitted,
     check_settings,
     fmt,
+    halve,
     no_progress,
     seeded,
     stop_fn,
 )
-from resnet_core.lab.hooks import _blocks_of, hooks
+from resnet_core.experiments.settings import SIGNAL_BOUNDS as BOUNDS
+from resnet_core.experiments.settings import SignalSettings, reference_spec
+from resnet_core.lab.probes import blocks_of, hooks
 from resnet_core.structure.build import BuildError, build_model
 from resnet_core.structure.plan import plan as make_plan
-from resnet_core.structure.spec import ArchSpec, Stage, Stem
 
 PAPER = Paper(
     citation="De & Smith, \"Batch Normalization Biases Residual Blocks Towards the Identity Function in Deep "
@@ -54,32 +59,6 @@ MIN_GROWTH = 100.0  # without BN (skips on), variance after the last block ÷ be
 LINEAR_BAND = (0.5, 2.0)  # with BN and skips: variance after block ℓ ÷ (ℓ + 1) within this band, every ℓ
 
 
-def reference_spec(blocks: int = 16, width: int = 16, size: int = 32) -> ArchSpec:
-    """The acceptance network: a CIFAR-style pre-activation ResNet, one stage of `blocks` basic blocks.
-
-    One stage, so that every block's shortcut is the identity (a projection or option A's zero channels
-    would reset the stream's variance at a stage change, as the paper's plots show).
-    """
-    return ArchSpec(name=f"preact CIFAR {blocks} blocks", input_size=(size, size), stem=Stem(type="cifar", channels=width),
-                    stages=(Stage(block="preact_basic", blocks=blocks, width=width),), shortcut="B",
-                    num_classes=10, init="kaiming_fan_in")
-
-
-@dataclass(frozen=True)
-class SignalSettings:
-    spec: ArchSpec | None = None  # the network (None: reference_spec(); its input shape is used)
-    batch: int = 32  # Gaussian input images (batch statistics need more than one)
-    seed: int = 0  # weights and inputs
-
-    def describe(self) -> dict:
-        s = self.spec or reference_spec()
-        return {"network": s.name, "blocks": sum(st.blocks for st in s.stages), "input": list(s.input_shape),
-                "batch": self.batch, "seed": self.seed, "init": s.init, "mode": "train (batch statistics)"}
-
-
-BOUNDS = {"batch": (2, 512), "seed": (0, 2**31 - 1)}
-
-
 def channel_stats(x: torch.Tensor) -> tuple[float, float, float]:
     """(variance over every unit, average channel variance, average squared channel mean) of (B, C, H, W).
 
@@ -96,7 +75,7 @@ def channel_stats(x: torch.Tensor) -> tuple[float, float, float]:
 
 def stream_stats(model: torch.nn.Module, x: torch.Tensor) -> list[dict]:
     """The residual stream entering the first block (block 0) and after every block, in train mode."""
-    blocks = _blocks_of(model)
+    blocks = blocks_of(model)
     if not blocks:
         raise ExperimentError("this network has no residual blocks to follow the stream through")
     rows: list[dict] = []
@@ -119,9 +98,35 @@ def stream_stats(model: torch.nn.Module, x: torch.Tensor) -> list[dict]:
     return rows
 
 
+def cost(settings: SignalSettings) -> Cost:
+    """Memory and work of the run: four forward passes without autograd (one per variant, one model alive
+    at a time) on `batch` images, with the batch-norm variant's trace as the bound (a spec whose shapes do not meet costs
+    nothing here: the run says what is wrong)."""
+    from resnet_core.structure.trace import Trace
+    spec = settings.spec or reference_spec()
+    p = make_plan(spec.replace(norm="batch", skip=True))
+    what = f"the signal propagation of {spec.name} on {settings.batch} images"
+    if p.errors:
+        return Cost(what, 0, 0)
+    t = Trace(p)
+    images = settings.batch * 4 * math.prod(p.input_shape)
+    largest = max((r.activation_bytes for r in t.layers), default=0)
+    memory = estimate_forward(t.param_bytes, largest, settings.batch).total + images
+    return Cost(what, memory, len(VARIANTS) * t.mult_adds * settings.batch)
+
+
+SHRINKS = (lambda s: None if halve(s.batch, 2) is None else replace(s, batch=halve(s.batch, 2)),)
+
+
 def run(settings: SignalSettings = SignalSettings(), should_stop=None, on_progress: Progress = no_progress
         ) -> ExperimentResult:
+    """The four variants' streams, judged; refused before it starts when its cost does not fit (`cost`)."""
     check_settings(settings, BOUNDS)
+    with admitted(settings, cost, SHRINKS):
+        return _run(settings, should_stop, on_progress)
+
+
+def _run(settings: SignalSettings, should_stop, on_progress: Progress) -> ExperimentResult:
     stop = stop_fn(should_stop)
     spec = settings.spec or reference_spec()
     t0 = time.perf_counter()
@@ -146,7 +151,7 @@ def run(settings: SignalSettings = SignalSettings(), should_stop=None, on_progre
             rows.append({"variant": label, "bn": norm == "batch", "skips": skip, **r,
                          "reference_l_plus_1": r["block"] + 1})
     on_progress(1.0, "done")
-    verdict, findings = judge(rows, len(_blocks_of(build_model(spec))))
+    verdict, findings = judge(rows, len(make_plan(spec).blocks))
     return ExperimentResult("signal", TITLE, PAPER, {**settings.describe(), "variants": [v[0] for v in VARIANTS]},
                             {"stream": rows}, verdict, findings, EXPLANATION, time.perf_counter() - t0, stopped)
 
@@ -206,8 +211,3 @@ EXPLANATION = (
     "are positive, so each channel gets a random offset), the rest within the channels — the two parts the "
     "Signal Propagation Plot draws.")
 
-
-def settings_dict(s: SignalSettings) -> dict:
-    d = asdict(s)
-    d["spec"] = s.spec.to_dict() if s.spec else None
-    return d

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from resnet_core.lab.hooks import _safe_ratio
+from resnet_core.lab.probes import safe_ratio
 from resnet_core.structure.spec import ArchSpec
 
 VANISHED_BELOW = 1e-8  # an SGD step (lr 0.1) on a weight of size ~1 then changes it by less than float32 resolves
@@ -193,7 +193,7 @@ class GradientFlow:
         raise KeyError(f"no variant {variant_label(skip)!r} in this run")
 
     def _ratio(self, values: list[float | None]) -> float | None:
-        return _safe_ratio(values[0], values[1]) if len(values) == 2 else None
+        return safe_ratio(values[0], values[1]) if len(values) == 2 else None
 
     def weight_rows(self) -> list[dict[str, Any]]:
         """One row per conv/linear layer: depth, name, each variant's norm and status, and their ratio."""

@@ -15,18 +15,27 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from resnet_core.device import describe, device_slot, estimate_pass, live_threads, pick_device, reserve
+from resnet_core.device import (
+    allocation_guard,
+    check_work,
+    describe,
+    device_slot,
+    estimate_pass,
+    live_threads,
+    pick_device,
+    reserve,
+)
 from resnet_core.formatting import did_you_mean
-from resnet_core.lab.hooks import (
+from resnet_core.lab.probes import (
     ProbeError,
-    _block_plans,
-    _check_batch_norm,
-    _check_input,
-    _model_device,
-    _module,
-    _safe_ratio,
+    block_plans,
+    check_batch_norm,
+    check_input,
     hooks,
+    model_device,
     preserved,
+    safe_ratio,
+    submodule,
 )
 from resnet_core.lab.views import (
     MAX_TOP_K,
@@ -142,11 +151,11 @@ def _record(model: nn.Module, x: torch.Tensor, p: Plan, *, layers: set[int] | No
     `layers` None: every spatial layer; `blocks` None: every residual block. Only reduced tensors cross to
     the CPU, at the end of the pass.
     """
-    _check_input(x, p)
+    check_input(x, p)
     if not -x.shape[0] <= sample < x.shape[0]:
         raise ProbeError(f"image {sample} asked for, but the batch holds {x.shape[0]}")
     sample = sample % x.shape[0]
-    _check_batch_norm(p, int(x.shape[0]), train)
+    check_batch_norm(p, int(x.shape[0]), train)
     k_keep = kept_channels(p) if max_k is None else max(1, min(int(max_k), MAX_TOP_K))
     spatial = {lay.index for lay in p.layers if lay.out_shape is not None and len(lay.out_shape) == 3}
     want = spatial if layers is None else set(layers)
@@ -154,12 +163,12 @@ def _record(model: nn.Module, x: torch.Tensor, p: Plan, *, layers: set[int] | No
     block_mods = []
     for b in p.blocks:
         if blocks is None or b.name in blocks:
-            bmod = _module(model, b.name)
+            bmod = submodule(model, b.name)
             if not isinstance(bmod, ResidualBlock):
                 raise ProbeError(f"'{b.name}' is not a residual block (blocks are named like layer1.0, layer3.5)")
             block_mods.append((b.name, bmod))
     hooked = sorted({lay.name for lay in p.layers if stats or lay.index in want})
-    dev = _model_device(model)
+    dev = model_device(model)
     x = x.to(dev)
     maps: dict[int, dict[str, torch.Tensor]] = {}
     stat_values: dict[int, torch.Tensor] = {}
@@ -179,7 +188,7 @@ def _record(model: nn.Module, x: torch.Tensor, p: Plan, *, layers: set[int] | No
                 if stats:
                     stat_values[lay.index] = _stats_vector(output)
 
-            hs.add(_module(model, mname).register_forward_hook(layer_hook))
+            hs.add(submodule(model, mname).register_forward_hook(layer_hook))
         for bname, bmod in block_mods:
             c = views.setdefault(bname, {"skip_on": bool(bmod.skip and bmod.add is not None)})
 
@@ -234,14 +243,14 @@ def _anatomy_from(name: str, bmod: nn.Module, c: dict[str, Any], p: Plan) -> Blo
         raise ProbeError(f"block {name} did not run in this pass")
     kind = _shortcut_kind(bmod)
     skip_on = c.get("skip_on", False) and "sum" in c
-    bp = _block_plans(p).get(name)
+    bp = block_plans(p).get(name)
     shortcut_view = c.get("shortcut") if (skip_on and kind in ("projection", "pad")) else None
     return BlockAnatomy(
         block=name, stage=bp.stage if bp else None, index=bp.index if bp else None, kind=type(bmod).__name__,
         shortcut=kind, skip=skip_on, x=c["x"], fx=c["fx"], shortcut_x=shortcut_view,
         sum=c.get("sum") if skip_on else None, output=c["out"],
-        ratio=_safe_ratio(c["fx"].norm, c["x"].norm),
-        ratio_to_shortcut=_safe_ratio(c["fx"].norm, shortcut_view.norm) if shortcut_view is not None else None)
+        ratio=safe_ratio(c["fx"].norm, c["x"].norm),
+        ratio_to_shortcut=safe_ratio(c["fx"].norm, shortcut_view.norm) if shortcut_view is not None else None)
 
 
 def feature_maps(model: nn.Module, x: torch.Tensor, layer: str | int, plan: Plan, call: int | None = None,
@@ -260,7 +269,7 @@ def block_anatomy(model: nn.Module, x: torch.Tensor, block: str, plan: Plan, sam
                   train: bool = False) -> BlockAnatomy:
     """x, F(x), shortcut(x), F(x)+x and the output of residual block `block` ("layer2.0"), with their norms."""
     if block not in {b.name for b in plan.blocks}:
-        _module(model, block)  # an unknown module: say so
+        submodule(model, block)  # an unknown module: say so
         raise ProbeError(f"'{block}' is not a residual block (blocks are named like layer1.0, layer3.5)")
     return _record(model, x, plan, layers=set(), blocks={block}, stats=False, sample=sample,
                    train=train).anatomy(block)
@@ -273,15 +282,21 @@ def activation_stats(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool 
 
 def _to_device(model: nn.Module, dev: torch.device) -> nn.Module:
     """The model on `dev`: itself when it is there already, else a deep copy (the caller's stays put)."""
-    if _model_device(model) == dev:
+    if model_device(model) == dev:
         return model
     return copy.deepcopy(model).to(dev)
 
 
 def _pick(model: nn.Module, device: str | torch.device | None) -> torch.device:
     if device is None:
-        return _model_device(model)
+        return model_device(model)
     return pick_device(device) if isinstance(device, str) else torch.device(device)
+
+
+def forward_estimate(plan: Plan, batch: int):
+    """(memory as a device.PassEstimate, multiply-adds) of one forward pass of `plan` on `batch` images."""
+    t = Trace(plan)
+    return estimate_pass(t.param_bytes, t.activation_bytes, batch, backward=False), t.mult_adds * max(1, batch)
 
 
 def forward_record(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool = False, sample: int = 0,
@@ -293,17 +308,19 @@ def forward_record(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool = 
     `device`: None runs where the model is; "auto" | "cpu" | "cuda" picks (a deep copy is moved, the
     caller's model is not). `train=False` (eval) uses BatchNorm's running statistics; train=True
     normalises by this batch. Admission is atomic across sessions (`device.reserve`); the pass holds the
-    device's slot, on `threads` CPU threads (default device.LIVE_CPU_THREADS). Raises MemoryGuardError (with the numbers) when the pass would not fit, BusyError when
+    device's slot, on `threads` CPU threads (default device.LIVE_CPU_THREADS). Raises MemoryGuardError (with
+    the numbers) when the pass would not fit, WorkLimitError when its work is above the limit for one run,
+    OutOfMemoryError when an allocation fails all the same, BusyError when
     the device stays busy for `slot_timeout` seconds or `should_stop()` turns true while waiting,
     ProbeError for bad arguments.
     """
     dev = _pick(model, device)
-    _check_input(x, plan)
-    t = Trace(plan)
-    est = estimate_pass(t.param_bytes, t.activation_bytes, int(x.shape[0]), backward=False)
+    check_input(x, plan)
+    est, work = forward_estimate(plan, int(x.shape[0]))
     what = f"a forward pass of {plan.spec.name} on {x.shape[0]} image(s)"
-    with reserve(est, dev, what=what), device_slot(dev, timeout=slot_timeout, should_stop=should_stop), \
-            live_threads(dev, threads):
+    check_work(work, dev, what)
+    with reserve(est, dev, what=what), allocation_guard(what, dev), \
+            device_slot(dev, timeout=slot_timeout, should_stop=should_stop), live_threads(dev, threads):
         m = _to_device(model, dev)
         return _record(m, x, plan, sample=sample, train=train, device_text=describe(dev))
 
@@ -316,7 +333,7 @@ def forward_view(model: nn.Module, x: torch.Tensor, plan: Plan, layer: str | int
     (`forward_record` keeps every view; this picks one of each)."""
     index = None if layer is None else _resolve_layer(plan, layer, call)
     if block is not None and block not in {b.name for b in plan.blocks}:
-        _module(model, block)
+        submodule(model, block)
         raise ProbeError(f"'{block}' is not a residual block (blocks are named like layer1.0, layer3.5)")
     rec = forward_record(model, x, plan, train=train, sample=sample, device=device, slot_timeout=slot_timeout)
     view = rec.view(index, block, top_k)

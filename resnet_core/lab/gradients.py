@@ -19,7 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_core.device import BusyError, describe, device_slot, estimate_pass, live_threads, pick_device, reserve
+from resnet_core.device import (
+    BusyError,
+    allocation_guard,
+    check_work,
+    describe,
+    device_slot,
+    estimate_pass,
+    live_threads,
+    memory_room,
+    pick_device,
+    reserve,
+)
 from resnet_core.lab.flow import (
     EXPLODED_ABOVE,
     VANISHED_BELOW,
@@ -32,30 +43,28 @@ from resnet_core.lab.flow import (
     classify,
     variant_label,
 )
-from resnet_core.lab.hooks import (
-    ProbeError,
-    _check_batch_norm,
-    _check_input,
-    _fingerprint,
-    _model_device,
-    _module,
-    _tensor_fingerprint,
-    hooks,
-    preserved,
-)
 from resnet_core.lab.images import noise_batch
+from resnet_core.lab.probes import (
+    ProbeError,
+    check_batch_norm,
+    check_input,
+    hooks,
+    model_device,
+    model_fingerprint,
+    preserved,
+    submodule,
+    tensor_fingerprint,
+)
 from resnet_core.structure.build import BuildError, build_model, set_skip
 from resnet_core.structure.plan import plan as make_plan
 from resnet_core.structure.records import Layer, Plan
 from resnet_core.structure.spec import ArchSpec
 from resnet_core.structure.trace import Trace
+from resnet_core.training.config import SEED_MAX
 
 
 class Stopped(Exception):
     """Raised inside a pass when its `should_stop()` turned true; `gradient_flow` turns it into a result."""
-
-
-SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes 0 … 2**64 − 1
 
 
 def check_seed(seed: int, what: str = "seed") -> int:
@@ -112,9 +121,9 @@ def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
     is called at every weighted layer ("forward" then "backward"); `should_stop()` is checked there too
     and raises Stopped.
     """
-    _check_input(x, plan)
-    _check_batch_norm(plan, int(x.shape[0]), train)
-    dev = _model_device(model)
+    check_input(x, plan)
+    check_batch_norm(plan, int(x.shape[0]), train)
+    dev = model_device(model)
     x = x.to(dev)
     labels = labels.to(dev)
     if labels.shape != (x.shape[0],):
@@ -125,13 +134,13 @@ def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
     weighted = _weighted_layers(plan)
     blocks = plan.blocks
     depths = _block_depths(plan)
-    block_mods = [_module(model, b.name) for b in blocks]
-    weight_mods = [_module(model, lay.name) for lay, _ in weighted]
+    block_mods = [submodule(model, b.name) for b in blocks]
+    weight_mods = [submodule(model, lay.name) for lay, _ in weighted]
     if skip is True and any(getattr(m, "add", None) is None for m in block_mods):
         raise ProbeError("this model was built without shortcuts (a plain net): build it from the spec with "
                          "skip=True to compare with and without skips on the same weights")
-    fingerprint = _fingerprint(model)
-    batch_fp = _tensor_fingerprint(x, labels)
+    fingerprint = model_fingerprint(model)
+    batch_fp = tensor_fingerprint(x, labels)
     in_norms: dict[int, torch.Tensor] = {}
     with preserved(model) as m, hooks() as hs:
         if skip is not None:
@@ -264,7 +273,8 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
     On the CPU it runs on `threads` intra-op threads (default device.LIVE_CPU_THREADS: 1, for a server
     shared by sessions; the command line passes all of its own).
     Raises BuildError for a spec whose shapes do not meet, MemoryGuardError when the pass does not fit
-    the memory left (admission is atomic across sessions), BusyError when the device stays busy,
+    the memory left (admission is atomic across sessions), WorkLimitError when its multiply-adds are above
+    the limit for one run (device.check_work), OutOfMemoryError when an allocation fails all the same, BusyError when the device stays busy,
     ProbeError for bad input.
     """
     check_seed(seed)
@@ -279,9 +289,12 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
         raise ProbeError(f"the batch must hold at least 1 image, got {batch}")
     if x is not None:
         batch = int(x.shape[0])
-    _check_batch_norm(p, batch, train)
+    check_batch_norm(p, batch, train)
     dev = pick_device(device) if isinstance(device, str) else torch.device(device)
     est = gradient_estimate(p, batch)
+    what = f"the gradient pass of {spec.name} on {batch} image(s)"
+    _check_gradient_work(p, batch, len(skips), dev, what)
+    hint = _smaller_batch_hint(p, batch, len(skips), dev) if est.total > memory_room(dev) else ""
     ds = seed if data_seed is None else data_seed
     if x is None or labels is None:
         sx, sl = seeded_batch(p.input_shape, batch, base.num_classes, ds)
@@ -291,7 +304,7 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
     stopped = False
     ran_on = describe(dev)
     try:
-        with reserve(est, dev, what=f"the gradient pass of {spec.name} on {batch} image(s)"), \
+        with reserve(est, dev, what=what, hint=hint), allocation_guard(what, dev), \
                 device_slot(dev, timeout=slot_timeout, should_stop=should_stop), live_threads(dev, threads):
             ran_on = describe(dev)
             if model is None:
@@ -317,12 +330,39 @@ def gradient_estimate(p: Plan, batch: int):
     return estimate_pass(t.param_bytes, t.activation_bytes, batch, backward=True)
 
 
+def gradient_work(p: Plan, batch: int, variants: int = 2) -> int:
+    """Multiply-adds of a gradient flow: forward + backward (≈ 3 × the trace's mult-adds) per image and variant."""
+    return 3 * Trace(p).mult_adds * max(1, batch) * variants
+
+
+def _check_gradient_work(p: Plan, batch: int, variants: int, dev: torch.device, what: str) -> None:
+    """WorkLimitError (with a batch that fits) when the gradient flow's work is above the limit for one run."""
+    from resnet_core.device import work_limit
+    if gradient_work(p, batch, variants) > work_limit(dev):
+        check_work(gradient_work(p, batch, variants), dev, what + ("" if variants == 1 else ", with and without skips"),
+                   hint=_smaller_batch_hint(p, batch, variants, dev))
+
+
+def _smaller_batch_hint(p: Plan, batch: int, variants: int, dev: torch.device) -> str:
+    """'a batch of 16 would fit' (the work limit and the memory left now), or what to do when none would."""
+    from resnet_core.device import work_limit
+    room, limit, b = memory_room(dev), work_limit(dev), batch
+    while b >= 1 and (gradient_estimate(p, b).total > room or gradient_work(p, b, variants) > limit):
+        b //= 2
+    if 1 <= b < batch:
+        return f"a batch of {b} would fit"
+    return "use a smaller network or input (even one image does not fit)"
+
+
 def check_gradient_flow(spec: ArchSpec, batch: int, device: str | torch.device = "auto") -> None:
     """Raise MemoryGuardError (with the numbers) when a gradient flow of `spec` on `batch` images would not
-    fit the device's free memory now; BuildError when its shapes do not meet. Runs nothing."""
+    fit the device's free memory now, WorkLimitError when its work is above the limit for one run;
+    BuildError when its shapes do not meet. Runs nothing."""
     from resnet_core.device import check_fits
     p = make_plan(spec.replace(skip=True))
     if p.errors:
         raise BuildError(p)
     dev = pick_device(device) if isinstance(device, str) else torch.device(device)
-    check_fits(gradient_estimate(p, batch), dev, what=f"the gradient pass of {spec.name} on {batch} image(s)")
+    what = f"the gradient pass of {spec.name} on {batch} image(s)"
+    check_fits(gradient_estimate(p, batch), dev, what=what)
+    _check_gradient_work(p, batch, 2, dev, what)

@@ -44,7 +44,6 @@ MAX_SIDE = 20_000  # either side, from the header: 1×40,000,000 is few pixels b
 MAX_ASPECT = 50  # longer side ÷ shorter side, from the header (a panorama is about 10)
 MAX_RESIZED_PIXELS = 16_000_000  # fit_image never makes a larger intermediate image
 
-ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
 FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
 
 # signatures of files people upload by mistake, for a message that names what they uploaded

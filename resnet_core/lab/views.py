@@ -10,8 +10,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from resnet_core.lab.hooks import FEATURE_SCALING, ProbeError
+from resnet_core.lab.probes import ProbeError
 from resnet_core.structure.plan import Plan
+
+FEATURE_SCALING = ("Each channel is scaled on its own: its minimum shows as black and its maximum as white "
+                   "(the raw range of every channel is listed). Brightness compares positions within one "
+                   "channel, not channels with each other; compare channels by their energy (the mean "
+                   "square activation). A constant channel (e.g. all zero after a ReLU) shows black.")
 
 
 @dataclass(frozen=True)

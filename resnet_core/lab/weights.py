@@ -112,10 +112,6 @@ class LoadReport:
         """Every model key found with its shape, and nothing left over."""
         return not (self.missing or self.unexpected or self.mismatched)
 
-    @property
-    def applied(self) -> bool:
-        return bool(self.loaded)
-
     def lines(self, limit: int = 12) -> list[str]:
         """Human-readable lines: a summary, then each problem by name (at most `limit` per kind)."""
         out = [f"{self.source}: {self.matched} of {self.total_model_keys} model tensors found with the right shape"

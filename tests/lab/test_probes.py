@@ -21,7 +21,7 @@ from torch import nn
 import resnet_core as rc
 from resnet_core import device as devmod
 from resnet_core.device import BusyError, MemoryGuardError
-from resnet_core.lab import flow, forward, gradients, hooks, views
+from resnet_core.lab import flow, forward, gradients, probes, views
 from resnet_core.structure.build import build_model, set_skip
 from resnet_core.structure.plan import plan
 
@@ -106,7 +106,7 @@ def test_hooks_are_removed_and_state_restored_when_the_pass_fails():
     mine.remove()
     assert _hook_count(model) == 0
     assert not any(m.training for m in model.modules())
-    assert all(b.skip for _, b in hooks._blocks_of(model))
+    assert all(b.skip for _, b in probes.blocks_of(model))
     assert all(prm.grad is None for prm in model.parameters())
 
 
@@ -114,20 +114,20 @@ def test_bad_requests_are_clear_errors():
     p = plan(SMALL_B)
     model = build_model(p, seed=0)
     x, y = _batch(SMALL_B)
-    with pytest.raises(hooks.ProbeError, match="no layer named 'layer1.0.conv9' in this network; did you mean layer1.0.conv2"):
+    with pytest.raises(probes.ProbeError, match="no layer named 'layer1.0.conv9' in this network; did you mean layer1.0.conv2"):
         forward.feature_maps(model, x, "layer1.0.conv9", p)
-    with pytest.raises(hooks.ProbeError, match="not C×H×W maps"):
+    with pytest.raises(probes.ProbeError, match="not C×H×W maps"):
         forward.feature_maps(model, x, "fc", p)
-    with pytest.raises(hooks.ProbeError, match="not a residual block"):
+    with pytest.raises(probes.ProbeError, match="not a residual block"):
         forward.block_anatomy(model, x, "layer1.0.conv1", p)
-    with pytest.raises(hooks.ProbeError, match="planned for 3×16×16"):
+    with pytest.raises(probes.ProbeError, match="planned for 3×16×16"):
         forward.feature_maps(model, torch.randn(1, 3, 8, 8), "conv1", p)
-    with pytest.raises(hooks.ProbeError, match="labels must lie in 0..4"):
+    with pytest.raises(probes.ProbeError, match="labels must lie in 0..4"):
         gradients.gradient_pass(model, x, y + 10, p)
-    with pytest.raises(hooks.ProbeError, match="more than one value per channel"):
+    with pytest.raises(probes.ProbeError, match="more than one value per channel"):
         gradients.gradient_flow(rc.get_preset("resnet18").replace(input_size=(32, 32)), batch=1, device="cpu")
     plain = build_model(SMALL_A.replace(skip=False), seed=0)
-    with pytest.raises(hooks.ProbeError, match="built without shortcuts"):
+    with pytest.raises(probes.ProbeError, match="built without shortcuts"):
         gradients.gradient_pass(plain, x, y, plan(SMALL_A.replace(skip=False)), skip=True)
     assert _hook_count(model) == 0 and _hook_count(plain) == 0
 
@@ -664,5 +664,5 @@ def test_seeds_cover_the_generators_range_and_no_more():
     x2, y2 = gradients.seeded_batch((3, 8, 8), 2, 10, top)
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
     for bad in (-1, 2**64, 1.5, True):
-        with pytest.raises(hooks.ProbeError, match="from 0 to 2"):
+        with pytest.raises(probes.ProbeError, match="from 0 to 2"):
             gradients.gradient_flow(SMALL_A, seed=bad, batch=2, device="cpu")
