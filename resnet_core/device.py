@@ -223,12 +223,17 @@ def estimate_forward(param_bytes: int, largest_activation_bytes: int, batch: int
 
 
 def check_fits(estimate: PassEstimate | int, device: torch.device | str, what: str = "this run",
-               headroom: float = 0.8) -> None:
-    """Raise MemoryGuardError when `estimate` exceeds `headroom` × the device's free memory."""
+               headroom: float = 0.8, hint: str = "") -> None:
+    """Raise MemoryGuardError when `estimate` could not run even alone: more than `headroom` × the device's
+    free memory, or more than the memory budget. (What other runs booked is `reserve`'s to check: a run
+    waiting for its turn is refused here only when no turn would ever let it run.)"""
     needed = estimate.total if isinstance(estimate, PassEstimate) else int(estimate)
     free = free_memory(device)
+    cap = memory_budget()
+    if cap is not None and needed > cap and cap < headroom * free:
+        raise MemoryGuardError(needed, free, describe(device).split(" (")[0], what, hint=hint, budget=cap)
     if needed > headroom * free:
-        raise MemoryGuardError(needed, free, describe(device).split(" (")[0], what)
+        raise MemoryGuardError(needed, free, describe(device).split(" (")[0], what, hint=hint)
 
 
 def memory_budget() -> int | None:

@@ -11,8 +11,16 @@ import streamlit as st
 import resnet_core as rc
 from app import delivery, live_session, ui
 from app.charts import live as charts
-from resnet_core.device import BusyError, DeviceError, MemoryGuardError, describe, pick_device
-from resnet_core.lab import gradients, hooks, images, weights
+from resnet_core.device import (
+    BusyError,
+    DeviceError,
+    MemoryGuardError,
+    OutOfMemoryError,
+    WorkLimitError,
+    describe,
+    pick_device,
+)
+from resnet_core.lab import ProbeError, gradients, images, weights
 from resnet_core.lab import views as lab_views
 from resnet_core.lab.flow import GradientFlow
 from resnet_core.structure import spec as rspec
@@ -137,7 +145,7 @@ def forward_page() -> None:
             with delivery.spinner("Running the network…", needed=not live_session.record_ready(key, x, mode == "train")):
                 rec = live_session.record_for(w.model, x, plan, mode == "train", key=key)
             fm = rec.feature_maps(layer_index, int(top_k))
-        except (MemoryGuardError, BusyError, hooks.ProbeError, DeviceError) as e:
+        except (MemoryGuardError, WorkLimitError, OutOfMemoryError, BusyError, ProbeError, DeviceError) as e:
             st.error(str(e), icon=":material/dangerous:")
             return
 
@@ -244,7 +252,7 @@ def backward_page() -> None:
     too_large = None
     try:
         gradients.check_gradient_flow(gf_spec, int(batch), device)
-    except MemoryGuardError as e:
+    except (MemoryGuardError, WorkLimitError) as e:
         too_large = str(e)
     except BuildError as e:
         too_large = "; ".join(str(err) for err in e.plan.errors)

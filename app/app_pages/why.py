@@ -88,6 +88,18 @@ def get_pair(ps: PairSettings, source: str, stop, progress):
     return pair
 
 
+def run_with_pair(module, settings, ps: PairSettings, source: str, stop, progress, share: float):
+    """Run the lesion study or the landscape on the pair: one found (the Training lab's, or kept from an
+    earlier run) is passed in; one to be trained here is trained inside the experiment's admission, so its
+    training is counted and booked with the run (and refused before it starts when it does not fit)."""
+    def make_pair():
+        return get_pair(ps, source, stop, lambda f, t: progress(share * f, t))
+
+    if source != "here" or repr(ps) in pairs:
+        return module.run(settings, make_pair(), stop, progress)
+    return module.run(settings, None, stop, progress, make_pair=make_pair)
+
+
 pairs = xs.pairs()  # the dict itself: the background thread adds to it
 builder = ui.current_spec()
 with st.container(border=True):
@@ -138,8 +150,7 @@ with st.container(border=True):
         key = repr((settings, source))
 
         def work(stop, progress, settings=settings, ps=ps, source=source):
-            pair = get_pair(ps, source, stop, lambda f, t: progress(0.8 * f, t))
-            return lesion.run(settings, pair, stop, progress)
+            return run_with_pair(lesion, settings, ps, source, stop, progress, share=0.8)
     else:
         ps, source = pair_settings("why.land.pair", landscape.LandscapeSettings().pair)
         c = st.columns(3)
@@ -150,8 +161,7 @@ with st.container(border=True):
         key = repr((settings, source))
 
         def work(stop, progress, settings=settings, ps=ps, source=source):
-            pair = get_pair(ps, source, stop, lambda f, t: progress(0.6 * f, t))
-            return landscape.run(settings, pair, stop, progress)
+            return run_with_pair(landscape, settings, ps, source, stop, progress, share=0.6)
 
     b1, b2, _ = st.columns([1, 1, 4])
     run_clicked = b1.button("Run", type="primary", icon=":material/play_arrow:", key="why.run", disabled=busy,

@@ -17,6 +17,7 @@ from torch import nn
 
 from resnet_core.device import (
     allocation_guard,
+    check_fits,
     check_work,
     describe,
     device_slot,
@@ -319,8 +320,9 @@ def forward_record(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool = 
     est, work = forward_estimate(plan, int(x.shape[0]))
     what = f"a forward pass of {plan.spec.name} on {x.shape[0]} image(s)"
     check_work(work, dev, what)
-    with reserve(est, dev, what=what), allocation_guard(what, dev), \
-            device_slot(dev, timeout=slot_timeout, should_stop=should_stop), live_threads(dev, threads):
+    check_fits(est, dev, what=what)  # refused at once if no turn could run it; booked only once its turn comes
+    with device_slot(dev, timeout=slot_timeout, should_stop=should_stop), reserve(est, dev, what=what), \
+            allocation_guard(what, dev), live_threads(dev, threads):
         m = _to_device(model, dev)
         return _record(m, x, plan, sample=sample, train=train, device_text=describe(dev))
 

@@ -22,6 +22,7 @@ from torch import nn
 from resnet_core.device import (
     BusyError,
     allocation_guard,
+    check_fits,
     check_work,
     describe,
     device_slot,
@@ -304,8 +305,9 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
     stopped = False
     ran_on = describe(dev)
     try:
-        with reserve(est, dev, what=what, hint=hint), allocation_guard(what, dev), \
-                device_slot(dev, timeout=slot_timeout, should_stop=should_stop), live_threads(dev, threads):
+        check_fits(est, dev, what=what, hint=hint)  # refused at once if no turn could run it
+        with device_slot(dev, timeout=slot_timeout, should_stop=should_stop), \
+                reserve(est, dev, what=what, hint=hint), allocation_guard(what, dev), live_threads(dev, threads):
             ran_on = describe(dev)
             if model is None:
                 m = build_seeded(p, seed).to(dev)

@@ -73,3 +73,17 @@ def test_stop_keeps_what_was_measured_and_says_so():
     assert job.error is None and job.result.stopped
     assert any("Stopped early" in w.value for w in at.warning)
     assert at.button(key="why.run").disabled is False
+
+
+def test_a_lesion_study_too_large_for_the_work_limit_is_refused_before_its_pair_trains(monkeypatch):
+    """The pair trained here is part of the run's cost: over RESNET_EXPLORER_WORK_LIMIT the run is refused
+    with the numbers, and no pair is trained (nor kept)."""
+    from app import experiments_session as xs
+    monkeypatch.setenv("RESNET_EXPLORER_WORK_LIMIT", "1G")  # the default lesion run needs ~870 G mult-adds
+    at = why_page()
+    at.button(key="why.run").click().run()
+    no_exception(at)
+    job = wait_done(at, timeout=60)
+    assert job.result is None and "RESNET_EXPLORER_WORK_LIMIT" in job.error, job.error
+    assert dict(at.session_state[xs.PAIRS]) == {}  # refused before the pair trained
+    assert any("RESNET_EXPLORER_WORK_LIMIT" in e.value for e in at.error)
