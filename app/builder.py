@@ -22,14 +22,14 @@ STEM_LABELS = {"imagenet": "ImageNet: 7×7/2 conv + 3×3/2 max-pool", "cifar": "
 def _on_preset() -> None:
     name = st.session_state["ui.preset"]
     if name is not None:
-        state.load_spec(rc.get_preset(name), source=name)
+        state.apply_spec_to_widgets(rc.get_preset(name), source=name)
 
 
 def _on_reset() -> None:
     ss = st.session_state
     loaded = ss.get(P + "loaded")
     if loaded is not None:
-        state.load_spec(loaded, source=ss.get(P + "source"))
+        state.apply_spec_to_widgets(loaded, source=ss.get(P + "source"))
 
 
 def _on_all_blocks(key: str) -> None:

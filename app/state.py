@@ -2,7 +2,7 @@
 
 The builder's widgets own the network: each spec field has a widget key ("net.shortcut",
 "net.s2.width", ...). `read_spec()` assembles the ArchSpec from those keys on every run;
-`load_spec()` writes a spec into them (a preset, a shared link, an imported file) before the
+`apply_spec_to_widgets()` writes a spec into them (a preset, a shared link, an imported file) before the
 widgets are drawn. The URL carries `?net=<preset>` when the network is a preset, otherwise
 `?spec=<token>` (compressed JSON), so opening a link restores the network exactly.
 """
@@ -101,7 +101,7 @@ def check_bounds(spec: ArchSpec) -> list[str]:
     return problems
 
 
-def load_spec(spec: ArchSpec, source: str | None = None) -> list[str]:
+def apply_spec_to_widgets(spec: ArchSpec, source: str | None = None) -> list[str]:
     """Write `spec` into the builder's keys. Returns the reasons it cannot (and then changes nothing)."""
     problems = check_bounds(spec)
     if problems:
@@ -228,11 +228,11 @@ def init_session() -> None:
     except SpecError as e:
         message = f"This link's network could not be read ({e}). Showing {DEFAULT_PRESET} instead."
         spec = rc.get_preset(DEFAULT_PRESET)
-    problems = load_spec(spec, source="link" if ("spec" in qp and message is None) else spec.name)
+    problems = apply_spec_to_widgets(spec, source="link" if ("spec" in qp and message is None) else spec.name)
     if problems:
         message = (f"This link's network does not fit the builder ({'; '.join(problems)}). "
                    f"Showing {DEFAULT_PRESET} instead.")
-        load_spec(rc.get_preset(DEFAULT_PRESET))
+        apply_spec_to_widgets(rc.get_preset(DEFAULT_PRESET))
     ss[P + "url_message"] = md(message) if message else None  # it quotes the link: text, never Markdown
     ss[P + "ready"] = True
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from resnet_core.formatting import fmt_bytes
+from resnet_core.formatting import fmt_bytes, fmt_count
 from resnet_core.structure.graph import RenderUnavailable, render, to_dot
 from resnet_core.structure.records import shape_str
-from resnet_core.structure.report import depth_text, fmt_count, problem_sides
+from resnet_core.structure.report import depth_text, problem_sides
 from resnet_core.structure.spec import ArchSpec, spec_key
 from resnet_core.structure.trace import Trace, trace
 from resnet_core.text import md

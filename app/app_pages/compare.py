@@ -5,8 +5,9 @@ import streamlit as st
 import resnet_core as rc
 from app import state, ui
 from app.charts import structure as charts
+from resnet_core.formatting import fmt_count
 from resnet_core.structure.presets import preset_info
-from resnet_core.structure.report import compare_rows, compare_totals, fmt_count, staircase_rows, table_rows
+from resnet_core.structure.report import compare_rows, compare_totals, staircase_rows, table_rows
 from resnet_core.text import md
 
 PAIRS = [  # (A into the builder, B, label)
@@ -24,7 +25,7 @@ def nb(text: str) -> str:
 
 
 def load_pair(a: str, b: str) -> None:
-    state.load_spec(rc.get_preset(a), source=a)
+    state.apply_spec_to_widgets(rc.get_preset(a), source=a)
     st.session_state["compare.b"] = b
 
 

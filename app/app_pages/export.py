@@ -21,7 +21,7 @@ def _code(key: str, _spec) -> str | None:
 
 
 def load(spec) -> None:
-    problems = state.load_spec(spec, source=spec.name)
+    problems = state.apply_spec_to_widgets(spec, source=spec.name)
     st.session_state["export.load_problems"] = problems
 
 

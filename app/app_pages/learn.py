@@ -27,7 +27,7 @@ BLOCK_EXAMPLES = {
 
 
 def open_in_builder(spec) -> None:
-    state.load_spec(spec, source=spec.name)
+    state.apply_spec_to_widgets(spec, source=spec.name)
 
 
 st.title("Learn: how residual networks work")

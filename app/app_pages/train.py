@@ -256,7 +256,7 @@ if job is not None and job.finished:
 
             def open_live(label=r.net) -> None:
                 net = handoff.TrainedNet.from_hand_off(label, train_session.hand_off(result, label, job.run))
-                state.load_spec(net.spec, source=f"trained {label}")
+                state.apply_spec_to_widgets(net.spec, source=f"trained {label}")
                 handoff.open_in_live(net)
                 st.session_state["train.go_live"] = True
 

@@ -6,8 +6,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import resnet_core as rc
+from resnet_core.formatting import fmt_count
 from resnet_core.structure.lessons import EXERCISES
-from resnet_core.structure.report import fmt_count
 from resnet_core.structure.spec import spec_from_dict, to_url_token
 from resnet_core.text import md
 
