@@ -7,8 +7,9 @@ between the two pages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -35,7 +36,7 @@ class TrainedNet:
     data: str = ""  # where the data came from ("digits 8×8, 1,437 train / 360 held out")
 
     @classmethod
-    def from_hand_off(cls, label: str, rec: Mapping[str, Any]) -> "TrainedNet":
+    def from_hand_off(cls, label: str, rec: Mapping[str, Any]) -> TrainedNet:
         """From train_session.hand_off's fields."""
         return cls(label=label, spec=rec["spec"], state_dict=rec["state"], classes=tuple(rec["classes"]),
                    examples=rec["examples"], example_labels=tuple(int(v) for v in rec["example_labels"]),

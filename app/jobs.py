@@ -21,6 +21,7 @@ it waited: the new run asks again).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -30,8 +31,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from resnet_core.errors import ExplorerError
 
@@ -254,10 +256,8 @@ def end_all(grace_s: float = 3.0) -> None:
         _signal_group(proc, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     for proc, workdir in running:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
         _signal_group(proc, getattr(signal, "SIGKILL", signal.SIGTERM))
         shutil.rmtree(workdir, ignore_errors=True)
 

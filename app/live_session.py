@@ -20,9 +20,9 @@ import dataclasses
 import math
 import threading
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import streamlit as st
 import torch
@@ -376,10 +376,10 @@ def fmt(v: float | None) -> str:
 def gradient_tables(flow: GradientFlow) -> tuple[list[dict], list[dict]]:
     """The rows of the two number tables: every weight gradient, every block-input gradient."""
     labels = [v.label for v in flow.variants]
-    w = [{"depth": r["depth"], "layer": r["layer"], **{f"‖∂L/∂W‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"])},
-          **{f"status {lab}": s for lab, s in zip(labels, r["statuses"])}, "ratio": fmt(r["ratio"])}
+    w = [{"depth": r["depth"], "layer": r["layer"], **{f"‖∂L/∂W‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"], strict=True)},
+          **{f"status {lab}": s for lab, s in zip(labels, r["statuses"], strict=True)}, "ratio": fmt(r["ratio"])}
          for r in flow.weight_rows()]
-    i = [{"depth": r["depth"], "block": r["block"], **{f"‖∂L/∂x‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"])},
-          **{f"status {lab}": s for lab, s in zip(labels, r["statuses"])}, "ratio": fmt(r["ratio"])}
+    i = [{"depth": r["depth"], "block": r["block"], **{f"‖∂L/∂x‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"], strict=True)},
+          **{f"status {lab}": s for lab, s in zip(labels, r["statuses"], strict=True)}, "ratio": fmt(r["ratio"])}
          for r in flow.input_rows()]
     return w, i

@@ -241,7 +241,7 @@ def keep_alive() -> None:
     """Every run, before any widget: re-assign the builder's keys, so a widget that is not drawn this run (the
     custom stem's fields, a collapsed section) keeps its value instead of Streamlit discarding it."""
     ss = st.session_state
-    for key in [k for k in ss.keys() if isinstance(k, str) and k.startswith(P)]:
+    for key in [k for k in ss if isinstance(k, str) and k.startswith(P)]:
         ss[key] = ss[key]
 
 

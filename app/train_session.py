@@ -10,6 +10,7 @@ once, and the server runs at most MAX_PROCESS_RUNS multi-process runs at a time.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -53,10 +54,8 @@ def visitor_text(text: object) -> str:
     if root is None:
         return out
     forms = {str(root)}
-    try:
+    with contextlib.suppress(OSError, RuntimeError):
         forms.add(str(root.resolve()))
-    except (OSError, RuntimeError):
-        pass
     for form in sorted((f.rstrip("/") for f in forms if f.rstrip("/")), key=len, reverse=True):
         out = out.replace(form, "DATA")
     return out

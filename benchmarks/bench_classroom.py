@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -203,7 +204,7 @@ async def sessions(url: str, todo: list, timeout_s: float, chromium: str, betwee
             if between is not None:
                 between()
             start = asyncio.Event()
-            views = [asyncio.ensure_future(first_view(o, s, start)) for o, s in zip(opened, todo)]
+            views = [asyncio.ensure_future(first_view(o, s, start)) for o, s in zip(opened, todo, strict=True)]
             await asyncio.sleep(0.5)  # every task is waiting on the word
             start.set()
             results = await asyncio.gather(*views)
@@ -307,7 +308,8 @@ def main() -> int:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(Path(tempfile.gettempdir()) / f"bench_classroom_{port}.log", "w")
+    log = open(  # noqa: SIM115 - the server writes to it for the whole run; closed in the finally below
+        Path(tempfile.gettempdir()) / f"bench_classroom_{port}.log", "w")
     prefix = ["nice", "-n", str(args.server_nice)] if args.server_nice else []
     server = subprocess.Popen(
         [*prefix, sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"), "--server.port", str(port),
@@ -378,17 +380,13 @@ def main() -> int:
             if p is not None:
                 p.stop.set()
                 p.join(15)
-        try:
+        with contextlib.suppress(OSError):
             reference_total = cpu_seconds(reference.pid)
-        except OSError:
-            pass
         reference.terminate()
         reference.wait(15)
         shutil.rmtree(ref_dir, ignore_errors=True)
-        try:
+        with contextlib.suppress(OSError):
             server_total = cpu_seconds(server.pid)
-        except OSError:
-            pass
         server.terminate()
         try:
             server.wait(15)

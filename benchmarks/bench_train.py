@@ -61,7 +61,7 @@ class HandLoop:
             idx = self.order[self.pos:self.pos + self.batch].to(self.device)
             self.pos += self.batch
             x, y = self.x[idx].contiguous(memory_format=self.fmt), self.y[idx]
-            for model, opt in zip(self.models, self.opts):
+            for model, opt in zip(self.models, self.opts, strict=True):
                 with torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext():
                     loss = F.cross_entropy(model(x), y)
                 opt.zero_grad(set_to_none=True)

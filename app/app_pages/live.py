@@ -328,7 +328,7 @@ def show_gradient_flow(flow: GradientFlow) -> None:
                f"{'train' if flow.train else 'eval'} mode · {flow.device} · same weights: "
                f"{'yes' if flow.same_weights else 'NO'} · same batch: {'yes' if flow.same_batch else 'NO'}")
     made = charts.gradient_charts(flow.chart_rows(), labels, flow.vanished_below, flow.exploded_above)
-    for col, (_quantity, chart) in zip(st.columns(2), made):
+    for col, (_quantity, chart) in zip(st.columns(2), made, strict=False):
         col.altair_chart(chart, width="stretch")
     st.caption("Points below the dashed 'vanished' line mean the layer effectively stops learning; above the "
                "'exploded' line one SGD step would wreck its weights. Exact zeros are drawn at the floor and "

@@ -246,7 +246,7 @@ elif name == "erf":
     stacks = [m for m in labels if m.startswith(("plain,", "residual,"))]
     cols = st.columns([1] * len(stacks) + ([1] if len(stacks) < len(labels) else []))
     radius = max(s["depths"])  # the largest stack's input: ±n pixels around the centre
-    for col, label in zip(cols, stacks):
+    for col, label in zip(cols, stacks, strict=False):
         col.altair_chart(charts.erf_map(t["maps"], label, radius=radius), width="content")
     if len(stacks) < len(labels):
         cols[-1].altair_chart(charts.erf_map(t["maps"], labels[-1]), width="content")
@@ -259,7 +259,7 @@ elif name == "erf":
     if "network" in t:
         st.dataframe(pd.DataFrame(t["network"]), hide_index=True)
 elif name == "lesion":
-    names = dict(zip(("residual", "plain"), s["networks"]))
+    names = dict(zip(("residual", "plain"), s["networks"], strict=True))
     left, right = st.columns([3, 2])
     left.altair_chart(charts.lesion_single(t["single"], t["baseline"], names), width="stretch")
     right.altair_chart(charts.path_histogram(t["paths"]), width="stretch")
@@ -288,6 +288,6 @@ st.caption(f"Measured in {result.seconds:.1f} s.")
 d = st.columns(len(t) + 1)
 d[0].download_button("⬇ Everything (JSON)", result.to_json(), f"{name}.json", "application/json", key="why.dl.json",
                      width="stretch")
-for col, table in zip(d[1:], t):
+for col, table in zip(d[1:], t, strict=True):
     col.download_button(f"⬇ {table} (CSV)", rows_csv(t[table]), f"{name}_{table}.csv", "text/csv",
                         key=f"why.dl.{table}", width="stretch")

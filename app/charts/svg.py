@@ -163,10 +163,7 @@ def render(c: Chart, width: int = W, legend_below: bool = False) -> str:
         return LEFT + (x - x0) / (x1 - x0) * pw
 
     def sy(y: float) -> float:
-        if c.log_y:
-            t = (math.log10(y) - math.log10(y0)) / (math.log10(y1) - math.log10(y0))
-        else:
-            t = (y - y0) / (y1 - y0)
+        t = (math.log10(y) - math.log10(y0)) / (math.log10(y1) - math.log10(y0)) if c.log_y else (y - y0) / (y1 - y0)
         return TOP + (1 - min(1.0, max(0.0, t))) * ph
 
     out = [f'<svg viewBox="0 0 {width} {height:.0f}" width="100%" role="img" aria-label="{_e(c.title)}" '

@@ -99,13 +99,12 @@ def test_a_rerun_drops_its_page_but_not_the_address_bar(run):
     url.page_info_changed.query_string = "net=resnet20"
     toast = ForwardMsg()
     toast.delta.new_element.toast.body = "saved"
-    with pytest.raises(RerunException):
-        with delivery.together():
-            ctx._enqueue(element("old 1"))
-            ctx._enqueue(url)  # state.sync_url, then the page calls st.rerun()
-            ctx._enqueue(toast)
-            runner.pending = RerunException(None)
-            ctx._enqueue(element("old 2"))
+    with pytest.raises(RerunException), delivery.together():
+        ctx._enqueue(element("old 1"))
+        ctx._enqueue(url)  # state.sync_url, then the page calls st.rerun()
+        ctx._enqueue(toast)
+        runner.pending = RerunException(None)
+        ctx._enqueue(element("old 2"))
     assert runner.sent == [url, toast]  # what Streamlit keeps when it cuts a run short; the rerun draws the rest
     assert ctx._enqueue == runner._enqueue_forward_msg
 
@@ -123,12 +122,11 @@ def test_nothing_is_held_without_streamlits_check(monkeypatch):
 
 def test_a_stopped_run_still_sends_what_it_made_before_the_stop(run):
     runner, ctx = run
-    with pytest.raises(StopException):
-        with delivery.together():
-            ctx._enqueue("error box")
-            ctx._enqueue("the fix")
-            runner.pending = StopException()  # st.stop(): Streamlit now refuses every message
-            ctx._enqueue("after the stop")
+    with pytest.raises(StopException), delivery.together():
+        ctx._enqueue("error box")
+        ctx._enqueue("the fix")
+        runner.pending = StopException()  # st.stop(): Streamlit now refuses every message
+        ctx._enqueue("after the stop")
     assert runner.sent == ["error box", "the fix"]
 
 
@@ -150,9 +148,8 @@ def test_nested_blocks_and_bare_mode_change_nothing(run, monkeypatch):
         assert runner.sent == []  # the outer block holds
     assert runner.sent == ["a"]
     monkeypatch.setattr(delivery, "get_script_run_ctx", lambda: None)
-    with delivery.together():  # no session: nothing to hold
-        with delivery.passing():
-            pass
+    with delivery.together(), delivery.passing():  # no session: nothing to hold
+        pass
 
 
 def test_the_app_draws_the_same_page_through_one_delivery():

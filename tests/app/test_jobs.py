@@ -2,6 +2,7 @@
 gone), process jobs (their whole process group ends on Stop, when the session goes, when the server exits
 or is killed; their folder is removed; a server-wide cap refuses the next one with a reason)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -138,15 +139,11 @@ def test_a_killed_server_takes_its_job_processes_with_it(tmp_path):
         # the worker is the launcher's child: its own parent-death signal is the command's business (torchrun
         # workers have it); here it is orphaned but its group is known, so clean it up
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pids["launcher"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def test_a_thread_job_keeps_its_result_and_says_errors_in_one_line():

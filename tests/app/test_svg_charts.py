@@ -62,13 +62,13 @@ def test_block_ratio_chart_puts_every_block_at_its_ratio(resnet18_record):
     root = parse(live_charts.block_ratio_chart(rows, current="layer2.0"))
     data = [(e, tip) for e, tip in markers(root) if "‖F(x)‖/‖x‖" in tip]
     assert [tip.split(" · ")[0] for _, tip in data] == [b.name for b in p.blocks]
-    for (e, tip), r in zip(data, rows):
+    for (_e, tip), r in zip(data, rows, strict=True):
         assert f"{r['ratio']:.3g}" in tip and r["shortcut"] in tip
     # linear scale: the height of a marker is an affine function of its ratio, the same one as the axis's
     ticks = {float(k): v for k, v in tick_ys(root).items()}
     (r0, y0), (r1, y1) = sorted(ticks.items())[:2]
     slope = (y1 - y0) / (r1 - r0)
-    for (e, _), r in zip(data, rows):
+    for (e, _), r in zip(data, rows, strict=True):
         assert centre_y(e) == pytest.approx(y0 + (r["ratio"] - r0) * slope, abs=0.6)
     # the chosen block is ringed: a ring centred on its marker
     chosen = next(e for (e, tip) in data if tip.startswith("layer2.0 "))
@@ -161,7 +161,7 @@ def test_the_projector_layout_puts_the_legend_under_the_plot_within_the_figure(r
         assert len(texts) == len(chart.legend or chart.series)
         for t in texts:
             x, y = float(t.get("x")), float(t.get("y"))
-            assert plot_bottom < y <= height and 0 <= x and x + svg._text_width(t.text) <= width + 1, t.text
+            assert plot_bottom < y <= height and x >= 0 and x + svg._text_width(t.text) <= width + 1, t.text
         beside = ET.fromstring(svg.render(chart, width=420))
         frame_beside = next(r for r in beside if r.tag == NS + "rect" and r.get("fill") == "none")
         assert float(frame.get("width")) > 1.5 * float(frame_beside.get("width"))  # the plot keeps the width

@@ -36,10 +36,10 @@ def test_three_sessions_at_once_each_see_their_own_network(browser, app_url):
     contexts = [browser.new_context(viewport={"width": 1280, "height": 800}) for _ in specs]
     try:
         pages = [c.new_page() for c in contexts]
-        for pg, spec in zip(pages, specs):  # goto returns at the load event: the three scripts overlap
+        for pg, spec in zip(pages, specs, strict=True):  # goto returns at the load event: the three scripts overlap
             pg.set_default_timeout(240_000)
             pg.goto(f"{app_url}/live?spec={to_url_token(spec)}")
-        for pg, spec in zip(pages, specs):
+        for pg, spec in zip(pages, specs, strict=True):
             pg.get_by_text("‖F(x)‖ / ‖x‖", exact=True).first.wait_for()
             pg.wait_for_selector(READY)
             text = pg.locator('[data-testid="stMain"]').inner_text()

@@ -166,9 +166,9 @@ def test_the_admission_counts_what_other_runs_have_booked(monkeypatch):
     small = erf.ErfSettings(depths=(2, 4), channels=4, samples=1, seeds=1)
     need = erf.cost(small).memory
     assert need < 256 << 20
-    with device.reserve((256 << 20) - need // 2, "cpu", what="another session's pass"):
-        with pytest.raises(device.MemoryGuardError, match="booked by passes running now"):
-            erf.run(small)
+    with device.reserve((256 << 20) - need // 2, "cpu", what="another session's pass"), \
+            pytest.raises(device.MemoryGuardError, match="booked by passes running now"):
+        erf.run(small)
     assert erf.run(small).tables["stacks"]  # the booking was released: it runs now
 
 
@@ -238,9 +238,8 @@ def test_a_forward_record_above_the_work_limit_is_refused(monkeypatch):
 
 def test_other_errors_pass_through_the_allocation_guard():
     from resnet_core.device import allocation_guard
-    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
-        with allocation_guard("a pass"):
-            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"), allocation_guard("a pass"):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
 
 
 @pytest.mark.parametrize("name", ["lesion", "landscape"])
