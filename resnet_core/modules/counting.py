@@ -201,6 +201,16 @@ def first_line(e: BaseException) -> str:
     return plain(text[0] if text else type(e).__name__, 300)
 
 
+def message_for(op: str, shapes: list[tuple[int, ...]], raw: str) -> str:
+    """What went wrong, in words: for an element-wise operation whose operands cannot meet, the two shapes
+    side by side (PyTorch's broadcast message names dimensions from the end); otherwise PyTorch's own line."""
+    if op in ("add", "sub", "mul", "iadd") and len(shapes) == 2 and shapes[0] != shapes[1]:
+        a, b = ("×".join(map(str, s[1:])) for s in shapes)
+        return f"the two operands cannot be added: {a} and {b} differ" if op in ("add", "iadd") else \
+            f"the two operands cannot be combined element-wise: {a} and {b} differ"
+    return raw
+
+
 def fix_for(op: str, module: nn.Module | None, shapes: list[tuple[int, ...]], message: str) -> str:
     if op in ("add", "add_", "iadd", "sub", "mul") and len(shapes) == 2 and len(shapes[0]) == len(shapes[1]) == 4:
         (_, c1, h1, w1), (_, c2, h2, w2) = shapes

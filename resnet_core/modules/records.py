@@ -134,8 +134,7 @@ class ModuleTrace:
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in (head, *body)]
         lines.append(f"{self.total_params:,} parameters · {self.mult_adds:,} mult-adds · "
                      f"{len(self.residual_adds)} residual additions · traced by {self.method}")
-        lines.extend(f"error: {e}" for e in self.errors)
-        return "\n".join(lines)
+        return "\n".join(lines)  # the errors are the caller's to show (the command line: on stderr)
 
     def _repr_html_(self) -> str:  # Jupyter shows the trace as a table
         import html

@@ -43,6 +43,7 @@ from resnet_core.modules.counting import (
     fix_for,
     function_counts,
     is_opaque,
+    message_for,
     module_counts,
     rf_after,
     same_shape_output,
@@ -221,7 +222,7 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
         shapes = [tuple(first_tensor(values[a]).shape) for a in ins]  # type: ignore[union-attr]
         producers = [row_of[a].path if a in row_of else ("input" if a.op == "placeholder" else a.name) for a in ins]
         op = type(module).__name__ if module is not None else fname
-        message = first_line(f.error)
+        message = message_for(fname or op, shapes, first_line(f.error))
         rows.append(ModuleRow(len(rows), path, op, "module" if module is not None else "function", shapes, None,
                               block=owner or None, failed=True, inputs=sources_of(node)))
         errors.append(ModuleError(path, op, shapes, producers, message, fix_for(fname or op, module, shapes, message),
