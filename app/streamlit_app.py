@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
                    initial_sidebar_state="expanded")
 
-from app import builder, delivery, server, state, ui  # noqa: E402
+from app import builder, delivery, model_session, server, state, ui  # noqa: E402
 
 server.settle_once()
 
@@ -33,6 +33,10 @@ pages = [
     st.Page(PAGES / "train.py", title="Training lab", icon=":material/monitoring:", url_path="train"),
     st.Page(PAGES / "why.py", title="Why it works", icon=":material/verified:", url_path="why"),
 ]
+if model_session.configured() is not None:  # only a server started with --model has it (nothing a visitor sends)
+    pages.insert(0, st.Page(PAGES / "model.py", title="Your model", icon=":material/code:", url_path="model",
+                            default=True))
+    pages[1] = st.Page(PAGES / "trace.py", title="Shape trace", icon=":material/straighten:", url_path="trace")
 nav = st.navigation(pages, position="top")
 
 ui.apply_style()

@@ -64,9 +64,16 @@ def _pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None,
     return [float(p.grad.norm()) if p.grad is not None else 0.0 for _, p in layers]
 
 
+class FlowStopped(ExplorerError):
+    """The gradient flow was stopped before it finished."""
+
+
 def module_gradient_flow(model: nn.Module | Callable[[], nn.Module], input_shape: tuple[int, ...], batch: int = 8,
-                         seed: int = 0, compare_skip: bool = True, name: str | None = None) -> ModuleFlow:
-    """‖∂L/∂W‖ of every conv/linear weight with the residual additions and (compare_skip) without them."""
+                         seed: int = 0, compare_skip: bool = True, name: str | None = None,
+                         should_stop: Callable[[], bool] | None = None) -> ModuleFlow:
+    """‖∂L/∂W‖ of every conv/linear weight with the residual additions and (compare_skip) without them.
+    `should_stop()` is asked before each pass."""
+    stop = should_stop or (lambda: False)
     if batch < 2:
         raise ExplorerError("the batch must hold at least 2 images (batch norm needs more than one in training)")
     t = inspect_module(model, input_shape, name=name)
@@ -89,11 +96,15 @@ def module_gradient_flow(model: nn.Module | Callable[[], nn.Module], input_shape
         labels = torch.randint(0, classes, (batch,), generator=gen) if classes else None
         layers = _weight_layers(real)
         state = copy.deepcopy(real.state_dict())  # BN's running statistics move in train mode: both start alike
+        if stop():
+            raise FlowStopped("stopped before the first pass")
         with_skips = _pass(real, x, labels, layers)
         flow = ModuleFlow(t.name, batch, seed, len(t.residual_adds), [n for n, _ in layers], with_skips)
         if labels is None:
             flow.loss = "mean squared output (the output is not one score per class)"
         if compare_skip:
+            if stop():
+                raise FlowStopped("stopped after the pass with skips")
             real.load_state_dict(state)
             plain = skips_off(real)  # the same submodules and parameters
             flow.without_skips = _pass(plain, x, labels, layers)

@@ -72,8 +72,10 @@ def residual_adds(gm: fx.GraphModule, found: tuple[dict, dict], rows: list[Modul
             row = row_of[add]
             src = sources.get(x, [-1])
             x_path = rows[src[-1]].path if src and src[-1] >= 0 else "input"
-            out.append(ResidualAdd(row.path, row.block or "", [row_of[m].path for m in branch if m in row_of],
-                                   [row_of[m].path for m in shortcut if m in row_of], x_path))
+            def paths(nodes: list[fx.Node]) -> list[str]:  # an nn.Identity on a path is no operation
+                return [row_of[m].path for m in nodes if m in row_of and row_of[m].type != "Identity"]
+
+            out.append(ResidualAdd(row.path, row.block or "", paths(branch), paths(shortcut), x_path))
     return out
 
 

@@ -1,0 +1,94 @@
+"""The model from code that the person who started this server brought (`resnet-explorer app --model
+FILE.py:NAME --input C,H,W`): loaded once per process, traced once, and its gradient flow run per session.
+Never renders.
+
+Only the process's environment names the model (RESNET_EXPLORER_MODEL, RESNET_EXPLORER_MODEL_INPUT, set by
+the `app` command). No link, upload or field of the app can name a Python file: a server started without
+--model never imports or runs anyone's code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import streamlit as st
+
+from app import jobs
+
+MODEL_ENV = "RESNET_EXPLORER_MODEL"
+INPUT_ENV = "RESNET_EXPLORER_MODEL_INPUT"
+JOB = "model.job"
+
+
+@dataclass(frozen=True)
+class Configured:
+    source: str  # FILE.py:NAME, timm:NAME or torchvision:NAME
+    input_shape: tuple[int, ...]
+
+
+def configured() -> Configured | None:
+    """The model this process was started with, or None (then the app has no model page)."""
+    source = os.environ.get(MODEL_ENV, "").strip()
+    if not source:
+        return None
+    from resnet_core.cli.modules import is_module_source
+    if not is_module_source(source):
+        return None
+    try:
+        shape = tuple(int(v) for v in os.environ.get(INPUT_ENV, "3,224,224").split(","))
+    except ValueError:
+        shape = (3, 224, 224)
+    return Configured(source, shape)
+
+
+@st.cache_resource(show_spinner=False)
+def traced(source: str, input_shape: tuple[int, ...]):
+    """(the ModuleTrace, the model's builder, its name, an error line or None): once per process."""
+    from resnet_core.cli.common import CliError
+    from resnet_core.cli.modules import load_source
+    from resnet_core.modules import inspect_module
+    try:
+        factory, name = load_source(source)
+        return inspect_module(factory, input_shape, name=name), factory, name, None
+    except CliError as e:
+        return None, None, source, " ".join(e.lines).removeprefix("error: ")
+    except Exception as e:  # noqa: BLE001 - the operator's model failed to load: one line on the page
+        return None, None, source, jobs.one_line(e)
+
+
+@st.cache_data(show_spinner=False)
+def dot(source: str, input_shape: tuple[int, ...], detail: str) -> str:
+    from resnet_core.modules.graph import module_dot
+    t = traced(source, input_shape)[0]
+    return module_dot(t, detail) if t is not None else ""
+
+
+def closest_preset(total_params: int, residual_adds: int) -> str:
+    """The preset nearest the model: by residual blocks, then by parameters (on a log scale)."""
+    import resnet_core as rc
+    best, score = "resnet18", math.inf
+    for name in rc.list_presets():
+        t = rc.trace(rc.get_preset(name))
+        blocks = len(t.plan.blocks)
+        s = abs(blocks - residual_adds) / max(residual_adds, 1) + abs(math.log(max(t.total_params, 1) / max(total_params, 1)))
+        if s < score:
+            best, score = name, s
+    return best
+
+
+def current_job() -> jobs.Job | None:
+    return st.session_state.get(JOB)
+
+
+def start_flow(conf: Configured, batch: int, seed: int) -> jobs.Job:
+    """The gradient flow with and without skips, as this session's job (one at a time)."""
+    from resnet_core.modules.flow import module_gradient_flow
+    factory = traced(conf.source, conf.input_shape)[1]
+
+    def work(should_stop, report):
+        report("running forward + backward with the skips, then without them…")
+        return module_gradient_flow(factory, conf.input_shape, batch=batch, seed=seed, should_stop=should_stop)
+
+    return jobs.replace_job(st.session_state, JOB, jobs.Job("model-gradflow", work, request=(batch, seed)))
