@@ -90,11 +90,14 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
                 label = f"✗ {r.path}\n{r.type}\n{plain(err.message, 90) if err else 'fails'}"
                 attrs.update(color=FAIL_COLOR, penwidth="3", fillcolor="#fde0e0", fontcolor=FAIL_COLOR)
             else:
-                label = f"{r.path}\n{r.type}"
+                label = r.path if r.path == r.type else f"{r.path}\n{r.type}"
             g.node(nid, dot_text(label), tooltip=dot_text(f"{r.path}: {r.type}"), **attrs)
         return nid
 
     for r in rows:
+        if r.type == "Identity" and len(r.inputs) == 1 and not r.failed:  # no operation: drawn as its input
+            node_of[r.index] = node_of.get(r.inputs[0], "input")
+            continue
         b = members.get(r.index)
         if b is not None and b.block in hidden:
             parent = _parent(b.block)
@@ -128,8 +131,9 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
             attrs = {"label": _shape(src_shape)}
             b = add_rows.get(r.index)
             if b is not None:  # the shortcut's edge into ⊕: dashed red
+                x_node = node_of.get(by_path[b.input].index, "input") if b.input in by_path else "input"
                 from_shortcut = i in {by_path[p].index for p in b.shortcut if p in by_path} or (
-                    not b.shortcut and (rows[i].path if i >= 0 else "input") == b.input)
+                    not b.shortcut and tail == x_node)
                 if from_shortcut:
                     attrs.update(style="dashed", color=SKIP_COLOR, penwidth="2", fontcolor=SKIP_COLOR)
             g.edge(tail, head, **attrs)
