@@ -23,8 +23,15 @@ RUN_ID_ENV = "RESNET_EXPLORER_RUN_ID"
 PARENT_ENV = "RESNET_EXPLORER_PARENT_PID"
 LAUNCHER_ENV = "RESNET_EXPLORER_LAUNCHER"  # set for workers our own launcher (`train --nproc`) started
 BOOKED_ENV = "RESNET_EXPLORER_MEMORY_BOOKED"  # bytes the launcher booked for each worker (device.reserve)
+ERROR_DIR_ENV = "RESNET_EXPLORER_ERROR_DIR"  # where our launcher's workers leave their bad-input line
 
 PR_SET_PDEATHSIG = 1
+
+
+def launched_by_torchrun(env: dict | None = None) -> bool:
+    """True inside a process that torchrun started (it sets these variables for every worker)."""
+    e = os.environ if env is None else env
+    return all(k in e for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
 
 
 def exit_status(signum: int) -> int:

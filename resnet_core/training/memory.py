@@ -25,14 +25,15 @@ def book_training(traces, batch: int, amp: bool, data_bytes: int, device: torch.
                   copies: int = 1) -> contextlib.ExitStack:
     """Book `copies` × the run's memory on `device` (device.reserve): an ExitStack whose close() releases it.
 
-    A worker of our own launcher books nothing (the launcher booked the whole run); a worker under a plain
+    A child of a process that booked for it (our launcher's workers, a pair's trainers: lifecycle.BOOKED_ENV)
+    books nothing; a worker under a plain
     torchrun books what every worker on this machine needs on the CPU (they share its memory), its own on a GPU.
     MemoryGuardError with the numbers and the largest batch that would fit."""
-    from resnet_core.training.lifecycle import BOOKED_ENV
+    from resnet_core.training.lifecycle import BOOKED_ENV, PARENT_ENV
     traces = list(traces)
     hold = contextlib.ExitStack()
-    if world is not None and os.environ.get(BOOKED_ENV):
-        return hold
+    if os.environ.get(BOOKED_ENV) and os.environ.get(PARENT_ENV) == str(os.getppid()):
+        return hold  # the process that started this one booked it (the launcher, the pair's parent)
     if world is not None and device.type == "cpu":
         copies = max(copies, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
     need = copies * train_bytes(traces, batch, amp, data_bytes)
