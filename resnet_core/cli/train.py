@@ -41,7 +41,7 @@ from resnet_core.training import lifecycle
 from resnet_core.training.options import add_arguments, check, train_args
 
 # after a stop signal, a worker that has not finished within this many seconds ends at once
-WORKER_GRACE_S = {signal.SIGINT: 20.0, signal.SIGTERM: 5.0}
+WORKER_GRACE_S = 15.0
 
 
 def format_table(result, recipe: bool = False) -> str:
@@ -166,7 +166,7 @@ class _Stopper:
         if self.signum is None:
             self.signum = signum
             if self.worker:
-                timer = threading.Timer(WORKER_GRACE_S.get(signum, 5.0), os._exit, (lifecycle.exit_status(signum),))
+                timer = threading.Timer(WORKER_GRACE_S, os._exit, (lifecycle.exit_status(signum),))
                 timer.daemon = True
                 timer.start()
             else:

@@ -72,9 +72,10 @@ def _train_alone(net: str, settings: PairSettings, messages, parent: int | None 
     import io
     import signal
 
-    from resnet_core.training.lifecycle import die_with_parent
+    from resnet_core.training.lifecycle import STOP_SIGNALS, die_with_parent
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C reaches the whole group: the parent ends us
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent while it started us
     torch.set_num_threads(1)
     try:
         from resnet_core.training.run import make_run
@@ -116,7 +117,7 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
     import time
 
     from resnet_core.structure.build import build_model
-    from resnet_core.training.lifecycle import BOOKED_ENV, marked_children
+    from resnet_core.training.lifecycle import BOOKED_ENV, marked_children, signals_held
     from resnet_core.training.run import make_run
 
     run = make_run([settings.residual, twin_of(settings.residual)], settings.data, steps=settings.steps,
@@ -130,7 +131,9 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
     t0 = time.perf_counter()
     steps, done, stopped = {net: 0 for net in nets}, {}, False
     try:
-        with marked_children(**{BOOKED_ENV: str(run.memory_estimate)}):  # the marker; this run booked theirs
+        # the marker and the booking in their environment; a signal waits until both are started (a start
+        # cut in the middle leaves a child reading half its instructions)
+        with marked_children(**{BOOKED_ENV: str(run.memory_estimate)}), signals_held():
             _start_from_a_bare_main(procs)
         while len(done) < len(nets):
             if should_stop is not None and should_stop():

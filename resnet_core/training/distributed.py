@@ -195,6 +195,7 @@ def torchrun_argv(worker_args: Sequence[str], nproc: int, port: int | None = Non
             ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", uuid.uuid4().hex,
              "--nnodes", "1"])
     return [*rdzv, "--nproc-per-node", str(nproc), "--max-restarts", "0", "--monitor-interval", "0.2",
+            "--signals-to-handle", "SIGTERM,SIGHUP,SIGQUIT",  # SIGINT: launch's own handler (see there)
             "-m", "resnet_core", *worker_args]
 
 
@@ -265,7 +266,7 @@ def launch(worker_args: Sequence[str], nproc: int, port: int | None = None, env:
 
     Returns when every worker exited 0. Raises WorkerFailure (exit_code 128 + the signal if interrupted)
     when a worker died, failed or was interrupted: torchrun's agent has then ended every other rank
-    (the signal, then SIGKILL after its shutdown timeout). Each worker carries the run's marker and dies
+    (SIGTERM, also for a SIGINT here: a worker stops at its next step; SIGKILL after the agent's timeout). Each worker carries the run's marker and dies
     with this process whatever ends it (lifecycle.die_with_parent). `env`: more variables for the workers.
     """
     from torch.distributed import run as torchrun
@@ -276,6 +277,14 @@ def launch(worker_args: Sequence[str], nproc: int, port: int | None = None, env:
     env_before = os.environ.get("OMP_NUM_THREADS")
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # what torchrun would set (and warn about) for each worker
     handlers = {name: signal.getsignal(getattr(signal, name)) for name in _ELASTIC_SIGNALS if hasattr(signal, name)}
+    received: list[int] = []
+
+    def on_sigint(signum, frame):  # Ctrl-C: the agent stops every worker with SIGTERM, whatever it is doing (a
+        received.append(signum)    # worker still importing would print a KeyboardInterrupt traceback)
+        raise SignalException(f"the launcher received {lifecycle.signal_name(signum)}", sigval=signal.SIGTERM)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_sigint)
     try:
         with _quiet_elastic(), lifecycle.marked_children(**{lifecycle.LAUNCHER_ENV: str(os.getpid()), **(env or {})}):
             torchrun.run(args)
@@ -283,7 +292,7 @@ def launch(worker_args: Sequence[str], nproc: int, port: int | None = None, env:
         reason, code, sig = _failure_reason(e.failures)
         raise WorkerFailure(reason, code, sig) from None
     except SignalException as e:
-        sig = getattr(e, "sigval", signal.SIGTERM)
+        sig = received[0] if received else getattr(e, "sigval", signal.SIGTERM)
         raise WorkerFailure(f"the launcher received {lifecycle.signal_name(sig)}; every worker was stopped",
                             lifecycle.exit_status(sig), int(sig)) from None
     except Exception as e:  # noqa: BLE001 - a rendezvous or agent error: one line, never a traceback

@@ -13,10 +13,12 @@ Without torch.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import sys
+import threading
 import uuid
 
 RUN_ID_ENV = "RESNET_EXPLORER_RUN_ID"
@@ -26,6 +28,7 @@ BOOKED_ENV = "RESNET_EXPLORER_MEMORY_BOOKED"  # bytes the launcher booked for ea
 ERROR_DIR_ENV = "RESNET_EXPLORER_ERROR_DIR"  # where our launcher's workers leave their bad-input line
 
 PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def launched_by_torchrun(env: dict | None = None) -> bool:
@@ -104,3 +107,17 @@ class marked_children:
             else:
                 os.environ[key] = value
         return False
+
+
+@contextlib.contextmanager
+def signals_held():
+    """SIGINT and SIGTERM wait (blocked) inside, and arrive when it ends: for starting children, which must
+    not be left half started. Children inherit the mask: they unblock STOP_SIGNALS first thing."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
