@@ -30,6 +30,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad option is one line (what is wrong, and where help is), not the usage block."""
 
     def error(self, message: str):
+        if lifecycle.launched_by_torchrun() and os.environ.get("RANK") != "0":
+            self.exit(2)  # every rank got the same argv: rank 0 says it, once
         one_line_error(self, with_prog=True)(message)
 
 

@@ -239,10 +239,21 @@ def _run(args: argparse.Namespace, world) -> int:
     return 0
 
 
+def _error_once(parser: argparse.ArgumentParser):
+    """argparse's error as one line, said by rank 0 alone when torchrun started every rank with the same argv."""
+    say = one_line_error(parser)
+
+    def error(message: str):
+        if lifecycle.launched_by_torchrun() and os.environ.get("RANK") != "0":
+            parser.exit(2)
+        say(message)
+    return error
+
+
 def register(sub) -> None:
     """Add `train` to the command parser."""
     p = sub.add_parser("train", help="train up to four nets side by side (degradation and batch-norm experiments), "
                                      "on one process or several (--nproc, torchrun)")
     add_arguments(p)
-    p.error = one_line_error(p)  # a bad value: one line and exit 2, not the usage text
+    p.error = _error_once(p)  # a bad value: one line and exit 2, not the usage text
     p.set_defaults(run=cmd_train)
