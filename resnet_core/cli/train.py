@@ -214,6 +214,9 @@ def _run(args: argparse.Namespace, world) -> int:
                     raise
                 line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 line = re.sub(r"^\[[^\]]*\]\s*", "", line).split(". ")[0][:160]  # gloo's "[file:line] Read error …"
+                if "out of memory" in line.lower() or "can't allocate memory" in line.lower():
+                    raise CliError(f"error: rank {world.rank}: out of memory at step {session.run.step} ({line}); "
+                                   "use a smaller batch, input or network") from None
                 if stopper.signum is not None:  # stopping anyway: a peer that went first is no news
                     raise Interrupted(stopper.signum, quiet=True) from None
                 print(f"error: rank {world.rank}: the run lost a worker at step {session.run.step} ({line}); "
