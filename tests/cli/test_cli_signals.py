@@ -56,13 +56,15 @@ class Command:
         self.p = subprocess.Popen([sys.executable, "-m", "resnet_core", *args], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.err: list[str] = []
-        self.out = ""
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
+        self.outs: list[str] = []
+        # read by threads: a child that outlives the command keeps the pipes open, and must not hang the test
+        for stream, into in ((self.p.stderr, self.err), (self.p.stdout, self.outs)):
+            threading.Thread(target=self._read, args=(stream, into), daemon=True).start()
 
-    def _read(self) -> None:
-        for line in self.p.stderr:
-            self.err.append(line)
+    @staticmethod
+    def _read(stream, into: list[str]) -> None:
+        for line in stream:
+            into.append(line)
 
     def wait_for(self, cond, timeout: float = 120.0) -> None:
         end = time.monotonic() + timeout
@@ -78,12 +80,14 @@ class Command:
 
     def end(self, timeout: float = 60.0) -> tuple[int, str]:
         try:
-            self.out = self.p.stdout.read() if self.p.stdout else ""
             self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
         finally:
             if self.p.poll() is None:
                 os.killpg(self.p.pid, signal.SIGKILL)
-        self._t.join(5)
+                self.p.wait(10)
+        time.sleep(0.3)  # the last lines
         return self.p.returncode, "".join(self.err)
 
     def cleanup(self) -> list[int]:
