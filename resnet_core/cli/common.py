@@ -1,4 +1,5 @@
-"""What every command shares: the bad-input error, spec and shape arguments, output, error lines."""
+"""What every command shares: the bad-input error, the one-line argparse error, the interruption, spec and
+shape arguments, output, error lines."""
 
 from __future__ import annotations
 
@@ -18,6 +19,23 @@ class CliError(Exception):
     def __init__(self, *lines: str):
         self.lines = list(lines)
         super().__init__("\n".join(lines))
+
+
+def one_line_error(parser: argparse.ArgumentParser, with_prog: bool = False):
+    """An argparse `error` that prints one line and exits 2 (not the usage block):
+    `parser.error = one_line_error(parser)` → 'error: MESSAGE' (with_prog: 'error: PROG: MESSAGE')."""
+    def error(message: str):
+        parser.exit(2, f"error: {parser.prog + ': ' if with_prog else ''}{message}\n")
+    return error
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal ended the command: main prints one line naming it (plus `detail`) and exits 128 + the signal
+    (130 SIGINT, 143 SIGTERM). A KeyboardInterrupt, so code that cleans up after Ctrl-C does the same here."""
+
+    def __init__(self, signum: int, detail: str = "", quiet: bool = False):
+        super().__init__(signum)
+        self.signum, self.detail, self.quiet = int(signum), detail, quiet
 
 
 def resolve_spec(text: str) -> ArchSpec:

@@ -4,26 +4,35 @@ One module per command group, each with a `register(subparsers)`:
 structure (presets, trace, export), live (gradflow), train, experiment, app.
 
 Exit status: 0 done; 2 bad input (an invalid network, a file that is not a spec, bad arguments),
-with one line per problem on stderr; 130 interrupted; 1 anything else, as one line (never a
-traceback; set RESNET_EXPLORER_DEBUG=1 to see it).
+with one line per problem on stderr; 130 interrupted by SIGINT (Ctrl-C), 143 terminated by SIGTERM,
+with one line naming the signal; 1 anything else, as one line (never a traceback; set
+RESNET_EXPLORER_DEBUG=1 to see it). A command that started processes (train --nproc, an experiment's
+pair trained in two processes) ends them before it exits, and they die with it if it is killed
+(training/lifecycle.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 
 from resnet_core.cli import app, experiment, live, structure, train
-from resnet_core.cli.common import CliError
+from resnet_core.cli.common import CliError, Interrupted, one_line_error
 from resnet_core.errors import ExplorerError
+from resnet_core.training import lifecycle
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad option is one line (what is wrong, and where help is), not the usage block."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {self.prog}: {message}\n")
+        if lifecycle.launched_by_torchrun() and os.environ.get("RANK") != "0":
+            self.exit(2)  # every rank got the same argv: rank 0 says it, once
+        one_line_error(self, with_prog=True)(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,13 +47,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals(worker: bool):
+    """SIGTERM ends the command like Ctrl-C does (one line, status 143). In a torchrun worker both take
+    their default action until the run installs its own (nothing to save before the training starts, and a
+    worker blocked in the rendezvous could not run a Python handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if worker:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    else:
+        signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+def _interrupted(e: Interrupted) -> int:
+    worker = lifecycle.launched_by_torchrun() and (os.environ.get(lifecycle.LAUNCHER_ENV)
+                                                   or os.environ.get("RANK") != "0")
+    if not (e.quiet or worker):  # the launcher (or rank 0) says it, once
+        print(f"interrupted by {lifecycle.signal_name(e.signum)}{e.detail}", file=sys.stderr, flush=True)
+    return lifecycle.exit_status(e.signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    lifecycle.die_with_parent()  # a child of our launcher (or of the app): it ends when its parent does
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "expand", None) is not None:
         args.expand -= 1
     try:
-        return args.run(args)
+        with _signals(worker=lifecycle.launched_by_torchrun()):
+            return args.run(args)
     except CliError as e:
         for line in e.lines:
             print(line, file=sys.stderr)
@@ -52,14 +97,22 @@ def main(argv: list[str] | None = None) -> int:
     except ExplorerError as e:  # the library's one base for bad input: its message says what and where
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        return _interrupted(e)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _interrupted(Interrupted(signal.SIGINT))
     except BrokenPipeError:
         return 0
+    except MemoryError:  # an allocation the estimate did not foresee: say so, never "internal error"
+        print("error: out of memory; use a smaller batch, input or network", file=sys.stderr)
+        return 1
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if os.environ.get("RESNET_EXPLORER_DEBUG"):
             raise
+        if "out of memory" in str(e).lower() or "can't allocate memory" in str(e).lower():
+            print(f"error: out of memory ({str(e).splitlines()[0][:160]}); use a smaller batch, input or network",
+                  file=sys.stderr)
+            return 1
         print(f"internal error: {type(e).__name__}: {e} (set RESNET_EXPLORER_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1

@@ -64,13 +64,18 @@ def train_pair(settings: PairSettings = PairSettings(), should_stop: Callable[[]
                        {"wall_s": result.wall_s, "steps": result.steps_done})
 
 
-def _train_alone(net: str, settings: PairSettings, messages) -> None:
+def _train_alone(net: str, settings: PairSettings, messages, parent: int | None = None) -> None:
     """One net of the pair, trained alone in a process of its own (spawned): exactly the weights it gets in
     the side-by-side run (each net is built from the seed, the batches follow the seed). Sends ("step", net,
     n) every 10 steps, then ("done", net, weights as torch.save bytes, held-out accuracy, steps, wall s) or
-    ("error", net, text)."""
+    ("error", net, text). It dies with `parent` (the process that spawned it), and leaves Ctrl-C to it."""
     import io
+    import signal
 
+    from resnet_core.training.lifecycle import STOP_SIGNALS, die_with_parent
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C reaches the whole group: the parent ends us
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent while it started us
     torch.set_num_threads(1)
     try:
         from resnet_core.training.run import make_run
@@ -107,10 +112,12 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
     """The pair trained at once on two cores (spawned processes, one thread each); stops both on `should_stop`."""
     import io
     import multiprocessing
+    import os
     import queue as queues
     import time
 
     from resnet_core.structure.build import build_model
+    from resnet_core.training.lifecycle import BOOKED_ENV, marked_children, signals_held
     from resnet_core.training.run import make_run
 
     run = make_run([settings.residual, twin_of(settings.residual)], settings.data, steps=settings.steps,
@@ -119,11 +126,15 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
     nets = list(run.labels)
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.Queue()
-    procs = [ctx.Process(target=_train_alone, args=(net, settings, messages), daemon=True) for net in nets]
+    procs = [ctx.Process(target=_train_alone, args=(net, settings, messages, os.getpid()), daemon=True)
+             for net in nets]
     t0 = time.perf_counter()
     steps, done, stopped = {net: 0 for net in nets}, {}, False
-    _start_from_a_bare_main(procs)
     try:
+        # the marker and the booking in their environment; a signal waits until both are started (a start
+        # cut in the middle leaves a child reading half its instructions)
+        with marked_children(**{BOOKED_ENV: str(run.memory_estimate)}), signals_held():
+            _start_from_a_bare_main(procs)
         while len(done) < len(nets):
             if should_stop is not None and should_stop():
                 stopped = True
@@ -144,11 +155,16 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
                             + " (two processes)")
             else:
                 done[net] = rest
-    finally:
+    finally:  # whatever ends the wait (a stop, an error, Ctrl-C, SIGTERM): no trainer outlives it
         for p in procs:
-            if p.is_alive():
+            if p.pid is not None and p.is_alive():
                 p.terminate()
-            p.join(10)
+        for p in procs:
+            if p.pid is not None:
+                p.join(5)
+                if p.is_alive():
+                    p.kill()
+                    p.join(5)
     done = {net: done[net] for net in nets if net in done}  # the pair's order, not the order they finished in
     models = {}
     for net, (weights, *_rest) in done.items():

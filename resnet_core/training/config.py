@@ -11,19 +11,15 @@ from typing import Any, Sequence
 import torch
 
 from resnet_core.errors import ExplorerError
+from resnet_core.limits import MAX_BATCH, MAX_LR, MAX_NETS, MAX_STEPS, SEED_MAX, max_threads  # noqa: F401 (re-exported)
 from resnet_core.structure.loading import load_spec
 from resnet_core.structure.plan import plan as make_plan
 from resnet_core.structure.presets import get_preset, is_preset
 from resnet_core.structure.spec import ArchSpec
 from resnet_core.structure.spec_text import SpecError
 
-MAX_NETS = 4
 SCHEDULES = ("cosine", "step", "constant")
 WARMUP_MODES = ("error80", "linear")
-SEED_MAX = 2**64 - 1  # torch's generators take seeds in 0…2**64-1
-MAX_STEPS = 10_000_000
-MAX_BATCH = 65_536
-MAX_LR = 10.0
 
 
 class TrainError(ExplorerError):
@@ -92,11 +88,6 @@ class TrainConfig:
     @property
     def warmup(self) -> int:
         return round(0.05 * self.steps) if self.warmup_steps is None else self.warmup_steps
-
-
-def max_threads() -> int:
-    """The most CPU threads a run may ask for: this machine's cores (more only makes the threads queue)."""
-    return max(1, os.cpu_count() or 1)
 
 
 def offset_seed(seed: int, k: int) -> int:

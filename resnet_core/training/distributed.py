@@ -23,21 +23,23 @@ What is the same on every rank, and what is not:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime
 import logging
 import os
 import signal
 import socket
-import sys
+import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
 
 from resnet_core.errors import ExplorerError
+from resnet_core.training import lifecycle
+from resnet_core.training.lifecycle import launched_by_torchrun  # noqa: F401 (its home is lifecycle)
+from resnet_core.training.options import LAUNCHER_ONLY, train_args  # noqa: F401 (the app's names)
 
 LR_SCALINGS = ("linear", "none")
 MAX_PORT = 65_535
@@ -48,11 +50,12 @@ class DistError(ExplorerError):
 
 
 class WorkerFailure(ExplorerError):
-    """A distributed run that ended because a worker died or was interrupted; the message says which and why."""
+    """A distributed run that ended because a worker died or was interrupted; the message says which and why.
+    `exit_code`: 1, or 128 + the signal that interrupted the run (`signum`, else None)."""
 
-    def __init__(self, message: str, exit_code: int = 1, interrupted: bool = False):
+    def __init__(self, message: str, exit_code: int = 1, signum: int | None = None):
         super().__init__(message)
-        self.exit_code, self.interrupted = exit_code, interrupted
+        self.exit_code, self.signum = exit_code, signum
 
 
 @dataclass(frozen=True)
@@ -77,27 +80,11 @@ class World:
 # inside a worker
 # --------------------------------------------------------------------------------------------
 
-def launched_by_torchrun(env: dict | None = None) -> bool:
-    """True inside a process that torchrun started (it sets these variables for every worker)."""
-    e = os.environ if env is None else env
-    return all(k in e for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-
-
 def _env_int(name: str) -> int:
     try:
         return int(os.environ[name])
     except (KeyError, ValueError):
         raise DistError(f"torchrun's {name} is missing or not an integer") from None
-
-
-def _die_with_parent() -> None:
-    """Linux: this process gets SIGTERM when the launcher dies, even by SIGKILL (no orphan workers)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
-    except OSError:
-        pass
 
 
 def init_worker(device: str = "auto", timeout_s: float = 600.0) -> World:
@@ -121,7 +108,8 @@ def init_worker(device: str = "auto", timeout_s: float = 600.0) -> World:
         d, backend = torch.device("cpu"), "gloo"
     else:
         raise DistError(f"unknown device {device!r}; use auto, cpu or cuda")
-    _die_with_parent()
+    if not os.environ.get(lifecycle.PARENT_ENV) and os.getppid() > 1:  # a plain torchrun: die with its agent
+        lifecycle.die_with_parent(os.getppid())
     if not dist.is_initialized():
         kwargs = {"device_id": d} if backend == "nccl" else {}
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
@@ -207,6 +195,7 @@ def torchrun_argv(worker_args: Sequence[str], nproc: int, port: int | None = Non
             ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", uuid.uuid4().hex,
              "--nnodes", "1"])
     return [*rdzv, "--nproc-per-node", str(nproc), "--max-restarts", "0", "--monitor-interval", "0.2",
+            "--signals-to-handle", "SIGTERM,SIGHUP,SIGQUIT",  # SIGINT: launch's own handler (see there)
             "-m", "resnet_core", *worker_args]
 
 
@@ -242,37 +231,43 @@ def _quiet_elastic() -> Iterator[None]:
             lg.setLevel(lv)
 
 
-def _failure_reason(failures: dict) -> tuple[str, int, bool]:
+def _failure_reason(failures: dict) -> tuple[str, int, int | None]:
     """One line for torchrun's failures: which rank, killed by which signal or exited with what; the exit
-    code (130 when every worker was interrupted, else 1) and whether it was an interruption."""
-    def stopped_by_agent(f) -> bool:  # SIGTERM is how the agent ends the other ranks once one failed
-        return getattr(f, "exitcode", None) in (-signal.SIGTERM, -signal.SIGINT, 130)
+    code (128 + the signal when every worker was interrupted, else 1) and that signal."""
+    def interrupted(f) -> int | None:  # SIGINT/SIGTERM: how the agent (or the terminal) stops every rank
+        sig = lifecycle.signal_of_status(getattr(f, "exitcode", None))
+        return sig if sig in (signal.SIGINT, signal.SIGTERM) else None
 
-    items = sorted(failures.items(), key=lambda kv: (stopped_by_agent(kv[1]), getattr(kv[1], "timestamp", 0), kv[0]))
+    items = sorted(failures.items(), key=lambda kv: (interrupted(kv[1]) is not None,
+                                                     getattr(kv[1], "timestamp", 0), kv[0]))
     parts = []
     for rank, f in items:
         ec = getattr(f, "exitcode", None)
+        sig = lifecycle.signal_of_status(ec)
         if ec is not None and ec < 0:
-            try:
-                name = signal.Signals(-ec).name
-            except ValueError:
-                name = f"signal {-ec}"
-            parts.append(f"worker rank {rank} was killed by {name}")
-        elif ec == 130:
-            parts.append(f"worker rank {rank} was interrupted")
+            parts.append(f"worker rank {rank} was killed by {lifecycle.signal_name(-ec)}")
+        elif sig is not None:
+            parts.append(f"worker rank {rank} was interrupted ({lifecycle.signal_name(sig)})")
         else:
             parts.append(f"worker rank {rank} exited with status {ec}")
-    interrupted = all(stopped_by_agent(f) for f in failures.values())
+    sigs = {interrupted(f) for f in failures.values()}
     text = "; ".join(parts[:2]) + ("" if len(parts) <= 2 else f" (and {len(parts) - 2} more)")
-    return text, 130 if interrupted else 1, interrupted
+    if None in sigs:
+        return text, 1, None
+    sig = signal.SIGTERM if signal.SIGTERM in sigs else signal.SIGINT
+    return text, lifecycle.exit_status(sig), int(sig)
 
 
-def launch(worker_args: Sequence[str], nproc: int, port: int | None = None) -> None:
+_ELASTIC_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
+
+
+def launch(worker_args: Sequence[str], nproc: int, port: int | None = None, env: dict | None = None) -> None:
     """Run `python -m resnet_core WORKER_ARGS` on `nproc` workers here through torchrun; wait for the end.
 
-    Returns when every worker exited 0. Raises WorkerFailure (exit_code 130 if interrupted) when a worker
-    died, failed or was interrupted: torchrun's agent has then ended every other rank (SIGTERM, then
-    SIGKILL after its shutdown timeout), so no worker is left behind.
+    Returns when every worker exited 0. Raises WorkerFailure (exit_code 128 + the signal if interrupted)
+    when a worker died, failed or was interrupted: torchrun's agent has then ended every other rank
+    (SIGTERM, also for a SIGINT here: a worker stops at its next step; SIGKILL after the agent's timeout). Each worker carries the run's marker and dies
+    with this process whatever ends it (lifecycle.die_with_parent). `env`: more variables for the workers.
     """
     from torch.distributed import run as torchrun
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -281,48 +276,30 @@ def launch(worker_args: Sequence[str], nproc: int, port: int | None = None) -> N
     args = torchrun.parse_args(torchrun_argv(worker_args, nproc, port))
     env_before = os.environ.get("OMP_NUM_THREADS")
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # what torchrun would set (and warn about) for each worker
+    handlers = {name: signal.getsignal(getattr(signal, name)) for name in _ELASTIC_SIGNALS if hasattr(signal, name)}
+    received: list[int] = []
+
+    def on_sigint(signum, frame):  # Ctrl-C: the agent stops every worker with SIGTERM, whatever it is doing (a
+        received.append(signum)    # worker still importing would print a KeyboardInterrupt traceback)
+        raise SignalException(f"the launcher received {lifecycle.signal_name(signum)}", sigval=signal.SIGTERM)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_sigint)
     try:
-        with _quiet_elastic():
+        with _quiet_elastic(), lifecycle.marked_children(**{lifecycle.LAUNCHER_ENV: str(os.getpid()), **(env or {})}):
             torchrun.run(args)
     except ChildFailedError as e:
-        reason, code, interrupted = _failure_reason(e.failures)
-        raise WorkerFailure(reason, code, interrupted) from None
+        reason, code, sig = _failure_reason(e.failures)
+        raise WorkerFailure(reason, code, sig) from None
     except SignalException as e:
-        sig = getattr(e, "sigval", None)
-        name = sig.name if isinstance(sig, signal.Signals) else "a signal"
-        raise WorkerFailure(f"the launcher received {name}; every worker was stopped", 130, True) from None
+        sig = received[0] if received else getattr(e, "sigval", signal.SIGTERM)
+        raise WorkerFailure(f"the launcher received {lifecycle.signal_name(sig)}; every worker was stopped",
+                            lifecycle.exit_status(sig), int(sig)) from None
     except Exception as e:  # noqa: BLE001 - a rendezvous or agent error: one line, never a traceback
         raise WorkerFailure(f"torchrun could not run the workers: {type(e).__name__}: {e}", 1) from None
     finally:
+        for name, handler in handlers.items():  # torchrun's agent leaves its own handlers behind
+            if handler is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(getattr(signal, name), handler)
         if env_before is None:
             os.environ.pop("OMP_NUM_THREADS", None)
-
-
-# --------------------------------------------------------------------------------------------
-# the train command's arguments, from settings (the launcher passes them on; the app shows them)
-# --------------------------------------------------------------------------------------------
-
-# option → its default: an option at its default is left out of the command
-TRAIN_OPTIONS: dict[str, Any] = {
-    "nets": None, "recipe": None, "data": "digits", "steps": None, "seed": 0, "batch": None, "input_size": None,
-    "lr": None, "schedule": "cosine", "threads": None, "no_bn": False, "device": "auto", "lr_scaling": "linear",
-    "sync_bn": False, "format": "table", "csv": None, "save_dir": None, "checkpoint_every": None,
-    "progress_file": None, "quiet": False,
-}
-LAUNCHER_ONLY = ("nproc", "port")
-
-
-def train_args(settings: Mapping[str, Any]) -> list[str]:
-    """`train --nets … --steps …` for these settings (argparse's dest names); defaults are left out."""
-    out = ["train"]
-    for key, default in TRAIN_OPTIONS.items():
-        value = settings.get(key, default)
-        if value is None or value == default:
-            continue
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            if value:
-                out.append(flag)
-        else:
-            out += [flag, str(value)]
-    return out

@@ -5,13 +5,11 @@ Text for the command line and the app alike; nothing here prints.
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Any
 
 from resnet_core.formatting import text_table
 from resnet_core.training.recipe import paper_error
-from resnet_core.training.results import TrainResult, Update
+from resnet_core.training.results import TrainResult
 
 
 def _fmt(v, pct: bool = False) -> str:
@@ -70,20 +68,3 @@ def world_line(world_size: int, backend: str, device: str, per_rank: int, base_l
         how = f"learning rate {lr:g} (not scaled)"
     return (f"{world_size} workers ({backend}, {device.upper()}) · batch {per_rank} per worker × {world_size} = "
             f"effective batch {eff} · {how}")
-
-
-def update_json(update: Update) -> str:
-    """One progress line for a file another process polls (the app): records, evaluations, progress."""
-    p = update.progress
-    return json.dumps({
-        "kind": "update", "step": update.step,
-        "records": [[r.step, r.net, _finite(r.loss), _finite(r.accuracy), r.lr, round(r.time_s, 4)]
-                    for r in update.records],
-        "evals": [[e.step, e.net, e.split, _finite(e.loss), _finite(e.accuracy)] for e in update.evals],
-        "progress": {"step": p.step, "total": p.total, "elapsed_s": p.elapsed_s, "steps_per_s": p.steps_per_s,
-                     "eta_s": _finite(p.eta_s), "stopped": p.stopped, "done": p.done},
-        "diverged": list(update.diverged)})
-
-
-def _finite(v: Any) -> Any:
-    return None if isinstance(v, float) and not math.isfinite(v) else v

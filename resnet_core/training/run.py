@@ -30,6 +30,7 @@ import collections
 import math
 import threading
 import time
+import weakref
 from dataclasses import replace
 from typing import Any, Callable, Iterator, Sequence
 
@@ -55,6 +56,7 @@ from resnet_core.training.config import (
     weighted_depth,
 )
 from resnet_core.training.data import Dataset, load_data
+from resnet_core.training.memory import book_training, train_bytes
 from resnet_core.training.ops import EpochOrder, _autocast, augment_batch, evaluate, evaluate_sums
 from resnet_core.training.results import EvalRecord, NetResult, Progress, StepRecord, TrainResult, Update
 
@@ -112,12 +114,11 @@ class TrainingRun:
             if t.errors:
                 raise TrainError(f"{label} cannot take {c}×{h}×{w} inputs: {t.errors[0]}")
             traces[label] = t
-        dtype_bytes = 2 if self.amp else 4
-        need = sum(dev.estimate_pass(t.param_bytes, t.activation_bytes, self.config.batch_size, backward=True, dtype_bytes=dtype_bytes,
-                                     optimizer=True).total for t in traces.values())
-        need += data.nbytes
-        dev.check_fits(need, self.device, what=f"training {len(specs)} nets at batch {self.config.batch_size}")
-        self.memory_estimate = need
+        # the memory is booked (device.reserve, under RESNET_EXPLORER_MEMORY_BUDGET) before anything is allocated
+        self.memory_estimate = train_bytes(traces.values(), self.config.batch_size, self.amp, data.nbytes)
+        self._booking = book_training(traces.values(), self.config.batch_size, self.amp, data.nbytes,
+                                      self.device, world)
+        weakref.finalize(self, self._booking.close)
 
         self.depth = {label: weighted_depth(spec) for label, spec in self.specs.items()}
         self.params = {label: traces[label].total_params for label in self.labels}
@@ -178,6 +179,10 @@ class TrainingRun:
     def stop(self) -> None:
         """Ask the run to stop at the next step boundary (thread-safe)."""
         self._stop.set()
+
+    def close(self) -> None:
+        """Give back the memory booked for this run (done by itself when it finishes or is collected)."""
+        self._booking.close()
 
     @property
     def done(self) -> bool:
@@ -258,6 +263,8 @@ class TrainingRun:
                         final_evals = evals
             finally:
                 self.wall_s = time.perf_counter() - t0
+            if not self.stopped:  # finished: its memory is no longer needed for training (a stopped run may resume)
+                self.close()
             yield self._update(pending, final_evals, recent, t0, final=True)
 
     def _reduce_step(self, entries: list[tuple], stop_here: bool) -> tuple[list[tuple], torch.Tensor]:

@@ -104,6 +104,8 @@ def test_no_bn_flag_and_experiment_names(capsys):
     (["--nets", "degradation,resnet20"], "stands alone"),
     (["--csv", "/no/such/folder/x.csv"], "the folder /no/such/folder does not exist"),
     (["--threads", "0"], "error: --threads must be between 1 and"),
+    (["--nets", "plain20,,resnet20"], "error: --nets 'plain20,,resnet20' has an empty name between commas"),
+    (["--nets", "resnet20,"], "has an empty name between commas"),
 ])
 def test_bad_input_exits_2_with_one_clear_line(capsys, args, message):
     code, out, err = call(capsys, *args, "--device", "cpu")
@@ -144,8 +146,9 @@ def test_ctrl_c_stops_and_prints_what_was_learned():
     finally:
         if p.poll() is None:
             p.kill()
-    assert p.returncode == 0, err
+    assert p.returncode == 130, err  # 128 + SIGINT, with what was learned printed
     assert "Traceback" not in err and "stopping after this step" in err
+    assert sum("SIGINT" in line for line in err.splitlines()) == 1
     assert "stopped at step" in out and "of 100000" in out
     assert any(line.startswith("resnet20") for line in out.splitlines())
 
@@ -232,3 +235,50 @@ def test_a_killed_worker_ends_the_run_on_every_rank_and_keeps_the_last_checkpoin
     model, spec, _ = load_checkpoint(save / "resnet20.pt")  # the kept checkpoint is whole
     assert spec.input_size == (8, 8)
     assert not list(save.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_run_over_the_memory_budget_exits_2_with_a_batch_that_fits(capsys, monkeypatch):
+    monkeypatch.setenv("RESNET_EXPLORER_MEMORY_BUDGET", "300M")
+    code, out, err = call(capsys, "--nets", "resnet20", "--batch", "4096", "--input-size", "32", "--steps", "1",
+                          "--device", "cpu", "--data", "synthetic")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "needs about" in err and "RESNET_EXPLORER_MEMORY_BUDGET caps runs at 300.0 MiB" in err
+    fits = int(err.rsplit("batch ", 1)[1].split()[0])
+    code, out, err = call(capsys, "--nets", "resnet20", "--batch", str(fits), "--input-size", "32", "--steps", "1",
+                          "--device", "cpu", "--data", "synthetic", "--threads", "1", "--format", "json")
+    assert code == 0, err
+
+
+def _torchrun(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "resnet_core", "train", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+@pytest.mark.slow
+def test_a_bad_input_found_in_the_workers_is_said_once_with_exit_2(tmp_path):
+    (tmp_path / "data_batch_1").write_bytes(b"x")
+    bad = ["--data", f"cifar:{tmp_path}", "--device", "cpu", "--steps", "1", *SMALL]
+    want = "the CIFAR-10 folder is incomplete, missing data_batch_2"
+    p = subprocess.run([sys.executable, "-m", "resnet_core", "train", "--nproc", "2", *bad], cwd=ROOT,
+                       capture_output=True, text=True, timeout=180)
+    assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and want in errors[0], p.stderr
+    # started by torchrun itself: the line once too (torchrun's own exit status and report are its own)
+    p = _torchrun(*bad)
+    assert p.returncode != 0 and sum(want in line for line in p.stderr.splitlines()) == 1, p.stderr
+
+
+@pytest.mark.slow
+def test_under_torchrun_a_bad_option_is_said_once_and_nproc_is_refused():
+    p = _torchrun("--steps", "abc", "--device", "cpu")
+    assert sum("error: argument --steps: expected an integer, got 'abc'" in line
+               for line in p.stderr.splitlines()) == 1, p.stderr
+    # torchrun's own parser takes --nproc for its --nproc-per-node: a worker sees it with torchrun's environment
+    env = {**os.environ, "RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "TORCHELASTIC_RUN_ID": "x"}
+    p = subprocess.run([sys.executable, "-m", "resnet_core", "train", "--nproc", "2", "--device", "cpu"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 2 and p.stderr.startswith("error: --nproc/--port start torchrun here; this process is "
+                                                     "already a torchrun worker") and len(p.stderr.splitlines()) == 1
