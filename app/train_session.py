@@ -23,13 +23,10 @@ import torch
 
 from app.jobs import Capacity, Failed, Job, make_workdir, replace_job, start_process
 from resnet_core.paths import ROOT
-from resnet_core.structure.spec import spec_from_dict
-from resnet_core.text import safe_filename
-from resnet_core.training import results as train_results
-from resnet_core.training.config import TrainConfig
 from resnet_core.training.data import Dataset, load_data
-from resnet_core.training.results import EvalRecord, NetResult, Progress, StepRecord, TrainResult
+from resnet_core.training.results import TrainResult
 from resnet_core.training.run import TrainingRun
+from resnet_core.training.session import ProgressReader
 
 JOB = "train.job"
 DATA_DIR_ENV = "RESNET_EXPLORER_DATA_DIR"
@@ -131,51 +128,34 @@ class ProcessRun:
 
 
 class ProcessFollower:
-    """Reads a --nproc run's progress file into its ProcessRun, and its result (with the checkpoints it
-    saved) when rank 0 reports it."""
+    """Reads a --nproc run's progress file (through the library's ProgressReader: the one reader of the
+    format the train command writes) into its ProcessRun, and its result with the checkpoints it saved."""
 
     def __init__(self, run: ProcessRun, workdir: Path):
         self.run, self.workdir = run, workdir
+        self.reader = ProgressReader(workdir / "progress.jsonl")
         self.result: TrainResult | None = None
 
     def read(self, msg: dict, report) -> None:
+        self.reader.feed(msg)
+        r = self.reader
         kind = msg.get("kind")
         if kind == "start":
-            self.run.labels = list(msg["labels"])
-            self.run._device = f"{msg['device']} · effective batch {msg['effective_batch']}"
+            self.run.labels, self.run._device = list(r.labels), r.device
         elif kind == "update":
-            self.run.records.extend(StepRecord(*r) for r in msg["records"] if r[2] is not None)
-            self.run.evals.extend(EvalRecord(*e) for e in msg["evals"])
-            p = msg["progress"]
-            report(Progress(p["step"], p["total"], p["elapsed_s"], p["steps_per_s"],
-                            p["eta_s"] if p["eta_s"] is not None else float("inf"), p["stopped"], p["done"]))
+            self.run.records[:], self.run.evals[:] = r.records, r.evals
+            report(r.progress)
         elif kind == "result":
-            self.result = self._result(msg["result"])
+            self.result = r.result(self.workdir / "ckpt")
 
     def finish(self, returncode: int, stderr_text: str) -> TrainResult:
-        """The run's result, or Failed with the launcher's last error line (one line, no server path)."""
-        if returncode in (0, 130) and self.result is not None:
+        """The run's result (done, or stopped: 130 and 143 still write it), or Failed with the launcher's last
+        error line (one line, no server path)."""
+        if returncode in (0, 130, 143) and self.result is not None:
             return self.result
         lines = [x for x in stderr_text.splitlines() if x.strip()]
         errors = [x for x in lines if x.startswith("error:")]
         raise Failed(visitor_text(errors[-1] if errors else (lines[-1] if lines else f"exit status {returncode}")))
-
-    def _result(self, d: dict) -> TrainResult:
-        cfg = dict(d["config"])
-        cfg["milestones"] = tuple(cfg.get("milestones") or ())
-        config = TrainConfig(**cfg)
-        nets, models = [], {}
-        nan = float("nan")
-        for row in d["nets"]:
-            spec = spec_from_dict(d["specs"][row["net"]])
-            vals = {k: (nan if v is None and k not in ("diverged_at", "warmup_until") else v) for k, v in row.items()}
-            nets.append(NetResult(spec=spec, **vals))
-            ckpt = self.workdir / "ckpt" / safe_filename(row["net"], ".pt", default="net")
-            if ckpt.is_file():
-                models[row["net"]] = train_results.load_checkpoint(ckpt)[0]
-        return TrainResult(nets, list(self.run.records), list(self.run.evals), config, d["data"], d["device"],
-                           d["steps_done"], d["stopped"], d["wall_s"], models, world_size=d.get("world_size", 1),
-                           global_batch=d.get("effective_batch", 0))
 
 
 # At most this many multi-process runs at once on the server: each takes every core (or GPU) it is given.

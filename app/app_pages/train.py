@@ -104,17 +104,20 @@ def source_for(data_kind: str, cifar_path: str) -> str:
     return f"cifar:{rdata.cifar_below(data_root, cifar_path)}"
 
 
-def cli_settings(source: str) -> dict:
+def cli_settings(source: str, data_root_shown=None) -> dict:
     """This experiment as the train command's options (the app's settings, not its defaults)."""
     nets_opt = experiment if experiment != "custom" else ",".join(n for n in chosen if n != "builder")
-    return {"nets": nets_opt, "data": source, "steps": int(steps), "batch": int(batch), "lr": float(lr),
-            "input_size": int(size), "seed": int(seed), "schedule": schedule}
+    out = {"nets": nets_opt, "data": source, "steps": int(steps), "batch": int(batch), "lr": float(lr),
+           "input_size": int(size), "seed": int(seed), "schedule": schedule}
+    if data_kind == "cifar" and data_root_shown is not None:
+        out["data_root"] = str(data_root_shown)
+    return out
 
 
 chosen = st.session_state.get("train.nets", []) if experiment == "custom" else []
 builder_chosen = "builder" in chosen
 shown_source = "cifar:DATA/" + (cifar_path.strip() or "cifar-10-batches-py") if data_kind == "cifar" else data_kind
-args_shown = tdist.train_args(cli_settings(shown_source))
+args_shown = tdist.train_args(cli_settings(shown_source, "DATA" if data_kind == "cifar" else None))
 with commands_box:
     if builder_chosen:
         st.caption("The builder's network is not a preset: export its spec (Share & export) and give the file in "
@@ -148,7 +151,7 @@ if start or start_many:
         if start_many:
             if builder_chosen:
                 raise train_config.TrainError("the builder's network runs on one process here (it is not a preset)")
-            job = train_session.start_processes(tdist.train_args(cli_settings(source)), int(nproc),
+            job = train_session.start_processes(tdist.train_args(cli_settings(source, data_root)), int(nproc),
                                                 [label for label, _ in nets] or [label for label, _ in
                                                                                  train_config.EXPERIMENTS[experiment].nets],
                                                 dict(source=source, input_size=(int(size), int(size)), in_channels=3,

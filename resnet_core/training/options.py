@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "steps, 45k/5k split, crop + flip); needs --data cifar:PATH")
     p.add_argument("--data", default="digits", metavar="DATA",
                    help="digits | synthetic | cifar:PATH (a local cifar-10-batches-py folder); default digits")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="read a cifar:PATH folder only below DIR (a server's data folder; each file is checked "
+                        "where it really is when it is read): the app passes it to its runs on several processes")
     p.add_argument("--steps", type=_int, metavar="N", help="optimiser steps (default: 800 on CPU, 3000 on a GPU)")
     p.add_argument("--seed", type=_int, default=0, metavar="S",
                    help="weights, split and batch order, 0…2**64-1 (default 0)")

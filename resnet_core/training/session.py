@@ -244,6 +244,8 @@ class TrainSession:
             nets = self.nets
             exp_lr = dict(EXPERIMENTS[nets].config).get("lr") if isinstance(nets, str) else None
             base = opts.lr if opts.lr is not None else (exp_lr or d.lr)
+        if getattr(opts, "data_root", None):  # a server's data folder: CIFAR-10 is read only below it
+            data_options["root"] = opts.data_root
         lr = base if scaling == "recipe" else scaled_lr(base, n, scaling)
         extra["lr"] = lr
         if opts.threads is not None:
