@@ -19,6 +19,7 @@ import io
 import json
 import math
 import threading
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterator, Sequence
@@ -125,7 +126,7 @@ def rows_csv(rows: list[dict[str, Any]]) -> str:
 
 # ---------------------------------------------------------------------------------------------- settings
 
-def check_settings(settings: Any, bounds: dict[str, tuple[float, float]]) -> None:
+def check_settings(settings: Any, bounds: Mapping[str, tuple[float, float]]) -> None:
     """Every numeric field within its bounds (inclusive) and finite; ExperimentError naming each that is not."""
     problems = []
     for f in fields(settings):

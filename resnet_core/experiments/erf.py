@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -269,7 +270,9 @@ def network_erf(spec, settings: ErfSettings) -> tuple[dict, torch.Tensor]:
 def judge(rows: list[dict], settings: ErfSettings) -> tuple[Verdict, list[str]]:
     plain = sorted((r for r in rows if r["stack"] == "plain"), key=lambda r: r["layers"])
     res = {r["layers"]: r for r in rows if r["stack"] == "residual"}
-    checks, findings, measured = [], [], {}
+    checks: list[tuple[str, bool]] = []
+    findings: list[str] = []
+    measured: dict[str, Any] = {}
     if len(plain) >= 2:
         ratios = [r["std_over_sqrt_n"] for r in plain]
         mean = sum(ratios) / len(ratios)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -234,7 +234,10 @@ def _ends(one: list[dict], role: str, span: float) -> float:
 
 
 def judge(one, two, pair: TrainedPair, settings: LandscapeSettings):
-    summary, checks, measured, findings = [], [], {}, []
+    summary: list[dict[str, Any]] = []  # one row per net: its label, role and measured floats
+    checks: list[tuple[str, bool]] = []
+    measured: dict[str, float] = {}
+    findings: list[str] = []
     for role, label in (("residual", pair.residual_label), ("plain", pair.plain_label)):
         rows = [r for r in two if r["role"] == role]
         side = settings.points_2d

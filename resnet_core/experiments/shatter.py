@@ -137,6 +137,7 @@ class LineNet(torch.nn.Module):
             mean, var = h.mean(0).detach(), h.var(0, unbiased=False).detach()
             collect.append((mean, var))
         else:
+            assert self.stats is not None, "forward collects this batch's statistics when none are frozen"
             mean, var = self.stats[i]
         return (h - mean) / torch.sqrt(var + BN_EPS)
 

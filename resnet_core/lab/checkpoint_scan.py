@@ -234,10 +234,10 @@ def _open(source: bytes | Path) -> Any:
 
 def _scan_zip(source: bytes | Path, label: str) -> None:
     with _open(source) as f:
-        end = zipfile._EndRecData(f)  # the end record: how many entries, before the directory is read
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]  # private, not in typeshed; the end record: how many entries, before the directory is read
         if end is None:
             raise _Refused("its zip directory is missing or damaged")
-        entries, directory_bytes = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
+        entries, directory_bytes = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]  # private zipfile constants, not in typeshed
         if entries > MAX_ZIP_ENTRIES or directory_bytes > MAX_ZIP_ENTRIES * 200:
             raise _Refused(f"its zip directory lists {entries:,} records; the limit is {MAX_ZIP_ENTRIES:,}")
         f.seek(0)

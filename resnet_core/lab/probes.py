@@ -100,8 +100,8 @@ def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (or buffer); the CPU for a model without either."""
     for t in model.parameters():
         return t.device
-    for t in model.buffers():
-        return t.device
+    for buf in model.buffers():
+        return buf.device
     return torch.device("cpu")
 
 

@@ -168,7 +168,7 @@ def is_opaque(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     """Whether fx sees this call as one opaque operation whose inner work must be counted at the aten level:
     a wrapped Python function (torchvision's shifted_window_attention), or an attention module."""
     if node.op == "call_module":
-        return isinstance(modules.get(node.target), nn.MultiheadAttention)
+        return isinstance(node.target, str) and isinstance(modules.get(node.target), nn.MultiheadAttention)
     if node.op != "call_function" or node.target in KNOWN_FUNCTIONS:
         return False
     mod = getattr(node.target, "__module__", "") or ""
@@ -177,7 +177,7 @@ def is_opaque(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
 
 _SAME_SHAPE = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU,
                nn.ELU, nn.Mish, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
-_NORM_DIMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
+_NORM_DIMS: dict[type[nn.Module], tuple[int, ...]] = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
 
 
 def same_shape_output(module: nn.Module, x: Any) -> torch.Tensor | None:
