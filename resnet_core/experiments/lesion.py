@@ -17,9 +17,9 @@ import random
 import statistics
 import time
 import types
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn

@@ -4,8 +4,9 @@ lesion study and the loss landscape need for their own cost: the shared part of 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from resnet_core.device import estimate_pass
 from resnet_core.experiments.common import ExperimentError, Shrink, check_settings, halve

@@ -16,9 +16,10 @@ import os
 import pickle
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from resnet_core.errors import ExplorerError
 
@@ -117,7 +118,7 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: An
         raise _Refused("a tensor declares a negative or inconsistent size, stride or offset")
     numel = math.prod(size)
     if numel:
-        extent = offset + sum((n - 1) * st for n, st in zip(size, stride)) + 1
+        extent = offset + sum((n - 1) * st for n, st in zip(size, stride, strict=True)) + 1
         if extent > storage.numel:
             raise _Refused(f"a tensor of {numel:,} elements reaches element {extent:,} of a storage holding "
                            f"{storage.numel:,}")

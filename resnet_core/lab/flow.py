@@ -199,7 +199,7 @@ class GradientFlow:
     def weight_rows(self) -> list[dict[str, Any]]:
         """One row per conv/linear layer: depth, name, each variant's norm and status, and their ratio."""
         rows = []
-        for parts in zip(*(v.weights for v in self.variants)):
+        for parts in zip(*(v.weights for v in self.variants), strict=True):
             g0 = parts[0]
             norms = [g.norm for g in parts]
             rows.append({"index": g0.index, "depth": g0.depth, "layer": g0.name, "op": g0.op, "part": g0.part,
@@ -210,7 +210,7 @@ class GradientFlow:
     def input_rows(self) -> list[dict[str, Any]]:
         """One row per block: its input's gradient norm for each variant, and their ratio."""
         rows = []
-        for parts in zip(*(v.inputs for v in self.variants)):
+        for parts in zip(*(v.inputs for v in self.variants), strict=True):
             g0 = parts[0]
             norms = [g.norm for g in parts]
             rows.append({"block": g0.block, "position": g0.position, "depth": g0.depth, "stage": g0.stage + 1,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -227,7 +228,7 @@ def _record(model: nn.Module, x: torch.Tensor, p: Plan, *, layers: set[int] | No
     if stats:
         order = sorted(stat_values)
         values = torch.stack([stat_values[i] for i in order]).to("cpu").tolist() if order else []
-        by_index = dict(zip(order, values))
+        by_index = dict(zip(order, values, strict=True))
         for lay in p.layers:
             v = by_index.get(lay.index)
             rows.append(LayerStats(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -198,10 +198,10 @@ def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
         scalars = _norms(present) + [in_norms[i] for i in sorted(in_norms)] + [loss.detach()]
         values = torch.stack([s.float() for s in scalars]).to("cpu").tolist() if scalars else []
     w_values = iter(values[: len(present)])
-    i_values = dict(zip(sorted(in_norms), values[len(present): len(present) + len(in_norms)]))
+    i_values = dict(zip(sorted(in_norms), values[len(present): len(present) + len(in_norms)], strict=True))
     loss_value = values[-1]
     weight_rows = []
-    for j, ((lay, depth), g, wm) in enumerate(zip(weighted, grads, weight_mods)):
+    for j, ((lay, depth), g, wm) in enumerate(zip(weighted, grads, weight_mods, strict=True)):
         norm = next(w_values) if g is not None else None
         weight_rows.append(WeightGrad(index=j, depth=depth, name=lay.name, op=lay.op, part=lay.part, stage=lay.stage,
                                       block=lay.block, shape=tuple(_weight_of(wm).shape), norm=norm,
@@ -318,10 +318,7 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
         with device_slot(dev, timeout=slot_timeout, should_stop=should_stop), \
                 reserve(est, dev, what=what, hint=hint), allocation_guard(what, dev), live_threads(dev, threads):
             ran_on = describe(dev)
-            if model is None:
-                m = build_seeded(p, seed).to(dev)
-            else:
-                m = copy.deepcopy(model).to(dev)
+            m = build_seeded(p, seed).to(dev) if model is None else copy.deepcopy(model).to(dev)
             compare_skips(m, x, labels, p, skips, train, vanished_below, exploded_above, progress=progress,
                           should_stop=should_stop, done=variants)
     except Stopped:

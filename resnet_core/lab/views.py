@@ -57,7 +57,7 @@ class FeatureMaps:
     def rows(self) -> list[dict[str, Any]]:
         return [{"rank": r + 1, "channel": c, "energy": e, "min": lo, "max": hi, "flat": f}
                 for r, (c, e, lo, hi, f) in enumerate(zip(self.channels, self.energy, self.minimum, self.maximum,
-                                                          self.flat))]
+                                                          self.flat, strict=True))]
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": self.layer, "index": self.index, "call": self.call, "op": self.op, "sample": self.sample,
@@ -180,7 +180,7 @@ class LayerMaps:
         top = self.channels[:k].tolist()
         return FeatureMaps(layer=self.name, index=self.index, call=self.call, op=self.op, sample=sample,
                            shape=self.shape, channels=tuple(top), energy=tuple(float(self.energy[c]) for c in top),
-                           minimum=tuple(lo), maximum=tuple(hi), flat=tuple(not (b > a) for a, b in zip(lo, hi)),
+                           minimum=tuple(lo), maximum=tuple(hi), flat=tuple(not (b > a) for a, b in zip(lo, hi, strict=True)),
                            maps=self.maps[:k].astype(np.float32) / 255.0, all_energy=self.energy, label=self.label)
 
 

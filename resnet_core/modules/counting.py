@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -113,7 +114,7 @@ def einsum_mult_adds(args: tuple) -> int:
             batch = max(batch, math.prod(dims[len(head): len(head) + n_ell]))
             dims = dims[: len(head)] + dims[len(head) + n_ell:]
             spec = head + tail
-        for letter, n in zip(spec, dims, strict=False):
+        for letter, n in zip(spec, dims, strict=True):
             sizes[letter] = max(sizes.get(letter, 1), n)
     return batch * math.prod(sizes.values())
 

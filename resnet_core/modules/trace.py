@@ -30,7 +30,8 @@ Counts, per row, for a batch of one:
 
 import copy
 import math
-from typing import Any, Callable, Iterable, Literal
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import torch
 from torch import fx, nn
