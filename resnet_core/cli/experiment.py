@@ -125,73 +125,73 @@ def register(sub) -> None:
         SignalSettings,
     )
 
-    d = SignalSettings()
+    sig = SignalSettings()
     s = names.add_parser("signal", help=f"signal propagation at init, BN and skips on/off ({TIMES['signal']})",
                          description="De & Smith 2020 / Brock et al. 2021: variance of the residual stream after every "
                                      f"block at initialisation. Default run: {TIMES['signal']} on a 2-core CPU.")
     s.add_argument("spec", nargs="?", metavar="SPEC",
                    help="a network (preset or spec file; default: a 16-block pre-activation CIFAR net)")
-    s.add_argument("--batch", type=bounded_int, default=d.batch, metavar="N",
-                   help=f"Gaussian input images (default {d.batch})")
-    _common(s, d.seed)
+    s.add_argument("--batch", type=bounded_int, default=sig.batch, metavar="N",
+                   help=f"Gaussian input images (default {sig.batch})")
+    _common(s, sig.seed)
     s.set_defaults(run=cmd_experiment)
 
-    d = ShatterSettings()
+    sha = ShatterSettings()
     h = names.add_parser("shatter", help=f"shattered gradients of 1-D input nets ({TIMES['shatter']})",
                          description="Balduzzi et al. 2017: lag-1 autocorrelation of dy/dx along a line of inputs, "
                                      f"feed-forward vs residual. Default run: {TIMES['shatter']} on a 2-core CPU.")
-    h.add_argument("--width", type=bounded_int, default=d.width, metavar="W", help=f"units per layer (default {d.width})")
-    h.add_argument("--depths", type=int_list, default=d.depths, metavar="D,D,…",
-                   help=f"depths to measure, at most {MAX_LIST} (default {','.join(map(str, d.depths))})")
-    h.add_argument("--seeds", type=bounded_int, default=d.seeds, metavar="N",
-                   help=f"networks averaged per point (default {d.seeds})")
-    h.add_argument("--points", type=bounded_int, default=d.points, metavar="N",
-                   help=f"inputs along the line (default {d.points})")
+    h.add_argument("--width", type=bounded_int, default=sha.width, metavar="W", help=f"units per layer (default {sha.width})")
+    h.add_argument("--depths", type=int_list, default=sha.depths, metavar="D,D,…",
+                   help=f"depths to measure, at most {MAX_LIST} (default {','.join(map(str, sha.depths))})")
+    h.add_argument("--seeds", type=bounded_int, default=sha.seeds, metavar="N",
+                   help=f"networks averaged per point (default {sha.seeds})")
+    h.add_argument("--points", type=bounded_int, default=sha.points, metavar="N",
+                   help=f"inputs along the line (default {sha.points})")
     h.add_argument("--no-bn", action="store_true", help="without batch norm")
     h.add_argument("--no-bias", action="store_true", help="without biases")
-    _common(h, d.seed)
+    _common(h, sha.seed)
     h.set_defaults(run=cmd_experiment)
 
-    d = ErfSettings()
+    erf = ErfSettings()
     e = names.add_parser("erf", help=f"effective receptive field of conv stacks ({TIMES['erf']})",
                          description="Luo et al. 2016: |∂y_centre/∂x| of plain and residual 3×3 conv stacks at init, "
                                      f"and of SPEC if given. Default run: {TIMES['erf']} on a 2-core CPU.")
     e.add_argument("spec", nargs="?", metavar="SPEC", help="also measure this network's ERF (preset or spec file)")
-    e.add_argument("--depths", type=int_list, default=d.depths, metavar="D,D,…",
-                   help=f"conv layers of the stacks, even, at most {MAX_LIST} (default {','.join(map(str, d.depths))})")
-    e.add_argument("--channels", type=bounded_int, default=d.channels, metavar="C",
-                   help=f"width of the stacks (default {d.channels})")
-    e.add_argument("--samples", type=bounded_int, default=d.samples, metavar="N",
-                   help=f"input images per network (default {d.samples})")
-    e.add_argument("--seeds", type=bounded_int, default=d.seeds, metavar="N",
-                   help=f"random networks per depth (default {d.seeds})")
-    _common(e, d.seed)
+    e.add_argument("--depths", type=int_list, default=erf.depths, metavar="D,D,…",
+                   help=f"conv layers of the stacks, even, at most {MAX_LIST} (default {','.join(map(str, erf.depths))})")
+    e.add_argument("--channels", type=bounded_int, default=erf.channels, metavar="C",
+                   help=f"width of the stacks (default {erf.channels})")
+    e.add_argument("--samples", type=bounded_int, default=erf.samples, metavar="N",
+                   help=f"input images per network (default {erf.samples})")
+    e.add_argument("--seeds", type=bounded_int, default=erf.seeds, metavar="N",
+                   help=f"random networks per depth (default {erf.seeds})")
+    _common(e, erf.seed)
     e.set_defaults(run=cmd_experiment)
 
-    d = LesionSettings()
+    les = LesionSettings()
     le = names.add_parser("lesion", help=f"delete blocks of a trained ResNet and its plain twin ({TIMES['lesion']})",
                           description="Veit et al. 2016: held-out accuracy after deleting each block, and k random "
                                       f"blocks. Default run: {TIMES['lesion']} on a 2-core CPU.")
-    _pair_options(le, d.pair)
-    le.add_argument("--draws", type=bounded_int, default=d.draws, metavar="N",
-                    help=f"random deletion sets per k (default {d.draws})")
-    _common(le, d.seed)
+    _pair_options(le, les.pair)
+    le.add_argument("--draws", type=bounded_int, default=les.draws, metavar="N",
+                    help=f"random deletion sets per k (default {les.draws})")
+    _common(le, les.seed)
     le.set_defaults(run=cmd_experiment)
 
-    d = LandscapeSettings()
+    lan = LandscapeSettings()
     la = names.add_parser("landscape", help=f"filter-normalised loss slices ({TIMES['landscape']})",
                           description="Li et al. 2018: 1-D and 2-D loss slices around trained weights. "
                                       f"Default run: {TIMES['landscape']} on a 2-core CPU.")
-    _pair_options(la, d.pair)
-    la.add_argument("--points-1d", type=bounded_int, default=d.points_1d, metavar="N",
-                    help=f"points of the 1-D slice (default {d.points_1d})")
-    la.add_argument("--points-2d", type=bounded_int, default=d.points_2d, metavar="N",
-                    help=f"grid side of the 2-D slice (default {d.points_2d})")
-    la.add_argument("--span", type=finite_float, default=d.span, metavar="X",
-                    help=f"slices cover [−X, X] (default {d.span:g})")
-    la.add_argument("--images", type=bounded_int, default=d.images, metavar="N",
-                    help=f"training images for the loss (default {d.images})")
-    _common(la, d.seed)
+    _pair_options(la, lan.pair)
+    la.add_argument("--points-1d", type=bounded_int, default=lan.points_1d, metavar="N",
+                    help=f"points of the 1-D slice (default {lan.points_1d})")
+    la.add_argument("--points-2d", type=bounded_int, default=lan.points_2d, metavar="N",
+                    help=f"grid side of the 2-D slice (default {lan.points_2d})")
+    la.add_argument("--span", type=finite_float, default=lan.span, metavar="X",
+                    help=f"slices cover [−X, X] (default {lan.span:g})")
+    la.add_argument("--images", type=bounded_int, default=lan.images, metavar="N",
+                    help=f"training images for the loss (default {lan.images})")
+    _common(la, lan.seed)
     la.set_defaults(run=cmd_experiment)
 
 

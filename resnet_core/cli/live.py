@@ -110,14 +110,14 @@ def format_table(gf) -> str:
     out.append("")
     out.append("weight gradients ‖∂L/∂W‖ (every conv and linear layer, through the depth)")
     head = ["depth", "layer", "part"] + labels + (["with/without"] if two else [])
-    rows = [[str(r["depth"]), r["layer"], r["part"]] + [_cell(n, s) for n, s in zip(r["norms"], r["statuses"])]
+    rows = [[str(r["depth"]), r["layer"], r["part"]] + [_cell(n, s) for n, s in zip(r["norms"], r["statuses"], strict=True)]
             + ([_ratio(r["ratio"])] if two else []) for r in gf.weight_rows()]
     out += text_table(head, rows, right={0, *range(3, len(head))})
     out.append("")
     out.append("block input gradients ‖∂L/∂x‖")
     head = ["block", "depth", "input"] + labels + (["with/without"] if two else [])
     rows = [[r["block"], str(r["depth"]), "×".join(map(str, r["shape"]))]
-            + [_cell(n, s) for n, s in zip(r["norms"], r["statuses"])] + ([_ratio(r["ratio"])] if two else [])
+            + [_cell(n, s) for n, s in zip(r["norms"], r["statuses"], strict=True)] + ([_ratio(r["ratio"])] if two else [])
             for r in gf.input_rows()]
     out += text_table(head, rows, right={1, *range(3, len(head))})
     out.append("")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from resnet_core.cli.common import CliError, parse_shape, plan_error_lines, resolve_spec, write_output
 from resnet_core.structure.presets import list_presets, preset_info
@@ -13,7 +14,7 @@ from resnet_core.structure.presets import list_presets, preset_info
 def cmd_presets(args: argparse.Namespace) -> int:
     from resnet_core.structure.trace import trace
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_presets():
         info = preset_info(name)
         t = trace(info.spec)

@@ -19,9 +19,10 @@ import io
 import json
 import math
 import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -125,7 +126,7 @@ def rows_csv(rows: list[dict[str, Any]]) -> str:
 
 # ---------------------------------------------------------------------------------------------- settings
 
-def check_settings(settings: Any, bounds: dict[str, tuple[float, float]]) -> None:
+def check_settings(settings: Any, bounds: Mapping[str, tuple[float, float]]) -> None:
     """Every numeric field within its bounds (inclusive) and finite; ExperimentError naming each that is not."""
     problems = []
     for f in fields(settings):

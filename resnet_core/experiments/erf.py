@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +79,7 @@ def stack_forward(x: torch.Tensor, weights: list[torch.Tensor], stack: str) -> t
         for w in weights:
             x = torch.relu(F.conv2d(x, w, padding=1))
         return x
-    for w1, w2 in zip(weights[0::2], weights[1::2]):
+    for w1, w2 in zip(weights[0::2], weights[1::2], strict=True):
         x = x + F.conv2d(torch.relu(F.conv2d(torch.relu(x), w1, padding=1)), w2, padding=1)
     return x
 
@@ -119,7 +120,7 @@ def stack_erf(n: int, stack: str, settings: ErfSettings, stop=lambda: False) -> 
         weights = stack_weights(n, settings.channels, settings.seed + 1000 * n + k)
         x = torch.randn(settings.samples, settings.channels, size, size,
                         generator=torch.Generator().manual_seed(settings.seed + 7 * k + 1))
-        maps.append(centre_gradient(lambda t: stack_forward(t, weights, stack), x))
+        maps.append(centre_gradient(lambda t, w=weights: stack_forward(t, w, stack), x))
     return torch.cat(maps).mean(0)  # (S, S)
 
 
@@ -269,7 +270,9 @@ def network_erf(spec, settings: ErfSettings) -> tuple[dict, torch.Tensor]:
 def judge(rows: list[dict], settings: ErfSettings) -> tuple[Verdict, list[str]]:
     plain = sorted((r for r in rows if r["stack"] == "plain"), key=lambda r: r["layers"])
     res = {r["layers"]: r for r in rows if r["stack"] == "residual"}
-    checks, findings, measured = [], [], {}
+    checks: list[tuple[str, bool]] = []
+    findings: list[str] = []
+    measured: dict[str, Any] = {}
     if len(plain) >= 2:
         ratios = [r["std_over_sqrt_n"] for r in plain]
         mean = sum(ratios) / len(ratios)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -94,7 +95,7 @@ def loss_at(model: nn.Module, theta: dict[str, torch.Tensor], dirs: Sequence[dic
     """Cross-entropy on (x, y) at θ + Σ c_k d_k, in eval mode; the parameters are set, not restored."""
     for name, p in model.named_parameters():
         value = theta[name].clone()
-        for c, d in zip(coeffs, dirs):
+        for c, d in zip(coeffs, dirs, strict=True):
             if c:
                 value.add_(d[name], alpha=c)
         p.copy_(value)
@@ -234,7 +235,10 @@ def _ends(one: list[dict], role: str, span: float) -> float:
 
 
 def judge(one, two, pair: TrainedPair, settings: LandscapeSettings):
-    summary, checks, measured, findings = [], [], {}, []
+    summary: list[dict[str, Any]] = []  # one row per net: its label, role and measured floats
+    checks: list[tuple[str, bool]] = []
+    measured: dict[str, float] = {}
+    findings: list[str] = []
     for role, label in (("residual", pair.residual_label), ("plain", pair.plain_label)):
         rows = [r for r in two if r["role"] == role]
         side = settings.points_2d

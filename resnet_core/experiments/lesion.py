@@ -17,9 +17,9 @@ import random
 import statistics
 import time
 import types
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -64,14 +64,14 @@ PLAIN_MAX = 0.30  # every single deletion: the plain twin falls to at most this
 
 # ------------------------------------------------------------------------------------------- lesion
 
-def shortcut_only(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def shortcut_only(block: ResidualBlock, x: torch.Tensor) -> torch.Tensor:
     """What a deleted block computes: its shortcut alone (residual), or its input passed on (plain)."""
     act = getattr(block, block.act_name)
     preact = isinstance(block, (PreActBasicBlock, PreActBottleneck))  # no activation after the addition
     if block.skip and block.add is not None:
         if block.downsample is None:
             s = x
-        elif block.project_preact and preact:
+        elif block.project_preact and isinstance(block, (PreActBasicBlock, PreActBottleneck)):
             s = block.downsample(act(block.bn1(x)))
         else:
             s = block.downsample(x)

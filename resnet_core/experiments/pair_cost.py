@@ -4,8 +4,9 @@ lesion study and the loss landscape need for their own cost: the shared part of 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from resnet_core.device import estimate_pass
 from resnet_core.experiments.common import ExperimentError, Shrink, check_settings, halve
@@ -13,6 +14,7 @@ from resnet_core.experiments.pair import PAIR_BOUNDS
 from resnet_core.experiments.trained import twin_of
 from resnet_core.structure.plan import plan as make_plan
 from resnet_core.structure.presets import get_preset
+from resnet_core.structure.spec import ArchSpec
 from resnet_core.structure.trace import trace
 
 # images in each data source (train + held-out) and the held-out share: what a pair trains and is judged on
@@ -72,15 +74,16 @@ def pair_cost(ps: Any, specs: Sequence[Any] | None = None, n_train: int | None =
                     largest, max(t.mult_adds for t in traces), blocks, n_train, n_test)
 
 
-def _pair_specs(residual: str, input_size: int) -> tuple[Any, Any]:
+def _pair_specs(residual: str, input_size: int) -> tuple[ArchSpec, ArchSpec]:
     return _pair_specs_cached(residual, int(input_size))
 
 
 @functools.lru_cache(maxsize=64)
-def _pair_specs_cached(residual: str, input_size: int) -> tuple[Any, Any]:
+def _pair_specs_cached(residual: str, input_size: int) -> tuple[ArchSpec, ArchSpec]:
+    def cifar_like(name: str) -> ArchSpec:
+        return get_preset(name).replace(in_channels=3, input_size=(input_size, input_size), num_classes=10)
     plain = twin_of(residual)
-    return tuple(get_preset(n).replace(in_channels=3, input_size=(input_size, input_size), num_classes=10)
-                 for n in (residual, plain))
+    return cifar_like(residual), cifar_like(plain)
 
 
 def pair_shrinks(least_input: int = 8) -> tuple[Shrink, ...]:

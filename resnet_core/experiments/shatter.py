@@ -137,6 +137,7 @@ class LineNet(torch.nn.Module):
             mean, var = h.mean(0).detach(), h.var(0, unbiased=False).detach()
             collect.append((mean, var))
         else:
+            assert self.stats is not None, "forward collects this batch's statistics when none are frozen"
             mean, var = self.stats[i]
         return (h - mean) / torch.sqrt(var + BN_EPS)
 
@@ -146,7 +147,7 @@ class LineNet(torch.nn.Module):
         if self.bn and self.stats is None and _collect is None:
             _collect = []
         h = x[:, None] * self.w_in[:, 0] + self.b_in  # (N, width)
-        for i, (w, b) in enumerate(zip(self.ws, self.bs)):
+        for i, (w, b) in enumerate(zip(self.ws, self.bs, strict=True)):
             if self.arch == "feed-forward":
                 h = torch.relu(self._norm(h @ w.T + b, i, _collect))
             else:
@@ -154,7 +155,7 @@ class LineNet(torch.nn.Module):
         return h @ self.w_out  # (N,)
 
     @torch.no_grad()
-    def freeze_stats(self, x: torch.Tensor) -> "LineNet":
+    def freeze_stats(self, x: torch.Tensor) -> LineNet:
         collect: list = []
         self.forward(x, _collect=collect)
         self.stats = collect
@@ -255,7 +256,7 @@ def _run(settings: ShatterSettings, should_stop, on_progress: Progress) -> Exper
         net = LineNet(arch, deepest, settings.width, settings.bn, settings.bias, seed=settings.seed)
         g = gradient_along(net, x)
         scale = float(g.abs().max()) or 1.0
-        for xi, gi in zip(x.tolist(), g.tolist()):
+        for xi, gi in zip(x.tolist(), g.tolist(), strict=True):
             grads.append({"arch": arch, "depth": deepest, "x": xi, "gradient": gi, "gradient_scaled": gi / scale})
     verdict, findings = judge(rows, settings)
     return ExperimentResult("shatter", TITLE, PAPER, settings.describe(),

@@ -16,9 +16,10 @@ import os
 import pickle
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from resnet_core.errors import ExplorerError
 
@@ -117,7 +118,7 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: An
         raise _Refused("a tensor declares a negative or inconsistent size, stride or offset")
     numel = math.prod(size)
     if numel:
-        extent = offset + sum((n - 1) * st for n, st in zip(size, stride)) + 1
+        extent = offset + sum((n - 1) * st for n, st in zip(size, stride, strict=True)) + 1
         if extent > storage.numel:
             raise _Refused(f"a tensor of {numel:,} elements reaches element {extent:,} of a storage holding "
                            f"{storage.numel:,}")
@@ -234,10 +235,10 @@ def _open(source: bytes | Path) -> Any:
 
 def _scan_zip(source: bytes | Path, label: str) -> None:
     with _open(source) as f:
-        end = zipfile._EndRecData(f)  # the end record: how many entries, before the directory is read
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]  # private, not in typeshed; the end record: how many entries, before the directory is read
         if end is None:
             raise _Refused("its zip directory is missing or damaged")
-        entries, directory_bytes = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
+        entries, directory_bytes = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]  # private zipfile constants, not in typeshed
         if entries > MAX_ZIP_ENTRIES or directory_bytes > MAX_ZIP_ENTRIES * 200:
             raise _Refused(f"its zip directory lists {entries:,} records; the limit is {MAX_ZIP_ENTRIES:,}")
         f.seek(0)

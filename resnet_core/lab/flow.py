@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resnet_core.lab.probes import safe_ratio
+from resnet_core.structure.records import Shape
 from resnet_core.structure.spec import ArchSpec
 
 VANISHED_BELOW = 1e-8  # an SGD step (lr 0.1) on a weight of size ~1 then changes it by less than float32 resolves
@@ -98,7 +99,7 @@ class InputGrad:
     depth: int  # depth of the block's first conv (aligns with WeightGrad.depth)
     stage: int
     index: int  # block index within the stage
-    shape: tuple[int, int, int]  # (C, H, W) of the block's input
+    shape: Shape  # (C, H, W) of the block's input
     norm: float | None
     status: str
 
@@ -169,7 +170,7 @@ class GradientFlow:
     seed: int  # weights
     data_seed: int  # images and labels
     batch: int
-    input_shape: tuple[int, int, int]
+    input_shape: Shape
     train: bool
     device: str  # describe(device)
     variants: tuple[GradVariant, ...]  # those that finished (all of them unless stopped)
@@ -198,7 +199,7 @@ class GradientFlow:
     def weight_rows(self) -> list[dict[str, Any]]:
         """One row per conv/linear layer: depth, name, each variant's norm and status, and their ratio."""
         rows = []
-        for parts in zip(*(v.weights for v in self.variants)):
+        for parts in zip(*(v.weights for v in self.variants), strict=True):
             g0 = parts[0]
             norms = [g.norm for g in parts]
             rows.append({"index": g0.index, "depth": g0.depth, "layer": g0.name, "op": g0.op, "part": g0.part,
@@ -209,7 +210,7 @@ class GradientFlow:
     def input_rows(self) -> list[dict[str, Any]]:
         """One row per block: its input's gradient norm for each variant, and their ratio."""
         rows = []
-        for parts in zip(*(v.inputs for v in self.variants)):
+        for parts in zip(*(v.inputs for v in self.variants), strict=True):
             g0 = parts[0]
             norms = [g.norm for g in parts]
             rows.append({"block": g0.block, "position": g0.position, "depth": g0.depth, "stage": g0.stage + 1,
@@ -224,8 +225,10 @@ class GradientFlow:
         real value and an exploded NaN/Inf at a ceiling above them, so the chart can show them (marked
         by `status`) instead of dropping them.
         """
-        finite = [g.norm for v in self.variants for g in (*v.weights, *v.inputs)
-                  if g.norm is not None and math.isfinite(g.norm) and g.norm > 0]
+        grads: list[WeightGrad | InputGrad] = []
+        for v in self.variants:
+            grads += [*v.weights, *v.inputs]
+        finite = [g.norm for g in grads if g.norm is not None and math.isfinite(g.norm) and g.norm > 0]
         floor = min([self.vanished_below, *finite]) / 10.0
         ceiling = max([self.exploded_above, *finite]) * 10.0
         rows = []

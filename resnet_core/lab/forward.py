@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -135,8 +136,9 @@ def _shortcut_kind(block: nn.Module) -> str:
 
 
 def _last_layer(block: nn.Module) -> nn.Module:
-    if hasattr(block, "last_layer"):
-        return block.last_layer()
+    last_layer = getattr(block, "last_layer", None)  # the block classes of structure/build.py say it
+    if last_layer is not None:
+        return last_layer()
     for name in ("bn3", "conv3", "bn2", "conv2"):
         m = getattr(block, name, None)
         if m is not None and not isinstance(m, nn.Identity):
@@ -208,14 +210,16 @@ def _record(model: nn.Module, x: torch.Tensor, p: Plan, *, layers: set[int] | No
 
             hs.add(bmod.register_forward_pre_hook(pre_hook))
             hs.add(_last_layer(bmod).register_forward_hook(fx_hook))
-            if getattr(bmod, "add", None) is not None:
-                hs.add(bmod.add.register_forward_hook(add_hook))
+            add = getattr(bmod, "add", None)
+            if add is not None:
+                hs.add(add.register_forward_hook(add_hook))
             hs.add(bmod.register_forward_hook(out_hook))
         logits = model(x).detach().float().to("cpu")
     layer_maps = {}
     for i, r in maps.items():
         lay = p.layers[i]
         cpu = {n: t.to("cpu") for n, t in r.items()}
+        assert lay.out_shape is not None, "a layer whose maps were recorded ran, so its plan row has a shape"
         layer_maps[i] = LayerMaps(index=i, name=lay.name, label=lay.label, call=lay.call, op=lay.op,
                                   shape=tuple(lay.out_shape), energy=cpu["energy"].numpy(),
                                   channels=cpu["top"].numpy(), minimum=cpu["lo"].numpy(), maximum=cpu["hi"].numpy(),
@@ -224,7 +228,7 @@ def _record(model: nn.Module, x: torch.Tensor, p: Plan, *, layers: set[int] | No
     if stats:
         order = sorted(stat_values)
         values = torch.stack([stat_values[i] for i in order]).to("cpu").tolist() if order else []
-        by_index = dict(zip(order, values))
+        by_index = dict(zip(order, values, strict=True))
         for lay in p.layers:
             v = by_index.get(lay.index)
             rows.append(LayerStats(

@@ -13,7 +13,8 @@ and a stopped `gradient_flow` returns the variants that finished, marked `stoppe
 from __future__ import annotations
 
 import copy
-from typing import Callable, Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +79,7 @@ def _weighted_layers(p: Plan) -> list[tuple[Layer, int]]:
     """Every conv/linear layer in plan order with its depth (see WeightGrad.depth)."""
     out = []
     depth = 0
-    first_of_block: dict[tuple[int, int], int] = {}
+    first_of_block: dict[tuple[int | None, int | None], int] = {}  # (stage, block) -> depth
     for lay in p.layers:
         if lay.op not in ("conv", "linear"):
             continue
@@ -107,6 +108,14 @@ def _norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         return list(torch._foreach_norm(tensors))  # one fused kernel per device and dtype
     except (AttributeError, RuntimeError):
         return [torch.linalg.vector_norm(t) for t in tensors]
+
+
+def _weight_of(m: nn.Module) -> torch.Tensor:
+    """A conv or linear layer's weight (its own Parameter, as a Tensor for the type checker)."""
+    w = m.weight
+    if not isinstance(w, torch.Tensor):
+        raise ProbeError(f"{type(m).__name__} has no weight tensor")
+    return w
 
 
 def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan: Plan, skip: bool | None = None,
@@ -171,7 +180,7 @@ def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
                     tick("backward", len(arrived), len(ran))
 
                 hs.add(wm.register_forward_hook(fwd))
-                hs.add(wm.weight.register_hook(bwd))
+                hs.add(_weight_of(wm).register_hook(bwd))
         for i, bmod in enumerate(block_mods):
             def pre(mod, args, i=i):
                 t = args[0]
@@ -184,18 +193,18 @@ def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
             logits = m(x)
             loss = F.cross_entropy(logits.float(), labels)
             loss.backward()
-        grads = [getattr(wm, "weight").grad for wm in weight_mods]
+        grads = [_weight_of(wm).grad for wm in weight_mods]
         present = [g for g in grads if g is not None]
         scalars = _norms(present) + [in_norms[i] for i in sorted(in_norms)] + [loss.detach()]
         values = torch.stack([s.float() for s in scalars]).to("cpu").tolist() if scalars else []
     w_values = iter(values[: len(present)])
-    i_values = dict(zip(sorted(in_norms), values[len(present): len(present) + len(in_norms)]))
+    i_values = dict(zip(sorted(in_norms), values[len(present): len(present) + len(in_norms)], strict=True))
     loss_value = values[-1]
     weight_rows = []
-    for j, ((lay, depth), g, wm) in enumerate(zip(weighted, grads, weight_mods)):
+    for j, ((lay, depth), g, wm) in enumerate(zip(weighted, grads, weight_mods, strict=True)):
         norm = next(w_values) if g is not None else None
         weight_rows.append(WeightGrad(index=j, depth=depth, name=lay.name, op=lay.op, part=lay.part, stage=lay.stage,
-                                      block=lay.block, shape=tuple(wm.weight.shape), norm=norm,
+                                      block=lay.block, shape=tuple(_weight_of(wm).shape), norm=norm,
                                       status=classify(norm, vanished_below, exploded_above)))
     input_rows = []
     for i, b in enumerate(blocks):
@@ -230,7 +239,7 @@ def compare_skips(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
         try:
             v = gradient_pass(model, x, labels, plan, skip=s, train=train, vanished_below=vanished_below,
                               exploded_above=exploded_above, should_stop=should_stop,
-                              progress=lambda phase, n, of, i=i: report(i, phase, n, of))
+                              progress=functools.partial(report, i))
         except Stopped:
             report(i, "stopped", 0, 0)
             raise
@@ -309,10 +318,7 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
         with device_slot(dev, timeout=slot_timeout, should_stop=should_stop), \
                 reserve(est, dev, what=what, hint=hint), allocation_guard(what, dev), live_threads(dev, threads):
             ran_on = describe(dev)
-            if model is None:
-                m = build_seeded(p, seed).to(dev)
-            else:
-                m = copy.deepcopy(model).to(dev)
+            m = build_seeded(p, seed).to(dev) if model is None else copy.deepcopy(model).to(dev)
             compare_skips(m, x, labels, p, skips, train, vanished_below, exploded_above, progress=progress,
                           should_stop=should_stop, done=variants)
     except Stopped:

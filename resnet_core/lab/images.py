@@ -18,9 +18,9 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -278,7 +278,7 @@ def decode_image(data: bytes, filename: str | None = None, max_bytes: int = MAX_
     try:
         with warnings.catch_warnings():  # Pillow warns on large headers; the pixel limit below decides
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=[fmt])
+            img: Image.Image = Image.open(io.BytesIO(data), formats=[fmt])
         width, height = img.size
     except Image.DecompressionBombError as e:
         found = re.search(r"\((\d+) pixels\)", str(e))

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -100,8 +101,8 @@ def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (or buffer); the CPU for a model without either."""
     for t in model.parameters():
         return t.device
-    for t in model.buffers():
-        return t.device
+    for buf in model.buffers():
+        return buf.device
     return torch.device("cpu")
 
 

@@ -12,6 +12,7 @@ import torch
 
 from resnet_core.lab.probes import ProbeError
 from resnet_core.structure.plan import Plan
+from resnet_core.structure.records import Shape
 
 FEATURE_SCALING = ("Each channel is scaled on its own: its minimum shows as black and its maximum as white "
                    "(the raw range of every channel is listed). Brightness compares positions within one "
@@ -28,7 +29,7 @@ class FeatureMaps:
     call: int  # which call of the module (a block's `relu` runs twice)
     op: str | None  # conv | norm | act | add | ...
     sample: int  # which image of the batch
-    shape: tuple[int, int, int]  # (C, H, W) of the layer's output
+    shape: Shape  # (C, H, W) of the layer's output
     channels: tuple[int, ...]  # channel indices shown, highest energy first
     energy: tuple[float, ...]  # their energy: mean square activation over H×W
     minimum: tuple[float, ...]  # each shown channel's raw minimum (maps to black)
@@ -56,7 +57,7 @@ class FeatureMaps:
     def rows(self) -> list[dict[str, Any]]:
         return [{"rank": r + 1, "channel": c, "energy": e, "min": lo, "max": hi, "flat": f}
                 for r, (c, e, lo, hi, f) in enumerate(zip(self.channels, self.energy, self.minimum, self.maximum,
-                                                          self.flat))]
+                                                          self.flat, strict=True))]
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": self.layer, "index": self.index, "call": self.call, "op": self.op, "sample": self.sample,
@@ -68,7 +69,7 @@ class TensorView:
     """One tensor of a residual block, reduced for display."""
 
     name: str  # x | F(x) | shortcut(x) | F(x)+x | output
-    shape: tuple[int, int, int]  # (C, H, W)
+    shape: Shape  # (C, H, W)
     norm: float  # L2 norm over the whole batch
     sample_norm: float  # L2 norm of the shown image
     minimum: float  # over the shown image
@@ -140,7 +141,7 @@ class ForwardView:
     device: str  # "CPU · 2 threads" / "CUDA · NVIDIA H100 (…)"
     mode: str  # "eval" or "train"
     batch: int
-    input_shape: tuple[int, int, int]
+    input_shape: Shape
     logits: torch.Tensor = field(repr=False)  # (batch, num_classes) float32 on the CPU
     feature_maps: FeatureMaps | None = None
     anatomy: BlockAnatomy | None = None
@@ -161,7 +162,7 @@ class LayerMaps:
     label: str  # "layer3.1.relu (2)": the name to list it under
     call: int  # which use of the module
     op: str
-    shape: tuple[int, int, int]  # (C, H, W)
+    shape: Shape  # (C, H, W)
     energy: np.ndarray = field(repr=False)  # (C,) mean square activation of every channel
     channels: np.ndarray = field(repr=False)  # (K,) channel indices, highest energy first
     minimum: np.ndarray = field(repr=False)  # (K,) raw minimum of each kept channel
@@ -179,7 +180,7 @@ class LayerMaps:
         top = self.channels[:k].tolist()
         return FeatureMaps(layer=self.name, index=self.index, call=self.call, op=self.op, sample=sample,
                            shape=self.shape, channels=tuple(top), energy=tuple(float(self.energy[c]) for c in top),
-                           minimum=tuple(lo), maximum=tuple(hi), flat=tuple(not (b > a) for a, b in zip(lo, hi)),
+                           minimum=tuple(lo), maximum=tuple(hi), flat=tuple(not (b > a) for a, b in zip(lo, hi, strict=True)),
                            maps=self.maps[:k].astype(np.float32) / 255.0, all_energy=self.energy, label=self.label)
 
 
@@ -196,7 +197,7 @@ class ForwardRecord:
     mode: str  # "eval" (running statistics) | "train" (statistics of this batch)
     batch: int
     sample: int  # the image of the batch the maps show
-    input_shape: tuple[int, int, int]
+    input_shape: Shape
     logits: torch.Tensor = field(repr=False)  # (batch, num_classes) float32 on the CPU
     layers: dict[int, LayerMaps] = field(repr=False, default_factory=dict)  # by plan index; layers that ran
     blocks: dict[str, BlockAnatomy] = field(repr=False, default_factory=dict)  # by block name, plan order

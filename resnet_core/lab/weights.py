@@ -26,10 +26,11 @@ import re
 import threading
 import uuid
 import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 from urllib.error import URLError
 from urllib.request import Request, urlopen
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -113,7 +114,7 @@ def einsum_mult_adds(args: tuple) -> int:
             batch = max(batch, math.prod(dims[len(head): len(head) + n_ell]))
             dims = dims[: len(head)] + dims[len(head) + n_ell:]
             spec = head + tail
-        for letter, n in zip(spec, dims, strict=False):
+        for letter, n in zip(spec, dims, strict=True):
             sizes[letter] = max(sizes.get(letter, 1), n)
     return batch * math.prod(sizes.values())
 
@@ -168,7 +169,7 @@ def is_opaque(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     """Whether fx sees this call as one opaque operation whose inner work must be counted at the aten level:
     a wrapped Python function (torchvision's shifted_window_attention), or an attention module."""
     if node.op == "call_module":
-        return isinstance(modules.get(node.target), nn.MultiheadAttention)
+        return isinstance(node.target, str) and isinstance(modules.get(node.target), nn.MultiheadAttention)
     if node.op != "call_function" or node.target in KNOWN_FUNCTIONS:
         return False
     mod = getattr(node.target, "__module__", "") or ""
@@ -177,7 +178,7 @@ def is_opaque(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
 
 _SAME_SHAPE = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU,
                nn.ELU, nn.Mish, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
-_NORM_DIMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
+_NORM_DIMS: dict[type[nn.Module], tuple[int, ...]] = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
 
 
 def same_shape_output(module: nn.Module, x: Any) -> torch.Tensor | None:

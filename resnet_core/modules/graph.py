@@ -68,10 +68,10 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
     g.node("input", dot_text(f"input\n{'×'.join(str(v) for v in trace.input_shape)}"), fillcolor="#eeeeee")
 
     members: dict[int, ResidualAdd] = {}
-    for b in blocks:
-        for p in (*b.branch, *b.shortcut, b.add):
+    for blk in blocks:
+        for p in (*blk.branch, *blk.shortcut, blk.add):
             if p in by_path:
-                members[by_path[p].index] = b
+                members[by_path[p].index] = blk
     shortcut_rows = {by_path[p].index for b in blocks for p in b.shortcut if p in by_path}
     add_rows = {by_path[b.add].index: b for b in blocks}
 

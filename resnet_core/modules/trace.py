@@ -30,7 +30,8 @@ Counts, per row, for a batch of one:
 
 import copy
 import math
-from typing import Any, Callable, Iterable, Literal
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import torch
 from torch import fx, nn
@@ -291,8 +292,10 @@ def _trace_hooks(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow
 REAL_RUN_LIMIT = 2**30  # parameter bytes up to which a model whose forward needs values runs for real on the CPU
 
 
-def _on_meta_only(e: BaseException) -> bool:
+def _on_meta_only(e: BaseException | None) -> bool:
     """Whether a failure on the meta device is the device's (an operation that needs values), not the model's."""
+    if e is None:  # no exception recorded: nothing says it is the device's
+        return False
     text = str(e).lower()
     return isinstance(e, NotImplementedError) or "meta" in text or "data-dependent" in text
 

@@ -9,7 +9,8 @@ as a plain-data *blueprint* (`blueprint(plan)`), never recomputed here.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import pprint
 import textwrap
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from resnet_core.structure import build
 from resnet_core.structure.plan import plan as make_plan

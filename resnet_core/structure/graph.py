@@ -220,10 +220,7 @@ class _Drawer:
             with self.g.subgraph(name=f"cluster_{b.name}") as c:
                 c.attr(label=dot_text(f"{b.name} ({b.kind}, stride {b.stride})"), style="rounded,dashed", color="#999999",
                        fontsize="10", fontcolor="#555555")
-                if self.detail == "layer":
-                    prev = self.block_layers(b, prev, c)
-                else:
-                    prev = self.block_nodes(b, prev, c)
+                prev = self.block_layers(b, prev, c) if self.detail == "layer" else self.block_nodes(b, prev, c)
         return prev
 
     def draw(self) -> graphviz.Digraph:

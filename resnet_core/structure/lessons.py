@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from resnet_core.structure.plan import plan
 from resnet_core.structure.presets import get_preset
@@ -39,7 +39,7 @@ def resnet18_walkthrough(t: Trace) -> Walkthrough:
         f"**Stem**: a 7×7 convolution with stride 2 and 64 filters → {shape_str(layers['conv1'].out_shape)}; "
         f"batch norm and ReLU; a 3×3 max-pool with stride 2 → {shape_str(layers['maxpool'].out_shape)}.",
     ]
-    for g, sp in zip(stages, t.plan.stages):
+    for g, sp in zip(stages, t.plan.stages, strict=False):
         first = sp.blocks[0]
         shortcut = _SHORTCUT_WORDS.get(first.shortcut, first.shortcut)
         how = ("same size" if first.stride == 1

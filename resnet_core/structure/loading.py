@@ -5,8 +5,9 @@ It lives apart from spec.py because it knows the presets, and presets.py is buil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from resnet_core.structure.presets import get_preset, is_preset, preset_info
 from resnet_core.structure.spec import ArchSpec, parse_spec_text, read_spec_file, spec_from_dict
@@ -14,7 +15,7 @@ from resnet_core.structure.spec_text import SpecError
 from resnet_core.text import plain
 
 
-def load_spec(source: "ArchSpec | Mapping[str, Any] | str | Path") -> ArchSpec:
+def load_spec(source: ArchSpec | Mapping[str, Any] | str | Path) -> ArchSpec:
     """A spec from a preset name, a JSON/YAML file path, JSON/YAML text, a dict, or a spec.
 
     Raises SpecError with the reason (unknown preset, missing file, bad JSON/YAML, wrong types).

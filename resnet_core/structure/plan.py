@@ -14,6 +14,7 @@ the layers are listed in the order the built module calls them, a reused module 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -464,10 +465,8 @@ def plan(spec: ArchSpec, input_shape: Shape | None = None) -> Plan:
         spec = spec.replace(in_channels=shape[0], input_size=(shape[1], shape[2]))
     p = _Planner(spec, shape)
     ok = False
-    try:
+    with contextlib.suppress(_Stop):
         ok = p.run()
-    except _Stop:
-        pass
     warnings = list(p.warnings)
     if spec.zero_init_residual and not spec.skip:
         warnings.append("zero-init residual on a plain net (no skips) zeroes every block's output at initialisation")

@@ -26,7 +26,7 @@ def _imagenet(name: str, block: BlockType, layers: list[int], groups: int = 1, w
     widths = [64, 128, 256, 512]
     strides = [1, 2, 2, 2]
     stages = tuple(Stage(block=block, blocks=n, width=w, stride=s, groups=groups, width_per_group=wpg)
-                   for n, w, s in zip(layers, widths, strides))
+                   for n, w, s in zip(layers, widths, strides, strict=True))
     return ArchSpec(name=name, stem=Stem(type="imagenet", channels=64), stages=stages, shortcut="B",
                     num_classes=num_classes, init="kaiming_fan_out")
 
@@ -34,7 +34,7 @@ def _imagenet(name: str, block: BlockType, layers: list[int], groups: int = 1, w
 def _cifar(name: str, n: int, block: BlockType = "basic", shortcut: ShortcutOption = "A",
            widths: tuple[int, int, int] = (16, 32, 64)) -> ArchSpec:
     stages = tuple(Stage(block=block, blocks=n, width=w, stride=s)
-                   for w, s in zip(widths, (1, 2, 2)))
+                   for w, s in zip(widths, (1, 2, 2), strict=True))
     return ArchSpec(name=name, input_size=(32, 32), stem=Stem(type="cifar", channels=16), stages=stages,
                     shortcut=shortcut, num_classes=10, init="kaiming_fan_in")
 

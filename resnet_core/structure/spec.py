@@ -16,9 +16,10 @@ import base64
 import json
 import math
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypedDict, get_args
+from typing import Any, Literal, TypedDict, get_args
 
 import yaml
 
@@ -150,12 +151,12 @@ class ArchSpec:
     bn_eps: float = 1e-5  # batch norm epsilon
 
     # ---- conveniences -------------------------------------------------------------------
-    def with_stage(self, index: int, **changes: Any) -> "ArchSpec":
+    def with_stage(self, index: int, **changes: Any) -> ArchSpec:
         stages = list(self.stages)
         stages[index] = replace(stages[index], **changes)
         return replace(self, stages=tuple(stages))
 
-    def replace(self, **changes: Any) -> "ArchSpec":
+    def replace(self, **changes: Any) -> ArchSpec:
         return replace(self, **changes)
 
     @property
@@ -397,10 +398,7 @@ def parse_spec_text(text: str, source: str | None = None) -> ArchSpec:
     stripped = text.lstrip()
     if not stripped:
         raise SpecError("the text is empty", source)
-    if stripped.startswith("{"):
-        data = load_json(text, source)
-    else:
-        data = load_yaml(text, source)
+    data = load_json(text, source) if stripped.startswith("{") else load_yaml(text, source)
     return spec_from_dict(data, source)
 
 

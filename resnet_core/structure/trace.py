@@ -227,7 +227,7 @@ class Trace:
             current.activation_bytes += r.activation_bytes
             current.receptive_field = r.receptive_field
             current.failed = current.failed or lay.failed
-            if lay.out_shape is not None and not (lay.part == "shortcut"):
+            if lay.out_shape is not None and lay.part != "shortcut":
                 current.out_shape = lay.out_shape
         return out
 

@@ -146,9 +146,8 @@ def test_fair_slots_give_up_after_the_timeout_and_when_told_to_stop():
     assert results == {"timed": False, "stopped": False}
     assert slots.waiting == 0 and slots.acquire(timeout=1)  # both left the line; the slot is free again
     slots.release()
-    with pytest.raises(device.BusyError, match="abandoned"):
-        with device_slot("cpu", timeout=None, should_stop=lambda: True):
-            pass
+    with pytest.raises(device.BusyError, match="abandoned"), device_slot("cpu", timeout=None, should_stop=lambda: True):
+        pass
 
 
 def test_memory_admission_is_atomic_across_sessions(monkeypatch):

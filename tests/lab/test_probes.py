@@ -214,7 +214,7 @@ def test_block_anatomy_identity_pad_and_skip_off():
     x, _ = _batch(SMALL_A, n=2)
     ident = forward.block_anatomy(model, x, "layer1.1", p)
     assert ident.shortcut == "identity" and ident.shortcut_x is None
-    assert ident.sum.norm == pytest.approx(float((_sum_ref(model, x, 1))), rel=1e-5)
+    assert ident.sum.norm == pytest.approx(float(_sum_ref(model, x, 1)), rel=1e-5)
     pad = forward.block_anatomy(model, x, "layer2.0", p)
     assert pad.shortcut == "pad" and pad.shortcut_x.shape == (16, 8, 8)
     assert pad.shortcut_x.norm == pytest.approx(float(_stage_input(model, x, 2)[:, :, ::2, ::2].norm()), rel=1e-5)
@@ -293,7 +293,7 @@ def test_gradient_norms_match_param_grad_and_autograd_on_block_inputs():
     grads_in = torch.autograd.grad(loss, inputs, retain_graph=True)
     loss.backward()
     assert v.loss == pytest.approx(loss.item(), rel=1e-6)
-    for g, gi in zip(v.inputs, grads_in):
+    for g, gi in zip(v.inputs, grads_in, strict=True):
         assert g.norm == pytest.approx(float(gi.norm()), rel=1e-5)
     weighted = [(n, m) for n, m in ref.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     by_name = {n: float(m.weight.grad.norm()) for n, m in weighted}
@@ -320,7 +320,7 @@ def test_the_skip_comparison_uses_the_same_weights_and_batch_and_equals_separate
     for skip, variant in ((True, gf.variants[0]), (False, gf.variants[1])):
         ref = build_model(spec.replace(skip=skip), seed=3).train()
         ref_pl = build_model(spec.replace(skip=not skip), seed=3)
-        assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), ref_pl.state_dict().values()))
+        assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), ref_pl.state_dict().values(), strict=True))
         loss = F.cross_entropy(ref(x), y)
         loss.backward()
         assert variant.loss == pytest.approx(loss.item(), rel=1e-6)
@@ -339,7 +339,7 @@ def test_projection_shortcuts_are_unused_without_skips_and_a_plain_spec_runs_alo
     assert [v.label for v in solo.variants] == ["without skips"]
     both = gradients.gradient_flow(SMALL_A.replace(skip=False), seed=0, batch=4, device="cpu")
     assert both.spec.skip and [v.skip for v in both.variants] == [True, False]
-    for a, b in zip(solo.variants[0].weights, both.variants[1].weights):  # option A: the same weights either way
+    for a, b in zip(solo.variants[0].weights, both.variants[1].weights, strict=True):  # option A: the same weights either way
         assert a.norm == pytest.approx(b.norm, rel=1e-6)
 
 
@@ -580,7 +580,7 @@ def test_the_default_anatomy_ratio_is_not_a_constant_of_the_shape():
     assert default[0].mode == "eval"
     r0 = [r["ratio"] for r in default[0].block_ratios()]
     r1 = [r["ratio"] for r in default[1].block_ratios()]
-    assert all(abs(a - b) > 1e-3 * max(a, b) for a, b in zip(r0, r1)), (r0, r1)
+    assert all(abs(a - b) > 1e-3 * max(a, b) for a, b in zip(r0, r1, strict=True)), (r0, r1)
     # trained weights (a few SGD steps, which also move BN's running statistics): other ratios again
     model = build_model(p, seed=0).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -589,7 +589,7 @@ def test_the_default_anatomy_ratio_is_not_a_constant_of_the_shape():
         F.cross_entropy(model(x), y).backward()
         opt.step()
     trained = [r["ratio"] for r in forward.forward_record(model.eval(), x[:1], p, device="cpu").block_ratios()]
-    assert all(abs(a - b) > 1e-3 * max(a, b) for a, b in zip(r0, trained)), (r0, trained)
+    assert all(abs(a - b) > 1e-3 * max(a, b) for a, b in zip(r0, trained, strict=True)), (r0, trained)
     # zero-init residual: every branch ends in a BN with γ = 0, so at initialisation every ratio is exactly 0
     pz = plan(SMALL_B.replace(zero_init_residual=True))
     zero = forward.forward_record(build_model(pz, seed=0), x[:1], pz, device="cpu")

@@ -65,7 +65,7 @@ def test_same_seed_same_weights_and_global_rng_untouched():
     assert torch.equal(before, after)  # building with a seed leaves the caller's RNG alone
     b = build_model(spec, seed=7)
     c = build_model(spec, seed=8)
-    for (ka, va), (kb, vb), (_, vc) in zip(a.state_dict().items(), b.state_dict().items(), c.state_dict().items()):
+    for (ka, va), (kb, vb), (_, _vc) in zip(a.state_dict().items(), b.state_dict().items(), c.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb)
     assert not torch.equal(a.conv1.weight, c.conv1.weight)
 
@@ -103,7 +103,7 @@ def test_set_skip_runs_the_plain_net_on_the_same_weights():
     model = build_model(spec, seed=0).eval()
     plain = build_model(spec.replace(skip=False), seed=0).eval()
     # the plain twin has the same parameters (option A) and, built from the same seed, the same values
-    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), plain.state_dict().items()):
+    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), plain.state_dict().items(), strict=True):
         assert k1 == k2 and torch.equal(v1, v2)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
