@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 
 def fmt_bytes(n: int | float | None) -> str:
@@ -51,10 +51,10 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Iter
     rows = [[str(c) for c in r] for r in rows]
     header = [str(h) for h in header]
     right = set(right)
-    widths = [max(len(x) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)] if rows else [len(h) for h in header]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     return [line(header), line(["─" * w for w in widths])] + [line(r) for r in rows]

@@ -58,10 +58,10 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     if min(values) < 1:
         raise argparse.ArgumentTypeError(f"every size must be at least 1, got {text!r}")
     from resnet_core.structure.plan import MAX_CHANNELS, MAX_SPATIAL
-    for what, value, limit in zip(("C", "H", "W"), values, (MAX_CHANNELS, MAX_SPATIAL, MAX_SPATIAL)):
+    for what, value, limit in zip(("C", "H", "W"), values, (MAX_CHANNELS, MAX_SPATIAL, MAX_SPATIAL), strict=True):
         if value > limit:
             raise argparse.ArgumentTypeError(f"{what} is {value:,}; the explorer plans at most {limit:,}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def write_output(data: str | bytes, output: str | None) -> None:

@@ -22,8 +22,9 @@ import json
 import re
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Literal
 
 from resnet_core.cli.common import CliError, write_output
 
@@ -144,16 +145,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         sys.stdout = io.StringIO()
         try:
             args.format = "csv"
-            try:
+            with contextlib.suppress(CliError):
                 cmd_trace(args)
-            except CliError:
-                pass
             text = sys.stdout.getvalue()
         finally:
             sys.stdout = saved
         write_output(text, args.output)
     else:
-        detail = "layer" if args.detail == "layer" else "block"
+        detail: Literal["layer", "block"] = "layer" if args.detail == "layer" else "block"
         dot = module_dot(t, detail)
         if args.to == "dot":
             write_output(dot, args.output)

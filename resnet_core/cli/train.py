@@ -24,6 +24,7 @@ however it ends (SIGKILL included): see training/lifecycle.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -91,10 +92,8 @@ def _worker_refuses(lines: list[str]) -> None:
     folder = os.environ.get(lifecycle.ERROR_DIR_ENV)
     rank = os.environ.get("RANK", "0")
     if folder and lines:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             Path(folder, f"rank{int(rank)}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        except (OSError, ValueError):
-            pass
         raise CliError()
     raise CliError(*(lines if rank == "0" else []))
 

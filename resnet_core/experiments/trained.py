@@ -4,8 +4,9 @@ a finished Training lab run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -129,7 +130,9 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
     procs = [ctx.Process(target=_train_alone, args=(net, settings, messages, os.getpid()), daemon=True)
              for net in nets]
     t0 = time.perf_counter()
-    steps, done, stopped = {net: 0 for net in nets}, {}, False
+    steps: dict[str, int] = {net: 0 for net in nets}
+    done: dict[str, tuple] = {}
+    stopped = False
     try:
         # the marker and the booking in their environment; a signal waits until both are started (a start
         # cut in the middle leaves a child reading half its instructions)
@@ -144,7 +147,7 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
             except queues.Empty:
                 dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
                 if dead:
-                    raise ExperimentError(f"a training process ended with exit status {dead[0].exitcode}")
+                    raise ExperimentError(f"a training process ended with exit status {dead[0].exitcode}") from None
                 continue
             if kind == "error":
                 raise ExperimentError(f"training {net} failed: {rest[0]}")
@@ -166,7 +169,7 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
                     p.kill()
                     p.join(5)
     done = {net: done[net] for net in nets if net in done}  # the pair's order, not the order they finished in
-    models = {}
+    models: dict[str, nn.Module] = {}
     for net, (weights, *_rest) in done.items():
         model = build_model(run.specs[net], seed=settings.seed)
         model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
@@ -178,8 +181,8 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
                        {"wall_s": time.perf_counter() - t0, "steps": steps_done})
 
 
-def ensure_pair(pair: "TrainedPair | None", settings: PairSettings, stop: Callable[[], bool], on_progress: Progress,
-                share: float, needs: str) -> tuple["TrainedPair", float]:
+def ensure_pair(pair: TrainedPair | None, settings: PairSettings, stop: Callable[[], bool], on_progress: Progress,
+                share: float, needs: str) -> tuple[TrainedPair, float]:
     """`pair`, or one trained now from `settings` (reporting progress up to `share` of the whole run).
 
     Returns the pair and where the experiment's own progress starts (`share` when it trained here, else 0).

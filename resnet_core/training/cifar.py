@@ -125,6 +125,8 @@ class _BoundedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its RE
     """Reads only plain containers and numpy arrays (what the CIFAR-10 python pickles hold), charging
     every object a call would make to `budget` bytes before making it."""
 
+    stack: list[Any]  # the pure-Python unpickler's own (typeshed's stub leaves its internals out)
+
     def __init__(self, raw: bytes, budget: int):
         super().__init__(io.BytesIO(raw), encoding="bytes")
         self.budget = budget
@@ -187,10 +189,11 @@ class _BoundedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its RE
             return
         if not isinstance(inst, np.dtype):
             raise pickle.UnpicklingError(f"refusing to set the state of a {type(inst).__name__}")
-        super().load_build()
+        super().load_build()  # type: ignore[misc]  # defined by pickle._Unpickler, missing from its stub
 
+    # the opcode table of pickle._Unpickler (keyed by opcode byte), with BUILD checked here
     dispatch = dict(pickle._Unpickler.dispatch)
-    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.BUILD[0]] = load_build  # type: ignore[assignment]  # the table's functions take any unpickler
 
 
 def _read_pickle(path: Path, source: _Source, limit: int) -> Any:

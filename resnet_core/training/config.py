@@ -5,8 +5,9 @@ from __future__ import annotations
 import collections
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 

@@ -30,8 +30,9 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -111,7 +112,7 @@ def init_worker(device: str = "auto", timeout_s: float = 600.0) -> World:
     if not os.environ.get(lifecycle.PARENT_ENV) and os.getppid() > 1:  # a plain torchrun: die with its agent
         lifecycle.die_with_parent(os.getppid())
     if not dist.is_initialized():
-        kwargs = {"device_id": d} if backend == "nccl" else {}
+        kwargs: dict[str, Any] = {"device_id": d} if backend == "nccl" else {}
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
     return World(rank, size, local, backend, d)
 
@@ -227,7 +228,7 @@ def _quiet_elastic() -> Iterator[None]:
     try:
         yield
     finally:
-        for lg, lv in zip(loggers, before):
+        for lg, lv in zip(loggers, before, strict=True):
             lg.setLevel(lv)
 
 

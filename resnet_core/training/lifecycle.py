@@ -100,13 +100,12 @@ class marked_children:
             os.environ[key] = wanted[key]
         return os.environ[RUN_ID_ENV]
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> None:
         for key, value in self.before.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        return False
 
 
 @contextlib.contextmanager

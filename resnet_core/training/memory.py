@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -42,7 +42,7 @@ def book_training(traces, batch: int, amp: bool, data_bytes: int, device: torch.
     try:
         hold.enter_context(dev.reserve(need, device, what=what))
     except dev.MemoryGuardError as e:
-        cap = dev._env_budget()
+        cap = dev.memory_budget()
         room = min(int(0.8 * e.free), cap if cap is not None else e.free) - e.booked
         fits = next((b for b in _smaller(batch) if copies * train_bytes(traces, b, amp, data_bytes) <= room), None)
         hint = (f"; batch {fits} would fit" if fits else "; even batch 1 does not fit: train fewer or smaller nets, "

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from resnet_core.limits import (
     MAX_BATCH,

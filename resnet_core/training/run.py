@@ -31,8 +31,9 @@ import math
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +107,7 @@ class TrainingRun:
             labels.append(label or spec.name)
             specs.append(spec)
         self.labels = _unique_labels(labels)
-        self.specs = dict(zip(self.labels, specs))
+        self.specs = dict(zip(self.labels, specs, strict=True))
 
         traces = {}
         for label, spec in self.specs.items():
@@ -134,7 +135,9 @@ class TrainingRun:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.sync_bn = bool(config.sync_bn and world is not None and self.device.type == "cuda")
         for label, spec in self.specs.items():
-            model = build_model(spec, seed=self.config.seed).to(self.device, memory_format=fmt).train()
+            # Module.to takes memory_format (torch's stub leaves it out of its overloads)
+            model = build_model(spec, seed=self.config.seed).to(self.device, memory_format=fmt)  # type: ignore[call-overload]
+            model.train()
             if self.sync_bn:
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             self.models[label] = model
@@ -203,6 +206,7 @@ class TrainingRun:
         """
         stop = _stop_fn(should_stop)
         cfg = self.config
+        every = cfg.report_every or 1  # set in __init__ (never None after it)
         if self.stopped:  # a stopped run resumes where it stopped when iterated again
             self.stopped = False
             self._stop.clear()
@@ -240,7 +244,7 @@ class TrainingRun:
                                 events[0].record()
                             t_net = time.perf_counter()
                             loss, correct = self._train_step(label, xb, yb, lr)
-                            if cuda:
+                            if events is not None:
                                 events[1].record()
                             else:
                                 self.net_time[label] += time.perf_counter() - t_net
@@ -254,9 +258,9 @@ class TrainingRun:
                                 self.net_steps[label] += 1
                         recent.append((self.step, time.perf_counter()))
                         evals = self._maybe_eval()
-                    if dist_mode and (self.step % cfg.report_every == 0 or self.done) and bool(agreed_stop):
+                    if dist_mode and (self.step % every == 0 or self.done) and bool(agreed_stop):
                         self.stopped = not self.step >= cfg.steps
-                    if (self.step % cfg.report_every == 0 or evals) and not self.done:
+                    if (self.step % every == 0 or evals) and not self.done:
                         yield self._update(pending, evals, recent, t0)
                         pending = []
                     elif evals:
@@ -295,8 +299,8 @@ class TrainingRun:
         if not k or self.step % k:
             return []
         out = []
-        x, y, split = (self.data.x_val, self.data.y_val, "val") if self.data.x_val is not None \
-            else (self.x_test, self.y_test, "heldout")
+        xv, yv = self.data.x_val, self.data.y_val
+        x, y, split = (xv, yv, "val") if xv is not None and yv is not None else (self.x_test, self.y_test, "heldout")
         x, y = x.to(self.device), y.to(self.device)
         for label in self.labels:
             if label in self.diverged:
@@ -324,7 +328,7 @@ class TrainingRun:
         if pending:
             losses = torch.stack([p[2].float() for p in pending]).cpu().tolist()  # one sync for the lot
             corrects = torch.stack([p[3] for p in pending]).cpu().tolist()
-            for (step, label, _, _, lr, t, events), loss, correct in zip(pending, losses, corrects):
+            for (step, label, _, _, lr, t, events), loss, correct in zip(pending, losses, corrects, strict=True):
                 if events is not None:
                     events[1].synchronize()
                     self.net_time[label] += events[0].elapsed_time(events[1]) / 1000
@@ -397,8 +401,9 @@ class TrainingRun:
         else:
             tr = self._evaluate(label, x_tr, y_tr)
             te = self._evaluate(label, x_te, y_te)
-            if self.data.x_val is not None:
-                va = self._evaluate(label, self.data.x_val.to(self.device), self.data.y_val.to(self.device))
+            xv, yv = self.data.x_val, self.data.y_val
+            if xv is not None and yv is not None:
+                va = self._evaluate(label, xv.to(self.device), yv.to(self.device))
         return NetResult(label, self.specs[label], self.depth[label], self.params[label],
                          self.net_steps[label], self.final_loss(label), tr[0], tr[1], te[0], te[1],
                          self.net_time[label], self.warms[label], self.diverged.get(label),
@@ -454,7 +459,7 @@ def make_run(nets: Sequence[str | ArchSpec | tuple[str, str | ArchSpec]] | str =
     if isinstance(data, Dataset):
         dataset = data
     else:
-        options = {}
+        options: dict[str, Any] = {}
         if data.strip().lower().startswith(("cifar:", "cifar10:")) and d.type != "cuda":
             options = {"max_train": 10_000}  # a CPU run sees a seeded fifth of CIFAR-10's train split
         options.update(data_options or {})

@@ -24,8 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from resnet_core.text import safe_filename
 from resnet_core.training.config import TrainError
@@ -150,7 +151,8 @@ def result_from_dict(d: Mapping[str, Any], records=(), evals=(), checkpoints: st
     nan = float("nan")
     for row in d["nets"]:
         spec = spec_from_dict(d["specs"][row["net"]])
-        vals = {k: (nan if v is None and k not in ("diverged_at", "warmup_until") else v) for k, v in row.items()}
+        vals: dict[str, Any] = {k: (nan if v is None and k not in ("diverged_at", "warmup_until") else v)
+                                for k, v in row.items()}
         nets.append(NetResult(spec=spec, **vals))
         ckpt = checkpoint_path(checkpoints, row["net"]) if checkpoints is not None else None
         if ckpt is not None and ckpt.is_file():
@@ -299,12 +301,14 @@ class TrainSession:
     def checkpoint(self) -> None:
         """Save every net as it is now (meta partial: True) in the save folder."""
         from resnet_core.training.results import save_checkpoint
-        run = self.run
+        run, save_dir = self.run, self.save_dir
+        if save_dir is None:
+            return
         try:
-            self.save_dir.mkdir(parents=True, exist_ok=True)
+            save_dir.mkdir(parents=True, exist_ok=True)
             for label in run.labels:
                 meta = {"net": label, "steps": run.net_steps[label], "data": run.data.describe(), "partial": True}
-                save_checkpoint(checkpoint_path(self.save_dir, label), run.models[label], run.specs[label], meta)
+                save_checkpoint(checkpoint_path(save_dir, label), run.models[label], run.specs[label], meta)
         except OSError as e:
             raise TrainError(f"cannot save checkpoints in {self.save_dir}: {e.strerror}") from None
 

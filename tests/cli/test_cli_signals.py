@@ -7,6 +7,7 @@ An interrupted command prints one line naming the signal, no traceback, and exit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -98,10 +99,8 @@ class Command:
             time.sleep(0.1)
             left = marked(self.run_id)
         for q in left:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(q, signal.SIGKILL)
-            except OSError:
-                pass
         return left
 
 

@@ -30,8 +30,8 @@ def test_digits_padded_are_exactly_the_npz_images():
     assert torch.allclose(x[:, :, :2], torch.zeros(1), atol=1e-5)  # the 2-pixel zero border
     assert torch.allclose(x[:, :, :, -2:], torch.zeros(1), atol=1e-5)
     levels = np.rint(x[:, 0, 2:10, 2:10].numpy() * 16).astype(np.uint8)  # (N, 8, 8)
-    got = sorted(zip(map(bytes, levels), y.tolist()))
-    want = sorted(zip(map(bytes, DIGITS["images"]), DIGITS["labels"].astype(int).tolist()))
+    got = sorted(zip(map(bytes, levels), y.tolist(), strict=True))
+    want = sorted(zip(map(bytes, DIGITS["images"]), DIGITS["labels"].astype(int).tolist(), strict=True))
     assert got == want
 
 

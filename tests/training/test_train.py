@@ -155,7 +155,7 @@ def test_stopping_keeps_a_usable_model(digits8):
         model.fc.weight.zero_()
     assert r.models["resnet20"].fc.weight.abs().sum() > 0
     # iterating again resumes where it stopped
-    for u in run.iter(should_stop=lambda: run.step >= 35):
+    for _u in run.iter(should_stop=lambda: run.step >= 35):
         pass
     assert run.step == 35 and run.stopped
 
@@ -212,7 +212,7 @@ def test_curves_and_table_export_as_csv(digits8):
     rows = list(csv.DictReader(io.StringIO(results.curves_csv(r.records, r.evals))))
     train = [x for x in rows if x["split"] == "train"]
     assert len(train) == 10 and len(rows) == 12
-    for row, rec in zip(train, r.records):
+    for row, rec in zip(train, r.records, strict=True):
         assert int(row["step"]) == rec.step and row["net"] == rec.net
         assert float(row["loss"]) == pytest.approx(rec.loss, rel=1e-5)
         assert float(row["lr"]) == pytest.approx(rec.lr, rel=1e-5)
