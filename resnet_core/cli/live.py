@@ -46,7 +46,8 @@ def _int_in(lo: int, hi: int | None, hi_text: str):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", metavar="SPEC", help="a preset name (resnet56, plain20, resnet18, …) or a JSON/YAML spec file")
+    p.add_argument("spec", metavar="SPEC", help="a preset name (resnet56, plain20, resnet18, …), a JSON/YAML spec file, "
+                                                "or a model from code: FILE.py:NAME, timm:NAME, torchvision:NAME")
     p.add_argument("--compare-skip", action="store_true",
                    help="run with every skip connection on and then off, on the same weights and batch")
     p.add_argument("--norm", choices=list(NORMS), help="batch | none (default: the spec's)")
@@ -153,6 +154,9 @@ def _variant_spec(args: argparse.Namespace):
 
 
 def cmd_gradflow(args: argparse.Namespace) -> int:
+    from resnet_core.cli import modules
+    if modules.is_module_source(args.spec):  # FILE.py:NAME, timm:NAME, torchvision:NAME
+        return modules.cmd_gradflow(args)
     spec = _variant_spec(args)
 
     import torch

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from resnet_core.cli import modules
 from resnet_core.cli.common import CliError, parse_shape, plan_error_lines, resolve_spec, write_output
 from resnet_core.structure.presets import list_presets, preset_info
 
@@ -31,6 +32,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    if modules.is_module_source(args.spec):  # FILE.py:NAME, timm:NAME, torchvision:NAME
+        return modules.cmd_trace(args)
     from resnet_core.structure.report import to_csv, to_table
     from resnet_core.structure.trace import trace
 
@@ -48,6 +51,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if modules.is_module_source(args.spec):
+        return modules.cmd_export(args)
     from resnet_core.structure.plan import plan
 
     spec = resolve_spec(args.spec)
@@ -94,7 +99,9 @@ def register(sub) -> None:
     p.set_defaults(run=cmd_presets)
 
     p = sub.add_parser("trace", help="layer-by-layer shapes, parameters, mult-adds, receptive field")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", metavar="SPEC", help="a preset, a JSON/YAML spec file, or a model from code: FILE.py:NAME "
+                                                "(an nn.Module class or a function returning one), timm:NAME, "
+                                                "torchvision:NAME (with --input C,H,W)")
     p.add_argument("--input", type=parse_shape, metavar="C,H,W", help="input shape (default: the spec's)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.set_defaults(run=cmd_trace)
