@@ -92,3 +92,42 @@ def start_flow(conf: Configured, batch: int, seed: int) -> jobs.Job:
         return module_gradient_flow(factory, conf.input_shape, batch=batch, seed=seed, should_stop=should_stop)
 
     return jobs.replace_job(st.session_state, JOB, jobs.Job("model-gradflow", work, request=(batch, seed)))
+
+
+def input_image(conf: Configured, kind: str, seed: int):
+    """The input of the forward views: a sample image (3×H×W models) or seeded noise, as an ImageInput."""
+    from resnet_core.lab import images
+    if len(conf.input_shape) != 3:
+        raise ValueError("the forward views take images: the model's input must be C,H,W")
+    if kind != "noise" and kind in images.list_samples():
+        return images.load_sample(kind, conf.input_shape)
+    return images.noise_input(conf.input_shape, seed)
+
+
+def forward_views(conf: Configured, kind: str, seed: int, layer: str | None):
+    """One forward pass's views (kept for this session while the input and the layer stay)."""
+    from resnet_core.modules.views import module_forward
+    key = (conf, kind, seed, layer)
+    kept = st.session_state.get("model.forward")
+    if kept is not None and kept[0] == key:
+        return kept[1], kept[2]
+    x = input_image(conf, kind, seed)
+    factory = traced(conf.source, conf.input_shape)[1]
+    views = module_forward(factory, conf.input_shape, x=x.tensor, seed=seed, layers=(layer,) if layer else ())
+    st.session_state["model.forward"] = (key, views, x)
+    return views, x
+
+
+def as_picture(t, size: int = 128):
+    """A (C, H, W) or (H, W) activation as a grey picture at least `size` pixels wide: the channel mean,
+    scaled to its own range (0 = its minimum, white = its maximum)."""
+    import numpy as np
+    import torch
+    a = t.float()
+    if a.dim() == 3:
+        a = a.mean(0)
+    lo, hi = float(a.min()), float(a.max())
+    a = (a - lo) / (hi - lo) if hi > lo else torch.zeros_like(a)
+    scale = max(1, size // max(a.shape))
+    a = a.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    return (a.numpy() * 255 + 0.5).astype(np.uint8)

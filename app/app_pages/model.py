@@ -43,7 +43,8 @@ with st.container(horizontal=True, vertical_alignment="center"):
         state.apply_spec_to_widgets(rc.get_preset(preset), source=preset)
         st.rerun()
 
-trace_tab, blocks_tab, graph_tab, flow_tab = st.tabs(["Shape trace", "Residual blocks", "Graph", "Gradient flow"])
+trace_tab, blocks_tab, graph_tab, forward_tab, flow_tab = st.tabs(
+    ["Shape trace", "Residual blocks", "Graph", "Forward views", "Gradient flow"])
 
 with trace_tab:
     rows = [{"#": r.index, "path": ("✗ " if r.failed else "") + r.path, "type": r.type,
@@ -69,6 +70,53 @@ with graph_tab:
                "addition · labels: tensor shapes")
     dot = model_session.dot(conf.source, conf.input_shape, detail)
     ui.graph_view(dot, key="model.graph")
+
+with forward_tab:
+    from resnet_core.lab import images as lab_images
+    conv_layers = [r.path for r in t.rows if r.kind == "module" and r.type.startswith("Conv") and
+                   r.out_shape is not None and len(r.out_shape) == 4]
+    if len(conf.input_shape) != 3 or not t.ok or t.method != "fx" or not conv_layers:
+        st.info("The forward views need an image input (C,H,W), a model whose shapes meet, and torch.fx's graph.")
+    else:
+        c = st.columns(3)
+        kinds = (lab_images.list_samples() if conf.input_shape[0] == 3 else []) + ["noise"]
+        kind = c[0].selectbox("Input", kinds, key="model.input")
+        fseed = c[1].number_input("Noise seed", 0, 2**31 - 1, 0, key="model.fseed", disabled=kind != "noise")
+        layer = c[2].selectbox("Feature maps of", conv_layers, index=min(len(conv_layers) - 1, len(conv_layers) // 2),
+                               key="model.layer")
+        views, x = model_session.forward_views(conf, kind, int(fseed), layer)
+        st.caption(f"One forward pass in eval mode on {md(x.source)} (random weights, seed {int(fseed)}): the model's "
+                   "own graph, its residual additions found as in the Residual blocks tab.")
+        if views.blocks:
+            names = [b.block or "(top level)" for b in views.blocks]
+            pick = st.selectbox("Residual block", range(len(names)), format_func=lambda i: names[i], key="model.block")
+            b = views.blocks[pick]
+            cols = st.columns(4)
+            for col, (label, tensor) in zip(cols, (("x", b.x), ("F(x)", b.branch), ("shortcut", b.shortcut),
+                                                   ("F(x) + shortcut", b.out)), strict=True):
+                col.image(model_session.as_picture(tensor), caption=f"{label} · {'×'.join(map(str, tensor.shape))}",
+                          width="stretch")
+            ratios = pd.DataFrame({"block": names, "‖F(x)‖ / ‖shortcut‖": [v.ratio for v in views.blocks],
+                                   "order": range(len(names))})
+            biggest = max(range(len(names)), key=lambda i: views.blocks[i].ratio)
+            st.markdown(f"**‖F(x)‖ / ‖shortcut‖** is {b.ratio:.3g} in {md(names[pick])}; across the blocks it runs from "
+                        f"{min(v.ratio for v in views.blocks):.3g} to {views.blocks[biggest].ratio:.3g} "
+                        f"(in {md(names[biggest])}). Below 1 the block adds a correction to what flows through it; "
+                        "above 1 its branch outweighs the shortcut.")
+            st.altair_chart(alt.Chart(ratios).mark_bar().encode(
+                x=alt.X("block:N", sort=list(names)), y="‖F(x)‖ / ‖shortcut‖:Q", tooltip=list(ratios.columns)),
+                width="stretch")
+        stats = pd.DataFrame([{"layer": r.path, "depth": i + 1, "std": r.std, "zeros": r.zeros}
+                              for i, r in enumerate(views.stats)])
+        st.markdown("**Activation spread through the depth** (standard deviation of each layer's output)")
+        st.altair_chart(alt.Chart(stats).mark_line(point=True).encode(
+            x=alt.X("depth:Q", title="layer (depth)"), y=alt.Y("std:Q", scale=alt.Scale(type="log")),
+            tooltip=["layer", "std", "zeros"]), width="stretch")
+        st.markdown(f"**Feature maps of {md(layer)}**: the 8 channels with the largest mean activation")
+        tops = views.top_channels(layer, 8)
+        grid = st.columns(4)
+        for i, (channel, fmap) in enumerate(tops):
+            grid[i % 4].image(model_session.as_picture(fmap), caption=f"channel {channel}", width="stretch")
 
 with flow_tab:
     job = model_session.current_job()

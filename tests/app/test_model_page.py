@@ -89,3 +89,13 @@ def test_the_model_is_traced_without_allocating_its_weights(with_model, monkeypa
     assert at.title[0].value == "Your model: huge"
     assert f"{2**30:,} parameters" in at.caption[0].value
     assert torch.empty(0).device.type == "cpu"
+
+
+def test_the_forward_views_show_each_blocks_anatomy_with_its_ratio(with_model):
+    at = with_model()
+    assert any("‖F(x)‖ / ‖shortcut‖" in m.value for m in at.markdown)
+    views = at.session_state["model.forward"][1]
+    assert len(views.blocks) == 4 and len(at.image) >= 4 + 8  # x, F(x), shortcut, sum; 8 feature maps
+    shown = next(m.value for m in at.markdown if "‖F(x)‖ / ‖shortcut‖" in m.value)
+    lo = min(b.ratio for b in views.blocks)
+    assert f"{lo:.3g}" in shown  # the sentence is computed from the numbers it shows

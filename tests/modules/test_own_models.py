@@ -236,3 +236,29 @@ def test_a_bad_input_shape_is_one_clear_error(shape):
     from resnet_core.modules import ModuleTraceError
     with pytest.raises(ModuleTraceError, match="input shape"):
         inspect_module(Tiny(), shape)
+
+
+def test_forward_views_read_each_block_as_the_hand_built_forward_computes_it():
+    """x, F(x), the shortcut and F(x) + x of every block equal the same model's modules run by hand."""
+    from resnet_core.modules.views import module_forward
+    torch.manual_seed(0)
+    net = Tiny().eval()
+    x = torch.randn(1, 3, 16, 16)
+    views = module_forward(net, (3, 16, 16), x=x, layers=("b1.conv2",))
+    with torch.no_grad():
+        x1 = F.relu(net.stem(x))
+        f1 = net.b1.bn2(net.b1.conv2(F.relu(net.b1.bn1(net.b1.conv1(x1)))))
+        x2 = F.relu(f1 + x1)
+        f2 = net.b2.bn2(net.b2.conv2(F.relu(net.b2.bn1(net.b2.conv1(x2)))))
+        s2 = net.b2.down(x2)
+        conv2 = net.b1.conv2(F.relu(net.b1.bn1(net.b1.conv1(x1))))
+    b1, b2 = views.blocks
+    assert b1.block == "b1" and torch.allclose(b1.x, x1[0]) and torch.allclose(b1.branch, f1[0])
+    assert torch.allclose(b1.shortcut, x1[0]) and torch.allclose(b1.out, (f1 + x1)[0])
+    assert torch.allclose(b2.branch, f2[0]) and torch.allclose(b2.shortcut, s2[0])
+    assert b1.ratio == pytest.approx(float(f1.norm() / x1.norm()), rel=1e-5)
+    assert torch.allclose(views.maps["b1.conv2"], conv2[0])
+    top = views.top_channels("b1.conv2", 3)
+    means = conv2[0].flatten(1).mean(1)
+    assert [c for c, _ in top] == means.argsort(descending=True)[:3].tolist()
+    assert torch.allclose(views.logits, net(x)[0])
