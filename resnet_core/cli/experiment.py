@@ -17,13 +17,13 @@ smaller setting that fits (exit 2); so is a run that runs out of memory all the 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
 
-from resnet_core.cli.common import CliError
+from resnet_core.cli.common import CliError, one_line_error
 from resnet_core.formatting import text_table
+from resnet_core.training.options import finite_float
 
 # measured on the 2-core CPU (benchmarks/RESULTS.md, "Why it works"); the two that train spend nearly all of
 # it training their pair on the digits at 8×8, one process per net (resnet20 + plain20 for 1,600 steps;
@@ -37,17 +37,7 @@ class OneLineParser(argparse.ArgumentParser):
     """Bad options: one line on stderr, exit status 2 (no usage block)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {self.prog}: {message}\n")
-
-
-def finite_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return v
+        one_line_error(self, with_prog=True)(message)
 
 
 MAX_LIST = 16  # integers in one list option (--depths); experiments.settings.MAX_DEPTHS is the library's bound

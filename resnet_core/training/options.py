@@ -37,7 +37,7 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def _float(text: str) -> float:
+def finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="batch size per worker (default: 32 on CPU, 128 on a GPU)")
     p.add_argument("--input-size", type=_int, metavar="H",
                    help="input height and width (default: 16 on CPU, 32 on a GPU)")
-    p.add_argument("--lr", type=_float, metavar="LR",
+    p.add_argument("--lr", type=finite_float, metavar="LR",
                    help="peak learning rate for one worker's batch (default 0.1; the batchnorm experiment: 0.02)")
     p.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine",
                    help="cosine (default) | step: ÷10 at 50%% and 75%% as in the paper | constant")
