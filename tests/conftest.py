@@ -8,9 +8,10 @@ Tests that exercise thread settings set and restore their own.
 Lanes (`bash scripts/test.sh` runs them all, two workers; `bash scripts/test.sh --fast` the inner loop):
 - `e2e`: every test under tests/e2e (a real `streamlit run` and Chromium). One xdist group, so one worker
   starts one server and one browser and the other worker keeps the unit tests going meanwhile.
-- `slow`: a test that took more than ~5 s on the 2-core machine. Files whose owners mark their slow tests
-  themselves need nothing here; SLOW lists the ones marked from here (by node id, parameters included
-  unless the id ends without them), so that the fast lane stays under two minutes.
+- `slow`: a test that took more than ~4 s on the shared 2-core machine (about 2 s on an idle one), or one
+  parametrised on a HEAVY_PRESETS network. Files whose owners mark their slow tests themselves need nothing
+  here; SLOW lists the ones marked from here (by node id; an id without "[...]" marks every parametrisation),
+  so that the fast lane stays under two minutes.
 - Tests that share an expensive module-scoped fixture (GROUPED_FIXTURES) run on one worker, so that the
   fixture is built once, not once per worker.
 """
@@ -22,8 +23,8 @@ import torch
 
 torch.set_num_threads(1)
 
-# Measured with `--durations` on the 2-core machine (2026-12-07): every test here took 5 s or more.
-# A node id without "[...]" marks every parametrisation of that test.
+# Measured with `--durations` on the 2-core machine (2026-12-07, shared with other test runs): every test
+# here took 4 s or more. A node id without "[...]" marks every parametrisation of that test.
 SLOW = (
     "tests/training/test_train.py::test_short_default_experiment_shows_degradation",
     "tests/training/test_train.py::test_short_batchnorm_experiment_shows_batch_norm_speeds_training",
@@ -44,13 +45,35 @@ SLOW = (
     "tests/cli/test_cli_train.py::test_a_killed_worker_ends_the_run_on_every_rank_and_keeps_the_last_checkpoint",
     "tests/cli/test_cli_train.py::test_ctrl_c_stops_and_prints_what_was_learned",
     "tests/cli/test_cli.py::test_export_code_to_a_file_runs",
+    "tests/cli/test_cli_live.py::test_the_real_command_prints_both_variants_side_by_side",
+    "tests/app/test_train_page.py::test_stop_keeps_what_was_learned",
+    "tests/app/test_train_page.py::test_a_long_run_is_announced_with_its_estimate_before_it_starts",
+    "tests/app/test_live_page.py::test_a_gradient_flow_can_be_stopped_and_the_page_stays_usable",
+    "tests/app/test_live_page.py::test_only_the_open_tab_runs",
+    "tests/app/test_live_page.py::test_imagenet_weights_are_offered_only_for_torchvision_presets",
+    "tests/app/test_app.py::test_edited_names_round_trip_through_the_link_and_the_json_export",
+    "tests/app/test_app.py::test_collapsed_sections_draw_no_widgets_and_keep_their_values",
+    "tests/training/test_train.py::test_same_seed_gives_identical_curves_and_weights",
+    "tests/training/test_train.py::test_stopping_keeps_a_usable_model",
+    "tests/training/test_train.py::test_loss_falls_on_digits_within_a_few_dozen_steps",
+    "tests/training/test_train.py::test_warm_up_only_for_deep_nets",
+    "tests/training/test_train.py::test_the_gpu_settings_run_on_cpu_too",
+    "tests/training/test_train.py::test_every_net_sees_the_same_batches_in_the_same_order",
+)
+# A test parametrised on one of these presets is slow wherever it is (building one takes seconds: more than
+# 40 M parameters, or 1,202 layers); the fast lane keeps the same test on the smaller presets of each family.
+HEAVY_PRESETS = (
+    "resnet101", "plain101", "resnet152", "plain152", "resnext101_32x8d", "plain_resnext101_32x8d",
+    "resnext101_64x4d", "plain_resnext101_64x4d", "wide_resnet50_2", "plain_wide_resnet50_2", "wide_resnet101_2",
+    "plain_wide_resnet101_2", "resnet1202", "plain1202",
 )
 # module-scoped fixtures that cost many seconds to build (tests/training/test_distributed.py: two DDP workers)
 GROUPED_FIXTURES = ("two_workers",)
 
 
 def _marked_slow(nodeid: str) -> bool:
-    return nodeid in SLOW or nodeid.partition("[")[0] in SLOW
+    base, _, params = nodeid.partition("[")
+    return nodeid in SLOW or base in SLOW or params.rstrip("]") in HEAVY_PRESETS
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks

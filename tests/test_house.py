@@ -5,6 +5,7 @@ one list of pinned dependencies."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import tomllib
 from pathlib import Path
@@ -251,6 +252,7 @@ BEING_RENAMED = {
 }
 
 
+@functools.cache
 def _all_private_reaches() -> list[str]:
     return [hit for m, p in HOUSE_MODULES.items() for hit in private_reaches(m, p)]
 

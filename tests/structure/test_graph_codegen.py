@@ -105,6 +105,7 @@ def test_generated_code_builds_the_same_network(name, tmp_path):
         torch.testing.assert_close(generated.eval()(x), ours.eval()(x), rtol=0, atol=0, equal_nan=True)
 
 
+@pytest.mark.slow  # a Python process that imports torch
 def test_generated_code_runs_as_a_script(tmp_path):
     import subprocess
     import sys
