@@ -22,9 +22,15 @@ status=0
 .venv/bin/python -m pytest "${args[@]}" "$@" || status=$?
 
 elapsed=$(( $(date +%s) - start ))
+# CPU time of everything this script ran (setup, ruff, pytest and its workers and subprocesses): on a machine
+# shared with other jobs the wall time says how loaded it was, the CPU time what the suite itself costs
+read -r -a stat < /proc/$$/stat
+ticks=$(getconf CLK_TCK)
+cpu=$(( (stat[15] + stat[16]) / ticks ))
 lane=suite
 if [ "$fast" = 1 ]; then lane="suite (fast lane)"; fi
 result=passed
 if [ "$status" != 0 ]; then result="FAILED (pytest exit $status)"; fi
-printf '%s: %dm%02ds, %s\n' "$lane" $((elapsed / 60)) $((elapsed % 60)) "$result"
+printf '%s: %dm%02ds (CPU %dm%02ds, %s workers), %s\n' "$lane" $((elapsed / 60)) $((elapsed % 60)) \
+  $((cpu / 60)) $((cpu % 60)) "$workers" "$result"
 exit "$status"
