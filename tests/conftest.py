@@ -76,6 +76,24 @@ def _marked_slow(nodeid: str) -> bool:
     return nodeid in SLOW or base in SLOW or params.rstrip("]") in HEAVY_PRESETS
 
 
+def _pin_group(item) -> None:
+    """Put the item's xdist group into its node id, where pytest 9 reads it.
+
+    pytest-xdist 3.8 sends a group to one worker by appending "@group" to `item._nodeid`; pytest 9 keeps the
+    id in `item._id` and no longer reads `_nodeid`, so without this every group is silently spread over the
+    workers (the DDP fixture then runs twice and each worker starts its own server and browser). Harmless
+    where xdist's own suffix works: the group is the text after the last "@" either way.
+    """
+    names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                    for m in item.iter_markers("xdist_group")})
+    if not names or not hasattr(item, "_id"):
+        return
+    from _pytest.nodeid import coerce_node_id  # pytest ≥ 9
+    suffix = "@" + "_".join(names)
+    if not item.nodeid.endswith(suffix):
+        item._id = coerce_node_id(item.nodeid + suffix)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
@@ -87,6 +105,8 @@ def pytest_collection_modifyitems(config, items):
         for name in GROUPED_FIXTURES:
             if name in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group(name))
+        if config.getvalue("loadgroup") if hasattr(config.option, "loadgroup") else False:
+            _pin_group(item)
     if hasattr(config, "workerinput"):
         # In a parallel run hand out the long tests first (xdist gives each worker the next test when it is
         # free), so that no worker is left with a long test at the end while the other one idles. Every
