@@ -1,8 +1,36 @@
 #!/usr/bin/env bash
-# Install (idempotent), lint, and run the whole test suite: library, app (AppTest) and browser (Chromium) tests.
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/structure -x`.
+# Install (idempotent), lint, and run the whole test suite: library, app (AppTest) and browser (Chromium) tests,
+# on two pytest-xdist workers, with the 25 slowest tests and the wall time (last line) at the end.
+#   bash scripts/test.sh                 everything (CI: .ci/run)
+#   bash scripts/test.sh --fast          the inner loop: no `slow` and no `e2e` tests (under two minutes)
+#   bash scripts/test.sh tests/structure -x     extra arguments go to pytest
+# TEST_WORKERS=N sets the workers (default 2; 0 runs in this process, one test after another).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
+fast=0
+if [ "${1:-}" = --fast ]; then fast=1; shift; fi
+
 bash scripts/setup.sh dev
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+
+args=(--durations=25)
+workers=${TEST_WORKERS:-2}
+if [ "$workers" != 0 ]; then args+=(-n "$workers" --dist loadgroup); fi
+if [ "$fast" = 1 ]; then args+=(-m "not slow and not e2e"); fi
+status=0
+.venv/bin/python -m pytest "${args[@]}" "$@" || status=$?
+
+elapsed=$(( $(date +%s) - start ))
+# CPU time of everything this script ran (setup, ruff, pytest and its workers and subprocesses): on a machine
+# shared with other jobs the wall time says how loaded it was, the CPU time what the suite itself costs
+read -r -a stat < /proc/$$/stat
+ticks=$(getconf CLK_TCK)
+cpu=$(( (stat[15] + stat[16]) / ticks ))
+lane=suite
+if [ "$fast" = 1 ]; then lane="suite (fast lane)"; fi
+result=passed
+if [ "$status" != 0 ]; then result="FAILED (pytest exit $status)"; fi
+printf '%s: %dm%02ds (CPU %dm%02ds, %s workers), %s\n' "$lane" $((elapsed / 60)) $((elapsed % 60)) \
+  $((cpu / 60)) $((cpu % 60)) "$workers" "$result"
+exit "$status"

@@ -1,9 +1,11 @@
-"""The house rules that no single module can check for itself: no import circle, small modules, a library
-that never imports streamlit or prints, and one list of pinned dependencies."""
+"""The house rules that no single module can check for itself: no import circle, no module reaching into
+another's private (underscore) names, small modules, a library that never imports streamlit or prints, and
+one list of pinned dependencies."""
 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import tomllib
 from pathlib import Path
@@ -124,6 +126,155 @@ def test_the_library_never_imports_streamlit_and_never_prints():
                 assert not any(n.split(".")[0] == "streamlit" for n in names), f"{module} imports streamlit"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
                 pytest.fail(f"{module} prints (line {node.lineno}); return the text to the caller instead")
+
+
+HOUSE = ("resnet_core", "app")  # the packages whose private names stay private
+
+
+def _house_modules() -> dict[str, Path]:
+    out = {}
+    for package in HOUSE:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = path
+    return out
+
+
+HOUSE_MODULES = _house_modules()
+
+
+def _private(name: str) -> bool:
+    """`_y` is private; `__version__`-style dunders are not."""
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _in_house(name: str) -> bool:
+    return name.split(".")[0] in HOUSE
+
+
+def private_reaches(module: str, path: Path, modules: dict[str, Path] | None = None) -> list[str]:
+    """Every place where `module` uses another house module's underscore name: `from x import _y`,
+    `from x._m import y` / `import x._m` (a private module of a package), and `m._y` where `m` names an
+    imported house module. Each as "module:line: what"."""
+    modules = HOUSE_MODULES if modules is None else modules
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[str] = []
+    bound: dict[str, str] = {}  # local name → the house module it names
+
+    def absolute(node: ast.ImportFrom) -> str:
+        base = node.module or ""
+        if node.level:
+            anchor = package.split(".")
+            anchor = anchor[: len(anchor) - (node.level - 1)]
+            base = ".".join(anchor + ([base] if base else []))
+        return base
+
+    def private_part(dotted: str) -> str | None:
+        return next((p for p in dotted.split(".") if _private(p)), None)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if not _in_house(a.name):
+                    continue
+                if private_part(a.name) and a.name.rpartition(".")[0] != package:
+                    found.append(f"{module}:{node.lineno}: import {a.name}")
+                if a.asname:
+                    bound[a.asname] = a.name
+                else:
+                    bound[a.name.split(".")[0]] = a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            base = absolute(node)
+            if not _in_house(base):
+                continue
+            own = base == module or (path.name == "__init__.py" and base == package)
+            if private_part(base) and not (base == module or base.startswith(package + ".") or base == package):
+                found.append(f"{module}:{node.lineno}: from {base} import …")
+            for a in node.names:
+                if _private(a.name) and not own:
+                    found.append(f"{module}:{node.lineno}: from {base} import {a.name}")
+                if f"{base}.{a.name}" in modules:
+                    bound[a.asname or a.name] = f"{base}.{a.name}"
+
+    def dotted(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name):
+            return bound.get(node.id)
+        if isinstance(node, ast.Attribute):
+            head = dotted(node.value)
+            return f"{head}.{node.attr}" if head else None
+        return None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            owner = dotted(node.value)
+            if owner and owner in modules and owner != module:
+                found.append(f"{module}:{node.lineno}: {owner}.{node.attr}")
+    return sorted(set(found))
+
+
+def test_the_private_name_finder_sees_every_way_in(tmp_path):
+    fake = {"resnet_core.lab.hooks": tmp_path / "hooks.py", "resnet_core.lab": tmp_path / "__init__.py",
+            "resnet_core.lab.m": tmp_path / "m.py"}
+    source = tmp_path / "m.py"
+    source.write_text(
+        "from resnet_core.lab.hooks import _blocks_of, public\n"
+        "from .hooks import _safe_ratio\n"
+        "from resnet_core.lab import hooks\n"
+        "import resnet_core.lab.hooks as h\n"
+        "import torch\n"
+        "from resnet_core import __version__\n"
+        "def f(m):\n"
+        "    hooks._blocks_of(m); h._x; hooks.public; torch._foreach_norm; m._private; _own()\n"
+        "    from ..lab.hooks import _late\n")
+    found = private_reaches("resnet_core.lab.m", source, fake)
+    assert found == ["resnet_core.lab.m:1: from resnet_core.lab.hooks import _blocks_of",
+                     "resnet_core.lab.m:2: from resnet_core.lab.hooks import _safe_ratio",
+                     "resnet_core.lab.m:8: resnet_core.lab.hooks._blocks_of",
+                     "resnet_core.lab.m:8: resnet_core.lab.hooks._x",
+                     "resnet_core.lab.m:9: from resnet_core.lab.hooks import _late"], found
+
+
+# The reaches found when this rule was written, all in modules other helpers are reworking (issue 19 items 2
+# and 3: lab/hooks.py's probe toolbox made public, the training run moved into one library object). The
+# first test below keeps new ones out today; when those changes are merged, empty this set (the xfail on the
+# second test then lifts itself).
+BEING_RENAMED = {
+    *(f"resnet_core.experiments.lesion: from resnet_core.lab.hooks import {n}" for n in ("_blocks_of",)),
+    *(f"resnet_core.experiments.signal: from resnet_core.lab.hooks import {n}" for n in ("_blocks_of",)),
+    *(f"resnet_core.lab.flow: from resnet_core.lab.hooks import {n}" for n in ("_safe_ratio",)),
+    *(f"resnet_core.lab.forward: from resnet_core.lab.hooks import {n}" for n in ("_block_plans", "_check_batch_norm", "_check_input", "_model_device", "_module", "_safe_ratio")),
+    *(f"resnet_core.lab.gradients: from resnet_core.lab.hooks import {n}" for n in ("_check_batch_norm", "_check_input", "_fingerprint", "_model_device", "_module", "_tensor_fingerprint")),
+    "resnet_core.training.run: from resnet_core.training.config import _unique_labels",
+    "resnet_core.training.run: from resnet_core.training.ops import _autocast",
+}
+
+
+@functools.cache
+def _all_private_reaches() -> list[str]:
+    return [hit for m, p in HOUSE_MODULES.items() for hit in private_reaches(m, p)]
+
+
+def _without_line(hit: str) -> str:
+    where, _, what = hit.partition(": ")
+    return f"{where.rpartition(':')[0]}: {what}"
+
+
+def test_no_new_reach_into_another_modules_private_names():
+    new = [hit for hit in _all_private_reaches() if _without_line(hit) not in BEING_RENAMED]
+    assert not new, "private names used from another module (make them public, or keep them in one module):\n" \
+        + "\n".join(new)
+
+
+@pytest.mark.xfail(bool(BEING_RENAMED), strict=False,
+                   reason="lab/hooks.py's underscore helpers (imported by lab/forward, lab/gradients, lab/flow, "
+                          "experiments/signal, experiments/lesion) and training/run's _autocast/_unique_labels are "
+                          "being made public by other helpers (issue 19 items 2-3); empty BEING_RENAMED when merged")
+def test_no_module_imports_another_modules_private_name():
+    hits = _all_private_reaches()
+    assert not hits, "private names used from another module:\n" + "\n".join(hits)
 
 
 def test_pyproject_pins_the_same_runtime_dependencies_as_requirements_txt():

@@ -1,4 +1,7 @@
-"""A real `streamlit run` on a free port and a real headless Chromium (Debian's, driven by Playwright)."""
+"""A real `streamlit run` on a free port and a real headless Chromium (Debian's, driven by Playwright).
+
+Every test here is marked `e2e` and put in one pytest-xdist group by tests/conftest.py, so a parallel run
+starts one server and one browser, on one worker."""
 
 import os
 import socket
@@ -24,7 +27,11 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def app_url():
     port = _free_port()
-    log = open(ROOT / "artifacts" / "streamlit-e2e.log", "w") if (ROOT / "artifacts").exists() else subprocess.DEVNULL
+    # one log per pytest-xdist worker (scripts/test.sh keeps every e2e test on one worker; `-n` without
+    # `--dist loadgroup` may start a server on each)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    name = f"streamlit-e2e-{worker}.log" if worker else "streamlit-e2e.log"
+    log = open(ROOT / "artifacts" / name, "w") if (ROOT / "artifacts").exists() else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",

@@ -115,6 +115,7 @@ def cases(tmp: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
     return c
 
 
+@pytest.mark.slow  # a worker process under a memory cap
 def test_crafted_checkpoints_are_refused_from_their_records_within_a_memory_cap(tmp_path):
     found = cases(tmp_path)
     root = Path(__file__).resolve().parents[2]

@@ -58,6 +58,7 @@ def run(paths: list[Path], shape: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a worker process under a memory cap
 def test_extreme_sides_are_refused_from_the_header_within_a_memory_cap(tmp_path):
     files = {"1x40M": png(tmp_path / "thin.png", 40_000_000, 1), "40Mx1": png(tmp_path / "tall.png", 1, 40_000_000),
              "30000x1000": png(tmp_path / "wide.png", 30_000, 1_000), "5000x20": png(tmp_path / "strip.png", 5_000, 20)}
@@ -69,6 +70,7 @@ def test_extreme_sides_are_refused_from_the_header_within_a_memory_cap(tmp_path)
     assert not bad, "\n".join(bad)
 
 
+@pytest.mark.slow  # a worker process under a memory cap
 def test_legal_but_lopsided_images_fit_a_large_input_without_a_huge_intermediate(tmp_path):
     # 2,000×40 (50:1) into 2048×2048: resizing the whole image first would make 102,400×2,048 pixels
     files = [png(tmp_path / "a.png", 2_000, 40, grey=False), png(tmp_path / "b.png", 40, 2_000)]

@@ -57,6 +57,7 @@ def _exec_generated(source: str) -> dict:
     return namespace
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_specs())
 def test_exported_code_of_any_spec_parses_runs_and_builds_the_same_weights(spec):

@@ -10,6 +10,7 @@ from resnet_core.structure.build import BuildError, build_model, set_skip
 from resnet_core.structure.plan import plan
 from resnet_core.structure.trace import Trace
 
+from .small import small_input
 from .torchvision_reference import TORCHVISION, torchvision_model
 
 
@@ -23,9 +24,7 @@ def torchinfo_calls(model: nn.Module, input_shape):
     return stats, calls
 
 
-@pytest.mark.parametrize("name", rc.list_presets())
-def test_plan_equals_built_module_and_torchinfo(name):
-    spec = rc.get_preset(name)
+def check_plan_against_the_built_module(spec):
     p = plan(spec)
     model = build_model(p, seed=0)
     stats, calls = torchinfo_calls(model, p.input_shape)
@@ -33,6 +32,21 @@ def test_plan_equals_built_module_and_torchinfo(name):
     t = Trace(p)
     assert t.total_params == stats.total_params == sum(q.numel() for q in model.parameters())
     assert t.mult_adds == stats.total_mult_adds
+
+
+@pytest.mark.parametrize("name", rc.list_presets())
+def test_plan_equals_built_module_and_torchinfo(name):
+    """Every preset at a small input (small.py): the same modules, shapes, parameters and mult-adds as planned."""
+    spec = rc.get_preset(name)
+    small = small_input(spec)
+    assert Trace(plan(small)).total_params == Trace(plan(spec)).total_params  # the size changes no parameter
+    check_plan_against_the_built_module(small)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_plan_equals_built_module_and_torchinfo_at_224(name):
+    """The same at the presets' own 224×224, where torchinfo's mult-adds are the published ones."""
+    check_plan_against_the_built_module(rc.get_preset(name))
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION))
