@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ResNet Explorer needs on a fresh Debian/Ubuntu machine, idempotently:
 #   bash scripts/setup.sh          runtime: graphviz (SVG/PNG export) + .venv with requirements.txt
-#   bash scripts/setup.sh dev      also chromium (browser tests) + requirements-dev.txt
+#   bash scripts/setup.sh dev      also chromium (browser tests) + requirements-dev.txt + the test references
+#                                  (requirements-refs.txt, --no-deps: torchvision's and timm's model code)
 # Set PYTHON to choose the interpreter (default python3, 3.11 or newer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,3 +36,7 @@ fi
 requirements=requirements.txt
 if [ "$mode" = dev ]; then requirements=requirements-dev.txt; fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+if [ "$mode" = dev ]; then
+  # test references (torchvision's and timm's model code), without their dependencies: see requirements-refs.txt
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-refs.txt
+fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install (idempotent), lint, and run the whole test suite: library, app (AppTest) and browser (Chromium) tests,
+# Install (idempotent), lint (ruff), type-check (mypy), and run the whole test suite: library, app (AppTest) and browser (Chromium) tests,
 # on two pytest-xdist workers, with the 25 slowest tests and the wall time (last line) at the end.
 #   bash scripts/test.sh                 everything (CI: .ci/run)
 #   bash scripts/test.sh --fast          the inner loop: no `slow` and no `e2e` tests (under two minutes)
@@ -13,6 +13,7 @@ if [ "${1:-}" = --fast ]; then fast=1; shift; fi
 
 bash scripts/setup.sh dev
 .venv/bin/ruff check .
+.venv/bin/python -m mypy  # resnet_core/, as mypy.ini says
 
 args=(--durations=25)
 workers=${TEST_WORKERS:-2}

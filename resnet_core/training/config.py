@@ -213,7 +213,7 @@ def resolve_net(net: str | ArchSpec, no_bn: bool = False) -> ArchSpec:
     return spec
 
 
-def _unique_labels(labels: Sequence[str]) -> list[str]:
+def unique_labels(labels: Sequence[str]) -> list[str]:
     seen: collections.Counter = collections.Counter()
     out = []
     for lab in labels:

@@ -30,7 +30,7 @@ def evaluate_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int
             xb, yb = x[i:i + batch], y[i:i + batch]
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with _autocast(xb.device, amp):
+            with autocast_context(xb.device, amp):
                 out = model(xb)
             total_loss += float(F.cross_entropy(out.float(), yb, reduction="sum"))
             correct += int((out.argmax(1) == yb).sum())
@@ -57,7 +57,7 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.
     return padded[bi, ci, rows.view(b, 1, h, 1), cols.view(b, 1, 1, w)]  # (B, C, H, W)
 
 
-def _autocast(device: torch.device, amp: bool):
+def autocast_context(device: torch.device, amp: bool):
     if amp:
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()

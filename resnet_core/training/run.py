@@ -48,17 +48,17 @@ from resnet_core.training.config import (
     MAX_NETS,
     TrainConfig,
     TrainError,
-    _unique_labels,
     defaults_for,
     experiment_specs,
     lr_at,
     offset_seed,
     resolve_net,
+    unique_labels,
     weighted_depth,
 )
 from resnet_core.training.data import Dataset, load_data
 from resnet_core.training.memory import book_training, train_bytes
-from resnet_core.training.ops import EpochOrder, _autocast, augment_batch, evaluate, evaluate_sums
+from resnet_core.training.ops import EpochOrder, augment_batch, autocast_context, evaluate, evaluate_sums
 from resnet_core.training.results import EvalRecord, NetResult, Progress, StepRecord, TrainResult, Update
 
 # --------------------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ class TrainingRun:
             spec = spec.replace(in_channels=c, input_size=(h, w), num_classes=data.num_classes)
             labels.append(label or spec.name)
             specs.append(spec)
-        self.labels = _unique_labels(labels)
+        self.labels = unique_labels(labels)
         self.specs = dict(zip(self.labels, specs, strict=True))
 
         traces = {}
@@ -286,7 +286,7 @@ class TrainingRun:
         model, opt = self._train_models[label], self.optimizers[label]
         for g in opt.param_groups:
             g["lr"] = lr
-        with _autocast(self.device, self.amp):
+        with autocast_context(self.device, self.amp):
             out = model(xb)  # (B, classes)
             loss = F.cross_entropy(out, yb)
         opt.zero_grad(set_to_none=True)

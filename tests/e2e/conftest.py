@@ -3,6 +3,7 @@
 Every test here is marked `e2e` and put in one pytest-xdist group by tests/conftest.py, so a parallel run
 starts one server and one browser, on one worker."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -31,7 +32,8 @@ def app_url():
     # `--dist loadgroup` may start a server on each)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     name = f"streamlit-e2e-{worker}.log" if worker else "streamlit-e2e.log"
-    log = open(ROOT / "artifacts" / name, "w") if (ROOT / "artifacts").exists() else subprocess.DEVNULL
+    # the server writes to it for the whole session; closed with the server below
+    log = open(ROOT / "artifacts" / name, "w") if (ROOT / "artifacts").exists() else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "streamlit_app.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -59,6 +61,8 @@ def app_url():
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log is not subprocess.DEVNULL:
+            log.close()
 
 
 @pytest.fixture(scope="session")
@@ -97,9 +101,8 @@ def shot(page, name: str) -> Path:
 def wait_idle(page, timeout_ms: int = 180_000) -> None:
     """Wait until Streamlit has finished running the script after the last interaction."""
     page.wait_for_selector('[data-testid="stApp"]')
-    try:  # a rerun starts shortly after a click; catch it if it has not started yet
+    # a rerun starts shortly after a click; catch it if it has not started yet (it may have finished already)
+    with contextlib.suppress(Exception):
         page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=1500)
-    except Exception:  # noqa: BLE001 - it may have started and finished already
-        pass
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
     page.wait_for_timeout(500)
