@@ -156,7 +156,7 @@ def stop_fn(should_stop: Callable[[], bool] | threading.Event | None) -> Callabl
     return should_stop
 
 
-Progress = Callable[[float, str], None]  # (fraction done 0..1, what is being done)
+OnProgress = Callable[[float, str], None]  # (fraction done 0..1, what is being done)
 
 
 def no_progress(_f: float, _text: str) -> None:

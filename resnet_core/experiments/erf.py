@@ -28,8 +28,8 @@ from resnet_core.experiments.common import (
     Cost,
     ExperimentError,
     ExperimentResult,
+    OnProgress,
     Paper,
-    Progress,
     Stopped,
     Verdict,
     admitted,
@@ -170,7 +170,7 @@ SHRINKS = (lambda s: None if halve(s.samples, 1) is None else replace(s, samples
            _fewer_depths)
 
 
-def run(settings: ErfSettings = ErfSettings(), should_stop=None, on_progress: Progress = no_progress,
+def run(settings: ErfSettings = ErfSettings(), should_stop=None, on_progress: OnProgress = no_progress,
         spec=None) -> ExperimentResult:
     """The two stacks at every depth; with `spec`, also the builder's network. Refused before it starts
     when its cost does not fit (`cost`)."""
@@ -182,7 +182,7 @@ def run(settings: ErfSettings = ErfSettings(), should_stop=None, on_progress: Pr
         return _run(settings, should_stop, on_progress, spec)
 
 
-def _run(settings: ErfSettings, should_stop, on_progress: Progress, spec) -> ExperimentResult:
+def _run(settings: ErfSettings, should_stop, on_progress: OnProgress, spec) -> ExperimentResult:
     stop = stop_fn(should_stop)
     t0 = time.perf_counter()
     rows, maps = [], []

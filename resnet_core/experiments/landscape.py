@@ -28,8 +28,8 @@ from resnet_core.device import CPU_THREADS, estimate_forward
 from resnet_core.experiments.common import (
     Cost,
     ExperimentResult,
+    OnProgress,
     Paper,
-    Progress,
     Stopped,
     Verdict,
     admitted,
@@ -182,7 +182,7 @@ SHRINKS = (lambda s: None if halve(s.images, 8) is None else replace(s, images=h
 
 
 def run(settings: LandscapeSettings = LandscapeSettings(), pair: TrainedPair | None = None, should_stop=None,
-        on_progress: Progress = no_progress, make_pair: Callable[[], TrainedPair] | None = None) -> ExperimentResult:
+        on_progress: OnProgress = no_progress, make_pair: Callable[[], TrainedPair] | None = None) -> ExperimentResult:
     """The 1-D and 2-D slices of `pair` (or of a pair trained first from settings.pair), judged. Refused
     before it starts when its cost (training included) does not fit (`cost`)."""
     check_settings(settings, BOUNDS)
@@ -193,7 +193,7 @@ def run(settings: LandscapeSettings = LandscapeSettings(), pair: TrainedPair | N
         return _run(settings, pair, should_stop, on_progress)
 
 
-def _run(settings: LandscapeSettings, pair: TrainedPair | None, should_stop, on_progress: Progress
+def _run(settings: LandscapeSettings, pair: TrainedPair | None, should_stop, on_progress: OnProgress
          ) -> ExperimentResult:
     stop = stop_fn(should_stop)
     t0 = time.perf_counter()

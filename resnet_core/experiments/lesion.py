@@ -29,8 +29,8 @@ from resnet_core.experiments.common import (
     Cost,
     ExperimentError,
     ExperimentResult,
+    OnProgress,
     Paper,
-    Progress,
     Stopped,
     Verdict,
     admitted,
@@ -153,7 +153,7 @@ SHRINKS = (lambda s: None if halve(s.draws, 1) is None else replace(s, draws=hal
 
 
 def run(settings: LesionSettings = LesionSettings(), pair: TrainedPair | None = None, should_stop=None,
-        on_progress: Progress = no_progress, make_pair: Callable[[], TrainedPair] | None = None) -> ExperimentResult:
+        on_progress: OnProgress = no_progress, make_pair: Callable[[], TrainedPair] | None = None) -> ExperimentResult:
     """Lesion `pair` (or train one from settings.pair first) and judge the result. Refused before it starts
     when its cost (training included) does not fit (`cost`). `make_pair()`, if given, supplies the pair
     inside the admission (the app trains its pair so: its training is counted and booked)."""
@@ -165,7 +165,7 @@ def run(settings: LesionSettings = LesionSettings(), pair: TrainedPair | None = 
         return _run(settings, pair, should_stop, on_progress)
 
 
-def _run(settings: LesionSettings, pair: TrainedPair | None, should_stop, on_progress: Progress) -> ExperimentResult:
+def _run(settings: LesionSettings, pair: TrainedPair | None, should_stop, on_progress: OnProgress) -> ExperimentResult:
     stop = stop_fn(should_stop)
     t0 = time.perf_counter()
     pair, base = ensure_pair(pair, settings.pair, stop, on_progress, 0.8, "the lesion study needs trained networks")

@@ -33,8 +33,8 @@ from resnet_core.experiments.common import (
     Cost,
     ExperimentError,
     ExperimentResult,
+    OnProgress,
     Paper,
-    Progress,
     Stopped,
     Verdict,
     admitted,
@@ -217,7 +217,7 @@ def toggle_label(bn: bool, bias: bool) -> str:
 OTHER_SEEDS = 3  # the three other toggle settings are measured at the largest depth only, on this many seeds
 
 
-def run(settings: ShatterSettings = ShatterSettings(), should_stop=None, on_progress: Progress = no_progress
+def run(settings: ShatterSettings = ShatterSettings(), should_stop=None, on_progress: OnProgress = no_progress
         ) -> ExperimentResult:
     """The chosen toggles at every depth; the three other toggle settings (the trap among them) at the
     largest depth, for comparison. The verdict needs batch norm: with it off, it says so. Refused before it
@@ -227,7 +227,7 @@ def run(settings: ShatterSettings = ShatterSettings(), should_stop=None, on_prog
         return _run(settings, should_stop, on_progress)
 
 
-def _run(settings: ShatterSettings, should_stop, on_progress: Progress) -> ExperimentResult:
+def _run(settings: ShatterSettings, should_stop, on_progress: OnProgress) -> ExperimentResult:
     t0 = time.perf_counter()
     order = [(settings.bn, settings.bias)] + [t for t in TOGGLES if t != (settings.bn, settings.bias)]
     total = len(ARCHS) * (len(settings.depths) * settings.seeds + 3 * min(settings.seeds, OTHER_SEEDS))

@@ -24,8 +24,8 @@ from resnet_core.experiments.common import (
     Cost,
     ExperimentError,
     ExperimentResult,
+    OnProgress,
     Paper,
-    Progress,
     Verdict,
     admitted,
     check_settings,
@@ -118,7 +118,7 @@ def cost(settings: SignalSettings) -> Cost:
 SHRINKS = (lambda s: None if halve(s.batch, 2) is None else replace(s, batch=halve(s.batch, 2)),)
 
 
-def run(settings: SignalSettings = SignalSettings(), should_stop=None, on_progress: Progress = no_progress
+def run(settings: SignalSettings = SignalSettings(), should_stop=None, on_progress: OnProgress = no_progress
         ) -> ExperimentResult:
     """The four variants' streams, judged; refused before it starts when its cost does not fit (`cost`)."""
     check_settings(settings, BOUNDS)
@@ -126,7 +126,7 @@ def run(settings: SignalSettings = SignalSettings(), should_stop=None, on_progre
         return _run(settings, should_stop, on_progress)
 
 
-def _run(settings: SignalSettings, should_stop, on_progress: Progress) -> ExperimentResult:
+def _run(settings: SignalSettings, should_stop, on_progress: OnProgress) -> ExperimentResult:
     stop = stop_fn(should_stop)
     spec = settings.spec or reference_spec()
     t0 = time.perf_counter()

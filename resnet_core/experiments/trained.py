@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnet_core.experiments.common import ExperimentError, Progress, no_progress
+from resnet_core.experiments.common import ExperimentError, OnProgress, no_progress
 from resnet_core.experiments.pair import PAIR_BOUNDS, PairSettings, twin_name
 from resnet_core.structure.presets import is_preset, preset_info
 from resnet_core.structure.spec import ArchSpec
@@ -43,7 +43,7 @@ class TrainedPair:
 
 
 def train_pair(settings: PairSettings = PairSettings(), should_stop: Callable[[], bool] | None = None,
-               on_progress: Progress = no_progress, device: str = "cpu") -> TrainedPair:
+               on_progress: OnProgress = no_progress, device: str = "cpu") -> TrainedPair:
     """Train the residual net and its plain twin side by side (same batches, same seed)."""
     from resnet_core.experiments.common import check_settings
     from resnet_core.training.run import make_run
@@ -109,7 +109,7 @@ def _start_from_a_bare_main(procs) -> None:
         sys.modules["__main__"] = main
 
 
-def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progress: Progress) -> TrainedPair:
+def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progress: OnProgress) -> TrainedPair:
     """The pair trained at once on two cores (spawned processes, one thread each); stops both on `should_stop`."""
     import io
     import multiprocessing
@@ -181,7 +181,7 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
                        {"wall_s": time.perf_counter() - t0, "steps": steps_done})
 
 
-def ensure_pair(pair: TrainedPair | None, settings: PairSettings, stop: Callable[[], bool], on_progress: Progress,
+def ensure_pair(pair: TrainedPair | None, settings: PairSettings, stop: Callable[[], bool], on_progress: OnProgress,
                 share: float, needs: str) -> tuple[TrainedPair, float]:
     """`pair`, or one trained now from `settings` (reporting progress up to `share` of the whole run).
 

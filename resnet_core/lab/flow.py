@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from resnet_core.lab.probes import safe_ratio
 from resnet_core.structure.records import Shape
@@ -15,16 +15,17 @@ from resnet_core.structure.spec import ArchSpec
 VANISHED_BELOW = 1e-8  # an SGD step (lr 0.1) on a weight of size ~1 then changes it by less than float32 resolves
 EXPLODED_ABOVE = 1e3  # a single SGD step at lr 0.1 would move the weights by ~100× their size
 
-STATUS_HELP = {
-    "ok": "a usable gradient",
-    "vanished": f"exactly 0 or below {VANISHED_BELOW:g}: the layer effectively does not learn",
-    "exploded": f"NaN, Inf or above {EXPLODED_ABOVE:g}: a step would wreck the weights",
-    "unused": "the layer took no part in this pass (a shortcut while the skips are off)",
-}
+# ok: a usable gradient; vanished: exactly 0 or below VANISHED_BELOW (the layer effectively does not learn);
+# exploded: NaN, Inf or above EXPLODED_ABOVE (a step would wreck the weights); unused: the layer took no part
+# in this pass (a shortcut while the skips are off)
+GradStatus = Literal["ok", "vanished", "exploded", "unused"]
+STATUSES: tuple[GradStatus, ...] = get_args(GradStatus)
+# the phases of one variant's pass
+Phase = Literal["waiting", "forward", "backward", "done", "stopped"]
 
 
 def classify(value: float | None, vanished_below: float = VANISHED_BELOW,
-             exploded_above: float = EXPLODED_ABOVE) -> str:
+             exploded_above: float = EXPLODED_ABOVE) -> GradStatus:
     """ok | vanished | exploded | unused (None: no gradient reached it)."""
     if value is None:
         return "unused"
@@ -38,7 +39,7 @@ def classify(value: float | None, vanished_below: float = VANISHED_BELOW,
 @dataclass(frozen=True)
 class VariantProgress:
     label: str  # "with skips"
-    phase: str  # waiting | forward | backward | done | stopped
+    phase: Phase
     done: int  # weighted layers passed in this phase
     total: int  # weighted layers the phase will pass (backward: those that ran forward)
 
@@ -87,7 +88,7 @@ class WeightGrad:
     block: int | None
     shape: tuple[int, ...]  # the weight's shape
     norm: float | None  # None: no gradient reached it (unused in this pass)
-    status: str  # ok | vanished | exploded | unused
+    status: GradStatus
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class InputGrad:
     index: int  # block index within the stage
     shape: Shape  # (C, H, W) of the block's input
     norm: float | None
-    status: str
+    status: GradStatus
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class GradVariant:
         are ok, vanished, exploded or unused; the two kinds are never added together."""
         if of not in ("weights", "inputs"):
             raise ValueError(f"counts of 'weights' or 'inputs', not {of!r}")
-        out = {s: 0 for s in STATUS_HELP}
+        out: dict[str, int] = {s: 0 for s in STATUSES}
         for g in (self.weights if of == "weights" else self.inputs):
             out[g.status] += 1
         return out

@@ -40,6 +40,7 @@ from resnet_core.lab.flow import (
     GradProgress,
     GradVariant,
     InputGrad,
+    Phase,
     VariantProgress,
     WeightGrad,
     classify,
@@ -163,7 +164,7 @@ def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
         arrived: list[int] = []
         total = len(weight_mods)
 
-        def tick(phase: str, done: int, of: int) -> None:
+        def tick(phase: Phase, done: int, of: int) -> None:
             if should_stop is not None and should_stop():
                 raise Stopped(f"stopped during the {phase} pass")
             if progress is not None:
@@ -230,7 +231,7 @@ def compare_skips(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
     out = done if done is not None else []
     states = [VariantProgress(variant_label(s), "waiting", 0, 0) for s in skips]
 
-    def report(i: int, phase: str, n: int, of: int) -> None:
+    def report(i: int, phase: Phase, n: int, of: int) -> None:
         states[i] = VariantProgress(states[i].label, phase, n, of)
         if progress is not None:
             progress(GradProgress(tuple(states)))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from resnet_core.device import CPU_THREADS
 from resnet_core.errors import ExplorerError
 from resnet_core.limits import MAX_BATCH, MAX_LR, MAX_NETS, MAX_STEPS, SEED_MAX, max_threads  # noqa: F401 (re-exported)
 from resnet_core.structure.loading import load_spec
@@ -110,13 +110,12 @@ class Defaults:
 
 # Half the cores on a CPU: the tiny CIFAR nets gain little from more threads, and two threads that
 # compete with another process for two cores can run ten times slower (OpenMP waits on the straggler).
-_CPU_THREADS = max(1, (os.cpu_count() or 2) // 2)
 
 # Measured on a 2-core CPU (benchmarks/RESULTS.md, "Training lab"): the four default nets at 16×16,
 # batch 32, 800 steps, one thread, finish in under 2 minutes; plain56's training loss ends far above plain20's.
 # lr 0.05 for batch 32 (the paper's 0.1 is for batch 128): at 0.1 ResNet-56 blew up between steps ~20 and ~100
 # (loss above 4, the worst of the four) even with the paper's warm-up, which told a class the opposite story.
-CPU_DEFAULTS = Defaults((16, 16), 800, 32, 0.05, _CPU_THREADS, "CPU: 16×16 inputs, batch 32, lr 0.05, 800 steps")
+CPU_DEFAULTS = Defaults((16, 16), 800, 32, 0.05, CPU_THREADS, "CPU: 16×16 inputs, batch 32, lr 0.05, 800 steps")
 CUDA_DEFAULTS = Defaults((32, 32), 3000, 128, 0.1, None,
                          "GPU: full-size 32×32 inputs, batch 128, 3,000 steps, bf16 autocast, channels_last")
 

@@ -43,7 +43,7 @@ class EvalRecord:
 
 
 @dataclass(frozen=True)
-class Progress:
+class TrainProgress:
     step: int  # steps done
     total: int  # steps asked for
     elapsed_s: float  # wall seconds since the run started
@@ -68,7 +68,7 @@ class Update:
     step: int  # steps done
     records: tuple[StepRecord, ...]  # the new step records since the last update (every net, in order)
     evals: tuple[EvalRecord, ...]  # held-out evaluations made in this update (eval_every)
-    progress: Progress
+    progress: TrainProgress
     diverged: tuple[str, ...] = ()  # nets whose loss became non-finite in this update (they stop training)
 
 
@@ -205,7 +205,7 @@ def save_checkpoint(path: str | Path, model_or_state: nn.Module | Mapping[str, t
     return p, side
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, ArchSpec, dict]:
+def load_saved_net(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, ArchSpec, dict]:
     """The model (eval mode), its spec and the saved meta, from save_checkpoint's files."""
     p = Path(path)
     side = p.with_suffix(".json")

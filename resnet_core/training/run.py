@@ -59,7 +59,7 @@ from resnet_core.training.config import (
 from resnet_core.training.data import Dataset, load_data
 from resnet_core.training.memory import book_training, train_bytes
 from resnet_core.training.ops import EpochOrder, augment_batch, autocast_context, evaluate, evaluate_sums
-from resnet_core.training.results import EvalRecord, NetResult, Progress, StepRecord, TrainResult, Update
+from resnet_core.training.results import EvalRecord, NetResult, StepRecord, TrainProgress, TrainResult, Update
 
 # --------------------------------------------------------------------------------------------
 # the run
@@ -353,7 +353,7 @@ class TrainingRun:
         left = self.config.steps - self.step
         done = final or self.done
         eta = 0.0 if done else (left / rate if rate > 0 else float("inf"))
-        progress = Progress(self.step, self.config.steps, now - t0, rate, eta, self.stopped, done)
+        progress = TrainProgress(self.step, self.config.steps, now - t0, rate, eta, self.stopped, done)
         return Update(self.step, tuple(records), tuple(evals), progress, tuple(newly))
 
     def run(self, should_stop: Callable[[], bool] | threading.Event | None = None,

@@ -16,7 +16,7 @@ The progress file (JSON lines, appended and flushed line by line; a reader takes
     {"kind": "update", "step": s, "records": [[step, net, loss, accuracy, lr, time_s], ...],
      "evals": [[step, net, split, loss, accuracy], ...], "progress": {...}, "diverged": [...]}
     {"kind": "result", "result": TrainResult.to_dict()}
-`ProgressReader` turns it back into StepRecords, EvalRecords, Progress and a TrainResult.
+`ProgressReader` turns it back into StepRecords, EvalRecords, TrainProgress and a TrainResult.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 from resnet_core.text import safe_filename
 from resnet_core.training.config import TrainError
-from resnet_core.training.results import EvalRecord, Progress, StepRecord, TrainResult, Update
+from resnet_core.training.results import EvalRecord, StepRecord, TrainProgress, TrainResult, Update
 
 # --------------------------------------------------------------------------------------------
 # the progress file
@@ -82,7 +82,7 @@ class ProgressReader:
     """Follows a progress file another process writes (`train --progress-file F`).
 
     `poll()` reads the whole lines added since the last call (True when there were any); then
-    `labels`, `steps`, `device` (with the effective batch), `records`, `evals`, `progress` (results.Progress)
+    `labels`, `steps`, `device` (with the effective batch), `records`, `evals`, `progress` (results.TrainProgress)
     and `result_dict` (the end, when written) say where the run is; `result(checkpoints)` is the TrainResult
     with the models read from `checkpoints`/NET.pt where they are (as `--save-dir` writes them)."""
 
@@ -97,7 +97,7 @@ class ProgressReader:
         self.effective_batch = 0
         self.records: list[StepRecord] = []
         self.evals: list[EvalRecord] = []
-        self.progress: Progress | None = None
+        self.progress: TrainProgress | None = None
         self.result_dict: dict | None = None
 
     def poll(self) -> bool:
@@ -127,7 +127,7 @@ class ProgressReader:
             self.records.extend(StepRecord(*r) for r in msg["records"] if r[2] is not None)
             self.evals.extend(EvalRecord(*e) for e in msg["evals"])
             p = msg["progress"]
-            self.progress = Progress(p["step"], p["total"], p["elapsed_s"], p["steps_per_s"],
+            self.progress = TrainProgress(p["step"], p["total"], p["elapsed_s"], p["steps_per_s"],
                                      p["eta_s"] if p["eta_s"] is not None else float("inf"), p["stopped"], p["done"])
         elif kind == "result":
             self.result_dict = msg["result"]
@@ -143,7 +143,7 @@ def result_from_dict(d: Mapping[str, Any], records=(), evals=(), checkpoints: st
     """TrainResult.to_dict() back into a TrainResult; the models from `checkpoints`/NET.pt where saved."""
     from resnet_core.structure.spec import spec_from_dict
     from resnet_core.training.config import TrainConfig
-    from resnet_core.training.results import NetResult, load_checkpoint
+    from resnet_core.training.results import NetResult, load_saved_net
     cfg = dict(d["config"])
     cfg["milestones"] = tuple(cfg.get("milestones") or ())
     config = TrainConfig(**cfg)
@@ -156,7 +156,7 @@ def result_from_dict(d: Mapping[str, Any], records=(), evals=(), checkpoints: st
         nets.append(NetResult(spec=spec, **vals))
         ckpt = checkpoint_path(checkpoints, row["net"]) if checkpoints is not None else None
         if ckpt is not None and ckpt.is_file():
-            models[row["net"]] = load_checkpoint(ckpt)[0]
+            models[row["net"]] = load_saved_net(ckpt)[0]
     return TrainResult(nets, list(records), list(evals), config, d["data"], d["device"], d["steps_done"],
                        d["stopped"], d["wall_s"], models, world_size=d.get("world_size", 1),
                        global_batch=d.get("effective_batch", 0))

@@ -166,6 +166,6 @@ def test_ctrl_c_during_gradflow_exits_130_with_interrupted(capsys, monkeypatch):
     before = signal.getsignal(signal.SIGINT)
     code, out, err = call(capsys, "gradflow", "resnet20", "--compare-skip", "--batch", "2", "--input", "3,16,16",
                           "--device", "cpu")
-    assert code == 130 and err.strip() == "interrupted" and out == ""
+    assert code == 130 and err.strip() == "interrupted by SIGINT" and out == ""
     assert 5 <= len(seen) < 40  # it stopped at the next layer, not after both variants (2 × 2 × 20 layers)
     assert signal.getsignal(signal.SIGINT) is before  # the handler is put back

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from resnet_core.cli.main import main
-from resnet_core.training.results import load_checkpoint
+from resnet_core.training.results import load_saved_net
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--input-size", "8", "--batch", "16", "--threads", "1"]
@@ -66,7 +66,7 @@ def test_csv_and_checkpoints(capsys, tmp_path):
     assert len(rows) == 6 and {r["net"] for r in rows} == {"plain20", "resnet20-nobn"}
     table = list(csv.DictReader((tmp_path / "curves_results.csv").open()))
     assert [r["net"] for r in table] == ["plain20", "resnet20-nobn"]
-    model, spec, meta = load_checkpoint(tmp_path / "ckpt" / "resnet20-nobn.pt")
+    model, spec, meta = load_saved_net(tmp_path / "ckpt" / "resnet20-nobn.pt")
     assert spec.norm == "none" and spec.input_size == (8, 8) and meta["steps"] == 3
     assert isinstance(model, torch.nn.Module) and (tmp_path / "ckpt" / "plain20.json").is_file()
     assert f"wrote {curves}" in err
@@ -232,7 +232,7 @@ def test_a_killed_worker_ends_the_run_on_every_rank_and_keeps_the_last_checkpoin
     assert not any(_alive(q) for q in workers)  # no orphan
     meta = json.loads((save / "resnet20.json").read_text())["meta"]
     assert meta["steps"] >= 3 and meta["steps"] % 3 == 0 and f"at step {meta['steps']}" in last
-    model, spec, _ = load_checkpoint(save / "resnet20.pt")  # the kept checkpoint is whole
+    model, spec, _ = load_saved_net(save / "resnet20.pt")  # the kept checkpoint is whole
     assert spec.input_size == (8, 8)
     assert not list(save.glob("*.tmp"))
 

@@ -202,8 +202,8 @@ def test_only_rank_0_prints_writes_the_csv_and_saves_checkpoints(two_workers, tm
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["resnet20.json", "resnet20.pt"]
     # a torchvision-format state_dict the Live lab loads as it is (no DDP 'module.' prefix)
     from resnet_core.lab.weights import load_checkpoint as live_load
-    from resnet_core.training.results import load_checkpoint
-    model, spec, meta = load_checkpoint(ckpt)
+    from resnet_core.training.results import load_saved_net
+    model, spec, meta = load_saved_net(ckpt)
     assert meta["steps"] == 3 and spec.input_size == (8, 8)
     report = live_load(_model("resnet20"), ckpt)
     assert report.complete and report.stripped_prefix is None

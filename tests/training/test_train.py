@@ -229,16 +229,16 @@ def test_checkpoint_round_trip(digits8, tmp_path):
     state = torch.load(pt, weights_only=True)  # a bare torchvision-format state_dict
     assert set(state) == set(rc.build_model(r.nets[0].spec).state_dict())
     assert "layer1.0.conv1.weight" in state and "fc.bias" in state
-    model, spec, meta = results.load_checkpoint(pt)
+    model, spec, meta = results.load_saved_net(pt)
     assert spec == r.nets[0].spec and spec.input_size == (8, 8) and meta["steps"] == 5
     x = digits8.x_test[:7]
     with torch.no_grad():
         assert torch.equal(model(x), r.trained_model("resnet20")(x))
     side.unlink()
     with pytest.raises(tconfig.TrainError, match="no spec beside it"):
-        results.load_checkpoint(pt)
+        results.load_saved_net(pt)
     with pytest.raises(tconfig.TrainError, match="no checkpoint"):
-        results.load_checkpoint(tmp_path / "missing.pt")
+        results.load_saved_net(tmp_path / "missing.pt")
 
 
 # ------------------------------------------------------------------------------------ bad runs
