@@ -54,6 +54,7 @@ class Command:
         self.run_id = uuid.uuid4().hex
         env = {**os.environ, MARK: self.run_id, "PYTHONUNBUFFERED": "1"}
         env.pop("RESNET_EXPLORER_MEMORY_BUDGET", None)
+        env["RESNET_EXPLORER_WORK_LIMIT"] = "1000T"  # the runs are long on purpose: they are signalled mid-run
         self.p = subprocess.Popen([sys.executable, "-m", "resnet_core", *args], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.err: list[str] = []
