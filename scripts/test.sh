@@ -5,6 +5,7 @@
 #   bash scripts/test.sh --fast          the inner loop: no `slow` and no `e2e` tests (under two minutes)
 #   bash scripts/test.sh tests/structure -x     extra arguments go to pytest
 # TEST_WORKERS=N sets the workers (default 2; 0 runs in this process, one test after another).
+# REFS=1 also runs the whole third-party model families (the `refs` marker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -18,7 +19,13 @@ bash scripts/setup.sh dev
 args=(--durations=25)
 workers=${TEST_WORKERS:-2}
 if [ "$workers" != 0 ]; then args+=(-n "$workers" --dist loadgroup); fi
-if [ "$fast" = 1 ]; then args+=(-m "not slow and not e2e"); fi
+# the whole third-party families (tests/modules/test_third_party.py, ~190 models) only with REFS=1; a
+# sample of them always runs
+if [ "$fast" = 1 ]; then
+  args+=(-m "not slow and not e2e and not refs")
+elif [ "${REFS:-0}" != 1 ]; then
+  args+=(-m "not refs")
+fi
 status=0
 .venv/bin/python -m pytest "${args[@]}" "$@" || status=$?
 

@@ -7,6 +7,7 @@ x to each operand are its branch F(x) (the side with more weighted operations) a
 
 from __future__ import annotations
 
+import torch
 from torch import fx, nn
 
 from resnet_core.modules.counting import ADD_METHODS, ADDS
@@ -19,6 +20,20 @@ def is_add(node: fx.Node) -> bool:
     return node.op == "call_method" and node.target in ADD_METHODS
 
 
+def _weight_layer(gm: fx.GraphModule, n: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """A node with a weight layer's weights: a matrix or a kernel (a parameter of two or more dimensions: a
+    convolution, a linear layer, attention). A norm's per-channel scale and bias do not make a residual
+    branch (EvoNorm adds two terms of its input, with only those)."""
+    if n.op == "call_module":
+        return any(p.dim() >= 2 for p in modules[str(n.target)].parameters())
+    if n.op == "get_attr":
+        value: object = gm
+        for part in str(n.target).split("."):
+            value = getattr(value, part, None)
+        return isinstance(value, torch.Tensor) and value.dim() >= 2
+    return False
+
+
 def find_residuals(gm: fx.GraphModule) -> list[tuple[fx.Node, fx.Node, list[fx.Node], list[fx.Node], fx.Node]]:
     """(add, its F(x) operand, the branch's nodes, the shortcut's nodes, x) for every residual addition."""
     nodes = list(gm.graph.nodes)
@@ -26,13 +41,17 @@ def find_residuals(gm: fx.GraphModule) -> list[tuple[fx.Node, fx.Node, list[fx.N
     anc: dict[fx.Node, int] = {}  # bitset of ancestors by index
     weighted: set[fx.Node] = set()
     modules = dict(gm.named_modules())
+    weight_only: set[fx.Node] = set()  # a weight, or computed from weights alone (a standardised conv kernel)
     for n in nodes:
         bits = 0
         for a in n.all_input_nodes:
             bits |= anc[a] | (1 << index[a])
         anc[n] = bits
-        if n.op == "get_attr" or (n.op == "call_module" and any(True for _ in modules[n.target].parameters())):
-            weighted.add(n)
+        if _weight_layer(gm, n, modules):
+            (weight_only if n.op == "get_attr" else weighted).add(n)
+        elif n.op in ("call_function", "call_method") and n.all_input_nodes and \
+                all(a in weight_only for a in n.all_input_nodes):
+            weight_only.add(n)
     found = []
     for n in nodes:
         if not is_add(n):
@@ -51,7 +70,9 @@ def find_residuals(gm: fx.GraphModule) -> list[tuple[fx.Node, fx.Node, list[fx.N
             return [m for m in nodes[fork + 1: index[end] + 1] if (reach >> index[m]) & 1 and (anc[m] >> fork) & 1]
 
         def weights(path: list[fx.Node]) -> int:
-            return sum(1 for m in path if m in weighted or any(x in weighted for x in m.all_input_nodes))
+            # a node is a weight layer, or a function given a weight directly (F.linear(x, self.w)); taking
+            # the output of a weight layer (the block's input x itself may be one) does not count
+            return sum(1 for m in path if m in weighted or any(x in weight_only for x in m.all_input_nodes))
 
         side_a, side_b = side(a), side(b)
         wa, wb = weights(side_a), weights(side_b)

@@ -142,7 +142,7 @@ def _trace_fx(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow], 
     def params_of(tensors: Iterable[torch.Tensor]) -> int:
         n = 0
         for p in tensors:
-            if id(p) not in seen_params:
+            if isinstance(p, nn.Parameter) and id(p) not in seen_params:  # buffers are not parameters
                 seen_params.add(id(p))
                 n += p.numel()
         return n
@@ -249,7 +249,14 @@ def _trace_hooks(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow
 
     def post(module: nn.Module, args: tuple, out: Any) -> None:
         stack.pop()
-        if any(True for _ in module.children()):
+        if any(True for _ in module.children()):  # a container: only parameters it holds itself get a row
+            own = [p for p in module.parameters(recurse=False) if id(p) not in seen]
+            t = first_tensor(out)
+            if own and t is not None:
+                seen.update(id(p) for p in own)
+                rows.append(ModuleRow(len(rows), names.get(module, "?") or "(model)", type(module).__name__, "module",
+                                      [tuple(i.shape) for i in tensors_in(args)], tuple(t.shape),
+                                      sum(p.numel() for p in own), 0, 0, t.numel() * t.element_size()))
             return
         t = first_tensor(out)
         if t is None:
@@ -271,7 +278,12 @@ def _trace_hooks(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow
         handles.append(m.register_forward_hook(post))
     output = None
     try:
-        output = meta_model(x)
+        with AtenMultAdds() as counter:
+            output = meta_model(x)
+        remainder = counter.mult_adds - sum(r.mult_adds for r in rows)
+        if remainder > 0:  # matrix products in functional code the hooks cannot see, counted at the aten level
+            rows.append(ModuleRow(len(rows), "(functional operations)", "functional", "function", [], None,
+                                  mult_adds=remainder))
     except Exception as e:  # noqa: BLE001 - the failure becomes a located error
         where = stack[-1] if stack else ""
         module = dict(meta_model.named_modules()).get(where)

@@ -62,14 +62,37 @@ def residual_blocks(model: nn.Module) -> int:
     n = 0
     for m in model.modules():
         cls = type(m).__name__
+        if type(m).__module__ == "timm.models.byobnet" and cls.endswith("Block"):
+            n += int(getattr(m, "shortcut", None) is not None)  # `if self.shortcut is not None: x = x + ...`
+            continue
         if cls in ("CNBlock", "ResBottleneckBlock"):
             n += 1
         elif cls in ("EncoderBlock", "SwinTransformerBlock", "SwinTransformerBlockV2", "PartitionAttentionLayer"):
             n += 2  # attention and MLP, each added to its input
         elif cls == "MBConv":  # maxvit's always adds (a projection where shapes change); EfficientNet's when asked
             n += int(getattr(m, "use_res_connect", True))
-        elif cls in ("FusedMBConv", "InvertedResidual"):
-            n += int(m.use_res_connect)
+        elif cls in ("FusedMBConv", "InvertedResidual"):  # ShuffleNet's InvertedResidual concatenates: no flag
+            n += int(getattr(m, "use_res_connect", False))
         elif cls == "_InvertedResidual":
             n += int(m.apply_residual)
     return n
+
+
+def unused_params(model: nn.Module, size: int) -> int:
+    """Parameters no torch function receives during an eval forward (GoogLeNet's and Inception's auxiliary
+    classifiers), found by watching every torch call's arguments on the reference model itself."""
+    from torch.overrides import TorchFunctionMode
+
+    seen: set[int] = set()
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            for a in (*args, *(kwargs or {}).values()):
+                for t in (a if isinstance(a, (list, tuple)) else (a,)):
+                    if isinstance(t, nn.Parameter):
+                        seen.add(id(t))
+            return func(*args, **(kwargs or {}))
+
+    with Watch():
+        model(torch.empty(1, 3, size, size, device="meta"))
+    return sum(p.numel() for p in model.parameters() if id(p) not in seen)
