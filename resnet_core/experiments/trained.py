@@ -97,15 +97,25 @@ def _train_alone(net: str, settings: PairSettings, messages, parent: int | None 
 def _start_from_a_bare_main(procs) -> None:
     """Start spawned processes that do not re-run the parent's __main__: what they run is in this library,
     and the parent's main script may be anything (a Streamlit page under AppTest, a notebook)."""
+    import os
     import sys
     import types
 
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")
+    # The trainers report through their queue (errors included); their inherited stderr would only carry
+    # multiprocessing's own traceback when a signal ends the command while a trainer is still in its
+    # bootstrap, before any of our code runs. So they start with stderr on the null device: fd 2 is swapped
+    # for the moment of the start, then restored.
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
+        os.dup2(null, 2)
         for p in procs:
             p.start()
     finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
         sys.modules["__main__"] = main
 
 
