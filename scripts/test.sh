@@ -14,7 +14,10 @@ if [ "${1:-}" = --fast ]; then fast=1; shift; fi
 
 bash scripts/setup.sh dev
 .venv/bin/ruff check .
-.venv/bin/python -m mypy  # resnet_core/, as mypy.ini says
+# mypy (resnet_core/, as mypy.ini says) runs beside pytest: the suite waits on subprocesses and browsers
+mypy_log=$(mktemp)
+.venv/bin/python -m mypy >"$mypy_log" 2>&1 &
+mypy_pid=$!
 
 args=(--durations=25)
 workers=${TEST_WORKERS:-2}
@@ -28,6 +31,11 @@ elif [ "${REFS:-0}" != 1 ]; then
 fi
 status=0
 .venv/bin/python -m pytest "${args[@]}" "$@" || status=$?
+mypy_status=0
+wait "$mypy_pid" || mypy_status=$?
+cat "$mypy_log"
+rm -f "$mypy_log"
+if [ "$mypy_status" != 0 ] && [ "$status" = 0 ]; then status=$mypy_status; fi
 
 elapsed=$(( $(date +%s) - start ))
 # CPU time of everything this script ran (setup, ruff, pytest and its workers and subprocesses): on a machine
@@ -38,7 +46,7 @@ cpu=$(( (stat[15] + stat[16]) / ticks ))
 lane=suite
 if [ "$fast" = 1 ]; then lane="suite (fast lane)"; fi
 result=passed
-if [ "$status" != 0 ]; then result="FAILED (pytest exit $status)"; fi
+if [ "$status" != 0 ]; then result="FAILED (pytest exit $status, mypy exit $mypy_status)"; fi
 printf '%s: %dm%02ds (CPU %dm%02ds, %s workers), %s\n' "$lane" $((elapsed / 60)) $((elapsed % 60)) \
   $((cpu / 60)) $((cpu % 60)) "$workers" "$result"
 exit "$status"

@@ -1,6 +1,6 @@
 """The command line on a model from code (issue 20): `trace`, `export`, `gradflow` on FILE.py:NAME, timm:NAME and
-torchvision:NAME, and the JSON others script against. Run as a person runs it: a subprocess, exit status,
-stdout and stderr."""
+torchvision:NAME, and the JSON others script against. The commands run in-process through `cli.main` (exit
+status, stdout, stderr), and once as a person runs them, in a process of their own."""
 
 from __future__ import annotations
 
@@ -15,12 +15,32 @@ ROOT = Path(__file__).resolve().parents[2]
 OWN = ROOT / "tests" / "app" / "fixtures" / "own_model.py"
 
 
-def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "resnet_core", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+class Ran:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def test_trace_json_carries_the_contract():
+@pytest.fixture()
+def cli(capsys):
+    """`resnet-explorer ARGS` through cli.main in this process (no new interpreter to import torch into)."""
+    from resnet_core.cli.main import main
+
+    def run(*args: str) -> Ran:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+    return run
+
+
+def test_a_broken_model_as_a_person_runs_it():
+    """One run in a process of its own: exit 2, the JSON on stdout, one line on stderr, no traceback."""
+    r = subprocess.run([sys.executable, "-m", "resnet_core", "trace", f"{OWN}:broken", "--input", "3,32,32",
+                        "--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 2 and json.loads(r.stdout)["errors"][0]["where"] == "blocks.1:add"
+    assert len([x for x in r.stderr.splitlines() if x.startswith("error:")]) == 1 and "Traceback" not in r.stderr
+
+
+def test_trace_json_carries_the_contract(cli):
     from tests.app.fixtures.own_model import ResNetSE
     r = cli("trace", f"{OWN}:ResNetSE", "--input", "3,32,32", "--format", "json")
     assert r.returncode == 0, r.stderr
@@ -34,7 +54,7 @@ def test_trace_json_carries_the_contract():
     assert d["errors"] == []
 
 
-def test_a_broken_model_exits_2_with_its_located_error_in_json_and_one_line_on_stderr():
+def test_a_broken_model_exits_2_with_its_located_error_in_json_and_one_line_on_stderr(cli):
     r = cli("trace", f"{OWN}:broken", "--input", "3,32,32", "--format", "json")
     assert r.returncode == 2
     d = json.loads(r.stdout)
@@ -45,7 +65,7 @@ def test_a_broken_model_exits_2_with_its_located_error_in_json_and_one_line_on_s
     assert len(lines) == 1 and "Traceback" not in r.stderr
 
 
-def test_the_table_and_csv_have_a_row_per_operation():
+def test_the_table_and_csv_have_a_row_per_operation(cli):
     table = cli("trace", f"{OWN}:ResNetSE", "--input", "3,32,32")
     assert table.returncode == 0 and "blocks.0.se:sigmoid" in table.stdout and "4 residual additions" in table.stdout
     csv = cli("trace", f"{OWN}:ResNetSE", "--input", "3,32,32", "--format", "csv")
@@ -53,13 +73,13 @@ def test_the_table_and_csv_have_a_row_per_operation():
     assert rows[0].startswith("index,path,type") and any(",blocks.2:add,add," in row for row in rows)
 
 
-def test_export_draws_the_skip_edges():
+def test_export_draws_the_skip_edges(cli):
     r = cli("export", f"{OWN}:ResNetSE", "--input", "3,32,32", "--to", "dot", "--detail", "layer")
     assert r.returncode == 0
     assert r.stdout.count("style=dashed") == 4 and r.stdout.count('label="+"') == 4
 
 
-def test_gradflow_compares_with_and_without_skips_as_the_library_does():
+def test_gradflow_compares_with_and_without_skips_as_the_library_does(cli):
     from resnet_core.modules.flow import module_gradient_flow
     from tests.app.fixtures.own_model import ResNetSE
     r = cli("gradflow", f"{OWN}:ResNetSE", "--input", "3,32,32", "--compare-skip", "--format", "json")
@@ -72,7 +92,7 @@ def test_gradflow_compares_with_and_without_skips_as_the_library_does():
 
 
 @pytest.mark.parametrize("source", ["timm:resnet26t", "torchvision:resnet18"])
-def test_timm_and_torchvision_models_by_name(source):
+def test_timm_and_torchvision_models_by_name(cli, source):
     r = cli("trace", source, "--input", "3,224,224", "--format", "json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
@@ -87,12 +107,12 @@ def test_timm_and_torchvision_models_by_name(source):
     (("app", "--model", "not-a-source", "--input", "3,8,8"), "--model takes FILE.py:NAME"),
     (("app", "--model", f"{OWN}:ResNetSE"), "--model needs the model's input shape"),
 ])
-def test_bad_sources_are_one_line_exit_2(args, says):
+def test_bad_sources_are_one_line_exit_2(cli, args, says):
     r = cli(*args)
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_file_that_fails_to_import_says_where(tmp_path):
+def test_a_file_that_fails_to_import_says_where(cli, tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import torch\ndef Net(:\n")
     r = cli("trace", f"{bad}:Net", "--input", "3,8,8")
