@@ -17,7 +17,6 @@ really are, the input batch, the one forward record every view reads, and the gr
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 import weakref
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from torch import nn
 
 from app import handoff, jobs
 from resnet_core.device import BusyError, FairSlots, estimate_pass, reserve
+from resnet_core.formatting import fmt_sig
 from resnet_core.lab import forward as lab_forward
 from resnet_core.lab import gradients, images, views, weights
 from resnet_core.lab.flow import GradientFlow
@@ -366,11 +366,7 @@ def start_job(spec: ArchSpec, seed: int, batch: int, request: tuple) -> jobs.Job
 
 
 def fmt(v: float | None) -> str:
-    if v is None:
-        return "—"
-    if not math.isfinite(v):
-        return "NaN/Inf"
-    return "0" if v == 0 else f"{v:.3g}"
+    return fmt_sig(v, 3, nan="NaN/Inf", inf=("NaN/Inf", "NaN/Inf"))
 
 
 def gradient_tables(flow: GradientFlow) -> tuple[list[dict], list[dict]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Sequence
 
 
@@ -24,6 +25,26 @@ def fmt_count(n: int | float | None, unit: str = "") -> str:
         if abs(n) >= div:
             return f"{n / div:.2f} {suffix}{unit}"
     return f"{n:g} {unit}".rstrip() if isinstance(n, float) else f"{n} {unit}".rstrip()
+
+
+def fmt_sig(v: float | None, digits: int = 3, missing: str = "—", nan: str = "NaN",
+            inf: tuple[str, str] = ("∞", "−∞")) -> str:
+    """A number for a sentence or a table: `digits` significant digits, exactly "0" for zero; None →
+    `missing`, NaN → `nan`, ±Inf → `inf` (each place says these in its own words)."""
+    if v is None:
+        return missing
+    if math.isnan(v):
+        return nan
+    if math.isinf(v):
+        return inf[0] if v > 0 else inf[1]
+    return "0" if v == 0 else f"{v:.{digits}g}"
+
+
+def fmt_pct(v: float | None, decimals: int = 1, missing: str = "—", sep: str = "") -> str:
+    """A fraction as a percentage: 0.9671 → "96.7%" (sep=" ": "96.7 %"); None or NaN/Inf → `missing`."""
+    if v is None or not math.isfinite(v):
+        return missing
+    return f"{100 * v:.{decimals}f}{sep}%"
 
 
 def fmt_int(v: int, exact_digits: int = 15) -> str:

@@ -28,6 +28,7 @@ import torch
 
 from resnet_core.device import torch_threads as threads  # noqa: F401 - the experiments' thread setting
 from resnet_core.errors import ExplorerError
+from resnet_core.formatting import fmt_pct, fmt_sig
 
 NAMES = ("lesion", "shatter", "erf", "landscape", "signal")
 
@@ -173,15 +174,11 @@ def seeded(seed: int) -> Iterator[None]:
 
 def fmt(x: float, digits: int = 3) -> str:
     """A number for a sentence: 3 significant digits, 'nan'/'inf' spelled out."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    return f"{x:.{digits}g}"
+    return fmt_sig(x, digits, missing="n/a", nan="n/a")
 
 
 def pct(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f} %"
+    return fmt_pct(x, 1, missing="n/a", sep=" ")
 
 
 # ---------------------------------------------------------------------------------------------- admission

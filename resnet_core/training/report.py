@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import math
 
-from resnet_core.formatting import text_table
+from resnet_core.formatting import fmt_pct, text_table
 from resnet_core.training.recipe import paper_error
 from resnet_core.training.results import TrainResult
 
 
 def _fmt(v, pct: bool = False) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    return f"{100 * v:.1f}%" if pct else f"{v:.4f}"
+    if pct:
+        return fmt_pct(v, 1)
+    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4f}"
 
 
 def _err(acc: float) -> str:
-    return "—" if acc is None or not math.isfinite(acc) else f"{100 * (1 - acc):.2f}%"
+    return fmt_pct(None if acc is None else 1 - acc, 2)
 
 
 def format_table(result: TrainResult, recipe: bool = False) -> str:
