@@ -83,6 +83,10 @@ def _interrupted(e: Interrupted) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     lifecycle.die_with_parent()  # a child of our launcher (or of the app): it ends when its parent does
+    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
+        # a blocked signal mask is inherited across exec, and Python does not reset it: whatever the process that
+        # started us had blocked, this command answers SIGINT and SIGTERM
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, lifecycle.STOP_SIGNALS)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "expand", None) is not None:

@@ -182,3 +182,23 @@ def test_a_single_process_run_terminated():
         _check(cmd, signal.SIGTERM)
     finally:
         cmd.cleanup()
+
+
+@pytest.mark.slow
+def test_a_command_started_with_sigterm_blocked_still_answers_it():
+    """A blocked signal mask is inherited across exec (and Python keeps it): a command started by a process
+    that had SIGTERM blocked (a test runner, a server thread) must still end on SIGTERM, with its one line.
+    Before the fix it never ended."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        cmd = Command("train", "--nets", "resnet20", "--steps", "100000", *TINY)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    try:
+        cmd.wait_for(lambda: any(line.startswith("step ") for line in cmd.err))
+        os.kill(cmd.p.pid, signal.SIGTERM)
+        code, err = cmd.end(30)
+        assert code == 143 and "interrupted by SIGTERM" in err and "Traceback" not in err
+        assert cmd.cleanup() == []
+    finally:
+        cmd.cleanup()
