@@ -47,8 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FORCED_EXIT_AFTER_S = 25.0  # a graceful stop (the launcher stopping its workers) takes well under this
+
+
 def _raise_interrupted(signum, frame):
+    _exit_later(signum)
     raise Interrupted(signum)
+
+
+def _exit_later(signum: int, after_s: float = FORCED_EXIT_AFTER_S) -> None:
+    """Make sure the command ends after a SIGTERM: the Interrupted raised by the handler can be swallowed
+    where Python cannot propagate it (a finalizer or callback running during an import prints "Exception
+    ignored" and goes on), so a watchdog ends the process with the same line and status if the graceful stop
+    has not ended it by then. Children die with it (lifecycle.die_with_parent)."""
+    def force() -> None:
+        print(f"interrupted by {lifecycle.signal_name(signum)}", file=sys.stderr, flush=True)
+        os._exit(lifecycle.exit_status(signum))
+
+    timer = threading.Timer(after_s, force)
+    timer.daemon = True
+    timer.start()
 
 
 @contextlib.contextmanager
