@@ -65,6 +65,7 @@ def dot(source: str, input_shape: tuple[int, ...], detail: str) -> str:
     return module_dot(t, detail) if t is not None else ""
 
 
+@st.cache_data(show_spinner=False)  # every preset is traced: once per process, not on every rerun
 def closest_preset(total_params: int, residual_adds: int) -> str:
     """The preset nearest the model: by residual blocks, then by parameters (on a log scale)."""
     import resnet_core as rc
