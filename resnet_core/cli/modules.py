@@ -24,7 +24,7 @@ import sys
 import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from resnet_core.cli.common import CliError, write_output
 
@@ -152,8 +152,13 @@ def cmd_export(args: argparse.Namespace) -> int:
             sys.stdout = saved
         write_output(text, args.output)
     else:
-        detail: Literal["layer", "block"] = "layer" if args.detail == "layer" else "block"
-        dot = module_dot(t, detail)
+        from resnet_core.modules.graph import block_stages
+        stages = block_stages(t)
+        expand = getattr(args, "expand", None)  # 0-based here (main turns the 1-based option into an index)
+        if expand is not None and not 0 <= expand < len(stages):
+            raise CliError(f"error: --expand {expand + 1}: this model has {len(stages)} stages of residual blocks "
+                           f"({', '.join(s or '(top level)' for s in stages) or 'none'}); give 1 to {len(stages)}")
+        dot = module_dot(t, args.detail, expand=None if expand is None else stages[expand])
         if args.to == "dot":
             write_output(dot, args.output)
         else:

@@ -5,6 +5,9 @@
   orange nodes).
 - "block": each residual block one F(x) node beside its projection (if any) and its ⊕; the rows outside
   blocks stay as they are.
+- "stage": every run of residual blocks under one parent module (a stage, e.g. `layer3`) one node.
+`expand` names one stage to draw at `detail` while every other stage is collapsed to one node, as the
+presets' graph does: a 152-layer network stays readable.
 Runs of more than `max_blocks` residual blocks in one parent module (a stage) show their first and last
 blocks around one "⋯ N more ⋯" node, so a 100-block network stays readable. The failed row of a broken
 model is outlined in red with its error.
@@ -12,14 +15,12 @@ model is outlined in red with its error.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import graphviz
 
 from resnet_core.modules.records import ModuleRow, ModuleTrace, ResidualAdd
+from resnet_core.structure.records import Detail
 from resnet_core.text import dot_text, plain
 
-Detail = Literal["layer", "block"]
 SKIP_COLOR = "#d62728"
 PROJ_COLOR = "#ff7f0e"
 FAIL_COLOR = "#b00020"
@@ -51,10 +52,18 @@ def _elided(blocks: list[ResidualAdd], max_blocks: int) -> dict[str, int]:
     return hidden
 
 
-def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6) -> str:
-    """The DOT source of `trace`'s graph at `detail`."""
-    if detail not in ("layer", "block"):
-        raise ValueError(f"detail must be layer or block, got {detail!r}")
+def block_stages(trace: ModuleTrace) -> list[str]:
+    """The parent modules that hold residual blocks (the stages), in the order they run."""
+    seen: dict[str, None] = {}
+    for b in trace.residual_adds:
+        seen.setdefault(_parent(b.block), None)
+    return list(seen)
+
+
+def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6, expand: str | None = None) -> str:
+    """The DOT source of `trace`'s graph at `detail` (`expand`: the one stage drawn in detail)."""
+    if detail not in ("stage", "layer", "block"):
+        raise ValueError(f"detail must be stage, block or layer, got {detail!r}")
     g = graphviz.Digraph(name=dot_text(trace.name), graph_attr={"rankdir": "TB", "fontname": "Helvetica",
                                                                "nodesep": "0.25", "ranksep": "0.3"})
     g.attr("node", fontname="Helvetica", fontsize="11", style="filled,rounded", shape="box", fillcolor="#dbe9f6",
@@ -77,6 +86,19 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
 
     drawn_blocks: dict[str, str] = {}
     more_nodes: dict[str, str] = {}
+    stage_nodes: dict[str, str] = {}
+    stages = block_stages(trace)
+    collapsed = set(stages) if detail == "stage" else ({s for s in stages if s != expand} if expand else set())
+    collapsed.discard("")  # additions at the top level have no stage to collapse into
+    per_stage: dict[str, list[ResidualAdd]] = {}
+    for b in blocks:
+        per_stage.setdefault(_parent(b.block), []).append(b)
+
+    def stage_of(r: ModuleRow) -> str | None:  # the collapsed stage that runs the row (its blocks and the rest)
+        b = members.get(r.index)
+        if b is not None:
+            return _parent(b.block) if _parent(b.block) in collapsed else None
+        return next((s for s in collapsed if r.owner == s or r.owner.startswith(s + ".")), None)
 
     def row_node(r: ModuleRow) -> str:
         nid = f"r{r.index}"
@@ -99,6 +121,18 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
             node_of[r.index] = node_of.get(r.inputs[0], "input")
             continue
         b = members.get(r.index)
+        stage = stage_of(r) if collapsed and not r.failed else None
+        if stage is not None:  # the whole stage as one node
+            if stage not in stage_nodes:
+                stage_nodes[stage] = f"s{len(stage_nodes)}"
+                run = per_stage[stage]
+                inside = [x for x in rows if stage_of(x) == stage]
+                params = sum(x.params for x in inside)
+                out = inside[-1].out_shape
+                g.node(stage_nodes[stage], dot_text(f"{stage or 'blocks'}\n{len(run)} residual blocks · "
+                                                    f"{params:,} params\n→{_shape(out)}"), fillcolor="#c6dbef")
+            node_of[r.index] = stage_nodes[stage]
+            continue
         if b is not None and b.block in hidden:
             parent = _parent(b.block)
             if parent not in more_nodes:
@@ -109,7 +143,7 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
                 g.edge(src, more_nodes[parent])
             node_of[r.index] = more_nodes[parent]
             continue
-        if detail == "block" and b is not None and r.index not in add_rows and r.index not in shortcut_rows:
+        if detail != "layer" and b is not None and r.index not in add_rows and r.index not in shortcut_rows:
             if b.block not in drawn_blocks:  # F(x) as one node
                 nid = f"b{len(drawn_blocks)}"
                 params = sum(by_path[p].params for p in b.branch if p in by_path)

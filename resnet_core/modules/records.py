@@ -34,6 +34,12 @@ class ModuleRow:
     failed: bool = False
     inputs: list[int] = field(default_factory=list)  # rows whose outputs this one reads (-1: the model's input)
 
+    @property
+    def owner(self) -> str:
+        """The module path that runs this row: a module row's own path (without its "(2)" use count), a
+        function row's calling module ("" at the top level)."""
+        return self.path.split(" (")[0] if self.kind == "module" else (self.block or "")
+
     def to_dict(self) -> dict:
         return {"index": self.index, "path": self.path, "type": self.type, "kind": self.kind, "inputs": self.inputs,
                 "in_shapes": [list(s) for s in self.in_shapes],

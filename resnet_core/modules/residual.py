@@ -96,8 +96,25 @@ def residual_adds(gm: fx.GraphModule, found: tuple[dict, dict], rows: list[Modul
             def paths(nodes: list[fx.Node]) -> list[str]:  # an nn.Identity on a path is no operation
                 return [row_of[m].path for m in nodes if m in row_of and row_of[m].type != "Identity"]
 
-            out.append(ResidualAdd(row.path, row.block or "", paths(branch), paths(shortcut), x_path))
+            members = [row_of[m] for m in (*branch, *shortcut) if m in row_of]
+            out.append(ResidualAdd(row.path, _block_of(row, members), paths(branch), paths(shortcut), x_path))
     return out
+
+
+def _block_of(add: ModuleRow, members: list[ModuleRow]) -> str:
+    """The block of a residual addition: the innermost module holding the addition, its branch and its
+    shortcut ("layer1.0", whether the addition is written `out + identity` in its forward or is a module of
+    its own, `layer1.0.add`)."""
+    common = add.owner.split(".") if add.owner else []
+    if add.kind == "module" and members:  # an addition module: its block holds it, not the module itself
+        common = common[:-1]
+    for r in members:
+        parts = r.owner.split(".") if r.owner else []
+        n = 0
+        while n < min(len(common), len(parts)) and common[n] == parts[n]:
+            n += 1
+        common = common[:n]
+    return ".".join(common)
 
 
 def skips_off(model: nn.Module) -> fx.GraphModule:

@@ -117,3 +117,14 @@ def test_a_file_that_fails_to_import_says_where(cli, tmp_path):
     bad.write_text("import torch\ndef Net(:\n")
     r = cli("trace", f"{bad}:Net", "--input", "3,8,8")
     assert r.returncode == 2 and f"{bad}:2" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_export_collapses_stages_and_expands_the_one_asked_for(cli):
+    """`--detail stage` draws each stage of torchvision's resnet18 as one node; `--expand 3` draws layer3's two
+    blocks with their skip edges; a stage number the model does not have is one line, exit 2."""
+    whole = cli("export", "torchvision:resnet18", "--input", "3,64,64", "--to", "dot", "--detail", "stage")
+    assert whole.returncode == 0 and whole.stdout.count("2 residual blocks") == 4
+    one = cli("export", "torchvision:resnet18", "--input", "3,64,64", "--to", "dot", "--expand", "3")
+    assert one.returncode == 0 and one.stdout.count("style=dashed") == 2 and 'label="layer3.1\n' in one.stdout
+    bad = cli("export", "torchvision:resnet18", "--input", "3,64,64", "--to", "dot", "--expand", "5")
+    assert bad.returncode == 2 and "give 1 to 4" in bad.err and "Traceback" not in bad.err
