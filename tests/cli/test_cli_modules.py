@@ -127,4 +127,4 @@ def test_export_collapses_stages_and_expands_the_one_asked_for(cli):
     one = cli("export", "torchvision:resnet18", "--input", "3,64,64", "--to", "dot", "--expand", "3")
     assert one.returncode == 0 and one.stdout.count("style=dashed") == 2 and 'label="layer3.1\n' in one.stdout
     bad = cli("export", "torchvision:resnet18", "--input", "3,64,64", "--to", "dot", "--expand", "5")
-    assert bad.returncode == 2 and "give 1 to 4" in bad.err and "Traceback" not in bad.err
+    assert bad.returncode == 2 and "give 1 to 4" in bad.stderr and "Traceback" not in bad.stderr
