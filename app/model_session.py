@@ -59,10 +59,10 @@ def traced(source: str, input_shape: tuple[int, ...]):
 
 
 @st.cache_data(show_spinner=False)
-def dot(source: str, input_shape: tuple[int, ...], detail: str) -> str:
+def dot(source: str, input_shape: tuple[int, ...], detail: str, expand: str | None = None) -> str:
     from resnet_core.modules.graph import module_dot
     t = traced(source, input_shape)[0]
-    return module_dot(t, detail) if t is not None else ""
+    return module_dot(t, detail, expand=expand) if t is not None else ""  # type: ignore[arg-type]
 
 
 @st.cache_data(show_spinner=False)  # every preset is traced: once per process, not on every rerun

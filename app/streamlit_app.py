@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
                    initial_sidebar_state="expanded")
 
-from app import builder, delivery, model_session, server, state, ui  # noqa: E402
+from app import builder, delivery, model_session, model_views, server, state, ui  # noqa: E402
 
 server.settle_once()
 
@@ -49,6 +49,7 @@ with delivery.together():
     message = st.session_state.pop(state.P + "url_message", None)
     if message:
         st.warning(message, icon=":material/link_off:")
+    model_views.sidebar()  # only on a server started with --model: which network the pages show
     spec = builder.sidebar()
     st.session_state["spec"] = spec
     state.sync_url(spec)

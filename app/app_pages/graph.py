@@ -2,9 +2,14 @@
 
 import streamlit as st
 
-from app import ui
+from app import model_views, ui
 from resnet_core.structure.graph import dot_available
 from resnet_core.text import md
+
+if model_views.showing_model():  # a server started with --model, the sidebar's Explore on the model
+    model_views.header("{name}: computation graph")
+    model_views.graph(key="graph.model")
+    st.stop()
 
 spec = ui.current_spec()
 t = ui.cached_trace(spec)

@@ -2,10 +2,17 @@
 
 import streamlit as st
 
-from app import ui
+from app import model_views, ui
 from app.charts import structure as charts
 from resnet_core.structure.report import DEPTHS, stage_chart_rows, staircase_rows, staircase_summary, table_rows
 from resnet_core.text import md
+
+if model_views.showing_model():  # a server started with --model, the sidebar's Explore on the model
+    model_views.header("{name}: shape trace")
+    model_views.trace_table(key="trace.model_table")
+    st.subheader("Residual blocks found")
+    model_views.residual_blocks(key="trace.model_blocks")
+    st.stop()
 
 spec = ui.current_spec()
 t = ui.cached_trace(spec)

@@ -99,3 +99,38 @@ def test_the_forward_views_show_each_blocks_anatomy_with_its_ratio(with_model):
     shown = next(m.value for m in at.markdown if "‖F(x)‖ / ‖shortcut‖" in m.value)
     lo = min(b.ratio for b in views.blocks)
     assert f"{lo:.3g}" in shown  # the sentence is computed from the numbers it shows
+
+
+def test_the_sidebar_says_the_model_came_from_code_and_starts_the_builder_from_the_closest_preset(with_model):
+    at = with_model()
+    side = " ".join(m.value for m in at.sidebar.markdown)
+    from resnet_core.text import md
+    assert "came from code" in side and md("own_model.py:ResNetSE") in side  # the source as text, not Markdown
+    button = at.sidebar.button(key="model.to_preset")
+    preset = button.label.removeprefix("Start the builder from ")
+    import resnet_core as rc
+    assert preset in rc.list_presets()
+    button.click().run()
+    no_exception(at)
+    assert at.session_state["model.explore"] == "the builder's network"
+    assert at.session_state["spec"].name == rc.get_preset(preset).name
+
+
+def test_the_shape_trace_and_graph_pages_show_the_model_while_explore_is_on_it(with_model):
+    from tests.app.test_app import dot_of
+    at = with_model()
+    at.switch_page("app_pages/trace.py").run()
+    no_exception(at)
+    assert at.title[0].value == "ResNetSE: shape trace"
+    table = at.dataframe[0].value
+    assert list(table["path"])[:2] == ["stem.0", "stem.1"] and sum(table["params"]) == sum(
+        p.numel() for p in own_model.ResNetSE().parameters())
+    at.switch_page("app_pages/graph.py").run()
+    no_exception(at)
+    assert at.title[0].value == "ResNetSE: computation graph"
+    assert "F(x):" in dot_of(at)  # block detail: each block one F(x) node
+    at.segmented_control(key="graph.model.detail").set_value("stage").run()
+    assert "4 residual blocks" in dot_of(at)  # the model's one stage of blocks as one node
+    at.segmented_control(key="model.explore").set_value("the builder's network").run()
+    no_exception(at)
+    assert at.title[0].value.endswith(": computation graph") and not at.title[0].value.startswith("ResNetSE")
