@@ -72,7 +72,8 @@ def header(title: str) -> None:
     st.title(title.replace("{name}", md(name)))
     shape = "×".join(map(str, conf.input_shape))
     st.caption(f"Your model from {md(conf.source)} · input {shape} · traced by {t.method} on the meta device "
-               f"(nothing allocated) · {t.total_params:,} parameters · {t.mult_adds:,} mult-adds · "
+               f"(nothing allocated) · {t.total_params:,} parameters · {t.buffers:,} buffer elements apart from them · "
+               f"{t.mult_adds:,} mult-adds · "
                f"{len(t.residual_adds)} residual additions")
     for note in t.notes:
         st.caption(md(note))
@@ -85,9 +86,13 @@ def header(title: str) -> None:
 
 def trace_table(key: str = "model.table") -> None:
     _, t, _ = loaded()
+    def shape(s: tuple[int, ...] | None) -> str:  # without the batch dimension, as the preset trace writes it
+        return "—" if s is None else "×".join(map(str, s[1:]))
+
     rows = [{"#": r.index, "path": ("✗ " if r.failed else "") + r.path, "type": r.type,
-             "output": "—" if r.out_shape is None else "×".join(map(str, r.out_shape[1:])),
-             "params": r.params, "mult-adds": r.mult_adds, "receptive field": r.rf} for r in t.rows]
+             "input": " + ".join(shape(s) for s in r.in_shapes), "output": shape(r.out_shape),
+             "params": r.params, "mult-adds": r.mult_adds, "element-wise": r.elementwise,
+             "memory (KiB)": round(r.act_bytes / 1024, 1), "receptive field": r.rf} for r in t.rows]
     ui.dataframe(rows, key=key)
 
 
