@@ -153,7 +153,20 @@ class ModuleTrace:
         errors = "".join(f"<p><b>error:</b> {html.escape(str(e))}</p>" for e in self.errors)
         return (f"<p><b>{html.escape(self.name)}</b>: {self.total_params:,} parameters · {self.mult_adds:,} "
                 f"mult-adds · {len(self.residual_adds)} residual additions · traced by {self.method}</p>"
-                f"{errors}<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+                f"{errors}{self._graph_html()}<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+    def _graph_html(self) -> str:
+        """The block graph as inline SVG (Graphviz's `dot` draws it), or one line saying why there is none."""
+        from resnet_core.modules.graph import module_dot
+        from resnet_core.structure.graph import RenderUnavailable, render
+        try:
+            svg = render(module_dot(self, "block"), "svg").decode()
+        except RenderUnavailable as e:
+            import html
+            return f"<p><i>No graph drawn: {html.escape(str(e))}</i></p>"
+        svg = svg[svg.find("<svg"):]  # the drawing without its XML prologue, inline in the page
+        return f'<details open><summary>graph (skip connections dashed red)</summary>{svg}</details>'
+
 
 
 def shape_text(s: tuple[int, ...] | None) -> str:

@@ -49,3 +49,18 @@ def test_expanding_one_stage_draws_its_blocks_and_collapses_the_others():
     for other in ("layer1", "layer2", "layer4"):
         assert f'label="{other}\n' in dot and f'label="{other}.0\n' not in dot
     assert dot.count("style=dashed") == len(model.layer3)  # only the expanded stage's skip edges
+
+
+def test_the_notebook_display_is_the_graph_and_the_table():
+    """In Jupyter a traced model shows its block graph (one dashed skip edge per block) and a row per operation."""
+    from resnet_core.structure.graph import dot_available
+    with torch.device("meta"):
+        model = rc.build_model(rc.get_preset("resnet18"))
+    t = rc.inspect_module(model, (3, 64, 64))
+    page = t._repr_html_()
+    assert page.count("<tr") == len(t.rows) + 1  # the head and a row per operation
+    blocks = sum(len(getattr(model, f"layer{i}")) for i in range(1, 5))
+    if dot_available():
+        assert page.count("<svg") == 1 and page.count("stroke-dasharray") == blocks
+    else:
+        assert "No graph drawn" in page
