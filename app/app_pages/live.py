@@ -22,6 +22,7 @@ from resnet_core.device import (
 )
 from resnet_core.lab import ProbeError, gradients, images, weights
 from resnet_core.lab import views as lab_views
+from resnet_core.lab.explain import activation_story, anatomy_story, gradient_story
 from resnet_core.lab.flow import GradientFlow
 from resnet_core.structure import spec as rspec
 from resnet_core.structure.build import BuildError
@@ -178,6 +179,11 @@ def forward_page() -> None:
             spread, zeros = charts.activation_charts(df)
             ui.svg_chart(spread, "spread")
             ui.svg_chart(zeros, "zeros")
+            story = activation_story(rec.stats, has_bn, rec.mode == "train", w.trained)
+            if story is not None:
+                st.markdown(md(story.shows + " " + " ".join(story.detail)))
+                if story.try_next:
+                    st.caption(":material/lightbulb: " + md(story.try_next))
             with st.expander("The numbers"):
                 st.dataframe(df, hide_index=True)
 
@@ -219,6 +225,11 @@ def anatomy(rec, block: str, w) -> None:
         ui.svg_chart(charts.block_ratio_chart(rows, current=block), "ratios")
         st.caption(f"For {md(w.used)}, {MODE_TEXT[rec.mode] if has_bn else 'no batch norm'}: the ratio {md(trend)}. "
                    "Below 1 the block adds a correction smaller than its input (close to the identity).")
+        story = anatomy_story(rows, has_bn, rec.mode == "train", w.trained)
+        if story is not None:
+            st.markdown(md(" ".join([story.shows, *story.detail])))
+            if story.try_next:
+                st.caption(":material/lightbulb: " + md(story.try_next))
 
 
 # =============================================================================================
@@ -226,15 +237,16 @@ def backward_page() -> None:
     st.markdown(
         "One click runs a forward and a backward pass **twice on the same weights and the same batch**: with every "
         "skip connection on, then with them off (the plain net). It plots, layer by layer, the size of the "
-        "gradient that reaches each weight and each block's input. Without skips, the gradient reaching the "
-        "first layers vanishes (no batch norm) or explodes (with batch norm) as the network gets deeper.")
+        "gradient that reaches each weight and each block's input. In a deep enough plain net the gradient reaching "
+        "the first layers can vanish or explode; the sentence under the result says what this run shows.")
     depths = {"builder": f"the builder's network ({md(spec.name)})", **{
         n: f"CIFAR {n}" for n in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")}}
     job = live_session.current_job()
     busy = job is not None and job.running
     c = st.columns([3, 2, 2, 2])
+    # the default shows the effect: CIFAR resnet56 (the builder's ResNet-18 is too shallow for it with batch norm)
     which = c[0].selectbox("Network (depth)", list(depths), format_func=depths.get, key="live.gf_net",
-                           disabled=busy)
+                           index=list(depths).index("resnet56"), disabled=busy)
     base = spec if which == "builder" else rc.get_preset(which)
     norm = c[1].segmented_control("Batch norm", ["batch", "none"], default=base.norm, key=f"live.gf_norm.{which}",
                                   required=True, format_func={"batch": "on", "none": "off"}.get, disabled=busy)
@@ -320,6 +332,11 @@ def show_gradient_flow(flow: GradientFlow) -> None:
         ratio = first["ratio"]
         m[2].metric("Ratio, with / without", "∞" if ratio is not None and ratio == float("inf") else fmt(ratio),
                     help="∞: the gradient without skips is exactly zero")
+    story = gradient_story(flow)
+    if story is not None:
+        st.markdown("**What this run shows.** " + md(" ".join([story.shows, *story.detail])))
+        if story.try_next:
+            st.caption(":material/lightbulb: " + md(story.try_next))
     for v in flow.variants:
         label, rest = v.summary().split(": ", 1)
         st.markdown(f"**{label}**: {rest}")
