@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import delivery, live_session, ui
+from app import delivery, handoff, live_session, ui
 from app.charts import live as charts
 from resnet_core.device import (
     BusyError,
@@ -29,6 +29,7 @@ from resnet_core.structure.build import BuildError
 from resnet_core.structure.records import shape_str
 from resnet_core.text import md
 
+guide = handoff.arrive("live")  # a Learn step's link: its settings go into this page's widgets, once
 spec = ui.current_spec()
 t = ui.cached_trace(spec)
 device = pick_device("auto")
@@ -36,14 +37,16 @@ device = pick_device("auto")
 st.title("Live lab")
 st.caption(f"Runs **{md(spec.name)}** for real on **{describe(device) if device.type == 'cuda' else 'the CPU'}**. "
            "The network is the one in the builder (sidebar); everything here uses your own copy of it.")
+if (guided_note := handoff.note("live")) is not None:
+    st.info(guided_note, icon=":material/route:")
 if not t.ok:
     ui.error_panel(t)
     st.info("Fix the network in the builder to run it.", icon=":material/build:")
     st.stop()
 
 # only the open tab runs (and is sent to the browser): a first view draws the forward views alone
-forward_tab, backward_tab = st.tabs(["Forward: what the network sees", "Backward: gradient flow with and without skips"],
-                                    key="live.tab", on_change="rerun")
+forward_tab, backward_tab = st.tabs([live_session.TAB_FORWARD, live_session.TAB_BACKWARD], key="live.tab",
+                                    on_change="rerun")
 has_bn = spec.norm == "batch"
 MODE_TEXT = {"eval": "running statistics (eval mode)", "train": "statistics of the batch (train mode)"}
 
@@ -277,7 +280,7 @@ def backward_page() -> None:
         job.stop()
         job.wait(30)
         st.rerun()
-    if run and too_large is None:
+    if (run or (guide is not None and guide.run and not busy)) and too_large is None:
         live_session.start_job(gf_spec, int(gf_seed), int(batch), request)
         st.rerun()  # redraw the controls as busy: Stop enabled, settings locked
     progress_view(busy)
