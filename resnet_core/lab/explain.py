@@ -116,7 +116,7 @@ def gradient_story(flow: GradientFlow) -> Story | None:
             detail.append(f"Its loss is {_f(on.loss)} against ln {flow.spec.num_classes} = {chance:.2f} for a uniform "
                           "guess: without batch norm every block adds a branch about as large as its input, so the "
                           "signal grows block after block (Why it works → Signal propagation measures it).")
-        try_next = ("Try batch norm on, or PyTorch-default initialisation (smaller weights), to see the plain net "
+        try_next: str | None = ("Try batch norm on, or PyTorch-default initialisation (smaller weights), to see the plain net "
                     "fail instead." if no_bn else "Try PyTorch-default initialisation (smaller weights).")
         return Story(shows, tuple(detail), try_next)
     if c_off["vanished"] or (r is not None and r >= CLEAR):
