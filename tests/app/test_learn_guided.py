@@ -89,3 +89,16 @@ def test_training_and_why_links_set_their_page(step, label, page_key, value):
     follow(at, step, label)
     assert at.session_state[page_key] == value
     assert any(i.value.startswith("From Learn, step") for i in at.info)
+
+
+def test_the_signal_link_opens_why_on_the_reference_net_and_runs_it():
+    at = learn()
+    follow(at, 3, "Why it works · signal propagation")
+    assert at.session_state["why.experiment"] == "signal"
+    assert at.radio(key="why.signal.net").value == "reference"
+    job = at.session_state["why.job"]
+    assert job.name == "signal"
+    assert job.wait(300)
+    at.run()
+    no_exception(at)
+    assert any("Acceptance:" in s.value for s in [*at.success, *at.error]), "the signal verdict is shown"
