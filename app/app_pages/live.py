@@ -286,8 +286,9 @@ def backward_page() -> None:
     progress_view(busy)
     job = live_session.current_job()
     if job is None:
-        st.info("Choose the settings and click **Run**. Try CIFAR resnet56 with batch norm off and "
-                "PyTorch-default initialisation, then with batch norm on.", icon=":material/touch_app:")
+        st.info("Choose the settings and click **Run**; the sentence under the result says what it shows and what "
+                "to try next. Then compare batch norm on and off (with PyTorch-default initialisation).",
+                icon=":material/touch_app:")
     elif job.finished:
         if job.error:
             st.error(job.error, icon=":material/dangerous:")
