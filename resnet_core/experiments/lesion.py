@@ -262,13 +262,17 @@ def judge(singles: list[dict], full: dict, pair: TrainedPair) -> tuple[Verdict, 
                         "block): " + ", ".join(f"{r['block']}{' ↓' if r['downsampling'] else ''} "
                                                f"{pct(r['residual'])} / {pct(r['plain'])}" for r in singles) + ".")
         if exempt:
-            findings.append(f"The downsampling blocks, outside the criterion as in the paper, leave {pair.residual_label} "
-                            "at " + ", ".join(f"{pct(r['residual'])} ({r['block']})" for r in exempt) + ".")
+            passes = all(r["residual"] >= RESIDUAL_MIN for r in exempt)
+            findings.append(f"The downsampling blocks, which the paper exempts, leave {pair.residual_label} at "
+                            + ", ".join(f"{pct(r['residual'])} ({r['block']})" for r in exempt)
+                            + (": here they would pass the criterion too." if passes else
+                               f": {'some' if any(r['residual'] >= RESIDUAL_MIN for r in exempt) else 'all'} below "
+                               f"its {pct(RESIDUAL_MIN)}, as the paper found them costlier."))
         costly = [r for r in sorted(kept, key=lambda r: r["residual"]) if r["residual"] < RESIDUAL_MIN]
         if costly:
             findings.append(f"Inside the criterion, the deletion{'s' if len(costly) > 1 else ''} that hurt: "
-                            + ", ".join(f"{r['block']} ({pct(r['residual'])}, {pct(full['residual'] - r['residual'])} "
-                                        "below the unlesioned net)" for r in costly)
+                            + ", ".join(f"{r['block']} ({pct(r['residual'])}, {100 * (full['residual'] - r['residual']):.1f} "
+                                        "points below the unlesioned net)" for r in costly)
                             + (": the first stage, right after the stem, which every path passes." if all(
                                 r["block"].startswith("layer1.") for r in costly) else "."))
     ok = len(checks) == 3 and all(c[1] for c in checks)

@@ -175,6 +175,9 @@ def test_the_criterion_is_the_papers_and_a_first_block_that_hurts_is_not_exempt(
     every = next(f for f in findings if f.startswith("Every single deletion"))
     assert all(f"layer{s}.{b}" in every for s in (1, 2, 3) for b in (0, 1, 2))
     assert "layer2.0 ↓ 60.0 % / 10.0 %" in every
+    assert any(f.startswith("The downsampling blocks, which the paper exempts") and "all below its 85.0 %" in f
+               for f in findings)
+    assert any("layer1.0 (84.4 %, 12.6 points below" in f for f in findings)  # 97 − 84.4, counted here
     fine = singles_of([0.93, 0.95, 0.96, 0.60, 0.95, 0.96, 0.62, 0.97, 0.96], plain)
     v2, _ = lesion.judge(fine, full, fake_pair())
     assert v2.reproduced and v2.measured["residual_min"] == 0.93  # the 60 % downsampling deletions are outside it
