@@ -287,15 +287,15 @@ def judge(rows: list[dict], settings: ErfSettings) -> tuple[Verdict, list[str]]:
         spread = max(abs(v / mean - 1) for v in ratios)
         measured.update(std_over_sqrt_n=dict((str(r["layers"]), r["std_over_sqrt_n"]) for r in plain),
                         largest_deviation=spread)
+        exponent = fitted_exponent([r["layers"] for r in plain], [r["erf_std"] for r in plain])
         checks.append((f"plain stack: σ/√n = {', '.join(fmt(v) for v in ratios)} for n = "
-                       f"{', '.join(str(r['layers']) for r in plain)}: at most {100 * spread:.1f} % from its mean "
-                       f"(needs ≤ {100 * SQRT_TOLERANCE:g} %)", spread <= SQRT_TOLERANCE))
+                       f"{', '.join(str(r['layers']) for r in plain)} (fitted: σ ∝ n^{exponent:.2f}): at most "
+                       f"{100 * spread:.1f} % from its mean (needs ≤ {100 * SQRT_TOLERANCE:g} %)", spread <= SQRT_TOLERANCE))
         last = plain[-1]
         measured.update(share_of_rf_at_largest=last["share_of_rf"])
         checks.append((f"plain stack of {last['layers']} layers: ±2σ = {fmt(4 * last['erf_std'])} pixels is "
                        f"{100 * last['share_of_rf']:.0f} % of the theoretical RF of {last['theoretical_rf']} "
                        f"(needs ≤ {100 * FAR_BELOW:g} %)", last["share_of_rf"] <= FAR_BELOW))
-        exponent = fitted_exponent([r["layers"] for r in plain], [r["erf_std"] for r in plain])
         measured.update(fitted_exponent=exponent)
         findings.append(f"σ/√n goes from {fmt(ratios[0])} to {fmt(ratios[-1])}: a least-squares fit of log σ on log n "
                         f"over n = {', '.join(str(r['layers']) for r in plain)} gives σ ∝ n^{exponent:.2f} (Luo et al.: "
