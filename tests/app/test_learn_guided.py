@@ -102,3 +102,11 @@ def test_the_signal_link_opens_why_on_the_reference_net_and_runs_it():
     at.run()
     no_exception(at)
     assert any("Acceptance:" in s.value for s in [*at.success, *at.error]), "the signal verdict is shown"
+
+
+def test_the_shape_link_opens_the_stems_feature_maps_of_the_builders_resnet18():
+    at = learn()
+    follow(at, 2, "Live lab · ResNet-18's feature maps")
+    assert spec_of(at) == rc.get_preset("resnet18")  # 1,000 classes: the same network the walk-through traces
+    # 224 → ⌊(224 + 2·3 − 7) / 2⌋ + 1 = 112, 64 filters: the walk-through's first step, drawn live
+    assert "Feature maps: conv1 (64 channels, 112×112)" in [s.value for s in at.subheader]
