@@ -38,6 +38,8 @@ from resnet_core.structure.records import Plan
 from resnet_core.structure.spec import ArchSpec, spec_key
 from resnet_core.structure.trace import Trace
 
+TAB_FORWARD = "Forward: what the network sees"  # the page's two tabs (their labels are their values)
+TAB_BACKWARD = "Backward: gradient flow with and without skips"
 MODEL = "live.model"  # session_state: (key, Weights)
 RECORD = "live.record"  # session_state: (key, ForwardRecord)
 JOB = "live.gf_job"  # session_state: the gradient-flow Job (app.jobs)

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import state, ui
+from app import guided, handoff, state, ui
 from app.charts import structure as charts
 from resnet_core.structure.graph import block_dot
 from resnet_core.structure.lessons import (
@@ -30,8 +30,25 @@ def open_in_builder(spec) -> None:
     state.apply_spec_to_widgets(spec, source=spec.name)
 
 
+GUIDE_ICONS = {"live": ":material/biotech:", "train": ":material/monitoring:", "why": ":material/verified:"}
+
+
+def run_it(step: int, links: dict[int, list[handoff.Guide]]) -> None:
+    """The step's guided links: each opens its Live, Training or Why view with the settings that show the step."""
+    if not links.get(step):
+        return
+    with st.container(border=True):
+        st.markdown("**Run it** — each link opens the view with its settings set, in the order of the story:")
+        for i, g in enumerate(links[step]):
+            if st.button(g.label, key=f"learn.go.{step}.{i}", on_click=handoff.send, args=(g,), icon=GUIDE_ICONS[g.page],
+                         type="tertiary"):
+                st.switch_page(g.path)
+
+
 st.title("Learn: how residual networks work")
-st.caption("Five short steps, each live. Change the controls and watch; then fix the broken networks.")
+st.caption("Five short steps, each live. Change the controls and watch; then fix the broken networks. Each step "
+           "ends in links (**Run it**) that open the Live lab, the Training lab or Why it works with the settings "
+           "that show it: follow them in order to run the whole story.")
 st.page_link("app_pages/why.py", label="Why it works: five published results about residual networks, reproduced "
              "live and checked against the papers", icon=":material/verified:")
 STEPS = ["1 · The residual block", "2 · Shortcuts", "3 · ResNet-18, shape by shape", "4 · Batch norm",
@@ -73,11 +90,13 @@ with tabs[0]:
             "However small ∂F/∂x becomes in a deep stack, the **I** term lets the gradient reach the early layers. "
             "Turn the skip connection off (right) to see the *plain* block: the same layers, no shortcut, "
             "no ⊕. The Live lab measures what this does to the gradients.")
+        links = guided.path(preset, block, skip)
         b = next(b for b in plan.blocks if b.name == block)
         st.info(f"**{block}**: input x is {shape_str(b.in_shape)}, output {shape_str(b.out_shape)}; "
                 f"shortcut: **{b.shortcut}**." + (
                     " The shape changes here, so x must be projected (1×1 conv, stride 2) or zero-padded "
                     "before it can be added." if b.shortcut in ("projection", "pad") else ""), icon=":material/search:")
+    run_it(0, links)
 
 # ---------------------------------------------------------------------------------------------
 with tabs[1]:
@@ -99,10 +118,11 @@ with tabs[1]:
         "The paper found B slightly better than A (A's zero-padded channels learn no residual) and C "
         "marginally better than B, at the cost of the parameters above — too small a gain to be worth it. "
         "Projections are not essential to the degradation problem: the identity shortcuts are.")
+    run_it(1, links)
 
 # ---------------------------------------------------------------------------------------------
 with tabs[2]:
-    spec18 = rc.get_preset("resnet18").replace(num_classes=10, name="resnet18 (10 classes)")
+    spec18 = rc.get_preset("resnet18")  # the builder's preset, head and all
     t18 = ui.cached_trace(spec18)
     walk = resnet18_walkthrough(t18)
     left, right = st.columns([2, 3])
@@ -119,8 +139,14 @@ with tabs[2]:
         st.altair_chart(charts.staircase(staircase_rows(t18), "spatial", title=f"spatial size: {spatial}"),
                         width="stretch")
     ui.dataframe(table_rows(t18, "stage"), key="learn.r18")  # full width: no column cut off
+    t10 = ui.cached_trace(spec18.replace(num_classes=10))
+    head18, head10 = (next(r.params for r in t.layers if r.name == "fc") for t in (t18, t10))
+    st.caption(f"This is the builder's ResNet-18 preset: {spec18.num_classes:,} ImageNet classes, "
+               f"{t18.total_params:,} parameters. For a 10-class task (CIFAR-10, the digits) only the head changes: "
+               f"{head10:,} parameters instead of {head18:,}, {t10.total_params:,} in all.")
     st.button("Open ResNet-18 in the builder", key="learn.open18", on_click=open_in_builder,
               args=(rc.get_preset("resnet18"),))
+    run_it(2, links)
 
 # ---------------------------------------------------------------------------------------------
 with tabs[3]:
@@ -156,6 +182,7 @@ with tabs[3]:
         "running mean": d.running_mean, "mean after BN (eval)": d.eval_mean, "std after BN (eval)": d.eval_std,
     }).round(2)
     st.dataframe(df, hide_index=True)
+    run_it(3, links)
 
 # ---------------------------------------------------------------------------------------------
 with tabs[4]:

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import delivery, live_session, ui
+from app import delivery, handoff, live_session, ui
 from app.charts import live as charts
 from resnet_core.device import (
     BusyError,
@@ -22,12 +22,14 @@ from resnet_core.device import (
 )
 from resnet_core.lab import ProbeError, gradients, images, weights
 from resnet_core.lab import views as lab_views
+from resnet_core.lab.explain import activation_story, anatomy_story, gradient_story
 from resnet_core.lab.flow import GradientFlow
 from resnet_core.structure import spec as rspec
 from resnet_core.structure.build import BuildError
 from resnet_core.structure.records import shape_str
 from resnet_core.text import md
 
+guide = handoff.arrive("live")  # a Learn step's link: its settings go into this page's widgets, once
 spec = ui.current_spec()
 t = ui.cached_trace(spec)
 device = pick_device("auto")
@@ -35,14 +37,16 @@ device = pick_device("auto")
 st.title("Live lab")
 st.caption(f"Runs **{md(spec.name)}** for real on **{describe(device) if device.type == 'cuda' else 'the CPU'}**. "
            "The network is the one in the builder (sidebar); everything here uses your own copy of it.")
+if (guided_note := handoff.note("live")) is not None:
+    st.info(guided_note, icon=":material/route:")
 if not t.ok:
     ui.error_panel(t)
     st.info("Fix the network in the builder to run it.", icon=":material/build:")
     st.stop()
 
 # only the open tab runs (and is sent to the browser): a first view draws the forward views alone
-forward_tab, backward_tab = st.tabs(["Forward: what the network sees", "Backward: gradient flow with and without skips"],
-                                    key="live.tab", on_change="rerun")
+forward_tab, backward_tab = st.tabs([live_session.TAB_FORWARD, live_session.TAB_BACKWARD], key="live.tab",
+                                    on_change="rerun")
 has_bn = spec.norm == "batch"
 MODE_TEXT = {"eval": "running statistics (eval mode)", "train": "statistics of the batch (train mode)"}
 
@@ -178,6 +182,11 @@ def forward_page() -> None:
             spread, zeros = charts.activation_charts(df)
             ui.svg_chart(spread, "spread")
             ui.svg_chart(zeros, "zeros")
+            story = activation_story(rec.stats, has_bn, rec.mode == "train", w.trained)
+            if story is not None:
+                st.markdown(md(story.shows + " " + " ".join(story.detail)))
+                if story.try_next:
+                    st.caption(":material/lightbulb: " + md(story.try_next))
             with st.expander("The numbers"):
                 st.dataframe(df, hide_index=True)
 
@@ -219,6 +228,11 @@ def anatomy(rec, block: str, w) -> None:
         ui.svg_chart(charts.block_ratio_chart(rows, current=block), "ratios")
         st.caption(f"For {md(w.used)}, {MODE_TEXT[rec.mode] if has_bn else 'no batch norm'}: the ratio {md(trend)}. "
                    "Below 1 the block adds a correction smaller than its input (close to the identity).")
+        story = anatomy_story(rows, has_bn, rec.mode == "train", w.trained)
+        if story is not None:
+            st.markdown(md(" ".join([story.shows, *story.detail])))
+            if story.try_next:
+                st.caption(":material/lightbulb: " + md(story.try_next))
 
 
 # =============================================================================================
@@ -226,15 +240,16 @@ def backward_page() -> None:
     st.markdown(
         "One click runs a forward and a backward pass **twice on the same weights and the same batch**: with every "
         "skip connection on, then with them off (the plain net). It plots, layer by layer, the size of the "
-        "gradient that reaches each weight and each block's input. Without skips, the gradient reaching the "
-        "first layers vanishes (no batch norm) or explodes (with batch norm) as the network gets deeper.")
+        "gradient that reaches each weight and each block's input. In a deep enough plain net the gradient reaching "
+        "the first layers can vanish or explode; the sentence under the result says what this run shows.")
     depths = {"builder": f"the builder's network ({md(spec.name)})", **{
         n: f"CIFAR {n}" for n in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")}}
     job = live_session.current_job()
     busy = job is not None and job.running
     c = st.columns([3, 2, 2, 2])
+    # the default shows the effect: CIFAR resnet56 (the builder's ResNet-18 is too shallow for it with batch norm)
     which = c[0].selectbox("Network (depth)", list(depths), format_func=depths.get, key="live.gf_net",
-                           disabled=busy)
+                           index=list(depths).index("resnet56"), disabled=busy)
     base = spec if which == "builder" else rc.get_preset(which)
     norm = c[1].segmented_control("Batch norm", ["batch", "none"], default=base.norm, key=f"live.gf_norm.{which}",
                                   required=True, format_func={"batch": "on", "none": "off"}.get, disabled=busy)
@@ -265,14 +280,15 @@ def backward_page() -> None:
         job.stop()
         job.wait(30)
         st.rerun()
-    if run and too_large is None:
+    if (run or (guide is not None and guide.run and not busy)) and too_large is None:
         live_session.start_job(gf_spec, int(gf_seed), int(batch), request)
         st.rerun()  # redraw the controls as busy: Stop enabled, settings locked
     progress_view(busy)
     job = live_session.current_job()
     if job is None:
-        st.info("Choose the settings and click **Run**. Try CIFAR resnet56 with batch norm off and "
-                "PyTorch-default initialisation, then with batch norm on.", icon=":material/touch_app:")
+        st.info("Choose the settings and click **Run**; the sentence under the result says what it shows and what "
+                "to try next. Then compare batch norm on and off (with PyTorch-default initialisation).",
+                icon=":material/touch_app:")
     elif job.finished:
         if job.error:
             st.error(job.error, icon=":material/dangerous:")
@@ -320,6 +336,11 @@ def show_gradient_flow(flow: GradientFlow) -> None:
         ratio = first["ratio"]
         m[2].metric("Ratio, with / without", "∞" if ratio is not None and ratio == float("inf") else fmt(ratio),
                     help="∞: the gradient without skips is exactly zero")
+    story = gradient_story(flow)
+    if story is not None:
+        st.markdown("**What this run shows.** " + md(" ".join([story.shows, *story.detail])))
+        if story.try_next:
+            st.caption(":material/lightbulb: " + md(story.try_next))
     for v in flow.variants:
         label, rest = v.summary().split(": ", 1)
         st.markdown(f"**{label}**: {rest}")

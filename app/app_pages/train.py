@@ -22,11 +22,14 @@ defaults = train_config.defaults_for(device)
 job = train_session.current()
 busy = job is not None and job.running
 data_root = train_session.data_root()
+handoff.arrive("train")  # a Learn step's link: its settings go into this page's widgets, once
 
 st.title("Training lab")
 st.caption("He et al.'s headline result, live: a deeper **plain** network trains *worse* than a shallow one — not "
            "only on held-out data, on its own training data — while the residual network does not. "
            f"Defaults for this machine: {defaults.note}.")
+if (guided_note := handoff.note("train")) is not None:
+    st.info(guided_note, icon=":material/route:")
 
 CIFAR_NETS = [n for n in rc.list_presets("cifar")] + ["preact_resnet110", "preact_resnet164"]
 EXPERIMENT_LABELS = {name: exp.title for name, exp in train_config.EXPERIMENTS.items()}

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import experiments_session as xs
-from app import train_session, ui
+from app import handoff, train_session, ui
 from app.charts import experiments as charts
 from resnet_core.experiments import erf, landscape, lesion, shatter, signal
 from resnet_core.experiments.common import ExperimentError, rows_csv
@@ -23,11 +23,14 @@ PAIR_NETS = ["resnet20", "resnet32", "resnet44", "resnet56"]
 job = xs.current()
 xs.collect()
 busy = job is not None and job.running
+guide = handoff.arrive("why")  # a Learn step's link: its settings go into this page's widgets, once
 
 st.title("Why it works")
 st.caption("Five published results about residual networks, reproduced here in seconds to a couple of minutes on "
            "a CPU. Each shows the paper's claim, the measurement, and a verdict computed from the numbers — "
            "reproduced or not, with the numbers that decide it.")
+if (guided_note := handoff.note("why")) is not None:
+    st.info(guided_note, icon=":material/route:")
 
 name = st.segmented_control("Experiment", ORDER, default="lesion", key="why.experiment", required=True,
                             format_func=LABELS.get, persist_state="session")
@@ -171,7 +174,7 @@ with st.container(border=True):
 
 if stop_clicked and job is not None:
     job.stop()
-if run_clicked:
+if run_clicked or (guide is not None and guide.run and not busy):
     xs.start(name, key, work)
     st.rerun()
 

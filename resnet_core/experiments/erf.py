@@ -267,6 +267,14 @@ def network_erf(spec, settings: ErfSettings) -> tuple[dict, torch.Tensor]:
              "share_of_rf": min(1.0, 4 * std / rf) if rf else math.nan, "input": list(spec.input_shape)}, m)
 
 
+def fitted_exponent(n: list[int], std: list[float]) -> float:
+    """b of the least-squares line log σ = a + b·log n (σ ∝ n^b; Luo et al.'s random walk gives b = ½)."""
+    xs, ys = [math.log(v) for v in n], [math.log(v) for v in std]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else math.nan
+
+
 def judge(rows: list[dict], settings: ErfSettings) -> tuple[Verdict, list[str]]:
     plain = sorted((r for r in rows if r["stack"] == "plain"), key=lambda r: r["layers"])
     res = {r["layers"]: r for r in rows if r["stack"] == "residual"}
@@ -279,14 +287,20 @@ def judge(rows: list[dict], settings: ErfSettings) -> tuple[Verdict, list[str]]:
         spread = max(abs(v / mean - 1) for v in ratios)
         measured.update(std_over_sqrt_n=dict((str(r["layers"]), r["std_over_sqrt_n"]) for r in plain),
                         largest_deviation=spread)
+        exponent = fitted_exponent([r["layers"] for r in plain], [r["erf_std"] for r in plain])
         checks.append((f"plain stack: σ/√n = {', '.join(fmt(v) for v in ratios)} for n = "
-                       f"{', '.join(str(r['layers']) for r in plain)}: at most {100 * spread:.1f} % from its mean "
-                       f"(needs ≤ {100 * SQRT_TOLERANCE:g} %)", spread <= SQRT_TOLERANCE))
+                       f"{', '.join(str(r['layers']) for r in plain)} (fitted: σ ∝ n^{exponent:.2f}): at most "
+                       f"{100 * spread:.1f} % from its mean (needs ≤ {100 * SQRT_TOLERANCE:g} %)", spread <= SQRT_TOLERANCE))
         last = plain[-1]
         measured.update(share_of_rf_at_largest=last["share_of_rf"])
         checks.append((f"plain stack of {last['layers']} layers: ±2σ = {fmt(4 * last['erf_std'])} pixels is "
                        f"{100 * last['share_of_rf']:.0f} % of the theoretical RF of {last['theoretical_rf']} "
                        f"(needs ≤ {100 * FAR_BELOW:g} %)", last["share_of_rf"] <= FAR_BELOW))
+        measured.update(fitted_exponent=exponent)
+        findings.append(f"σ/√n goes from {fmt(ratios[0])} to {fmt(ratios[-1])}: a least-squares fit of log σ on log n "
+                        f"over n = {', '.join(str(r['layers']) for r in plain)} gives σ ∝ n^{exponent:.2f} (Luo et al.: "
+                        f"√n, the exponent 0.5){' — a little faster than √n at these depths' if exponent > 0.52 else ''}"
+                        f"{' — a little slower than √n at these depths' if exponent < 0.48 else ''}.")
         findings.append(f"Going from {plain[0]['layers']} to {plain[-1]['layers']} layers multiplies the "
                         f"theoretical RF by {fmt(plain[-1]['theoretical_rf'] / plain[0]['theoretical_rf'])} but the "
                         f"ERF's σ only by {fmt(plain[-1]['erf_std'] / plain[0]['erf_std'])} "

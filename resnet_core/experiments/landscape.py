@@ -37,19 +37,24 @@ from resnet_core.experiments.common import (
     fmt,
     halve,
     no_progress,
+    pct,
     stop_fn,
     threads,
 )
 from resnet_core.experiments.pair_cost import pair_cost, pair_shrinks, trained_pair_figures
 from resnet_core.experiments.settings import LANDSCAPE_BOUNDS as BOUNDS
 from resnet_core.experiments.settings import LandscapeSettings
-from resnet_core.experiments.trained import TrainedPair, ensure_pair
+from resnet_core.experiments.trained import TrainedPair, accuracy, ensure_pair
 
 PAPER = Paper(
     citation="Li, Xu, Taylor, Studer, Goldstein, \"Visualizing the Loss Landscape of Neural Nets\", NeurIPS 2018",
     claim="Skip connections keep the loss surface of deep networks smooth and nearly convex, while the plain "
           "twin's turns chaotic and sharply non-convex.",
     url="https://arxiv.org/abs/1712.09913")
+LOSS_FLOOR = 0.05  # cross-entropy below this (≈ 95 % probability on the right class): the net fits the image
+FITTED = 0.999  # … and this training accuracy: "fits the training set" (every image right)
+TRAINED = 0.9  # training accuracy below this on the loss's images: the net is far from trained
+
 TITLE = "Loss landscape"
 
 LOSS_RATIO = 10.0  # at distance 1, the plain net's loss at least this multiple of the residual net's
@@ -199,6 +204,8 @@ def _run(settings: LandscapeSettings, pair: TrainedPair | None, should_stop, on_
     t0 = time.perf_counter()
     pair, base = ensure_pair(pair, settings.pair, stop, on_progress, 0.6, "the landscape needs trained networks")
     x, y = training_subset(pair, settings.images, settings.seed)
+    with threads(CPU_THREADS):  # how far each net is from fitting these images: said beside the slices
+        fitted = {label: accuracy(pair.models[label], x, y) for label in (pair.residual_label, pair.plain_label)}
     total = 2 * (settings.points_1d + settings.points_2d ** 2)
     done = [0]
 
@@ -221,7 +228,7 @@ def _run(settings: LandscapeSettings, pair: TrainedPair | None, should_stop, on_
     except Stopped:
         stopped = True
     on_progress(1.0, "done")
-    verdict, findings, summary = judge(one, two, pair, settings)
+    verdict, findings, summary = judge(one, two, pair, settings, fitted, int(len(y)))
     return ExperimentResult("landscape", TITLE, PAPER,
                             {**settings.describe(), "networks": [pair.residual_label, pair.plain_label],
                              "source": pair.source, "images_used": int(len(y))},
@@ -234,7 +241,12 @@ def _ends(one: list[dict], role: str, span: float) -> float:
     return sum(vals) / len(vals) if len(vals) == 2 else math.nan
 
 
-def judge(one, two, pair: TrainedPair, settings: LandscapeSettings):
+def judge(one, two, pair: TrainedPair, settings: LandscapeSettings, fitted: dict[str, float] | None = None,
+          images: int = 0):
+    """The verdict on the slices, and what they rest on: each net's training accuracy on the images of the
+    loss (`fitted`, by label), so that a net far from trained is said to be, and two nets that both fit the
+    training set are said to, by an absolute floor on the loss, not by the ratio of two tiny losses."""
+    fitted = fitted or {}
     summary: list[dict[str, Any]] = []  # one row per net: its label, role and measured floats
     checks: list[tuple[str, bool]] = []
     measured: dict[str, float] = {}
@@ -245,7 +257,8 @@ def judge(one, two, pair: TrainedPair, settings: LandscapeSettings):
         grid = [[rows[i * side + j]["loss"] for j in range(side)] for i in range(side)] if len(rows) == side * side else []
         line = [r for r in one if r["role"] == role]
         centre = [min(line, key=lambda r: abs(r["alpha"]))["loss"]] if line else []
-        summary.append({"net": label, "role": role, "loss_at_0": centre[0] if centre else math.nan,
+        summary.append({"net": label, "role": role, "train_accuracy": fitted.get(label, math.nan),
+                        "loss_at_0": centre[0] if centre else math.nan,
                         "loss_at_distance_1": _ends(one, role, settings.span),
                         "convex_share_2d": convex_share(grid) if grid else math.nan,
                         "max_loss_2d": max((r["loss"] for r in rows), default=math.nan)})
@@ -264,15 +277,38 @@ def judge(one, two, pair: TrainedPair, settings: LandscapeSettings):
     measured.update(loss_ratio_at_1=ratio, residual_loss_at_1=res["loss_at_distance_1"],
                     plain_loss_at_1=plain["loss_at_distance_1"], residual_convex_share=res["convex_share_2d"],
                     plain_convex_share=plain["convex_share_2d"])
-    findings.append(f"At the trained weights the training loss is {fmt(res['loss_at_0'])} ({pair.residual_label}) and "
-                    f"{fmt(plain['loss_at_0'])} ({pair.plain_label}); one filter-normalised step away it is "
-                    f"{fmt(res['loss_at_distance_1'])} and {fmt(plain['loss_at_distance_1'])}.")
+    findings += fit_findings(res, plain, images)
+    findings.append(f"One filter-normalised step away from the trained weights the loss is "
+                    f"{fmt(res['loss_at_distance_1'])} ({res['net']}) and {fmt(plain['loss_at_distance_1'])} "
+                    f"({plain['net']}).")
     findings.append(f"Over the 2-D slice the loss reaches {fmt(res['max_loss_2d'])} for {pair.residual_label} and "
                     f"{fmt(plain['max_loss_2d'])} for {pair.plain_label}.")
     claim = (f"trained residual net and plain twin: at filter-normalised distance 1 the plain net's loss is ≥ "
              f"{LOSS_RATIO:g}× the residual net's, and the residual net's 2-D slice is the more convex (share of grid "
              "points where the finite-difference Hessian is positive semi-definite)")
     return Verdict(all(c[1] for c in checks), claim, measured, tuple(checks)), findings, summary
+
+
+def fit_findings(res: dict[str, Any], plain: dict[str, Any], images: int) -> list[str]:
+    """Where each slice starts: both nets fit the training set (by an absolute floor on the loss and full
+    accuracy), or how far each is from it."""
+    out = []
+    on = f" on these {images:,} training images" if images else ""
+    nets = (res, plain)
+    if all(r["loss_at_0"] < LOSS_FLOOR and r["train_accuracy"] >= FITTED for r in nets):
+        return [f"Both fit the training set: at their trained weights the loss is {fmt(res['loss_at_0'])} "
+                f"({res['net']}) and {fmt(plain['loss_at_0'])} ({plain['net']}), both below {LOSS_FLOOR:g}, at "
+                f"{pct(res['train_accuracy'])} and {pct(plain['train_accuracy'])} training accuracy{on}: the slices "
+                "compare the shapes of two minima, not their heights."]
+    out.append(f"At the trained weights the training loss is {fmt(res['loss_at_0'])} ({res['net']}, "
+               f"{pct(res['train_accuracy'])} training accuracy{on}) and {fmt(plain['loss_at_0'])} ({plain['net']}, "
+               f"{pct(plain['train_accuracy'])}).")
+    for r in nets:
+        if math.isfinite(r["train_accuracy"]) and r["train_accuracy"] < TRAINED:
+            out.append(f"{r['net']} is far from trained: {pct(r['train_accuracy'])} training accuracy{on}, so its "
+                       "slice shows the loss around where its training stopped, not around a minimum; the comparison "
+                       "is of what the same training made of each net.")
+    return out
 
 
 EXPLANATION = (

@@ -183,6 +183,18 @@ def judge(rows: list[dict], n_blocks: int) -> tuple[Verdict, list[str]]:
                        f"(needs {LINEAR_BAND[0]:g}–{LINEAR_BAND[1]:g})",
                        bool(ratios) and LINEAR_BAND[0] <= lo and hi <= LINEAR_BAND[1]))
         last = bn[-1]
+        first = bn[0]
+        if first["block"] == 0 and len(bn) > 1:
+            r0 = first["variance"]
+            step = (last["variance"] - r0) / last["block"]
+            outside = not LINEAR_BAND[0] <= r0 <= LINEAR_BAND[1]
+            measured.update(stem_variance=r0, variance_added_per_block=step)
+            findings.append(f"Row ℓ = 0 is the stem's output entering block 1 (variance {fmt(r0)}, so ÷ (ℓ + 1) = "
+                            f"{fmt(r0)}{', outside the band' if outside else ''}); it is not in the check: no residual "
+                            "block has acted yet, its variance is set by the stem's convolution at initialisation, while "
+                            "ℓ + 1 assumes it is 1. From there the blocks add "
+                            f"({fmt(last['variance'])} − {fmt(r0)}) / {last['block']} = {fmt(step)} per block on average "
+                            "(the theory: about 1).")
         findings.append(f"With batch norm and skips the variance after the last block is {fmt(last['variance'])} "
                         f"against ℓ + 1 = {last['block'] + 1}: {fmt(last['channel_variance'])} of it within the "
                         f"channels and {fmt(last['squared_channel_mean'])} in the channels' means (the ReLU before "

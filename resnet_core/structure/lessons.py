@@ -46,11 +46,14 @@ def resnet18_walkthrough(t: Trace) -> Walkthrough:
                else f"the first block divides the size by its stride {first.stride}; its shortcut is {shortcut}")
         steps.append(f"**Stage {sp.index + 1}** ({len(sp.blocks)} basic blocks, {how}) → {shape_str(g.out_shape)}.")
     channels = layers["avgpool"].in_shape[0]
+    classes = t.plan.spec.num_classes
+    head = next(r.params for r in t.layers if r.name == "fc")
     steps += [
         f"**Global average pool**: each of the {channels} maps averaged to one number → "
         f"{shape_str(layers['avgpool'].out_shape)}.",
         f"**Flatten** → {shape_str(layers['flatten'].out_shape)}; **fully connected** → "
-        f"{shape_str(layers['fc'].out_shape)} class scores.",
+        f"{shape_str(layers['fc'].out_shape)} class scores ({channels}·{classes} weights + {classes} biases = "
+        f"{head:,} parameters: the only layer that depends on the number of classes).",
     ]
     conv1 = layers["conv1"]
     h_in, k, p, s = t.input_shape[1], conv1.kernel, conv1.padding, conv1.stride

@@ -76,6 +76,12 @@ def _positive(where: Location, what: str, value: int, minimum: int = 1) -> PlanP
     return None
 
 
+def _a(n: int) -> str:
+    """'a' or 'an' before a number read aloud: an 8, an 11, an 18, an 80; a 7, a 110."""
+    d = str(n)
+    return "an" if d[0] == "8" or (len(d) % 3 == 2 and d[:2] in ("11", "18")) else "a"
+
+
 def _divisors(n: int) -> list[int]:
     small = [d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0]
     return sorted(set(small + [n // d for d in small]))
@@ -171,8 +177,8 @@ class _Planner:
                       stride=s, padding=p, groups=groups, bias=bias, failed=True)
             self.fail(PlanProblem(
                 "spatial_underflow", where,
-                f"a {k}×{k} conv (stride {s}, padding {p}) on a {h}×{w} map would give {oh}×{ow}: "
-                "the spatial size shrinks below 1",
+                f"{_a(k)} {k}×{k} conv (stride {s}, padding {p}) needs a map of at least {k - 2 * p}×{k - 2 * p}, "
+                f"and this one is {h}×{w}: no output position is left (the spatial size would shrink below 1)",
                 f"use a larger input, more padding (padding {k // 2} keeps it ≥ 1), or fewer stride steps before here",
                 layer=len(self.layers) - 1))
         self._add(name=name, op="conv", type="Conv2d", in_shape=x, out_shape=out, part=part, kernel=k,
@@ -197,7 +203,8 @@ class _Planner:
                       padding=p, failed=True)
             self.fail(PlanProblem(
                 "spatial_underflow", Location(None, None, "stem · pool"),
-                f"a {k}×{k} pool (stride {s}) on a {h}×{w} map would give {oh}×{ow}: the spatial size shrinks below 1",
+                f"{_a(k)} {k}×{k} pool (stride {s}, padding {p}) needs a map of at least {k - 2 * p}×{k - 2 * p}, and "
+                f"this one is {h}×{w}: no output position is left (the spatial size would shrink below 1)",
                 "use a larger input, or no stem pool", layer=len(self.layers) - 1))
         out = (c, oh, ow)
         self._add(name=name, op=op, type=typ, in_shape=x, out_shape=out, part=part, kernel=k, stride=s, padding=p)

@@ -160,6 +160,19 @@ def test_gradient_flow_with_batch_norm_explodes_without_skips():
     assert without > 50 * with_skips
 
 
+def test_the_default_gradient_flow_shows_the_effect_and_says_so():
+    """The Backward tab's default is CIFAR resnet56 with batch norm: the plain net's gradient explodes on its way
+    back, and the sentence under the result says so with the measured numbers."""
+    at = open_backward(live())
+    assert at.selectbox(key="live.gf_net").value == "resnet56"
+    at.button(key="live.gf_run").click().run()
+    job = finish_gradflow(at)
+    on, off = (job.result.variant(s).weights[0].norm for s in (True, False))
+    assert off > 50 * on  # measured here, from the result itself
+    shows = next(m.value for m in at.markdown if m.value.startswith("**What this run shows.**"))
+    assert "explodes" in shows and "vanishes" not in shows
+
+
 def test_broken_network_is_not_run():
     from resnet_core.structure.spec import to_url_token
     at = live(spec=to_url_token(rc.get_preset("resnet18").replace(shortcut="identity")))
@@ -301,6 +314,7 @@ def test_a_network_too_large_says_why_in_both_tabs(monkeypatch):
     errors = [e.value for e in at.error]
     assert any(e.startswith("This network is too large to run here") for e in errors)
     open_backward(at)
+    at.selectbox(key="live.gf_net").set_value("builder").run()
     errors = [e.value for e in at.error]
     assert any(e.startswith("This gradient flow cannot run here") and "resnet50" in e for e in errors), errors
     assert at.button(key="live.gf_run").disabled

@@ -65,3 +65,18 @@ def test_same_seed_same_map():
 def test_odd_depth_refused():
     with pytest.raises(erf.ExperimentError, match="even"):
         erf.run(erf.ErfSettings(depths=(3, 8)))
+
+
+@pytest.mark.parametrize("b", [0.5, 0.55, 0.62])
+def test_the_fitted_exponent_is_shown_and_is_the_slope_of_log_sigma_on_log_n(b):
+    """σ = 0.9·n^b exactly: the least-squares slope is b (computed here as the two-point slope, which is the same
+    on an exact power law), and the drift of σ/√n is said with it."""
+    depths = (4, 8, 16, 32)
+    rows = [{"stack": "plain", "layers": n, "erf_std": 0.9 * n ** b, "std_over_sqrt_n": 0.9 * n ** b / math.sqrt(n),
+             "theoretical_rf": 2 * n + 1, "share_of_rf": 4 * 0.9 * n ** b / (2 * n + 1)} for n in depths]
+    v, findings = erf.judge(rows, erf.ErfSettings(depths=depths))
+    slope = (math.log(rows[-1]["erf_std"]) - math.log(rows[0]["erf_std"])) / (math.log(32) - math.log(4))
+    assert v.measured["fitted_exponent"] == pytest.approx(slope, abs=1e-9)
+    line = next(f for f in findings if "least-squares" in f)
+    assert f"σ ∝ n^{slope:.2f}" in line and f"from {rows[0]['std_over_sqrt_n']:.3g}" in line
+    assert ("faster than √n" in line) == (slope > 0.52)

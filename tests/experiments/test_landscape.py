@@ -76,3 +76,32 @@ def test_acceptance_at_a_smaller_depth():
     res, plain = (next(row for row in r.tables["summary"] if row["role"] == role) for role in ("residual", "plain"))
     assert res["convex_share_2d"] > plain["convex_share_2d"], r.tables["summary"]
     assert r.verdict.reproduced
+
+
+def _slices(losses_1d: dict, side: int = 3):
+    """1-D rows at α = −1, 0, 1 and a flat 2-D grid for each role, from the given (−1, 0, +1) losses."""
+    one, two = [], []
+    for role, (a, b, c) in losses_1d.items():
+        one += [{"role": role, "alpha": al, "loss": v} for al, v in ((-1.0, a), (0.0, b), (1.0, c))]
+        two += [{"role": role, "alpha": 0.0, "beta": 0.0, "loss": b + i + j} for i in range(side) for j in range(side)]
+    return one, two
+
+
+def _pair():
+    from types import SimpleNamespace
+    return SimpleNamespace(residual_label="resnet20", plain_label="plain20")
+
+
+def test_two_nets_near_zero_loss_at_full_accuracy_both_fit_and_a_plain_twin_at_43_percent_is_far_from_trained():
+    settings = landscape.LandscapeSettings(points_2d=3)
+    one, two = _slices({"residual": (0.5, 0.001, 0.6), "plain": (5.0, 0.003, 6.0)})
+    _, findings, summary = landscape.judge(one, two, _pair(), settings, {"resnet20": 1.0, "plain20": 1.0}, 64)
+    # 0.001 and 0.003: a ratio of 3, but both near zero at 100 %: they both fit, said so, no "3× higher"
+    assert findings[0].startswith("Both fit the training set") and "100.0 %" in findings[0]
+    assert not any("far from trained" in f for f in findings)
+    one, two = _slices({"residual": (0.5, 0.01, 0.6), "plain": (5.0, 1.6, 6.0)})
+    _, findings, summary = landscape.judge(one, two, _pair(), settings, {"resnet20": 1.0, "plain20": 0.43}, 64)
+    assert not any(f.startswith("Both fit") for f in findings)
+    far = [f for f in findings if "far from trained" in f]
+    assert len(far) == 1 and far[0].startswith("plain20 is far from trained: 43.0 % training accuracy")
+    assert next(r for r in summary if r["role"] == "plain")["train_accuracy"] == 0.43

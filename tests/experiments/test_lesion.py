@@ -120,27 +120,64 @@ def test_end_to_end_on_a_tiny_training():
     assert [row["block"] for row in r.tables["single"]][:2] == ["layer1.0", "layer1.1"]
     assert len(r.tables["single"]) == 9 and len(r.tables["random"]) == 2 * 4
     assert all(0 <= row["residual"] <= 1 and 0 <= row["plain"] <= 1 for row in r.tables["single"])
-    worst = min(row["residual"] for row in r.tables["single"][1:])
+    # the paper's criterion: every block but the downsampling ones (resnet20: layer2.0 and layer3.0)
+    kept = [row for row in r.tables["single"] if row["block"] not in ("layer2.0", "layer3.0")]
+    assert [row["downsampling"] for row in r.tables["single"]] == [b in ("layer2.0", "layer3.0") for b in (
+        row["block"] for row in r.tables["single"])]
+    worst = min(row["residual"] for row in kept)
     assert r.verdict.measured["residual_min"] == worst
     assert r.verdict.reproduced == (worst >= 0.85 and r.verdict.measured["residual_median"] >= 0.9
                                     and r.verdict.measured["plain_max"] <= 0.3)
 
 
 def test_acceptance_at_a_shorter_training():
-    """The issue's acceptance, held against Veit et al.'s claim as the issue states it (not this code's
-    numbers): digits at 8×8, resnet20 and plain20; deleting any single block after the first leaves resnet20
-    at ≥ 85 % held-out accuracy (median ≥ 90 %), and any single deletion drops plain20 to ≤ 30 %. At 800
-    steps (the default trains 1,600, which held for every seed tried; at 800 it holds for seed 0, measured
-    94.7 % / 96.8 % / 21.4 %), one random draw of one deletion; the two nets train in two processes (the same
-    weights as in one: test_pair.py)."""
+    """Veit et al.'s claim, with the paper's exceptions (the downsampling blocks, layer2.0 and layer3.0 here), on
+    digits at 8×8, resnet20 and plain20 at 800 steps, one draw of one deletion; the two nets train in two
+    processes (the same weights as in one: test_pair.py). Measured (seed 0, the default 1,600 steps): every
+    deletion but layer1.0's leaves resnet20 at 94.4–98.3 % (the downsampling blocks 95.5 % and 97.5 %), while
+    deleting layer1.0, right after the stem, leaves 52.6 %; every deletion leaves plain20 at ≤ 20.9 %. So the
+    claim holds for every block but the first, which the paper does not exempt: the verdict says "not reproduced"
+    exactly when a block inside the criterion falls below 85 %, and this test holds it to that."""
     import statistics
 
     from resnet_core.experiments.pair import LESION_PAIR
     r = lesion.run(lesion.LesionSettings(pair=replace(LESION_PAIR, steps=800, processes=2), draws=1, max_k=1))
     singles = r.tables["single"]
     assert [row["block"] for row in singles] == [f"layer{s}.{b}" for s in (1, 2, 3) for b in (0, 1, 2)]
-    later = [row["residual"] for row in singles[1:]]
-    assert min(later) >= 0.85, singles
-    assert statistics.median(later) >= 0.90, singles
+    inside = [row["residual"] for row in singles if row["block"] not in ("layer2.0", "layer3.0")]  # the paper's criterion
+    beyond_first = [row["residual"] for row in singles[1:] if row["block"] not in ("layer2.0", "layer3.0")]
+    assert min(beyond_first) >= 0.85, singles  # the ensemble behaviour, every block after the first
+    assert statistics.median(inside) >= 0.90, singles
     assert max(row["plain"] for row in singles) <= 0.30, singles
-    assert r.verdict.reproduced
+    assert r.verdict.reproduced == (min(inside) >= 0.85), singles  # the first block decides, and is not hidden
+
+
+def fake_pair(classes=10):
+    from types import SimpleNamespace
+    return SimpleNamespace(residual_label="resnet20", plain_label="plain20", data=SimpleNamespace(num_classes=classes))
+
+
+def singles_of(residual, plain):
+    names = [f"layer{s}.{b}" for s in (1, 2, 3) for b in (0, 1, 2)]
+    return [{"index": i + 1, "block": n, "downsampling": n in ("layer2.0", "layer3.0"), "residual": a, "plain": p}
+            for i, (n, a, p) in enumerate(zip(names, residual, plain, strict=True))]
+
+
+def test_the_criterion_is_the_papers_and_a_first_block_that_hurts_is_not_exempt():
+    """Veit et al.'s exceptions are the downsampling blocks: a first block whose deletion leaves 84.4 % fails the
+    85 % floor (it is not exempt), while downsampling blocks at 60 % do not count, and every block is reported."""
+    full = {"residual": 0.97, "plain": 0.95}
+    plain = [0.1] * 9
+    hurts_first = singles_of([0.844, 0.95, 0.96, 0.60, 0.95, 0.96, 0.62, 0.97, 0.96], plain)
+    v, findings = lesion.judge(hurts_first, full, fake_pair())
+    assert not v.reproduced and v.measured["residual_min_block"] == "layer1.0"
+    assert "layer1.0" in v.checks[0][0] and not v.checks[0][1]
+    every = next(f for f in findings if f.startswith("Every single deletion"))
+    assert all(f"layer{s}.{b}" in every for s in (1, 2, 3) for b in (0, 1, 2))
+    assert "layer2.0 ↓ 60.0 % / 10.0 %" in every
+    assert any(f.startswith("The downsampling blocks, which the paper exempts") and "all below its 85.0 %" in f
+               for f in findings)
+    assert any("layer1.0 (84.4 %, 12.6 points below" in f for f in findings)  # 97 − 84.4, counted here
+    fine = singles_of([0.93, 0.95, 0.96, 0.60, 0.95, 0.96, 0.62, 0.97, 0.96], plain)
+    v2, _ = lesion.judge(fine, full, fake_pair())
+    assert v2.reproduced and v2.measured["residual_min"] == 0.93  # the 60 % downsampling deletions are outside it

@@ -51,3 +51,18 @@ def test_same_seed_same_numbers():
     assert a.tables == b.tables
     c = signal.run(signal.SignalSettings(spec=s.spec, batch=4, seed=4))
     assert c.tables != a.tables
+
+
+def test_the_first_row_outside_the_band_gets_its_note():
+    """ℓ = 0 (the stem's output) at variance 0.342 is outside 0.5–2 and outside the check; its note says so, with
+    what the blocks add per block, (15.1 − 0.342) / 16, computed here."""
+    variances = [0.342] + [0.342 + 0.92 * ell for ell in range(1, 17)]
+    rows = [{"variant": "BN + skips", "block": ell, "variance": v, "channel_variance": 0.7 * v,
+             "squared_channel_mean": 0.3 * v} for ell, v in enumerate(variances)]
+    v, findings = signal.judge(rows, 16)
+    note = next(f for f in findings if f.startswith("Row ℓ = 0"))
+    assert "variance 0.342" in note and "outside the band" in note
+    assert f"= {(variances[-1] - 0.342) / 16:.3g} per block" in note
+    rows[0]["variance"] = 1.0  # inside the band: the note stays, without "outside"
+    _, findings = signal.judge(rows, 16)
+    assert "outside the band" not in next(f for f in findings if f.startswith("Row ℓ = 0"))

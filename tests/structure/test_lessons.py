@@ -81,3 +81,21 @@ def test_the_resnet18_walkthrough_reads_the_staircase_off_the_trace():
         assert shape in text, shape
     assert walk.stem_conv == (224, 7, 3, 2, 112)  # ⌊(224 + 6 − 7) / 2⌋ + 1 = 112
     assert len(walk.steps) == 2 + 4 + 2
+
+
+def test_the_walkthrough_counts_its_head_and_says_it_alone_depends_on_the_classes():
+    from resnet_core.structure.lessons import resnet18_walkthrough
+
+    for classes in (1000, 10):
+        walk = resnet18_walkthrough(rc.trace(rc.get_preset("resnet18").replace(num_classes=classes)))
+        head = 512 * classes + classes  # the FC's weights and biases, counted here
+        assert f"= {head:,} parameters" in walk.steps[-1]
+    # the only difference between the two: the published 11,689,512 less the 1,000-class head, plus the 10-class one
+    assert rc.trace(rc.get_preset("resnet18").replace(num_classes=10)).total_params == 11_689_512 - 513_000 + 5_130
+
+
+def test_an_impossible_size_is_said_to_be_impossible_in_plain_words():
+    ex = next(e for e in EXERCISES if e.key == "tiny-input")  # 8×8 input, 11×11 stem conv, no padding
+    message = rc.plan(ex.broken).errors[0].message
+    assert message.startswith("an 11×11 conv (stride 1, padding 0) needs a map of at least 11×11")
+    assert "this one is 8×8" in message and "-" not in message.split(":")[0]  # no negative size said as a size
