@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import delivery, handoff, live_session, ui
+from app import delivery, handoff, live_session, model_views, ui
 from app.charts import live as charts
 from resnet_core.device import (
     BusyError,
@@ -28,6 +28,18 @@ from resnet_core.structure import spec as rspec
 from resnet_core.structure.build import BuildError
 from resnet_core.structure.records import shape_str
 from resnet_core.text import md
+
+if model_views.showing_model():  # a server started with --model, the sidebar's Explore on the model
+    model_views.header("{name}: live lab")
+    st.caption("Runs your model from code for real on the CPU, with random weights. Its residual additions, found "
+               "in its graph, are rewritten to keep only their branch for the comparison without skips: the "
+               "same weights, the same batch.")
+    forward_tab, flow_tab = st.tabs(["Forward views", "Gradient flow, with and without skips"])
+    with forward_tab:
+        model_views.forward_views()
+    with flow_tab:
+        model_views.gradient_flow()
+    st.stop()
 
 guide = handoff.arrive("live")  # a Learn step's link: its settings go into this page's widgets, once
 spec = ui.current_spec()

@@ -134,3 +134,13 @@ def test_the_shape_trace_and_graph_pages_show_the_model_while_explore_is_on_it(w
     at.segmented_control(key="model.explore").set_value("the builder's network").run()
     no_exception(at)
     assert at.title[0].value.endswith(": computation graph") and not at.title[0].value.startswith("ResNetSE")
+
+
+def test_the_live_lab_shows_the_models_forward_views_and_gradient_flow(with_model):
+    at = with_model()
+    at.switch_page("app_pages/live.py").run()
+    no_exception(at)
+    assert at.title[0].value == "ResNetSE: live lab"
+    views = at.session_state["model.forward"][1]
+    assert len(views.blocks) == 4  # the four residual blocks' anatomy, as on the model's own page
+    assert at.button(key="model.run").label.startswith("Run forward + backward, with and without skips")
