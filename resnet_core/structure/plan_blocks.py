@@ -147,7 +147,9 @@ class BlockEmitter(LayerEmitter):
         if cl:
             y = self.permute(name(), y, to_last=True)
 
-        def norm(y: Shape) -> Shape:
+        def norm(y: Shape) -> Shape:  # no norm, no module: the numbering goes on without it (as the Sequential's)
+            if self.norm_kind == "none":
+                return y
             return self.norm_channels_last(name(), y, "main") if cl else self.norm(name(), y, "main")
 
         def pointwise(y: Shape, out: int) -> Shape:
