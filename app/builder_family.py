@@ -46,6 +46,7 @@ def sync_loaded(force: bool = False) -> None:
     ss[P + "stem_w1"], ss[P + "stem_w2"] = loaded.stem.widths
     for i, s in enumerate(loaded.stages):
         ss[stage_key(i, "kernel")] = "auto" if s.kernel is None or s.kernel not in KERNELS else s.kernel
+        ss[stage_key(i, "depthwise")] = bool(s.depthwise)
     ss[SYNCED] = loaded
 
 
@@ -62,7 +63,8 @@ def overlay(spec: ArchSpec) -> ArchSpec:
     stages = []
     for i, s in enumerate(spec.stages):
         k = ss.get(stage_key(i, "kernel"), "auto")
-        stages.append(replace(s, kernel=None if k == "auto" else int(k)))
+        stages.append(replace(s, kernel=None if k == "auto" else int(k),
+                              depthwise=bool(ss.get(stage_key(i, "depthwise"), False))))
     return spec.replace(
         stem=stem, stages=tuple(stages), norm=ss[P + "norm"], attention=ss[P + "attention"],
         se_ratio=float(ss[P + "se_ratio"]), eca_kernel=int(ss[P + "eca_kernel"]),
@@ -100,6 +102,7 @@ def stage_kernel(i: int) -> None:
     st.selectbox("Kernel", KERNELS, key=stage_key(i, "kernel"),
                  help="The block's spatial conv: auto is 3×3, or 7×7 for ConvNeXt blocks (Liu et al. 2022 found "
                       "7×7 depthwise the best trade-off). Odd sizes keep the map's size.")
+    st.toggle("Depthwise k×k", key=stage_key(i, "depthwise"), help=REASONS["depthwise"])
 
 
 def modern_parts(spec: ArchSpec) -> None:

@@ -27,6 +27,9 @@ REASONS: dict[str, str] = {
     "block.convnext": "ConvNeXt block (Liu et al. 2022): depthwise k×k (7×7) conv → LayerNorm → 1×1 expand ×4 → "
                       "GELU → 1×1 reduce, an inverted bottleneck with one norm and one activation; depthwise "
                       "convs make the large kernel cheap.",
+    "depthwise": "Depthwise conv (ResNeXt taken to the limit; MobileNet): one group per channel, so the k×k conv "
+                 "mixes space only and the 1×1s mix channels; k² parameters a channel instead of k²·C — a large "
+                 "cut in mult-adds that ConvNeXt spends on width. Branch width = int(width · width_per_group / 64).",
     "layer_scale": "Layer scale (Touvron et al. 2021, used by ConvNeXt): a learnable per-channel γ on F(x), "
                    "initialised tiny (1e-6) so each block starts near the identity; one parameter per channel.",
     "downsampling.separate": "ConvNeXt's separate downsampling: between stages a norm and a 2×2 stride-2 conv "

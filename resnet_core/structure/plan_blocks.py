@@ -12,8 +12,9 @@ from resnet_core.structure.spec import Stage
 
 
 def inner_width(stage: Stage) -> int:
-    """torchvision's branch width int(planes · width_per_group / 64) · groups, in exact integer arithmetic."""
-    return (stage.width * stage.width_per_group // 64) * stage.groups
+    """torchvision's branch width int(planes · width_per_group / 64) · groups, in exact integer arithmetic
+    (a depthwise stage: int(planes · width_per_group / 64), one group per channel)."""
+    return (stage.width * stage.width_per_group // 64) * (1 if stage.depthwise else stage.groups)
 
 
 def se_width(channels: int, ratio: float) -> int:
@@ -49,7 +50,8 @@ class BlockEmitter(LayerEmitter):
         else:
             shortcut = "identity"
         return BlockPlan(stage=i, index=j, name=name, kind=st.block, in_shape=x, out_shape=None,
-                         stride=stride, in_channels=c_in, inner_width=d, out_channels=c_out, groups=st.groups,
+                         stride=stride, in_channels=c_in, inner_width=d, out_channels=c_out,
+                         groups=d if st.depthwise and st.block != "convnext" else st.groups,
                          shortcut=shortcut, first=len(self.layers), kernel=st.kernel_or_default)
 
     def emit_block(self, b: BlockPlan) -> Shape:

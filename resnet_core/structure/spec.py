@@ -153,6 +153,7 @@ class Stage:
     width_per_group: int = 64  # ResNeXt/Wide bottleneck width: inner = int(width·wpg/64)·groups
     expansion: int | None = None  # output = width × expansion; None: 1 for basic, 4 for bottleneck; convnext: hidden = width × expansion (4)
     kernel: int | None = None  # the block's spatial (k×k) conv; None: 3, or 7 for convnext
+    depthwise: bool = False  # the k×k conv is depthwise (one group per channel; `groups` unused), as ConvNeXt's "ResNeXt-ify" step
 
     @property
     def expansion_or_default(self) -> int:
@@ -229,8 +230,9 @@ def _stem_to_dict(stem: Stem) -> dict[str, Any]:
 
 
 def _stage_to_dict(stage: Stage) -> dict[str, Any]:
-    # `kernel` is written only when set, so the specs and links made before it existed stay the same
-    return {f.name: getattr(stage, f.name) for f in fields(Stage) if f.name != "kernel" or stage.kernel is not None}
+    # `kernel` and `depthwise` are written only when set, so the specs and links made before it existed stay the same
+    return {f.name: getattr(stage, f.name) for f in fields(Stage)
+            if not (f.name == "kernel" and stage.kernel is None) and not (f.name == "depthwise" and not stage.depthwise)}
 
 
 # the fields added with the family since 2016: written only when they differ from the default, so every
@@ -312,6 +314,7 @@ def _read_stage(data: Any, i: int, r: Reader) -> Stage:
         width_per_group=r.value(data, "width_per_group", int, where, d.width_per_group),
         expansion=r.value(data, "expansion", int, where, d.expansion, optional=True),
         kernel=r.value(data, "kernel", int, where, d.kernel, optional=True),
+        depthwise=r.value(data, "depthwise", bool, where, d.depthwise),
     )
 
 
