@@ -328,6 +328,7 @@ class ConvNeXtBlock(ResidualBlock):
         self.layer_scale_init = layer_scale
         if layer_scale > 0:
             self.layer_scale = nn.Parameter(torch.full((out_channels, 1, 1), float(layer_scale)))
+            self.scale = Mul()  # F(x) × γ, as a module so that hooks see it
         self.post_act = every_act  # the ResNet way: an activation after the addition
         self._shortcut(shortcut, in_channels, out_channels, stride, norm, bn_eps, bn_momentum, activation)
 
@@ -341,7 +342,7 @@ class ConvNeXtBlock(ResidualBlock):
     def forward(self, x):  # (B, C_in, H, W)
         out = self.block(x)  # (B, C_out, H/s, W/s): F(x)
         if self.layer_scale_init > 0:
-            out = out * self.layer_scale
+            out = self.scale(out, self.layer_scale)
         out = self.residual(out, x)
         return getattr(self, self.act_name)(out) if self.post_act else out
 

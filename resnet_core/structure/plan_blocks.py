@@ -170,7 +170,8 @@ class BlockEmitter(LayerEmitter):
         if cl:
             y = self.permute(name(), y, to_last=False)
         if spec.layer_scale > 0:
-            self._add(name=f"{n}.layer_scale", op="scale", type="LayerScale", in_shape=y, out_shape=y, part="main")
+            # the multiply by the block's γ (its parameter `layer_scale`, torchvision's key) is the module `scale`
+            self._add(name=f"{n}.scale", op="scale", type="LayerScale", in_shape=y, out_shape=y, part="main")
         return y
 
     def attention(self, name: str, x: Shape) -> Shape:
