@@ -195,7 +195,12 @@ def sidebar() -> ArchSpec:
 
         st.toggle("Skip connections", key=P + "skip",
                   help="Off: the paper's plain net — the same layers with no shortcut at all.")
-        family.norm_select()
+        st.toggle("Batch norm", key=P + "batch_norm", on_change=family.on_batch_norm,
+                  disabled=ss[P + "norm"] == "layer",
+                  help="BatchNorm after every conv (before the ReLU). Off: no normalisation; convs get a bias. "
+                       "LayerNorm: under 'Since 2016'.")
+        if ss[P + "norm"] == "layer":
+            st.caption("Normalisation: LayerNorm (set under 'Since 2016').")
         skips = bool(ss[P + "skip"])
         st.segmented_control("Shortcut option", SHORTCUTS, key=P + "shortcut", required=True,
                              disabled=not skips, help="\n\n".join(f"**{k}**: {v}" for k, v in SHORTCUT_HELP.items()))

@@ -72,8 +72,16 @@ def overlay(spec: ArchSpec) -> ArchSpec:
         block_norms=ss[P + "block_norms"], block_activations=ss[P + "block_activations"])
 
 
+def _on_norm() -> None:  # the older "Batch norm" toggle follows the normalisation chosen here
+    st.session_state[P + "batch_norm"] = st.session_state[P + "norm"] == "batch"
+
+
+def on_batch_norm() -> None:  # … and this one follows the toggle
+    st.session_state[P + "norm"] = "batch" if st.session_state[P + "batch_norm"] else "none"
+
+
 def norm_select() -> None:
-    st.selectbox("Normalisation", NORMS, key=P + "norm", format_func=NORM_LABELS.get,
+    st.selectbox("Normalisation", NORMS, key=P + "norm", format_func=NORM_LABELS.get, on_change=_on_norm,
                  help="Batch norm after every conv, before the activation (Ioffe & Szegedy 2015).\n\n"
                       + _help("norm.layer", "norm.none"))
 
@@ -108,6 +116,7 @@ def stage_kernel(i: int) -> None:
 def modern_parts(spec: ArchSpec) -> None:
     """The section 'Since 2016': attention, the ConvNeXt block's options, downsampling."""
     ss = st.session_state
+    norm_select()
     st.selectbox("Channel attention", ATTENTIONS, key=P + "attention", format_func=ATTENTION_LABELS.get,
                  help=_help("attention.se", "attention.eca"))
     c1, c2 = st.columns(2)
