@@ -27,7 +27,7 @@ from resnet_core.structure.limits import (
     planned_work,
 )
 from resnet_core.structure.plan_blocks import BlockEmitter, inner_width
-from resnet_core.structure.plan_checks import check_options
+from resnet_core.structure.plan_checks import check_options, check_stage_options
 from resnet_core.structure.plan_layers import Stop as _Stop
 from resnet_core.structure.plan_layers import at_most as _at_most
 from resnet_core.structure.plan_layers import choice_error as _choice_error
@@ -187,6 +187,8 @@ class _Planner(BlockEmitter):
                 "out_of_range", where("kernel"),
                 f"kernel {k} is even: a {k}×{k} conv with padding {k // 2} makes the map one pixel larger, "
                 "and F(x) could not be added to x", f"use an odd kernel ({k - 1} or {k + 1})"))
+        for problem in check_stage_options(self.spec, i):
+            self.fail(problem)
         if st.block == "convnext":
             return
         d = inner_width(st)
