@@ -65,7 +65,7 @@ def section(label: str, key: str):
                        on_change=_remember, args=(key,))
 
 
-def _num(label: str, key: str, bound: str, help: str | None = None) -> None:
+def number_input(label: str, key: str, bound: str, help: str | None = None) -> None:
     b = BOUNDS[bound]
     st.number_input(label, min_value=b.lo, max_value=b.hi, step=1, key=key, help=help)
 
@@ -97,13 +97,13 @@ def _stage_editor(i: int, n: int, spec: ArchSpec) -> None:
                      help=REASONS["block.convnext"])
         c1, c2 = st.columns(2)
         with c1:
-            _num("Blocks", stage_key(i, "blocks"), "blocks")
-            _num("Stride (1st block)", stage_key(i, "stride"), "stride")
-            _num("Groups", stage_key(i, "groups"), "groups", help="Grouped 3×3 convolutions (ResNeXt cardinality).")
+            number_input("Blocks", stage_key(i, "blocks"), "blocks")
+            number_input("Stride (1st block)", stage_key(i, "stride"), "stride")
+            number_input("Groups", stage_key(i, "groups"), "groups", help="Grouped 3×3 convolutions (ResNeXt cardinality).")
         with c2:
-            _num("Width", stage_key(i, "width"), "width", help="The block's base width ('planes'); "
+            number_input("Width", stage_key(i, "width"), "width", help="The block's base width ('planes'); "
                  "its output has width × expansion channels.")
-            _num("Width / group", stage_key(i, "width_per_group"), "width_per_group",
+            number_input("Width / group", stage_key(i, "width_per_group"), "width_per_group",
                  help="Branch width = int(width · width_per_group / 64) · groups (torchvision's rule; "
                       "64 = plain ResNet, 128 = Wide ResNet-2).")
             st.selectbox("Expansion", EXPANSIONS, key=stage_key(i, "expansion"),
@@ -122,27 +122,27 @@ def _stage_editor(i: int, n: int, spec: ArchSpec) -> None:
 def _input_and_head(spec: ArchSpec) -> None:
     c1, c2 = st.columns(2)
     with c1:
-        _num("Height", P + "input_h", "input_h")
-        _num("Channels", P + "in_channels", "in_channels")
+        number_input("Height", P + "input_h", "input_h")
+        number_input("Channels", P + "in_channels", "in_channels")
     with c2:
-        _num("Width", P + "input_w", "input_w")
-        _num("Classes", P + "num_classes", "num_classes")
+        number_input("Width", P + "input_w", "input_w")
+        number_input("Classes", P + "num_classes", "num_classes")
 
 
 def _stem(spec: ArchSpec) -> None:
     ss = st.session_state
     st.selectbox("Stem", STEM_TYPES, key=P + "stem_type", format_func=STEM_LABELS.get)
-    _num("Stem channels", P + "stem_channels", "stem_channels")
+    number_input("Stem channels", P + "stem_channels", "stem_channels")
     if ss[P + "stem_type"] == "custom":
         c1, c2 = st.columns(2)
         with c1:
-            _num("Kernel", P + "stem_kernel", "stem_kernel")
-            _num("Padding", P + "stem_padding", "stem_padding")
-            _num("Pool kernel", P + "stem_pool_kernel", "stem_pool_kernel")
+            number_input("Kernel", P + "stem_kernel", "stem_kernel")
+            number_input("Padding", P + "stem_padding", "stem_padding")
+            number_input("Pool kernel", P + "stem_pool_kernel", "stem_pool_kernel")
         with c2:
-            _num("Stride", P + "stem_stride", "stem_stride")
+            number_input("Stride", P + "stem_stride", "stem_stride")
             st.selectbox("Pool", POOL_TYPES, key=P + "stem_pool", help=REASONS["stem.pool_conv"])
-            _num("Pool stride", P + "stem_pool_stride", "stem_pool_stride")
+            number_input("Pool stride", P + "stem_pool_stride", "stem_pool_stride")
     family.stem_fields(ss[P + "stem_type"])
 
 

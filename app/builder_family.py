@@ -88,7 +88,7 @@ def norm_select() -> None:
 
 def stem_fields(stem_type: str) -> None:
     """The deep stem's widths and pool, or the patchify stem's patch."""
-    from app.builder import _num  # the builder's bounded number widget
+    from app.builder import number_input  # the builder's bounded number widget
     if stem_type == "deep":
         st.caption(REASONS["stem.deep"])
         c1, c2 = st.columns(2)
@@ -98,12 +98,12 @@ def stem_fields(stem_type: str) -> None:
         c1, c2 = st.columns(2)
         with c1:
             st.selectbox("Pool", ["max", "avg", "none", "conv"], key=P + "stem_pool", help=_help("stem.pool_conv"))
-            _num("Pool kernel", P + "stem_pool_kernel", "stem_pool_kernel")
+            number_input("Pool kernel", P + "stem_pool_kernel", "stem_pool_kernel")
         with c2:
-            _num("Pool stride", P + "stem_pool_stride", "stem_pool_stride")
+            number_input("Pool stride", P + "stem_pool_stride", "stem_pool_stride")
     elif stem_type == "patchify":
         st.caption(REASONS["stem.patchify"])
-        _num("Patch (kernel = stride)", P + "stem_kernel", "stem_kernel")
+        number_input("Patch (kernel = stride)", P + "stem_kernel", "stem_kernel")
 
 
 def stage_kernel(i: int) -> None:
