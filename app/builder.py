@@ -111,11 +111,11 @@ def _stage_editor(i: int, n: int, spec: ArchSpec) -> None:
                               "ConvNeXt: the inverted bottleneck's hidden width = width × expansion (auto 4).")
             family.stage_kernel(i)
         with st.container(horizontal=True, gap="small"):  # content-wide buttons that wrap: no label is cut
-            st.button("Up", icon=":material/arrow_upward:", key=f"ui.up.{i}", on_click=state.move_stage,
+            st.button("Up", icon=":material/arrow_upward:", key=f"ui.up.{i}", on_click=family.move_stage,
                       args=(i, -1), disabled=i == 0, help=f"Move stage {i + 1} up")
-            st.button("Down", icon=":material/arrow_downward:", key=f"ui.down.{i}", on_click=state.move_stage,
+            st.button("Down", icon=":material/arrow_downward:", key=f"ui.down.{i}", on_click=family.move_stage,
                       args=(i, 1), disabled=i == n - 1, help=f"Move stage {i + 1} down")
-            st.button("Remove", icon=":material/close:", key=f"ui.rm.{i}", on_click=state.remove_stage, args=(i,),
+            st.button("Remove", icon=":material/close:", key=f"ui.rm.{i}", on_click=family.remove_stage, args=(i,),
                       help=f"Remove stage {i + 1}")
 
 
@@ -220,7 +220,7 @@ def sidebar() -> ArchSpec:
         st.markdown(f"**Stages ({n})**")
         for i in range(n):
             _stage_editor(i, n, spec)
-        st.button("Add stage", icon=":material/add:", key="ui.add_stage", on_click=state.add_stage, width="stretch")
+        st.button("Add stage", icon=":material/add:", key="ui.add_stage", on_click=family.add_stage, width="stretch")
         st.button("Undo all edits", icon=":material/restart_alt:", key="ui.reset", on_click=_on_reset, width="stretch",
                   help="Go back to the network as it was loaded (the preset, the link, the imported file).")
     return spec

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from app import state
 from app.state import P, stage_key
 from resnet_core.structure.parts import REASONS
 from resnet_core.structure.spec import ATTENTIONS, DOWNSAMPLINGS, HOW_MANY, NORMS, ArchSpec, Stem
@@ -78,6 +79,43 @@ def _on_norm() -> None:  # the older "Batch norm" toggle follows the normalisati
 
 def on_batch_norm() -> None:  # … and this one follows the toggle
     st.session_state[P + "norm"] = "batch" if st.session_state[P + "batch_norm"] else "none"
+
+
+# ---- the stage list's edits (state.add/remove/move_stage) carry each stage's newer fields with it ----
+
+_STAGE_FIELDS = ("kernel", "depthwise")
+
+
+def _stage_values(n: int) -> list[dict[str, object]]:
+    ss = st.session_state
+    return [{f: ss.get(stage_key(i, f), "auto" if f == "kernel" else False) for f in _STAGE_FIELDS} for i in range(n)]
+
+
+def _write_stage_values(values: list[dict[str, object]]) -> None:
+    for i, v in enumerate(values):
+        for f in _STAGE_FIELDS:
+            st.session_state[stage_key(i, f)] = v[f]
+
+
+def add_stage() -> None:
+    values = _stage_values(st.session_state[P + "n_stages"])
+    state.add_stage()
+    _write_stage_values(values + [values[-1] if values else {"kernel": "auto", "depthwise": False}])
+
+
+def remove_stage(i: int) -> None:
+    values = _stage_values(st.session_state[P + "n_stages"])
+    state.remove_stage(i)
+    _write_stage_values(values[:i] + values[i + 1:])
+
+
+def move_stage(i: int, delta: int) -> None:
+    values = _stage_values(st.session_state[P + "n_stages"])
+    state.move_stage(i, delta)
+    j = i + delta
+    if 0 <= j < len(values):
+        values[i], values[j] = values[j], values[i]
+        _write_stage_values(values)
 
 
 def norm_select() -> None:

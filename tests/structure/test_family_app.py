@@ -71,3 +71,16 @@ def test_the_roadmap_page_opens_a_step_in_the_builder():
     at.button(key="roadmap.open.5").click().run()
     ok(at)
     assert at.session_state["spec"] == STEPS[5].spec
+
+
+def test_stage_edits_carry_each_stages_kernel_and_depthwise():
+    at = new_app(spec=to_url_token(STEPS[3].spec))  # depthwise stages
+    at.button(key="ui.rm.0").click().run()
+    ok(at)
+    assert all(s.depthwise for s in at.session_state["spec"].stages)
+    at2 = new_app(net="convnext_tiny")
+    at2.selectbox(key="net.s3.kernel").set_value(5).run()
+    at2.button(key="ui.up.3").click().run()
+    assert [s.kernel for s in at2.session_state["spec"].stages] == [None, None, 5, None]
+    at2.button(key="ui.add_stage").click().run()
+    assert [s.kernel for s in at2.session_state["spec"].stages] == [None, None, 5, None, None]  # a copy of the last
