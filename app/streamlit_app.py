@@ -29,6 +29,7 @@ pages = [
     st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page(PAGES / "export.py", title="Share & export", icon=":material/ios_share:", url_path="export"),
     st.Page(PAGES / "learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+    st.Page(PAGES / "roadmap.py", title="ResNet → ConvNeXt", icon=":material/route:", url_path="roadmap"),
     st.Page(PAGES / "live.py", title="Live lab", icon=":material/biotech:", url_path="live"),
     st.Page(PAGES / "train.py", title="Training lab", icon=":material/monitoring:", url_path="train"),
     st.Page(PAGES / "why.py", title="Why it works", icon=":material/verified:", url_path="why"),

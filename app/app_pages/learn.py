@@ -51,6 +51,8 @@ st.caption("Five short steps, each live. Change the controls and watch; then fix
            "that show it: follow them in order to run the whole story.")
 st.page_link("app_pages/why.py", label="Why it works: five published results about residual networks, reproduced "
              "live and checked against the papers", icon=":material/verified:")
+st.page_link("app_pages/roadmap.py", label="From ResNet to ConvNeXt: the residual family since 2016, one published "
+             "step at a time", icon=":material/route:")
 STEPS = ["1 · The residual block", "2 · Shortcuts", "3 · ResNet-18, shape by shape", "4 · Batch norm",
          "5 · Broken networks"]
 

@@ -71,20 +71,27 @@ def generate_code(spec: ArchSpec) -> str:
 
 
 def _format_blueprint(bp: dict) -> str:
-    """BLUEPRINT as readable Python: one line per run of identical blocks."""
-    lines = ["# The network, as planned by ResNet Explorer. `stages` lists, per stage, runs of identical",
-             "# blocks as [count, block config].", "BLUEPRINT = {"]
+    """BLUEPRINT as readable Python: one line per layer of the stem, downsampling and head, one per run of
+    identical blocks."""
+    fmt = lambda v: pprint.pformat(v, width=200, sort_dicts=False)  # noqa: E731
+    lines = ["# The network, as planned by ResNet Explorer. `stem` and `head` list their layers in call order;",
+             "# `stages` lists, per stage, its downsampling layers and runs of identical blocks as [count, block config].",
+             "BLUEPRINT = {"]
     for key, value in bp.items():
-        if key != "stages":
-            lines.append(f"    {key!r}: {pprint.pformat(value, width=200, sort_dicts=False)},")
-            continue
-        lines.append("    'stages': [")
-        for i, runs in enumerate(value):
-            lines.append(f"        [  # layer{i + 1}")
-            for count, cfg in runs:
-                lines.append(f"            [{count}, {pprint.pformat(cfg, width=200, sort_dicts=False)}],")
-            lines.append("        ],")
-        lines.append("    ],")
+        if key in ("stem", "head"):
+            lines.append(f"    {key!r}: [")
+            lines += [f"        {fmt(d)}," for d in value]
+            lines.append("    ],")
+        elif key == "stages":
+            lines.append("    'stages': [")
+            for stage in value:
+                lines.append(f"        {{'name': {stage['name']!r}, 'downsampling': {fmt(stage['downsampling'])}, 'runs': [")
+                for count, cfg in stage["runs"]:
+                    lines.append(f"            [{count}, {fmt(cfg)}],")
+                lines.append("        ]},")
+            lines.append("    ],")
+        else:
+            lines.append(f"    {key!r}: {fmt(value)},")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -36,7 +36,11 @@ _STYLE: dict[LayerOp, tuple[str, str]] = {  # op -> (shape, fill)
     "linear": ("box", "#eeeeee"),
     "pad": ("box", "#fde3cf"),
     "add": ("circle", "#ffffff"),
+    "conv1d": ("box", "#f4d6e6"),
+    "permute": ("box", "#eeeeee"),
+    "scale": ("box", "#f4d6e6"),
 }
+ATTENTION_COLOR = "#c2185b"
 
 
 def _layer_label(lay: Layer) -> str:
@@ -51,8 +55,16 @@ def _layer_label(lay: Layer) -> str:
         return f"{lay.label}\n{lay.kernel}×{lay.kernel}/{lay.stride} {lay.op[:3]} pool"
     if lay.op == "gap":
         return "global avg pool"
+    if lay.op == "linear" and lay.channels_last:
+        return f"{lay.label}\n1×1 (linear), {lay.out_shape[-1] if lay.out_shape else '?'}"
     if lay.op == "linear":
         return f"fc {lay.in_shape[0]} → {lay.out_shape[0] if lay.out_shape else '?'}"
+    if lay.op == "conv1d":
+        return f"{lay.label}\nECA conv1d k{lay.kernel} over channels"
+    if lay.op == "scale":
+        return f"{lay.label}\n× γ (layer scale)" if lay.type == "LayerScale" else f"{lay.label}\nx × gate"
+    if lay.op == "permute":
+        return f"{lay.label}\n{'to channels-last' if not lay.channels_last else 'to channels-first'}"
     if lay.op == "pad":
         return f"{lay.label}\nsubsample /{lay.stride} + zero-pad"
     return f"{lay.label}\n{lay.type}"
@@ -135,13 +147,24 @@ class _Drawer:
         """One block at block detail: an F(x) node, the shortcut (a node when it has layers), ⊕."""
         layers = self.plan.layers[b.first:b.end]
         main = [lay for lay in layers if lay.part == "main"]
-        convs = [lay for lay in main if lay.op == "conv"]
+        convs = [lay for lay in main if lay.op in ("conv", "linear")]
         desc = " → ".join(
             f"{c.kernel}×{c.kernel}{'/' + str(c.stride) if c.stride > 1 else ''} "
-            f"{c.out_shape[0] if c.out_shape else '?'}{' g' + str(c.groups) if c.groups > 1 else ''}"
+            f"{c.out_shape[0] if c.out_shape else '?'}{' dw' if c.groups > 1 and c.groups == c.in_shape[0] else ''}"
+            f"{' g' + str(c.groups) if 1 < c.groups != c.in_shape[0] else ''}" if c.op == "conv" else
+            f"1×1 {c.out_shape[-1] if c.out_shape else '?'}"
             for c in convs)
+        extras = [name for name, found in (
+            ("SE", any(lay.name.endswith(".se.fc1") for lay in layers)),
+            ("ECA", any(lay.op == "conv1d" for lay in layers)),
+            ("layer scale", any(lay.type == "LayerScale" for lay in layers))) if found]
+        norms = sorted({lay.type for lay in main if lay.op == "norm"})
+        acts = sorted({lay.type for lay in main if lay.op == "act"})
+        # the norm and activation are named when they are not the 2015 ResNet's (BatchNorm2d, ReLU)
+        detail = ", ".join(norms + acts + extras) if extras or set(norms + acts) - {"BatchNorm2d", "ReLU"} else ""
         f_failed = any(lay.failed for lay in main)
-        fx = self.node(f"{b.name} · {b.kind}\nF(x): {desc}", g, op="conv", failed=f_failed)
+        fx = self.node(f"{b.name} · {b.kind}\nF(x): {desc}" + (f"\n{detail}" if detail else ""), g, op="conv",
+                       failed=f_failed)
         self.edge(prev, fx, b.in_shape, g=g)
         if b.shortcut == "none" or f_failed:
             return fx
@@ -151,7 +174,9 @@ class _Drawer:
         sc_shape: Shape | None = b.in_shape
         if sc_layers:
             label = (f"1×1 projection{'/' + str(b.stride) if b.stride > 1 else ''}, {b.out_channels}"
-                     if b.shortcut == "projection" else f"zero-pad /{b.stride} → {b.out_channels} ch")
+                     if b.shortcut == "projection" else
+                     f"{'avg pool /' + str(b.stride) + ' → ' if b.stride > 1 else ''}1×1 projection, {b.out_channels}"
+                     if b.shortcut == "avg_projection" else f"zero-pad /{b.stride} → {b.out_channels} ch")
             src = self.node(label, g, op="pad", failed=sc_layers[-1].failed, color=PROJ_COLOR)
             self.edge(prev, src, b.in_shape, skip=True, g=g)
             sc_shape = sc_layers[-1].out_shape
@@ -172,8 +197,18 @@ class _Drawer:
         cur = prev
         sc_src = prev
         sc_prev = None
+        att_src: str | None = None  # SE/ECA: the map the gate scales, drawn beside the pool → … → gate branch
         for lay in layers:
-            if lay.part == "main":
+            if lay.part == "attention":
+                nid = self.layer_node(lay, g)
+                if att_src is None:
+                    att_src = cur
+                self.edge(cur, nid, lay.in_shape if lay.op != "scale" else lay.other_shape, g=g,
+                          color=ATTENTION_COLOR)
+                if lay.op == "scale":
+                    self.edge(att_src, nid, lay.in_shape, g=g)
+                cur = nid
+            elif lay.part == "main":
                 nid = self.layer_node(lay, g)
                 self.edge(cur, nid, lay.in_shape, g=g)
                 cur = nid
@@ -237,6 +272,14 @@ class _Drawer:
             self.edge(prev, nid, plan.input_shape)
             prev = nid
         for sp in plan.stages:
+            ds = [lay for lay in plan.layers if lay.part == "downsample" and lay.stage == sp.index]
+            if ds and self.detail == "layer":
+                prev = self.chain(ds, prev)
+            elif ds:  # ConvNeXt's downsampling layer between stages
+                nid = self.node("downsampling\n" + " → ".join(_layer_label(lay).split("\n")[-1] for lay in ds),
+                                op="conv", failed=any(lay.failed for lay in ds))
+                self.edge(prev, nid, ds[0].in_shape)
+                prev = nid
             collapse = self.detail == "stage" or (self.expand is not None and self.expand != sp.index)
             if collapse:
                 nid = self.stage_node(sp)

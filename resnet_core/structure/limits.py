@@ -20,8 +20,10 @@ MAX_CLASSES = 10_000_000  # outputs of the final FC
 # The most layers one block plans (a pre-activation bottleneck with a projection: 3 × (norm, act, conv),
 # the projection's conv and norm, and the addition; a bottleneck: 3 convs, 3 norms, 2 activations, the
 # projection's 2 layers, the addition and the activation after it).
-LAYERS_PER_BLOCK = 12
-STEM_AND_HEAD_LAYERS = 9  # conv, norm, act, pool; final norm, act, global pool, flatten, fc
+# The family since 2016 plans more: a bottleneck with SE and a ResNet-D shortcut has 20 (its 8, SE's 6, the
+# shortcut's 3, the addition and the activation); a ConvNeXt block at most 17; a separate downsampling layer 2.
+LAYERS_PER_BLOCK = 22
+STEM_AND_HEAD_LAYERS = 20  # a deep stem's 10 and a pool conv's 3; final norm, act, global pool, norm, flatten, fc
 
 
 def planned_work(spec: ArchSpec) -> tuple[int, int]:

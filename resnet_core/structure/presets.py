@@ -1,5 +1,6 @@
 """Named specs: torchvision's ImageNet ResNets, the CIFAR-10 family of He et al. (2015 §4.2),
-pre-activation ResNets (He et al. 2016), and a plain twin of each (same layers, no shortcuts)."""
+pre-activation ResNets (He et al. 2016), the family since 2016 (timm's ResNet-B/C/D, SE, ECA and ResNet-RS;
+torchvision's ConvNeXt), and a plain twin of each (same layers, no shortcuts)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from resnet_core.formatting import did_you_mean
+from resnet_core.structure.presets_family import FAMILY
 from resnet_core.structure.spec import ArchSpec, BlockType, ShortcutOption, Stage, Stem
 
-Family = Literal["torchvision", "cifar", "preact"]
+Family = Literal["torchvision", "cifar", "preact", "timm", "convnext"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ def _build_registry() -> dict[str, PresetInfo]:
                    _cifar("preact_resnet110", 18, block="preact_basic", shortcut="B")))
     add(PresetInfo("preact_resnet164", "preact", "pre-activation CIFAR ResNet-164, bottlenecks (16/32/64 ×4), option B",
                    _cifar("preact_resnet164", 18, block="preact_bottleneck", shortcut="B")))
+    for name, family, summary, spec in FAMILY:
+        add(PresetInfo(name, family, summary, spec))
     return reg
 
 

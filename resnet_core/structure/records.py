@@ -15,9 +15,11 @@ from resnet_core.structure.spec import ArchSpec, BlockType, Stage
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
 
 # The plan's vocabularies (see spec.py for the spec's): each a Literal type and the tuple of its words.
-LayerOp = Literal["conv", "norm", "act", "maxpool", "avgpool", "gap", "pad", "add", "flatten", "linear"]
-LayerPart = Literal["stem", "main", "shortcut", "add", "post", "head"]  # where in the network a layer sits
-BlockShortcut = Literal["identity", "projection", "pad", "none"]  # what one block's shortcut is, as planned
+LayerOp = Literal["conv", "norm", "act", "maxpool", "avgpool", "gap", "pad", "add", "flatten", "linear",
+                  "conv1d", "permute", "scale"]
+# where in the network a layer sits: attention is a block's SE/ECA side branch; downsample a layer between stages
+LayerPart = Literal["stem", "main", "shortcut", "add", "post", "head", "attention", "downsample"]
+BlockShortcut = Literal["identity", "projection", "avg_projection", "pad", "none"]  # what one block's shortcut is, as planned
 ProblemCode = Literal["shape_mismatch", "channels_decrease", "spatial_underflow", "groups", "non_positive",
                       "unknown_value", "out_of_range"]
 Detail = Literal["stage", "block", "layer"]  # how finely a network is shown: tables' depth, graphs' detail
@@ -91,6 +93,8 @@ class Layer:
     bias: bool = False
     other_shape: Shape | None = None  # add: the shortcut operand (in_shape is F(x))
     failed: bool = False
+    in_depth: bool = True  # False: a conv the paper's depth leaves out (a deep stem's 2nd and 3rd, ResNet-RS's pool conv)
+    channels_last: bool = False  # shapes are (H, W, C): a ConvNeXt block between its two permutes
     call: int = 0  # which use of the module this is: torchvision's BasicBlock calls one `relu` twice (0, 1)
     uses: int = 1  # how many times the plan uses this module
 
@@ -116,6 +120,7 @@ class BlockPlan:
     shortcut: BlockShortcut
     first: int  # plan.layers[first:end] are this block's layers
     end: int = -1
+    kernel: int = 3  # the block's spatial conv (3×3; ConvNeXt's depthwise 7×7)
 
 
 @dataclass(slots=True)
@@ -161,6 +166,17 @@ class Plan:
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def ceil_pool_out(size: int, kernel: int, stride: int) -> int:
+    """A pool's output side with ceil_mode=True and no padding (PyTorch's rule): ResNet-D's 2×2 average pool."""
+    out = (size - kernel + stride - 1) // stride + 1
+    return out - 1 if (out - 1) * stride >= size else out
+
+
+def channels(lay: Layer) -> int:
+    """The layer's input channels (the last axis of a channels-last or flattened shape, else the first)."""
+    return lay.in_shape[-1] if lay.channels_last or len(lay.in_shape) == 1 else lay.in_shape[0]
 
 
 def shape_str(shape: Shape | None) -> str:

@@ -211,19 +211,24 @@ def stage_chart_rows(t: Trace) -> list[dict[str, Any]]:
 
 
 def _part_order(name: str) -> tuple[int, int, str]:
-    """stem, layer1, layer2, …, layer10, …, head: stages by number, not as text."""
+    """stem, stage 1, stage 2, …, stage 10, …, head: stages by number, not as text."""
     if name == "stem":
         return (0, 0, name)
     if name == "head":
         return (2, 0, name)
-    digits = name.removeprefix("layer")
+    digits = name.removeprefix("stage ")
     return (1, int(digits), name) if digits.isdigit() else (1, 1 << 30, name)
+
+
+def _part(g: GroupTotals) -> str:
+    """The part a group is, by position ("stage 2"), so that a ResNet's layer2 meets a ConvNeXt's features.3."""
+    return g.label.split(" (")[0]
 
 
 def compare_rows(a: Trace, b: Trace, label_a: str = "A", label_b: str = "B") -> list[dict[str, Any]]:
     """Per stem / stage / head: both networks' parameters, mult-adds and outputs, and the differences."""
-    ga = {g.name: g for g in a.groups()}
-    gb = {g.name: g for g in b.groups()}
+    ga = {_part(g): g for g in a.groups()}
+    gb = {_part(g): g for g in b.groups()}
     order = list(ga) + [n for n in gb if n not in ga]
     order.sort(key=_part_order)
     rows: list[dict[str, Any]] = []

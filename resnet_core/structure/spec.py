@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -23,13 +22,15 @@ from typing import Any, Literal, TypedDict, get_args
 
 import yaml
 
-from resnet_core.formatting import did_you_mean, fmt_int
+from resnet_core.formatting import fmt_int
 from resnet_core.structure.spec_text import (
     MAX_SPEC_INT,
     MAX_SPEC_STAGES,
     FieldProblem,
+    Reader,
     SpecError,
     check_name,
+    describe,
     load_json,
     load_yaml,
 )
@@ -40,13 +41,16 @@ SPEC_VERSION = 1
 # The vocabularies, each defined once as a Literal type (what type checkers see) and read back as a tuple
 # of its words (what loops, menus and checks use). A spec read from text may hold any string in these fields:
 # it loads, and the plan reports a word outside the vocabulary as a located error ("did you mean …?").
-BlockType = Literal["basic", "bottleneck", "preact_basic", "preact_bottleneck"]
-StemType = Literal["imagenet", "cifar", "custom"]
-PoolType = Literal["max", "avg", "none"]
-ShortcutOption = Literal["A", "B", "C", "identity"]  # He et al. 2015 §3.3, and the bare identity that breaks
-NormName = Literal["batch", "none"]
+BlockType = Literal["basic", "bottleneck", "preact_basic", "preact_bottleneck", "convnext"]
+StemType = Literal["imagenet", "cifar", "custom", "deep", "patchify"]
+PoolType = Literal["max", "avg", "none", "conv"]  # conv: ResNet-RS's 3×3 stride-2 conv + norm + act
+ShortcutOption = Literal["A", "B", "C", "D", "identity"]  # He et al. 2015 §3.3, D of He et al. 2019, the bare identity
+NormName = Literal["batch", "layer", "none"]
 ActivationName = Literal["relu", "leaky_relu", "gelu", "silu"]
 InitName = Literal["kaiming_fan_out", "kaiming_fan_in", "xavier", "pytorch_default"]
+AttentionName = Literal["none", "se", "eca"]  # channel attention inside basic and bottleneck blocks
+DownsamplingName = Literal["in_block", "separate"]  # where a stage changes size: its first block, or a layer
+HowMany = Literal["every", "one"]  # a ConvNeXt block's norms / activations: after every conv, or just one
 
 BLOCK_TYPES: tuple[BlockType, ...] = get_args(BlockType)
 STEM_TYPES: tuple[StemType, ...] = get_args(StemType)
@@ -55,11 +59,16 @@ SHORTCUTS: tuple[ShortcutOption, ...] = get_args(ShortcutOption)
 NORMS: tuple[NormName, ...] = get_args(NormName)
 ACTIVATIONS: tuple[ActivationName, ...] = get_args(ActivationName)
 INITS: tuple[InitName, ...] = get_args(InitName)
+ATTENTIONS: tuple[AttentionName, ...] = get_args(AttentionName)
+DOWNSAMPLINGS: tuple[DownsamplingName, ...] = get_args(DownsamplingName)
+HOW_MANY: tuple[HowMany, ...] = get_args(HowMany)
 
 SHORTCUT_HELP: dict[ShortcutOption, str] = {
     "A": "zero-padded identity: no parameters; subsample and pad channels with zeros where the shape changes",
     "B": "1×1 projection (conv + norm) only where the shape changes, identity elsewhere",
     "C": "1×1 projection (conv + norm) on every block",
+    "D": "2×2 average pool with the stride, then a 1×1 conv + norm, where the shape changes (He et al. 2019): "
+         "no input pixel is skipped, 0 extra parameters over B",
     "identity": "bare identity x, never padded or projected: breaks wherever the shape changes",
 }
 
@@ -84,28 +93,47 @@ class _StemPreset(TypedDict):
     pool_stride: int
 
 
-# Stem presets: what "imagenet" and "cifar" mean. "custom" reads the Stem fields.
+# Stem presets: what "imagenet" and "cifar" mean. "custom" reads the Stem fields; "deep" fixes its first
+# conv (3×3 stride 2) and reads its widths and pool; "patchify" reads its kernel (the patch) alone.
 _STEM_PRESETS: dict[str, _StemPreset] = {
     "imagenet": _StemPreset(kernel=7, stride=2, padding=3, pool="max", pool_kernel=3, pool_stride=2),
     "cifar": _StemPreset(kernel=3, stride=1, padding=1, pool="none", pool_kernel=3, pool_stride=2),
+}
+STEM_KEYS: dict[str, tuple[str, ...]] = {  # the fields each stem type reads, beyond type and channels
+    "imagenet": (), "cifar": (),
+    "custom": ("kernel", "stride", "padding", "pool", "pool_kernel", "pool_stride"),
+    "deep": ("widths", "pool", "pool_kernel", "pool_stride"),
+    "patchify": ("kernel",),
 }
 
 
 @dataclass(frozen=True)
 class Stem:
-    type: StemType = "imagenet"  # imagenet: 7×7/2 conv + 3×3/2 max-pool; cifar: 3×3/1 conv, no pool; custom: the fields below
-    channels: int = 64  # output channels of the stem conv
-    kernel: int = 7  # custom only: conv kernel size
+    type: StemType = "imagenet"  # imagenet: 7×7/2 conv + 3×3/2 max-pool; cifar: 3×3/1 conv, no pool; deep: three 3×3 convs; patchify: k×k/k conv + norm; custom: the fields below
+    channels: int = 64  # output channels of the stem conv (the deep stem's third conv)
+    kernel: int = 7  # custom: conv kernel size; patchify: the patch side (stride = kernel)
     stride: int = 2  # custom only: conv stride
     padding: int | None = None  # custom only: conv padding (None: kernel // 2, "same" for odd kernels)
-    pool: PoolType = "max"  # custom only: max | avg | none, the pooling after the conv
-    pool_kernel: int = 3  # custom only: pooling window
-    pool_stride: int = 2  # custom only: pooling stride
+    pool: PoolType = "max"  # custom and deep: max | avg | none | conv, what follows the convs
+    pool_kernel: int = 3  # custom and deep: pooling window
+    pool_stride: int = 2  # custom and deep: pooling stride
+    widths: tuple[int, int] = (32, 32)  # deep only: the first two 3×3 convs' widths (timm's d: 32-32, t: 24-32)
 
     def __post_init__(self) -> None:
         # a named stem is canonical: its numbers are the name's, so equal stems compare equal
         for key, value in _STEM_PRESETS.get(self.type, {}).items():
             object.__setattr__(self, key, value)
+        if self.type == "deep":
+            object.__setattr__(self, "kernel", 3)
+            object.__setattr__(self, "stride", 2)
+            object.__setattr__(self, "padding", 1)
+        if self.type == "patchify":
+            object.__setattr__(self, "stride", self.kernel)
+            object.__setattr__(self, "padding", 0)
+            object.__setattr__(self, "pool", "none")
+        if self.type != "deep":
+            object.__setattr__(self, "widths", (32, 32))
+        object.__setattr__(self, "widths", tuple(self.widths))
 
     def resolved(self) -> StemNumbers:
         """The effective numbers: the named stem's for imagenet/cifar, the fields for custom."""
@@ -117,19 +145,27 @@ class Stem:
 
 @dataclass(frozen=True)
 class Stage:
-    block: BlockType = "basic"  # basic | bottleneck | preact_basic | preact_bottleneck
+    block: BlockType = "basic"  # basic | bottleneck | preact_basic | preact_bottleneck | convnext
     blocks: int = 2  # number of residual blocks in the stage
     width: int = 64  # "planes": the block's base width; its output is width × expansion
     stride: int = 1  # stride of the stage's first block (later blocks use 1)
     groups: int = 1  # grouped 3×3 convs (ResNeXt cardinality)
     width_per_group: int = 64  # ResNeXt/Wide bottleneck width: inner = int(width·wpg/64)·groups
-    expansion: int | None = None  # output = width × expansion; None: 1 for basic, 4 for bottleneck
+    expansion: int | None = None  # output = width × expansion; None: 1 for basic, 4 for bottleneck; convnext: hidden = width × expansion (4)
+    kernel: int | None = None  # the block's spatial (k×k) conv; None: 3, or 7 for convnext
+    depthwise: bool = False  # the k×k conv is depthwise (one group per channel; `groups` unused), as ConvNeXt's "ResNeXt-ify" step
 
     @property
     def expansion_or_default(self) -> int:
         if self.expansion is not None:
             return self.expansion
-        return 4 if self.block.endswith("bottleneck") else 1
+        return 4 if self.block.endswith("bottleneck") or self.block == "convnext" else 1
+
+    @property
+    def kernel_or_default(self) -> int:
+        if self.kernel is not None:
+            return self.kernel
+        return 7 if self.block == "convnext" else 3
 
 
 @dataclass(frozen=True)
@@ -148,7 +184,14 @@ class ArchSpec:
     num_classes: int = 1000  # outputs of the final fully connected layer
     init: InitName = "kaiming_fan_out"  # kaiming_fan_out (torchvision) | kaiming_fan_in | xavier | pytorch_default
     bn_momentum: float = 0.1  # batch norm running-statistics momentum
-    bn_eps: float = 1e-5  # batch norm epsilon
+    bn_eps: float = 1e-5  # batch norm epsilon (LayerNorm uses ConvNeXt's 1e-6)
+    attention: AttentionName = "none"  # none | se (Hu et al. 2018) | eca (Wang et al. 2020), in basic and bottleneck blocks
+    se_ratio: float = 0.0625  # SE: the squeeze's width is channels × ratio (rounded to a multiple of 8, as timm)
+    eca_kernel: int = 0  # ECA: the 1-D conv's kernel; 0 picks it from the channels (Wang et al.'s rule)
+    layer_scale: float = 0.0  # convnext blocks: a learnable per-channel scale on F(x), initialised to this (0: none)
+    downsampling: DownsamplingName = "in_block"  # in_block: a stage's first block strides; separate: norm + k×k/k conv between stages (ConvNeXt)
+    block_norms: HowMany = "every"  # convnext blocks: a norm after every conv, or one (after the depthwise conv)
+    block_activations: HowMany = "every"  # convnext blocks: an activation after every norm and the addition, or one (between the 1×1s)
 
     # ---- conveniences -------------------------------------------------------------------
     def with_stage(self, index: int, **changes: Any) -> ArchSpec:
@@ -180,14 +223,22 @@ class ArchSpec:
 
 def _stem_to_dict(stem: Stem) -> dict[str, Any]:
     out: dict[str, Any] = {"type": stem.type, "channels": stem.channels}
-    if stem.type not in _STEM_PRESETS:
-        out.update(kernel=stem.kernel, stride=stem.stride, padding=stem.padding, pool=stem.pool,
-                   pool_kernel=stem.pool_kernel, pool_stride=stem.pool_stride)
+    for key in STEM_KEYS.get(stem.type, STEM_KEYS["custom"]):
+        value = getattr(stem, key)
+        out[key] = list(value) if isinstance(value, tuple) else value
     return out
 
 
 def _stage_to_dict(stage: Stage) -> dict[str, Any]:
-    return {f.name: getattr(stage, f.name) for f in fields(Stage)}
+    # `kernel` and `depthwise` are written only when set, so the specs and links made before it existed stay the same
+    return {f.name: getattr(stage, f.name) for f in fields(Stage)
+            if not (f.name == "kernel" and stage.kernel is None) and not (f.name == "depthwise" and not stage.depthwise)}
+
+
+# the fields added with the family since 2016: written only when they differ from the default, so every
+# spec (and share link) made before them reads and writes exactly as it did
+_NEWER_FIELDS = ("attention", "se_ratio", "eca_kernel", "layer_scale", "downsampling", "block_norms",
+                 "block_activations")
 
 
 def spec_to_dict(spec: ArchSpec) -> dict[str, Any]:
@@ -208,103 +259,48 @@ def spec_to_dict(spec: ArchSpec) -> dict[str, Any]:
         "init": spec.init,
         "bn_momentum": spec.bn_momentum,
         "bn_eps": spec.bn_eps,
-    }
+    } | {k: getattr(spec, k) for k in _NEWER_FIELDS if getattr(spec, k) != getattr(_DEFAULT, k)}
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-
-
-class _Reader:
-    """Reads one mapping against a dataclass's fields, collecting located problems."""
-
-    def __init__(self, problems: list[FieldProblem]):
-        self.problems = problems
-
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append(FieldProblem(where, message))
-
-    def unknown_keys(self, data: Mapping[str, Any], known: list[str], where: str) -> None:
-        for key in data:
-            if key not in known:
-                close = did_you_mean(str(key), known)
-                hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
-                self.problem(_join(where, str(key)), f"unknown key '{key}'{hint}")
-
-    def value(self, data: Mapping[str, Any], key: str, kind: type, where: str, default: Any,
-              optional: bool = False) -> Any:
-        if key not in data:
-            return default
-        v = data[key]
-        path = _join(where, key)
-        if v is None and optional:
-            return None
-        if kind in (int, float) and isinstance(v, float) and not math.isfinite(v):
-            self.problem(path, f"expected a finite number, got {v}")
-            return default
-        if kind in (int, float) and isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SPEC_INT:
-            self.problem(path, f"{fmt_int(v, 30)} is out of range; a spec's numbers lie within "
-                               f"±{MAX_SPEC_INT:,}")
-            return default
-        if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-        if kind is int and isinstance(v, float) and v.is_integer():
-            if abs(v) > MAX_SPEC_INT:
-                self.problem(path, f"the number {v:g} is out of range; a spec's numbers lie within ±{MAX_SPEC_INT:,}")
-                return default
-            return int(v)
-        if kind is bool and isinstance(v, bool):
-            return v
-        if kind is not bool and isinstance(v, kind) and not isinstance(v, bool):
-            return v
-        self.problem(path, f"expected {_TYPE_NAMES[kind]}, got {_describe(v)}")
-        return default
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _describe(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (list, tuple)):
-        return "a list"
-    if isinstance(v, Mapping):
-        return "a mapping"
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _read_stem(data: Any, r: _Reader) -> Stem:
+def _read_stem(data: Any, r: Reader) -> Stem:
     if not isinstance(data, Mapping):
-        r.problem("stem", f"expected a mapping, got {_describe(data)}")
+        r.problem("stem", f"expected a mapping, got {describe(data)}")
         return Stem()
     keys = [f.name for f in fields(Stem)]
     r.unknown_keys(data, keys, "stem")
     d = Stem()
     stem_type = r.value(data, "type", str, "stem", d.type)
-    values = {"type": stem_type, "channels": r.value(data, "channels", int, "stem", d.channels)}
-    custom_keys = [k for k in keys if k not in ("type", "channels")]
-    if stem_type in _STEM_PRESETS:
-        for k in custom_keys:
-            if k in data:
-                want = _STEM_PRESETS[stem_type].get(k)
-                r.problem(f"stem.{k}", f"only for stem type 'custom' (the {stem_type} stem uses {want}); "
-                                       "set type: custom to change it")
-    else:
-        for k in custom_keys:
-            default = getattr(d, k)
+    values: dict[str, Any] = {"type": stem_type, "channels": r.value(data, "channels", int, "stem", d.channels)}
+    reads = STEM_KEYS.get(stem_type, STEM_KEYS["custom"])  # an unknown type: the plan names it; read the rest
+    for k in keys:
+        if k in ("type", "channels") or k not in data:
+            continue
+        if k not in reads:
+            owners = [t for t, ks in STEM_KEYS.items() if k in ks]
+            now = getattr(Stem(type=stem_type), k) if stem_type in STEM_KEYS else getattr(d, k)
+            shown = list(now) if isinstance(now, tuple) else now
+            r.problem(f"stem.{k}", f"only for stem type {' or '.join(repr(t) for t in owners)} (the {stem_type} "
+                                   f"stem uses {shown}); set type: {owners[0]} to change it")
+        elif k == "widths":
+            values[k] = _read_widths(data[k], r)
+        else:
             kind = str if k == "pool" else int
-            values[k] = r.value(data, k, kind, "stem", default, optional=(k == "padding"))
+            values[k] = r.value(data, k, kind, "stem", getattr(d, k), optional=(k == "padding"))
     return Stem(**values)
 
 
-def _read_stage(data: Any, i: int, r: _Reader) -> Stage:
+def _read_widths(raw: Any, r: Reader) -> tuple[int, int]:
+    if (isinstance(raw, (list, tuple)) and len(raw) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and abs(v) <= MAX_SPEC_INT for v in raw)):
+        return (raw[0], raw[1])
+    r.problem("stem.widths", f"expected two integers [first, second], got {describe(raw)}")
+    return Stem().widths
+
+
+def _read_stage(data: Any, i: int, r: Reader) -> Stage:
     where = f"stages[{i}]"
     if not isinstance(data, Mapping):
-        r.problem(where, f"expected a mapping, got {_describe(data)}")
+        r.problem(where, f"expected a mapping, got {describe(data)}")
         return Stage()
     keys = [f.name for f in fields(Stage)]
     r.unknown_keys(data, keys, where)
@@ -317,15 +313,17 @@ def _read_stage(data: Any, i: int, r: _Reader) -> Stage:
         groups=r.value(data, "groups", int, where, d.groups),
         width_per_group=r.value(data, "width_per_group", int, where, d.width_per_group),
         expansion=r.value(data, "expansion", int, where, d.expansion, optional=True),
+        kernel=r.value(data, "kernel", int, where, d.kernel, optional=True),
+        depthwise=r.value(data, "depthwise", bool, where, d.depthwise),
     )
 
 
 def spec_from_dict(data: Any, source: str | None = None) -> ArchSpec:
     """Build an ArchSpec from parsed JSON/YAML, or raise SpecError naming every problem."""
     if not isinstance(data, Mapping):
-        raise SpecError(f"a spec is a mapping of fields, got {_describe(data)}", source)
+        raise SpecError(f"a spec is a mapping of fields, got {describe(data)}", source)
     problems: list[FieldProblem] = []
-    r = _Reader(problems)
+    r = Reader(problems)
     keys = ["version"] + [f.name for f in fields(ArchSpec)]
     r.unknown_keys(data, keys, "")
     version = r.value(data, "version", int, "", SPEC_VERSION)
@@ -347,7 +345,7 @@ def spec_from_dict(data: Any, source: str | None = None) -> ArchSpec:
         else:
             input_size = (size_raw[0], size_raw[1])
     else:
-        r.problem("input_size", f"expected an integer or [height, width], got {_describe(size_raw)}")
+        r.problem("input_size", f"expected an integer or [height, width], got {describe(size_raw)}")
 
     stages_raw = data.get("stages", [])
     stages: list[Stage] = []
@@ -356,7 +354,7 @@ def spec_from_dict(data: Any, source: str | None = None) -> ArchSpec:
     elif isinstance(stages_raw, (list, tuple)):
         stages = [_read_stage(s, i, r) for i, s in enumerate(stages_raw)]
     else:
-        r.problem("stages", f"expected a list of stages, got {_describe(stages_raw)}")
+        r.problem("stages", f"expected a list of stages, got {describe(stages_raw)}")
 
     name = r.value(data, "name", str, "", d.name)
     name_problem = check_name(name)
@@ -379,10 +377,20 @@ def spec_from_dict(data: Any, source: str | None = None) -> ArchSpec:
         init=r.value(data, "init", str, "", d.init),
         bn_momentum=r.value(data, "bn_momentum", float, "", d.bn_momentum),
         bn_eps=r.value(data, "bn_eps", float, "", d.bn_eps),
+        attention=r.value(data, "attention", str, "", d.attention),
+        se_ratio=r.value(data, "se_ratio", float, "", d.se_ratio),
+        eca_kernel=r.value(data, "eca_kernel", int, "", d.eca_kernel),
+        layer_scale=r.value(data, "layer_scale", float, "", d.layer_scale),
+        downsampling=r.value(data, "downsampling", str, "", d.downsampling),
+        block_norms=r.value(data, "block_norms", str, "", d.block_norms),
+        block_activations=r.value(data, "block_activations", str, "", d.block_activations),
     )
     if problems:
         raise SpecError(problems, source)
     return spec
+
+
+_DEFAULT = ArchSpec()
 
 
 # --------------------------------------------------------------------------------------------

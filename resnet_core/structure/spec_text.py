@@ -11,12 +11,14 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from resnet_core.errors import ExplorerError
+from resnet_core.formatting import did_you_mean, fmt_int
 
 
 @dataclass(frozen=True)
@@ -177,3 +179,73 @@ def load_yaml(text: str, source: str | None = None) -> Any:
     except (ValueError, RecursionError, OverflowError) as e:
         raise SpecError(f"not valid YAML: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}",
                         source) from None
+
+
+# --------------------------------------------------------------------------------------------
+# reading a parsed mapping field by field (spec.py)
+# --------------------------------------------------------------------------------------------
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+class Reader:
+    """Reads one mapping against a dataclass's fields, collecting located problems."""
+
+    def __init__(self, problems: list[FieldProblem]):
+        self.problems = problems
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(FieldProblem(where, message))
+
+    def unknown_keys(self, data: Mapping[str, Any], known: list[str], where: str) -> None:
+        for key in data:
+            if key not in known:
+                close = did_you_mean(str(key), known)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+                self.problem(join(where, str(key)), f"unknown key '{key}'{hint}")
+
+    def value(self, data: Mapping[str, Any], key: str, kind: type, where: str, default: Any,
+              optional: bool = False) -> Any:
+        if key not in data:
+            return default
+        v = data[key]
+        path = join(where, key)
+        if v is None and optional:
+            return None
+        if kind in (int, float) and isinstance(v, float) and not math.isfinite(v):
+            self.problem(path, f"expected a finite number, got {v}")
+            return default
+        if kind in (int, float) and isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SPEC_INT:
+            self.problem(path, f"{fmt_int(v, 30)} is out of range; a spec's numbers lie within "
+                               f"±{MAX_SPEC_INT:,}")
+            return default
+        if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        if kind is int and isinstance(v, float) and v.is_integer():
+            if abs(v) > MAX_SPEC_INT:
+                self.problem(path, f"the number {v:g} is out of range; a spec's numbers lie within ±{MAX_SPEC_INT:,}")
+                return default
+            return int(v)
+        if kind is bool and isinstance(v, bool):
+            return v
+        if kind is not bool and isinstance(v, kind) and not isinstance(v, bool):
+            return v
+        self.problem(path, f"expected {_TYPE_NAMES[kind]}, got {describe(v)}")
+        return default
+
+
+def join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def describe(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    if isinstance(v, Mapping):
+        return "a mapping"
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."

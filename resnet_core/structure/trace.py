@@ -4,7 +4,10 @@ Counting rules (all per image, batch 1):
 - params: the layer's own parameters (conv weight and bias, norm γ and β, linear weight and bias).
 - mult_adds: torchinfo's rule, so totals equal torchinfo's "Total mult-adds": a conv counts
   (its parameters) × H_out × W_out; a norm or linear layer counts its parameters once; every
-  other layer counts 0.
+  other layer counts 0. One exception: a Linear on a channels-last map (ConvNeXt's 1×1 layers) counts
+  its parameters at every position, as the 1×1 conv it is (torchinfo counts it once).
+- weight_mult_adds: the multiply-adds of the conv and linear weights alone (no bias, no norm): PyTorch's
+  FlopCounterMode FLOPs ÷ 2, and the figure torchvision publishes as "GFLOPS" (4.089 G for ResNet-50).
 - elementwise: the work torchinfo leaves out, one operation per element of:
   activation output (1), norm output (2: scale and shift), residual addition output (1),
   max-pool output (k²−1 comparisons), avg-pool output (k²), global average pool input (1 add);
@@ -16,7 +19,9 @@ Counting rules (all per image, batch 1):
   activations a forward pass keeps for the backward pass.
 - depth: as He et al. (2015) count it, the weight layers on the main path: every convolution of the
   stem and the residual branches, and the FC; shortcut projections are not counted, so ResNet-34 and
-  plain-34 are both 34 deep. `layers_planned` is every planned row (norms, activations, additions...).
+  plain-34 are both 34 deep. For the family since 2016 (see RULES["depth"]): a deep stem counts as
+  the one conv it replaces, SE/ECA and ResNet-RS's pool conv are not counted, nor ConvNeXt's
+  downsampling layers. `layers_planned` is every planned row (norms, activations, additions...).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from math import prod
 from typing import Any
 
 from resnet_core.structure.plan import plan as make_plan
-from resnet_core.structure.records import Layer, Plan, PlanProblem, Shape
+from resnet_core.structure.records import Layer, Plan, PlanProblem, Shape, channels
 from resnet_core.structure.spec import ArchSpec
 
 BYTES_PER_ELEMENT = 4  # float32
@@ -38,13 +43,20 @@ RULES = {
     "activation_bytes": "output elements × 4 bytes (float32), batch 1",
     "receptive_field": "input pixels seen by one output unit; additions take the larger of the two paths",
     "depth": "weight layers on the main path (He et al. 2015): convolutions and the FC; shortcut projections "
-             "not counted",
+             "not counted. ResNet-B/C/D (He et al. 2019) keep the ResNet-50 name: a deep stem counts as the one "
+             "conv it replaces, and ResNet-RS's pool conv is not counted; SE-/ECA-ResNets (Hu et al. 2018, Wang et "
+             "al. 2020) keep their depth: the attention's layers are not counted; ConvNeXt (Liu et al. 2022) names "
+             "its sizes T/S/B/L and counts blocks per stage (3-3-9-3), not layers: the figure shown counts each "
+             "block's depthwise conv and two 1×1 layers, the stem and the FC, not the downsampling layers",
+    "weight_mult_adds": "conv and linear weights only (no bias, no norm): PyTorch's FlopCounterMode FLOPs ÷ 2, "
+                        "torchvision's published GFLOPS",
 }
 
 
 def is_depth_layer(lay: Layer) -> bool:
     """Whether `lay` counts towards the paper's depth: a conv or FC on the main path (not a shortcut)."""
-    return lay.op in ("conv", "linear") and lay.part != "shortcut" and not lay.failed
+    return (lay.op in ("conv", "linear") and lay.part in ("stem", "main", "head") and lay.in_depth
+            and not lay.failed)
 
 
 def depth(p: Plan) -> int:
@@ -123,11 +135,29 @@ def layer_params(lay: Layer) -> int:
     if op == "conv":
         c_in, c_out = lay.in_shape[0], lay.out_shape[0] if lay.out_shape else 0
         return c_out * (c_in // lay.groups) * lay.kernel * lay.kernel + (c_out if lay.bias else 0)
+    if op == "conv1d":  # ECA: one channel in, one out, over the C channels
+        return lay.kernel
     if op == "norm":
-        return 2 * lay.in_shape[0]
+        return 2 * channels(lay)
     if op == "linear":
-        n_in, n_out = lay.in_shape[0], lay.out_shape[0] if lay.out_shape else 0
+        n_in, n_out = lay.in_shape[-1], lay.out_shape[-1] if lay.out_shape else 0
         return n_in * n_out + n_out
+    if op == "scale" and lay.type == "LayerScale":  # ConvNeXt's per-channel γ on F(x)
+        return lay.in_shape[0]
+    return 0
+
+
+def weight_mult_adds(lay: Layer) -> int:
+    """The layer's multiply-adds of its weights alone (PyTorch's FlopCounterMode ÷ 2)."""
+    out = lay.out_shape
+    if out is None:
+        return 0
+    if lay.op == "conv":
+        return out[0] * (lay.in_shape[0] // lay.groups) * lay.kernel * lay.kernel * out[1] * out[2]
+    if lay.op == "conv1d":
+        return lay.kernel * out[-1]
+    if lay.op == "linear":
+        return lay.in_shape[-1] * prod(out)
     return 0
 
 
@@ -154,6 +184,7 @@ class Trace:
         self.layers: list[TraceRow] = _measure(plan)
         self.total_params = sum(r.params for r in self.layers)
         self.mult_adds = sum(r.mult_adds for r in self.layers)
+        self.weight_mult_adds = sum(weight_mult_adds(r.layer) for r in self.layers)
         self.elementwise = sum(r.elementwise for r in self.layers)
         self.activation_bytes = sum(r.activation_bytes for r in self.layers)
         self.param_bytes = self.total_params * BYTES_PER_ELEMENT
@@ -207,11 +238,14 @@ class Trace:
             if lay.stage is None:
                 return ("stem", "stem") if lay.part == "stem" else ("head", "head")
             s = lay.stage + 1
-            return (f"layer{s}.{lay.block}", f"stage {s} · block {lay.block}") if by_block \
-                else (f"layer{s}", f"stage {s} (layer{s})")
+            stage_name = self.plan.stages[lay.stage].name if lay.stage < len(self.plan.stages) else f"layer{s}"
+            if by_block and lay.block is None:  # ConvNeXt's downsampling layer before the stage
+                return (f"{stage_name}.downsampling", f"stage {s} · downsampling")
+            return (f"{stage_name}.{lay.block}", f"stage {s} · block {lay.block}") if by_block \
+                else (stage_name, f"stage {s} ({stage_name})")
 
         out: list[GroupTotals] = []
-        n_blocks = {f"layer{sp.index + 1}": len(sp.blocks) for sp in self.plan.stages}
+        n_blocks = {sp.name: len(sp.blocks) for sp in self.plan.stages}
         current: GroupTotals | None = None
         for r in self.layers:
             lay = r.layer
@@ -238,6 +272,7 @@ class Trace:
             "output_shape": None if self.output_shape is None else list(self.output_shape),
             "total_params": self.total_params,
             "mult_adds": self.mult_adds,
+            "weight_mult_adds": self.weight_mult_adds,
             "elementwise": self.elementwise,
             "activation_bytes": self.activation_bytes,
             "param_bytes": self.param_bytes,
@@ -267,14 +302,20 @@ def _measure(plan: Plan) -> list[TraceRow]:
         params = layer_params(lay) if out is not None else 0
         if op == "conv":
             macs = params * out[1] * out[2] if out is not None else 0
+        elif op == "conv1d":
+            macs = params * out[-1] if out is not None else 0
+        elif op == "linear" and lay.channels_last and out is not None:
+            macs = params * prod(out[:-1])
         elif op in ("norm", "linear"):
             macs = params
         else:
             macs = 0
-        # receptive field
-        if lay.part == "shortcut":
+        # receptive field (SE/ECA's global gate is left out: it scales channels, it does not move windows)
+        if lay.part == "attention":
+            r_rf, r_jump = rf, jump
+        elif lay.part == "shortcut":
             s_rf, s_jump = sc
-            if op in ("conv", "pad"):
+            if op in ("conv", "pad", "avgpool"):
                 s_rf, s_jump = s_rf + (lay.kernel - 1) * s_jump, s_jump * lay.stride
             sc = (s_rf, s_jump)
             r_rf, r_jump = sc

@@ -83,7 +83,7 @@ def test_unknown_block_type_suggests_the_closest():
 
 @pytest.mark.parametrize("changes,where", [
     (dict(in_channels=0), "input"), (dict(input_size=(0, 32)), "input"), (dict(num_classes=0), "head · fc"),
-    (dict(shortcut="D"), "shortcut option"), (dict(norm="layer"), "normalisation"),
+    (dict(shortcut="E"), "shortcut option"), (dict(norm="group"), "normalisation"),
     (dict(activation="tanh"), "activation"), (dict(bn_eps=0.0), "options"),
 ])
 def test_global_fields_are_located(changes, where):

@@ -154,13 +154,20 @@ def _paper_depth(name: str) -> int:
     """The depth a preset's name states: resnet18 → 18, resnext50_32x4d → 50, wide_resnet50_2 → 50,
     plain_preact_resnet164 → 164 (the first number after "resnet"/"resnext"/"plain")."""
     import re
-    return int(re.search(r"(?:resnet|resnext|plain)(\d+)", name).group(1))
+    return int(re.search(r"(?:resnetrs|resnet|resnext|plain)(\d+)", name).group(1))
 
 
 def test_every_numbered_preset_is_listed():
-    assert len(NUMBERED) == len(rc.list_presets())  # every preset carries its depth in its name
+    # every preset carries its depth in its name, except ConvNeXt's, which its paper names by size (T/S/B)
+    assert set(rc.list_presets()) - set(NUMBERED) == set(rc.list_presets("convnext"))
     assert {"resnet18", "plain152", "resnext50_32x4d", "wide_resnet50_2", "resnet1202", "plain1202",
-            "preact_resnet164", "plain_preact_resnet18"} <= set(NUMBERED)
+            "preact_resnet164", "plain_preact_resnet18", "resnet50d", "seresnet50", "resnetrs50"} <= set(NUMBERED)
+
+
+def test_convnext_depth_counts_each_blocks_three_weight_layers():
+    """ConvNeXt-T by hand: the stem's patchify conv, 3 + 3 + 9 + 3 blocks of a depthwise conv and two 1×1
+    layers, and the FC; its three downsampling layers are not counted (RULES)."""
+    assert trace(rc.get_preset("convnext_tiny")).depth == 1 + (3 + 3 + 9 + 3) * 3 + 1
 
 
 @pytest.mark.parametrize("name", NUMBERED)

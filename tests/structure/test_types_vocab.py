@@ -18,11 +18,14 @@ from resnet_core.structure.presets import list_presets
 
 def test_each_vocabulary_lists_its_words_in_the_order_the_menus_show():
     # written out here, not read from the code: a word added, dropped or reordered must be meant
-    assert spec.BLOCK_TYPES == ("basic", "bottleneck", "preact_basic", "preact_bottleneck")
-    assert spec.STEM_TYPES == ("imagenet", "cifar", "custom")
-    assert spec.POOL_TYPES == ("max", "avg", "none")
-    assert spec.SHORTCUTS == ("A", "B", "C", "identity")
-    assert spec.NORMS == ("batch", "none")
+    assert spec.BLOCK_TYPES == ("basic", "bottleneck", "preact_basic", "preact_bottleneck", "convnext")
+    assert spec.STEM_TYPES == ("imagenet", "cifar", "custom", "deep", "patchify")
+    assert spec.POOL_TYPES == ("max", "avg", "none", "conv")
+    assert spec.SHORTCUTS == ("A", "B", "C", "D", "identity")
+    assert spec.NORMS == ("batch", "layer", "none")
+    assert spec.ATTENTIONS == ("none", "se", "eca")
+    assert spec.DOWNSAMPLINGS == ("in_block", "separate")
+    assert spec.HOW_MANY == ("every", "one")
     assert spec.ACTIVATIONS == ("relu", "leaky_relu", "gelu", "silu")
     assert spec.INITS == ("kaiming_fan_out", "kaiming_fan_in", "xavier", "pytorch_default")
     assert set(spec.SHORTCUT_HELP) == set(spec.SHORTCUTS)
@@ -52,8 +55,8 @@ def test_the_json_of_a_spec_is_unchanged():
 
 
 def test_a_word_outside_a_vocabulary_still_loads_and_the_plan_locates_it():
-    s = rc.load_spec('{"shortcut": "D", "stages": [{"block": "bottlenek"}]}')
-    assert s.shortcut == "D"
+    s = rc.load_spec('{"shortcut": "E", "stages": [{"block": "bottlenek"}]}')
+    assert s.shortcut == "E"
     p = rc.plan(s)
     assert [e.code for e in p.errors] == ["unknown_value"]
     s = rc.load_spec('{"stages": [{"block": "bottlenek"}]}')
@@ -74,7 +77,7 @@ def test_every_problem_code_is_one_of_the_vocabulary():
     r18 = rc.get_preset("resnet18")
     broken = [r18.replace(shortcut="identity"), rc.get_preset("resnet20").with_stage(2, width=16),
               r18.with_stage(0, groups=3), r18.replace(input_size=(8, 8), stem=rc.Stem(type="custom", kernel=11, padding=0, pool="none")), r18.with_stage(0, width=0),
-              r18.replace(norm="layer"), r18.with_stage(0, blocks=10**6),
+              r18.replace(norm="group"), r18.with_stage(0, blocks=10**6),
               rc.get_preset("resnext50_32x4d").with_stage(0, width=8)]
     codes = {e.code for s in broken for e in rc.plan(s).errors}
     assert codes == set(records.PROBLEM_CODES)  # each broken spec above shows one of them, all are shown
