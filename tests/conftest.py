@@ -66,6 +66,9 @@ HEAVY_PRESETS = (
     "resnet101", "plain101", "resnet152", "plain152", "resnext101_32x8d", "plain_resnext101_32x8d",
     "resnext101_64x4d", "plain_resnext101_64x4d", "wide_resnet50_2", "plain_wide_resnet50_2", "wide_resnet101_2",
     "plain_wide_resnet101_2", "resnet1202", "plain1202",
+    # the family since 2016 (issue 21): the deep and the wide ones
+    "resnet101d", "plain_resnet101d", "resnet152d", "plain_resnet152d", "resnet200d", "plain_resnet200d",
+    "convnext_small", "plain_convnext_small", "convnext_base", "plain_convnext_base",
 )
 # module-scoped fixtures that cost many seconds to build (tests/training/test_distributed.py: two DDP workers)
 GROUPED_FIXTURES = ("two_workers",)

@@ -60,6 +60,7 @@ if not t.ok:
 forward_tab, backward_tab = st.tabs([live_session.TAB_FORWARD, live_session.TAB_BACKWARD], key="live.tab",
                                     on_change="rerun")
 has_bn = spec.norm == "batch"
+NORM_TEXT = {"batch": "batch norm", "layer": "layer norm", "none": "no norm"}
 MODE_TEXT = {"eval": "running statistics (eval mode)", "train": "statistics of the batch (train mode)"}
 
 
@@ -144,7 +145,9 @@ def forward_page() -> None:
 
     with view:
         plan = t.plan
-        spatial = [lay for lay in plan.layers if lay.out_shape is not None and len(lay.out_shape) == 3]
+        # (C, H, W) maps; a ConvNeXt block's layers between its permutes are (H, W, C) and are left out
+        spatial = [lay for lay in plan.layers if lay.out_shape is not None and len(lay.out_shape) == 3
+                   and not lay.channels_last]
         c1, c2, c3 = st.columns([3, 2, 1])
         default_layer = next((lay.index for lay in spatial if lay.stage == 0 and lay.op == "add"), spatial[0].index)
         layer_index = c1.selectbox(
@@ -165,7 +168,7 @@ def forward_page() -> None:
             st.error(str(e), icon=":material/dangerous:")
             return
 
-        bn_text = f"batch norm: {MODE_TEXT[rec.mode]}" if has_bn else "no batch norm"
+        bn_text = f"batch norm: {MODE_TEXT[rec.mode]}" if has_bn else NORM_TEXT[spec.norm]
         st.markdown(f"**Views of {md(w.used)}** · {bn_text} · {batch_text} · {rec.device}")
         if w.trained:
             preds = weights.top_predictions(rec.logits[:1], w.classes, k=5)
@@ -238,7 +241,7 @@ def anatomy(rec, block: str, w) -> None:
     if trend is not None:
         st.subheader("‖F(x)‖ / ‖x‖ of every block through the depth")
         ui.svg_chart(charts.block_ratio_chart(rows, current=block), "ratios")
-        st.caption(f"For {md(w.used)}, {MODE_TEXT[rec.mode] if has_bn else 'no batch norm'}: the ratio {md(trend)}. "
+        st.caption(f"For {md(w.used)}, {MODE_TEXT[rec.mode] if has_bn else NORM_TEXT[spec.norm]}: the ratio {md(trend)}. "
                    "Below 1 the block adds a correction smaller than its input (close to the identity).")
         story = anatomy_story(rows, has_bn, rec.mode == "train", w.trained)
         if story is not None:
@@ -263,12 +266,13 @@ def backward_page() -> None:
     which = c[0].selectbox("Network (depth)", list(depths), format_func=depths.get, key="live.gf_net",
                            index=list(depths).index("resnet56"), disabled=busy)
     base = spec if which == "builder" else rc.get_preset(which)
-    norm = c[1].segmented_control("Batch norm", ["batch", "none"], default=base.norm, key=f"live.gf_norm.{which}",
-                                  required=True, format_func={"batch": "on", "none": "off"}.get, disabled=busy)
+    norm = c[1].segmented_control("Normalisation", list(rspec.NORMS), default=base.norm, key=f"live.gf_norm.{which}",
+                                  required=True, disabled=busy,
+                                  format_func={"batch": "batch norm", "layer": "layer norm", "none": "off"}.get)
     init = c[2].selectbox("Initialisation", rspec.INITS, index=rspec.INITS.index(base.init),
                           key=f"live.gf_init.{which}", format_func=lambda s: s.replace("_", " "), disabled=busy)
-    shortcut = c[3].segmented_control("Shortcut option", ["A", "B", "C"],
-                                      default=base.shortcut if base.shortcut in "ABC" else "B",
+    shortcut = c[3].segmented_control("Shortcut option", ["A", "B", "C", "D"],
+                                      default=base.shortcut if base.shortcut in ("A", "B", "C", "D") else "B",
                                       key=f"live.gf_sc.{which}", required=True, disabled=busy)
     c2 = st.columns([1, 1, 3, 1])
     batch = c2[0].number_input("Batch", 2, 256, 8, key="live.gf_batch", disabled=busy)
@@ -356,7 +360,7 @@ def show_gradient_flow(flow: GradientFlow) -> None:
     for v in flow.variants:
         label, rest = v.summary().split(": ", 1)
         st.markdown(f"**{label}**: {rest}")
-    st.caption(f"{md(flow.spec.name)} · batch norm {'on' if flow.spec.norm == 'batch' else 'off'} · "
+    st.caption(f"{md(flow.spec.name)} · {NORM_TEXT[flow.spec.norm]} · "
                f"{flow.spec.init.replace('_', ' ')} init · {flow.batch} seeded noise images · "
                f"{'train' if flow.train else 'eval'} mode · {flow.device} · same weights: "
                f"{'yes' if flow.same_weights else 'NO'} · same batch: {'yes' if flow.same_batch else 'NO'}")

@@ -68,7 +68,8 @@ PLAIN_MAX = 0.30  # every single deletion: the plain twin falls to at most this
 def shortcut_only(block: ResidualBlock, x: torch.Tensor) -> torch.Tensor:
     """What a deleted block computes: its shortcut alone (residual), or its input passed on (plain)."""
     act = getattr(block, block.act_name)
-    preact = isinstance(block, (PreActBasicBlock, PreActBottleneck))  # no activation after the addition
+    # no activation after the addition: pre-activation blocks, and ConvNeXt's (post_act False)
+    preact = isinstance(block, (PreActBasicBlock, PreActBottleneck)) or not getattr(block, "post_act", True)
     if block.skip and block.add is not None:
         if block.downsample is None:
             s = x

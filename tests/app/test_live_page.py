@@ -353,3 +353,19 @@ def test_only_the_open_tab_runs(monkeypatch):
     open_backward(at)
     assert "live.gf_run" in {b.key for b in at.button}
     assert not any(h.startswith("Feature maps: ") for h in subheaders(at)) and calls == []
+
+
+@pytest.mark.slow
+def test_a_convnext_runs_in_the_live_lab_with_its_layer_norm_and_its_maps():
+    """ConvNeXt-T (issue 21): the feature-map list holds only (C, H, W) maps (the layers between a block's
+    permutes are (H, W, C)), and the gradient flow's normalisation control offers the layer norm it has."""
+    at = live(net="convnext_tiny")
+    plan = rc.plan(rc.get_preset("convnext_tiny"))
+    options = at.selectbox(key="live.layer").options
+    channels_last = [lay for lay in plan.layers if lay.channels_last and lay.out_shape is not None]
+    assert channels_last and not any(o.startswith(f"{lay.label} ·") for lay in channels_last for o in options)
+    open_backward(at)
+    at.selectbox(key="live.gf_net").set_value("builder").run()
+    no_exception(at)
+    assert at.segmented_control(key="live.gf_norm.builder").options == ["batch norm", "layer norm", "off"]
+    assert at.segmented_control(key="live.gf_norm.builder").value == "layer"
