@@ -64,7 +64,9 @@ def to_table(t: Trace) -> str:
         "",
         f"Depth:              {depth_text(t)}",
         f"Total params:       {t.total_params:,}",
-        f"Total mult-adds:    {t.mult_adds:,} ({fmt_count(t.mult_adds)})",
+        f"Total mult-adds:    {t.mult_adds:,} ({fmt_count(t.mult_adds)}; torchinfo's rule)",
+        f"Conv/linear only:   {t.weight_mult_adds:,} ({fmt_count(t.weight_mult_adds)}; torchvision's GFLOPS and "
+        "FlopCounterMode ÷ 2 count these)",
         f"Element-wise ops:   {t.elementwise:,} (additions, activations, norms, pools; not in mult-adds)",
         f"Receptive field:    {t.receptive_field} px",
         f"Activations:        {fmt_bytes(t.activation_bytes)} per image (float32, all layer outputs)",
