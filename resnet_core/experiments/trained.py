@@ -205,6 +205,15 @@ def ensure_pair(pair: TrainedPair | None, settings: PairSettings, stop: Callable
     return pair, (share if pair.source.startswith("trained here") else 0.0)
 
 
+def private_copy(pair: TrainedPair) -> TrainedPair:
+    """A copy of a shared pair (a prepared one, one kept for every session) whose models a run may change: the
+    lesion study deletes blocks in place while it measures, so no two runs may hold the same models."""
+    import copy
+    from dataclasses import replace
+    return replace(pair, models={k: copy.deepcopy(m).eval() for k, m in pair.models.items()},
+                   heldout=dict(pair.heldout), info=dict(pair.info))
+
+
 def pair_from_models(residual: tuple[str, nn.Module, ArchSpec], plain: tuple[str, nn.Module, ArchSpec],
                      data: Dataset, source: str) -> TrainedPair:
     """A pair made of already trained models (e.g. the Training lab's), each a private copy in eval mode."""
