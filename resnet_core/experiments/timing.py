@@ -108,6 +108,10 @@ def estimate(module: Any, settings: Any, pair: Any = None, device: str = "cpu", 
         if est is None:
             return None
         training, training_note = est.total, "training the pair: " + est.note(load=False).removeprefix("on this server: ")
+        if getattr(ps, "processes", 1) == 2:  # one process per net: between the slower net alone and both in turn
+            alone = max((n.step.span(ps.steps, load) for n in est.nets), key=lambda sp: sp.low)
+            training = cal.Span(alone.low + est.evaluation.low / 2, training.high)
+            training_note += " (two processes: from the slower net alone to both in turn)"
     fwds = [forward_per_image(s, device, threads, data_root=data_root, measure=measure) for s in specs]
     if any(f is None for f in fwds):
         return None

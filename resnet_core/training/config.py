@@ -18,6 +18,7 @@ from resnet_core.structure.plan import plan as make_plan
 from resnet_core.structure.presets import get_preset, is_preset
 from resnet_core.structure.spec import ArchSpec
 from resnet_core.structure.spec_text import SpecError
+from resnet_core.training.options import BATCHNORM_LR, CPU_LR, GPU_LR
 
 SCHEDULES = ("cosine", "step", "constant")
 WARMUP_MODES = ("error80", "linear")
@@ -116,8 +117,8 @@ class Defaults:
 # on the server and its load: the app estimates it from this server's measured step times (training/estimate.py).
 # lr 0.05 for batch 32 (the paper's 0.1 is for batch 128): at 0.1 ResNet-56 blew up between steps ~20 and ~100
 # (loss above 4, the worst of the four) even with the paper's warm-up, which told a class the opposite story.
-CPU_DEFAULTS = Defaults((16, 16), 800, 32, 0.05, CPU_THREADS, "CPU: 16×16 inputs, batch 32, lr 0.05, 800 steps")
-CUDA_DEFAULTS = Defaults((32, 32), 3000, 128, 0.1, None,
+CPU_DEFAULTS = Defaults((16, 16), 800, 32, CPU_LR, CPU_THREADS, f"CPU: 16×16 inputs, batch 32, lr {CPU_LR:g}, 800 steps")
+CUDA_DEFAULTS = Defaults((32, 32), 3000, 128, GPU_LR, None,
                          "GPU: full-size 32×32 inputs, batch 128, 3,000 steps, bf16 autocast, channels_last")
 
 
@@ -185,12 +186,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         "batchnorm", "Batch normalisation on and off",
         (("resnet20", "resnet20"), ("resnet20 no BN", "resnet20-nobn"),
          ("plain20", "plain20"), ("plain20 no BN", "plain20-nobn")),
-        "The same nets from the same seed on the same batches, with and without batch norm, at lr 0.02. "
+        f"The same nets from the same seed on the same batches, with and without batch norm, at lr {BATCHNORM_LR:g}. "
         "plain20 without batch norm learns more slowly than with it. resnet20 without batch norm diverges "
         "within a few steps: each block adds F(x) to x, so without normalisation the activations roughly "
-        "double block after block (at the degradation experiment's lr 0.1, plain20 without it does not "
+        "double block after block (at lr 0.1, plain20 without it does not "
         "learn at all).",
-        config=(("lr", 0.02),)),
+        config=(("lr", BATCHNORM_LR),)),
 }
 
 

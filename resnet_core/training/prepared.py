@@ -35,6 +35,7 @@ from resnet_core.training.results import TrainResult
 FOLDER = "prepared"
 RUN_FILE = "run.json"
 KINDS = ("training", "pair")
+MAX_PER_KIND = 24  # prepared runs of each kind a server keeps (a visitor's button cannot fill its disk)
 _CACHE: dict[str, tuple[float, Any]] = {}  # folder → (run.json's mtime, the loaded run)
 _LOCK = threading.Lock()
 
@@ -72,6 +73,11 @@ def _write(kind: str, settings: Mapping[str, Any], body: Mapping[str, Any], save
     """Write a prepared run's folder beside its place and rename it into place (replacing an older one)."""
     place = _place(kind, settings, data_root)
     place.parent.mkdir(parents=True, exist_ok=True)
+    kept = [p for p in place.parent.iterdir() if not p.name.startswith(".")]
+    if not place.exists() and len(kept) >= MAX_PER_KIND:
+        from resnet_core.training.config import TrainError
+        raise TrainError(f"this server keeps at most {MAX_PER_KIND} prepared {kind} runs, and has them; its operator "
+                         f"can remove old ones from {place.parent.name}/ in its data folder")
     tmp = place.with_name(f".{place.name}.{os.getpid()}.{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
