@@ -138,17 +138,19 @@ def default_estimate(device, defaults, root=None):
                                measure=False, data_root=root)
     if est is not None:
         return est, False
+    where = str(calibration.state_dir(root))  # once per process and state folder
     with _CALIBRATING_LOCK:
-        if not _CALIBRATING:
-            _CALIBRATING.append(threading.Thread(
+        thread = _CALIBRATING.get(where)
+        if thread is None:
+            thread = _CALIBRATING[where] = threading.Thread(
                 target=te.estimate_training, args=(specs, defaults.steps, defaults.batch_size, device, defaults.threads,
                                                    images), kwargs={"data_root": root}, daemon=True,
-                name="resnet-explorer-calibration"))
-            _CALIBRATING[0].start()
-    return None, _CALIBRATING[0].is_alive()
+                name="resnet-explorer-calibration")
+            thread.start()
+    return None, thread.is_alive()
 
 
-_CALIBRATING: list[threading.Thread] = []
+_CALIBRATING: dict[str, threading.Thread] = {}
 _CALIBRATING_LOCK = threading.Lock()
 
 

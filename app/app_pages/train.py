@@ -93,6 +93,15 @@ with st.container(border=True):
     buttons = st.container(horizontal=True, gap="small", key="train.buttons")  # content-wide: no label cut
     start = buttons.button("Start training", type="primary", icon=":material/play_arrow:", key="train.start",
                            disabled=busy, width="content")
+
+    def to_class_length() -> None:
+        st.session_state["train.steps"] = train_config.CLASS_LENGTH["steps"]
+        st.session_state["train.size"] = train_config.CLASS_LENGTH["input_size"]
+    buttons.button("Class-length settings", icon=":material/timer:", key="train.class_length", disabled=busy,
+                   width="content", on_click=to_class_length,
+                   help=f"{train_config.CLASS_LENGTH['input_size']}×{train_config.CLASS_LENGTH['input_size']} inputs "
+                        f"(the digits' own resolution), {train_config.CLASS_LENGTH['steps']} steps: measured within 3 "
+                        "minutes on this project's 2-core server under load, with the same story (benchmarks/RESULTS.md).")
     stop = buttons.button("Stop", icon=":material/stop:", key="train.stop", disabled=not busy, width="content",
                           help="Stops after the current step; the networks keep what they learned so far.")
 

@@ -10,6 +10,7 @@ import streamlit as st
 from app import experiments_session as xs
 from app import train_session, ui
 from app.charts import experiments as charts
+from resnet_core import calibration
 from resnet_core.experiments import erf, landscape, lesion, shatter, signal, timing
 from resnet_core.experiments.common import ExperimentError, rows_csv
 from resnet_core.experiments.pair import CLASS_LENGTH_PAIRS
@@ -137,7 +138,7 @@ def expected(module, settings, ps: PairSettings, source: str) -> None:
     pair = None
     if source == "lab" or xs.shared_pair(ps, root) is not None:
         pair = True  # a trained pair: only the experiment's own part
-    key = (module.__name__, repr(settings), pair is None)
+    key = (str(calibration.state_dir(root)), module.__name__, repr(settings), pair is None)  # once per state folder
 
     def measure() -> None:
         timing.estimate(module, settings, None, data_root=root)
