@@ -22,7 +22,7 @@ import torch
 
 from resnet_core import calibration as cal
 from resnet_core import device as dev
-from resnet_core.experiments.pair_cost import _pair_specs, pair_cost, trained_pair_figures
+from resnet_core.experiments.pair_cost import pair_cost, pair_specs, trained_pair_figures
 
 UNMEASURED = (0.7, 1.6)  # the correction's range before this experiment ran here once
 
@@ -82,7 +82,7 @@ def _specs(settings: Any, pair: Any) -> tuple[list[Any], int, int]:
     if pair is not None:
         return trained_pair_figures(pair)
     pc = pair_cost(settings.pair)
-    return list(_pair_specs(settings.pair.residual, settings.pair.input_size)), pc.n_train, pc.n_test
+    return list(pair_specs(settings.pair.residual, settings.pair.input_size)), pc.n_train, pc.n_test
 
 
 def _forwards(module: Any, settings: Any, pair: Any) -> int:

@@ -18,7 +18,7 @@ from resnet_core.structure.plan import plan as make_plan
 from resnet_core.structure.presets import get_preset, is_preset
 from resnet_core.structure.spec import ArchSpec
 from resnet_core.structure.spec_text import SpecError
-from resnet_core.training.options import BATCHNORM_LR, CPU_LR, GPU_LR
+from resnet_core.training.rates import BATCHNORM_LR, CPU_LR, GPU_LR
 
 SCHEDULES = ("cosine", "step", "constant")
 WARMUP_MODES = ("error80", "linear")

@@ -25,13 +25,9 @@ from resnet_core.limits import (
     SEED_MAX,
     max_threads,
 )
+from resnet_core.training.rates import BATCHNORM_LR, CPU_LR, GPU_LR
 
 DEFAULT_NETS = "plain20,plain56,resnet20,resnet56"
-# The learning rates: defined once, here (training.config's device defaults and experiments take them from here,
-# so `train` and the Training lab run the same). lr 0.05 for the CPU's batch 32 (the paper's 0.1 is for batch 128).
-CPU_LR = 0.05
-GPU_LR = 0.1
-BATCHNORM_LR = 0.02
 LAUNCHER_ONLY = ("nproc", "port")  # what the launcher itself uses; its workers never see these
 
 
