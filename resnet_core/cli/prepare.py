@@ -93,6 +93,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             stop.set()
             raise
+        except OSError as e:
+            from resnet_core.cli.common import CliError
+            raise CliError(f"error: cannot keep the prepared runs in {prepared.folder(root)}: "
+                           f"{e.strerror or e}") from None
         wall = time.perf_counter() - t0
         print(f"prepared {title} in {wall:.0f} s: {place}")
     return 0
