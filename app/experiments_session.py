@@ -1,6 +1,7 @@
-"""The Why it works page's per-session state: one background experiment at a time, results kept per
-settings, and the trained pair (taken from the Training lab, or trained here) shared by the lesion
-study and the loss landscape. Never renders.
+"""The Why it works page's per-session state: one background experiment at a time and its results kept per
+settings; and the server's trained pairs, shared by every session and by the lesion study and the loss
+landscape when their settings agree: prepared for the class (resnet_core.training.prepared, under the data
+folder) or trained by any session of this process (kept here, the newest MAX_SHARED_PAIRS). Never renders.
 
 A job (app.jobs.Job) runs the library's experiment in a thread; the page polls its progress every second,
 Stop sets an event the experiment checks between steps, and a job whose session is gone (app.jobs'

@@ -181,6 +181,10 @@ if not busy and not (experiment == "custom" and (builder_chosen or not chosen)) 
             prepare_clicked = p2.button("Prepare for the class", key="train.prepare", width="stretch",
                                         help="Trains these settings now and keeps the result under the server's data "
                                              "folder (it survives a restart).")
+        kept = prepared.listing(data_root)
+        if kept:
+            with st.expander(f"Prepared on this server ({len(kept)})", icon=":material/inventory_2:"):
+                st.markdown("\n".join(f"- {md(prepared.describe(e))}" for e in kept))
 if start or start_many or prepare_clicked:
     try:
         source = source_for(data_kind, cifar_path)
