@@ -210,6 +210,11 @@ class Calibration:
     def _save(self) -> None:
         if self.path is None:
             return
+        # another process (a second server, `prepare`, a pair's trainers) may have written newer figures: keep them
+        for key, theirs in self._read().items():
+            mine = self._data.get(key)
+            if mine is None or theirs.when > mine.when:
+                self._data[key] = theirs
         with contextlib.suppress(OSError):  # a read-only folder: the figures stay for this process
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
@@ -218,7 +223,7 @@ class Calibration:
             tmp.write_text(json.dumps(body), encoding="utf-8")
             os.replace(tmp, self.path)
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         with self._lock:
             return list(self._data)
 

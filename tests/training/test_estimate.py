@@ -122,3 +122,17 @@ def test_a_finished_run_keeps_its_measured_step_and_evaluation_times():
 
 def test_without_figures_and_without_measuring_there_is_no_estimate():
     assert te.estimate_run(tiny_run(), measure=False) is None
+
+
+def test_two_processes_keep_each_others_figures(state_dir):
+    """A second process (another server, `prepare`, a pair's trainer) writing the same file keeps what the first
+    measured, and the newer figure of a key both measured wins."""
+    first = cal.Calibration(state_dir / cal.FILE)
+    second = cal.Calibration(state_dir / cal.FILE)
+    first.record("a", 1.0)
+    second.record("b", 2.0)  # read before "a" was written: it must not drop it
+    second.record("a", 5.0)  # second took first's "a" when it saved "b": this one averages in (α = 0.3)
+    first.record("c", 3.0)  # first's older "a" does not overwrite second's newer one
+    again = cal.Calibration(state_dir / cal.FILE)
+    assert {k: again.get(k).mean for k in again.names()} == pytest.approx({"a": 0.7 * 1.0 + 0.3 * 5.0, "b": 2.0,
+                                                                          "c": 3.0})
