@@ -100,8 +100,9 @@ with st.container(border=True):
     buttons.button("Class-length settings", icon=":material/timer:", key="train.class_length", disabled=busy,
                    width="content", on_click=to_class_length,
                    help=f"{train_config.CLASS_LENGTH['input_size']}×{train_config.CLASS_LENGTH['input_size']} inputs "
-                        f"(the digits' own resolution), {train_config.CLASS_LENGTH['steps']} steps: measured within 3 "
-                        "minutes on this project's 2-core server under load, with the same story (benchmarks/RESULTS.md).")
+                        f"(the digits' own resolution), {train_config.CLASS_LENGTH['steps']} steps: "
+                        f"{train_config.CLASS_LENGTH_MEASURED} on this project's 2-core server, with the same story "
+                        "(benchmarks/RESULTS.md); the time on this server is shown before the run starts.")
     stop = buttons.button("Stop", icon=":material/stop:", key="train.stop", disabled=not busy, width="content",
                           help="Stops after the current step; the networks keep what they learned so far.")
 

@@ -13,7 +13,7 @@ from app.charts import experiments as charts
 from resnet_core import calibration
 from resnet_core.experiments import erf, landscape, lesion, shatter, signal, timing
 from resnet_core.experiments.common import ExperimentError, rows_csv
-from resnet_core.experiments.pair import CLASS_LENGTH_PAIRS
+from resnet_core.experiments.pair import CLASS_LENGTH_MEASURED, CLASS_LENGTH_PAIRS
 from resnet_core.experiments.trained import PairSettings, pair_from_models, private_copy, train_pair, twin_of
 from resnet_core.text import md
 
@@ -42,7 +42,8 @@ st.markdown(f"#### {module.TITLE}\n> **The paper's claim.** {paper.claim}  \n"
 
 # ------------------------------------------------------------------------------------------- settings
 
-def pair_settings(prefix: str, default: PairSettings, class_length: PairSettings) -> tuple[PairSettings, str]:
+def pair_settings(prefix: str, default: PairSettings, class_length: PairSettings, measured: str
+                  ) -> tuple[PairSettings, str]:
     """The pair's settings, starting from the experiment's defaults (`default`); a button sets the class-length
     version (`class_length`: finishes within 3 minutes on this 2-core server, measured)."""
     def to_class_length() -> None:
@@ -79,8 +80,9 @@ def pair_settings(prefix: str, default: PairSettings, class_length: PairSettings
     b = st.columns([2, 3])
     b[0].button("Class-length settings", key=f"{prefix}.class_length", on_click=to_class_length, disabled=busy,
                 icon=":material/timer:", help=f"{class_length.residual} + {twin_of(class_length.residual)}, "
-                f"{class_length.steps:,} steps at {class_length.input_size}×{class_length.input_size}: measured on this "
-                "2-core server within 3 minutes, training included, and still reproduced (benchmarks/RESULTS.md).")
+                f"{class_length.steps:,} steps at {class_length.input_size}×{class_length.input_size}: {measured} on this "
+                "project's 2-core server, training included, and still reproduced (benchmarks/RESULTS.md); the "
+                "time on this server is shown before the run starts.")
     return ps, source
 
 
@@ -207,7 +209,8 @@ with st.container(border=True):
         def work(stop, progress, settings=settings, spec=spec):
             return erf.run(settings, stop, progress, spec=spec)
     elif name == "lesion":
-        ps, source = pair_settings("why.lesion.pair", lesion.LesionSettings().pair, CLASS_LENGTH_PAIRS["lesion"])
+        ps, source = pair_settings("why.lesion.pair", lesion.LesionSettings().pair, CLASS_LENGTH_PAIRS["lesion"],
+                                   CLASS_LENGTH_MEASURED["lesion"])
         draws = st.columns(5)[0].number_input("Random draws per k", 1, 50, 5, key="why.lesion.draws", disabled=busy)
         settings = lesion.LesionSettings(pair=ps, draws=int(draws), seed=ps.seed)
         key = repr((settings, source))
@@ -216,7 +219,8 @@ with st.container(border=True):
         def work(stop, progress, settings=settings, ps=ps, source=source):
             return run_with_pair(lesion, settings, ps, source, stop, progress, share=0.8)
     else:
-        ps, source = pair_settings("why.land.pair", landscape.LandscapeSettings().pair, CLASS_LENGTH_PAIRS["landscape"])
+        ps, source = pair_settings("why.land.pair", landscape.LandscapeSettings().pair, CLASS_LENGTH_PAIRS["landscape"],
+                                   CLASS_LENGTH_MEASURED["landscape"])
         c = st.columns(3)
         side = c[0].number_input("2-D grid side", 3, 21, 7, step=2, key="why.land.side", disabled=busy)
         images = c[1].number_input("Training images for the loss", 16, 2000, 64, key="why.land.images", disabled=busy)
