@@ -111,7 +111,14 @@ def estimate(module: Any, settings: Any, pair: Any = None, device: str = "cpu", 
         if getattr(ps, "processes", 1) == 2:  # one process per net: between the slower net alone and both in turn
             alone = max((n.step.span(ps.steps, load) for n in est.nets), key=lambda sp: sp.low)
             training = cal.Span(alone.low + est.evaluation.low / 2, training.high)
-            training_note += " (two processes: from the slower net alone to both in turn)"
+            training_note += " (two processes: from the slower net alone to both in turn"
+            from resnet_core.experiments.trained import SPAWN_KEY
+            spawn = cal.store(data_root).get(SPAWN_KEY)
+            if spawn is not None:
+                training = training + spawn.span(1, load)
+                training_note += f", plus starting them: {spawn.mean:.0f} s, {spawn.when_text()})"
+            else:
+                training_note += ", plus starting them: not timed here yet)"
     fwds = [forward_per_image(s, device, threads, data_root=data_root, measure=measure) for s in specs]
     if any(f is None for f in fwds):
         return None
