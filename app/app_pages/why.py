@@ -64,6 +64,7 @@ def pair_settings(prefix: str, default: PairSettings, class_length: PairSettings
     seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}.seed", disabled=busy)
     # one process: the server trains in a thread of its own (no processes spawned from a Streamlit server)
     ps = replace(default, residual=net, steps=int(steps), input_size=int(size), seed=int(seed), processes=1)
+    ready = None
     if source == "here":
         ready = xs.shared_pair(ps, root)
         if ready is not None:
@@ -78,6 +79,18 @@ def pair_settings(prefix: str, default: PairSettings, class_length: PairSettings
                        "of this server, so the lesion study and the landscape share it when they use the same network "
                        "and settings. A teacher can prepare it before class: `resnet-explorer prepare --experiments`.")
     b = st.columns([2, 3])
+    if source == "here" and ready is not None and ready.info.get("prepared") is None:
+        def keep_for_the_class(pair=ready, ps=ps) -> None:
+            from resnet_core.training import prepared
+            try:
+                prepared.save_pair(pair, ps, "a teacher in the app", root)
+            except (OSError, ExperimentError, prepared.TrainError) as e:
+                st.session_state["why.keep_error"] = str(e)
+        b[1].button("Keep this pair for the class", key=f"{prefix}.keep", on_click=keep_for_the_class, disabled=busy,
+                    icon=":material/school:", help="Saves the trained pair under the server's data folder: every "
+                    "session uses it, also after the server restarts.")
+    if st.session_state.get("why.keep_error"):
+        st.error(f"The pair could not be kept: {md(st.session_state.pop('why.keep_error'))}")
     b[0].button("Class-length settings", key=f"{prefix}.class_length", on_click=to_class_length, disabled=busy,
                 icon=":material/timer:", help=f"{class_length.residual} + {twin_of(class_length.residual)}, "
                 f"{class_length.steps:,} steps at {class_length.input_size}×{class_length.input_size}: {measured} on this "

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_core import calibration as cal
+from resnet_core.training.config import TrainError  # noqa: F401 - what a full store raises (re-exported)
 from resnet_core.training.results import TrainResult
 
 FOLDER = "prepared"
@@ -75,7 +76,6 @@ def _write(kind: str, settings: Mapping[str, Any], body: Mapping[str, Any], save
     place.parent.mkdir(parents=True, exist_ok=True)
     kept = [p for p in place.parent.iterdir() if not p.name.startswith(".")]
     if not place.exists() and len(kept) >= MAX_PER_KIND:
-        from resnet_core.training.config import TrainError
         raise TrainError(f"this server keeps at most {MAX_PER_KIND} prepared {kind} runs, and has them; its operator "
                          f"can remove old ones from {place.parent.name}/ in its data folder")
     tmp = place.with_name(f".{place.name}.{os.getpid()}.{threading.get_ident()}")

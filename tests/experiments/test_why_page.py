@@ -159,3 +159,33 @@ def test_the_class_length_button_sets_the_measured_preset():
     assert at.selectbox(key="why.land.pair.net").value == cl.residual
     assert at.number_input(key="why.land.pair.steps").value == cl.steps
     assert at.number_input(key="why.land.pair.size").value == cl.input_size
+
+
+@pytest.mark.slow
+def test_a_pair_trained_by_one_session_is_used_by_another_and_kept_for_the_class(monkeypatch):
+    from app import experiments_session as xs
+    from resnet_core.training import prepared
+    monkeypatch.setattr(xs, "_SHARED", type(xs._SHARED)())  # this process's pairs: none yet
+
+    def lesion_page(steps=3):
+        at = why_page()
+        at.number_input(key="why.lesion.pair.steps").set_value(steps)
+        at.number_input(key="why.lesion.pair.size").set_value(8).run()
+        no_exception(at)
+        return at
+    first = lesion_page()
+    assert "The pair trains here" in page_text(first)
+    first.button(key="why.run").click().run()
+    job = wait_done(first)
+    assert job.error is None and job.result.extra["timing"]["trained"] is True
+    assert any("training the pair" in c.value and "from the click" in c.value for c in first.caption)
+    second = lesion_page()  # another session: the pair is there, no training
+    assert "trained by an earlier run on this server" in page_text(second)
+    second.button(key="why.lesion.pair.keep").click().run()
+    no_exception(second)
+    (entry,) = prepared.listing()
+    assert entry["kind"] == "pair" and entry["how"] == "a teacher in the app" and entry["settings"]["steps"] == 3
+    xs._SHARED.clear()  # a restart: nothing in memory, the prepared pair on disk
+    prepared.forget()
+    third = lesion_page()
+    assert "prepared for the class" in page_text(third) and "by a teacher in the app" in page_text(third)
