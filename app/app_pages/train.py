@@ -167,9 +167,11 @@ if not busy and not (experiment == "custom" and (builder_chosen or not chosen)) 
             about = ready.prepared  # type: ignore[attr-defined]
             p1, p2 = st.columns([4, 1])
             p1.markdown(f":material/school: **Prepared for the class** {md(about['when_text'])} by {md(about['how'])}: "
-                        f"{ready.steps_done:,} steps in {about['wall_s']:.0f} s on {md(ready.device)}. Every session "
-                        "can show it at once instead of training the same networks again.")
-            if p2.button("Show the prepared run", key="train.use_prepared", type="primary", width="stretch"):
+                        f"{ready.steps_done:,} steps in {about['wall_s']:.0f} s on {md(ready.device)}. **Start "
+                        "training** shows it at once instead of training the same networks again (the same seed gives "
+                        "the same curves); change any setting, e.g. the seed, to train your own.")
+            use = p2.button("Show the prepared run", key="train.use_prepared", type="primary", width="stretch")
+            if use or start:
                 train_session.show_prepared(ready, experiment if experiment != "custom" else None,
                                             dict(source=data_kind, input_size=(int(size), int(size)), in_channels=3,
                                                  seed=int(seed), root=None))

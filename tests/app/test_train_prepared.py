@@ -52,8 +52,11 @@ def test_a_prepared_run_is_reused_by_a_second_session_and_after_a_restart():
     job = show_prepared(first)
     assert job.result is result  # the server's one copy, not a new training
     assert list(first.dataframe[0].value["network"]) == ["plain20", "plain56", "resnet20", "resnet56"]
-    second = lab()  # another browser session
-    assert show_prepared(second).result is result
+    second = lab()  # another browser session, pressing Start: the prepared run, no training
+    second.button(key="train.start").click().run()
+    no_exception(second)
+    job = wait_finished(second, timeout=30)
+    assert job.name == "prepared" and job.result is result
     prepared.forget()  # a restarted server reads it from the data folder
     third = lab()
     again = show_prepared(third).result
