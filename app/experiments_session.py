@@ -1,6 +1,7 @@
-"""The Why it works page's per-session state: one background experiment at a time, results kept per
-settings, and the trained pair (taken from the Training lab, or trained here) shared by the lesion
-study and the loss landscape. Never renders.
+"""The Why it works page's per-session state: one background experiment at a time and its results kept per
+settings; and the server's trained pairs, shared by every session and by the lesion study and the loss
+landscape when their settings agree: prepared for the class (resnet_core.training.prepared, under the data
+folder) or trained by any session of this process (kept here, the newest MAX_SHARED_PAIRS). Never renders.
 
 A job (app.jobs.Job) runs the library's experiment in a thread; the page polls its progress every second,
 Stop sets an event the experiment checks between steps, and a job whose session is gone (app.jobs'
@@ -9,6 +10,8 @@ liveness rule) stops by itself.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +23,11 @@ from resnet_core.experiments.common import ExperimentResult
 
 JOB = "why.job"
 RESULTS = "why.results"  # {(name, settings key): ExperimentResult}
-PAIRS = "why.pairs"  # {pair settings key: TrainedPair} trained on this page
 MAX_RESULTS = 12  # per session; the oldest goes first
+MAX_SHARED_PAIRS = 4  # pairs trained by any session, kept for every session of this process (the oldest goes first)
+_SHARED: OrderedDict[str, Any] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+_ESTIMATES: dict[Any, threading.Thread] = {}
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,39 @@ def latest(name: str) -> ExperimentResult | None:
     return found
 
 
-def pairs() -> dict:
-    return st.session_state.setdefault(PAIRS, {})
+def pair_key(ps: Any) -> str:
+    from resnet_core.training.prepared import pair_settings
+    return repr(sorted(pair_settings(ps).items()))
+
+
+def shared_pair(ps: Any, root=None) -> Any:
+    """The trained pair of these settings this server already has — prepared for the class (under the data
+    folder, surviving a restart) or trained by any session of this process — or None. Shared: take
+    trained.private_copy before running on it."""
+    from resnet_core.training import prepared
+    ready = prepared.load_pair(ps, root)
+    if ready is not None:
+        return ready
+    with _SHARED_LOCK:
+        return _SHARED.get(pair_key(ps))
+
+
+def keep_pair(ps: Any, pair: Any) -> None:
+    """Keep a pair a session trained (to its end) for every session of this process."""
+    with _SHARED_LOCK:
+        _SHARED[pair_key(ps)] = pair
+        while len(_SHARED) > MAX_SHARED_PAIRS:
+            _SHARED.popitem(last=False)
+
+
+def in_background(key: Any, fn: Callable[[], Any]) -> bool:
+    """Run `fn` once per process in a thread of its own (a first-use measurement); whether it is still running."""
+    with _SHARED_LOCK:
+        t = _ESTIMATES.get(key)
+        if t is None:
+            t = _ESTIMATES[key] = threading.Thread(target=fn, daemon=True, name="resnet-explorer-calibration")
+            t.start()
+    return t.is_alive()
 
 
 def training_lab_pair(residual: str):

@@ -15,6 +15,8 @@ import io
 import os
 import shutil
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,10 @@ import streamlit as st
 import torch
 
 from app.jobs import Capacity, Failed, Job, make_workdir, replace_job, start_process
+from resnet_core import calibration
+from resnet_core.calibration import Span
 from resnet_core.paths import ROOT
+from resnet_core.training import prepared
 from resnet_core.training.data import Dataset, load_data
 from resnet_core.training.results import TrainResult
 from resnet_core.training.run import TrainingRun
@@ -41,7 +46,9 @@ def data_root() -> Path | None:
             value = st.secrets.get("data_dir")
         except Exception:  # noqa: BLE001 - no secrets file: the setting is simply absent
             value = None
-    return Path(value) if value else None
+    root = Path(value) if value else None
+    calibration.use_data_root(root)  # the server's measurements and prepared runs live below it
+    return root
 
 
 def visitor_text(text: object) -> str:
@@ -62,19 +69,99 @@ def current() -> Job | None:
     return st.session_state.get(JOB)
 
 
-def training_work(run: TrainingRun):
-    """The work of a training job: the library's run, step by step, its progress reported."""
+@dataclass(frozen=True)
+class Evaluating:
+    """The progress of a run's final evaluation (after its last step, or after Stop)."""
+
+    net: str  # the net being evaluated ("" once done)
+    index: int  # 0-based
+    nets: int
+    images: int  # images each net is evaluated on
+    left: Span | None  # the estimated time left
+    step: int  # the step the training ended at
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.index / max(1, self.nets)
+
+    def text(self) -> str:
+        if not self.net:
+            return f"evaluated every net at step {self.step:,}"
+        left = f" · {self.left.text()} left" if self.left is not None else ""
+        return (f"training ended at step {self.step:,} of {self.total:,}; evaluating {self.net} ({self.index + 1} of "
+                f"{self.nets}) on {self.images:,} images, train and held-out splits{left}")
+
+
+def training_work(run: TrainingRun, estimate=None, prepare: dict | None = None):
+    """The work of a training job: the library's run, step by step, its progress reported; then the final
+    evaluation, net by net, with its progress; with `prepare` (the run's settings) the result is kept for every
+    session (prepared.save_training)."""
     def work(should_stop, report) -> TrainResult:
         for update in run.iter(should_stop=should_stop):
             report(update.progress)
-        return run.result()
+        per_net = {n.label: n.eval_per_image for n in estimate.nets} if estimate is not None else {}
+        images = estimate.eval_images if estimate is not None else 0
+
+        def evaluating(i: int, n: int, label: str) -> None:
+            left = None
+            if per_net and label:
+                left = sum((per_net[x].scaled(images) for x in run.labels[i:] if x in per_net), Span(0.0, 0.0))
+            report(Evaluating(label, i, n, images or run.data.n_train + run.data.n_test, left, run.step,
+                              run.config.steps))
+        result = run.result(evaluating)
+        if prepare is not None and not result.stopped:
+            prepared.save_training(result, prepare, "a teacher in the app", data_root())
+        return result
     return work
 
 
-def start(run: TrainingRun, experiment: str | None) -> Job:
-    """Train `run` as this session's job (a running one is stopped first); `job.run`, `job.experiment`."""
-    return replace_job(st.session_state, JOB, Job("training", training_work(run), run=run, experiment=experiment),
+def start(run: TrainingRun, experiment: str | None, estimate=None, prepare: dict | None = None) -> Job:
+    """Train `run` as this session's job (a running one is stopped first); `job.run`, `job.experiment`,
+    `job.estimate` (training.estimate.TrainingEstimate or None), `job.prepare` (the settings it prepares)."""
+    return replace_job(st.session_state, JOB, Job("training", training_work(run, estimate, prepare), run=run,
+                                                  experiment=experiment, estimate=estimate, prepare=prepare),
                        wait_s=0)
+
+
+def default_estimate(device, defaults, root=None):
+    """The Training lab's default run on this server: (TrainingEstimate or None, measuring). The first page view
+    of a server that never measured it starts timing a few steps of each net in the background (once per
+    process; the figures are kept under the data folder), and says so until they are in."""
+    from resnet_core.training import estimate as te
+    from resnet_core.training.config import experiment_specs
+    size = defaults.input_size
+    specs = {label: spec.replace(in_channels=3, input_size=size, num_classes=10)
+             for label, spec in experiment_specs("degradation")}
+    images = 1797  # the digits: every image is evaluated at the end (train and held-out splits)
+    est = te.estimate_training(specs, defaults.steps, defaults.batch_size, device, defaults.threads, images,
+                               measure=False, data_root=root)
+    if est is not None:
+        return est, False
+    where = str(calibration.state_dir(root))  # once per process and state folder
+    with _CALIBRATING_LOCK:
+        thread = _CALIBRATING.get(where)
+        if thread is None:
+            thread = _CALIBRATING[where] = threading.Thread(
+                target=te.estimate_training, args=(specs, defaults.steps, defaults.batch_size, device, defaults.threads,
+                                                   images), kwargs={"data_root": root}, daemon=True,
+                name="resnet-explorer-calibration")
+            thread.start()
+    return None, thread.is_alive()
+
+
+_CALIBRATING: dict[str, threading.Thread] = {}
+_CALIBRATING_LOCK = threading.Lock()
+
+
+def show_prepared(result: TrainResult, experiment: str | None, data_args: dict) -> Job:
+    """A prepared run as this session's finished job: its curves, table and nets, trained once for the server.
+    `data_args` (load_data's) give the data set the Live lab's hand-off takes its examples from."""
+    run = ProcessRun([r.net for r in result.nets], data_args, result.device)
+    run.records[:], run.evals[:] = result.records, result.evals
+    job = Job("prepared", lambda should_stop, report: result, run=run, experiment=experiment, estimate=None,
+              prepare=None, prepared=getattr(result, "prepared", None))
+    return replace_job(st.session_state, JOB, job, wait_s=0)
 
 
 def records_frame(run: TrainingRun):

@@ -11,11 +11,12 @@ from resnet_core.text import md, safe_filename
 from resnet_core.training import config as train_config
 from resnet_core.training import data as rdata
 from resnet_core.training import distributed as tdist
+from resnet_core.training import estimate as train_estimate
+from resnet_core.training import prepared, story
 from resnet_core.training import results as train_results
 from resnet_core.training import run as train_run
-from resnet_core.training import story
 
-LONG_RUN_S = 180  # a run estimated to take longer than this is announced before it starts
+LONG_RUN_S = 180  # a run estimated (the top of its range) to take longer than this is announced before it starts
 
 device = pick_device("auto")
 defaults = train_config.defaults_for(device)
@@ -75,7 +76,8 @@ with st.container(border=True):
                            key=f"train.lr.{experiment}", disabled=busy)
     size = s[3].number_input("Input size", 4, 256, defaults.input_size[0], key="train.size", disabled=busy,
                              help="Images are resized to size × size; the CPU default is smaller than CIFAR's 32 so "
-                                  "that four networks train in a couple of minutes.")
+                                  "that four networks train within a lesson on a CPU (the time on this server is "
+                                  "estimated before a run starts).")
     seed = s[4].number_input("Seed", 0, 2**31 - 1, 0, key="train.seed", disabled=busy)
     schedule = s[5].selectbox("Schedule", train_config.SCHEDULES, key="train.schedule", disabled=busy,
                               help="cosine: warm-up then cosine decay to 0 · step: ÷10 at 50% and 75% "
@@ -94,6 +96,16 @@ with st.container(border=True):
     buttons = st.container(horizontal=True, gap="small", key="train.buttons")  # content-wide: no label cut
     start = buttons.button("Start training", type="primary", icon=":material/play_arrow:", key="train.start",
                            disabled=busy, width="content")
+
+    def to_class_length() -> None:
+        st.session_state["train.steps"] = train_config.CLASS_LENGTH["steps"]
+        st.session_state["train.size"] = train_config.CLASS_LENGTH["input_size"]
+    buttons.button("Class-length settings", icon=":material/timer:", key="train.class_length", disabled=busy,
+                   width="content", on_click=to_class_length,
+                   help=f"{train_config.CLASS_LENGTH['input_size']}×{train_config.CLASS_LENGTH['input_size']} inputs "
+                        f"(the digits' own resolution), {train_config.CLASS_LENGTH['steps']} steps: "
+                        f"{train_config.CLASS_LENGTH_MEASURED} on this project's 2-core server, with the same story "
+                        "(benchmarks/RESULTS.md); the time on this server is shown before the run starts.")
     stop = buttons.button("Stop", icon=":material/stop:", key="train.stop", disabled=not busy, width="content",
                           help="Stops after the current step; the networks keep what they learned so far.")
 
@@ -136,15 +148,50 @@ with commands_box:
                 tdist.command_line(args_shown, nproc, nnodes=2, endpoint="HOST:29400"), language="bash")
 
 
-def start_pending(run, label_exp) -> None:
-    train_session.start(run, label_exp)
+def settings_now(source: str) -> dict:
+    """This run's settings as prepared runs are keyed (the app's settings and the device's kind)."""
+    return prepared.training_settings({**cli_settings(source), "device": device.type})
+
+
+def start_pending(run, label_exp, estimate=None, prepare=None) -> None:
+    train_session.start(run, label_exp, estimate, prepare)
     st.session_state.pop("train.pending", None)
     st.rerun()  # redraw the controls as busy: Stop enabled, settings locked
 
 
 if stop and job is not None:
     job.stop()
-if start or start_many:
+prepare_clicked = False
+ready = None  # the prepared run of these settings, if any
+if not busy and not (experiment == "custom" and (builder_chosen or not chosen)) and data_kind != "cifar":
+    with st.container(border=True, key="train.prepared_box"):
+        ready = prepared.load_training(settings_now(data_kind), data_root)
+        if ready is not None:
+            about = ready.prepared  # type: ignore[attr-defined]
+            p1, p2 = st.columns([4, 1])
+            p1.markdown(f":material/school: **Prepared for the class** {md(about['when_text'])} by {md(about['how'])}: "
+                        f"{ready.steps_done:,} steps in {about['wall_s']:.0f} s on {md(ready.device)}. **Start "
+                        "training** shows it at once instead of training the same networks again (the same seed gives "
+                        "the same curves); change any setting, e.g. the seed, to train your own.")
+            use = p2.button("Show the prepared run", key="train.use_prepared", type="primary", width="stretch")
+            if use or start:
+                train_session.show_prepared(ready, experiment if experiment != "custom" else None,
+                                            dict(source=data_kind, input_size=(int(size), int(size)), in_channels=3,
+                                                 seed=int(seed), root=None))
+                st.rerun()
+        else:
+            p1, p2 = st.columns([4, 1])
+            p1.caption(":material/school: Teaching a class? Train these settings once for the whole server: every "
+                       "session then shows the prepared run instead of training the same networks (the operator can "
+                       "do it before class with `resnet-explorer prepare`).")
+            prepare_clicked = p2.button("Prepare for the class", key="train.prepare", width="stretch",
+                                        help="Trains these settings now and keeps the result under the server's data "
+                                             "folder (it survives a restart).")
+        kept = prepared.listing(data_root)
+        if kept:
+            with st.expander(f"Prepared on this server ({len(kept)})", icon=":material/inventory_2:"):
+                st.markdown("\n".join(f"- {md(prepared.describe(e))}" for e in kept))
+if start or start_many or prepare_clicked:
     try:
         source = source_for(data_kind, cifar_path)
         confined_to = data_root if data_kind == "cifar" else None  # every CIFAR file is read only below it
@@ -161,16 +208,16 @@ if start or start_many:
                                                      seed=int(seed), root=confined_to),
                                                 f"{nproc} processes", exp_name)
             st.rerun()
-        with delivery.spinner("Preparing the data and building the networks…"):
+        with delivery.spinner("Preparing the data, building the networks and timing a step of each on this server…"):
             run = train_run.make_run(experiment if experiment != "custom" else nets, source, steps=int(steps),
                                      batch_size=int(batch), input_size=int(size), seed=int(seed), lr=float(lr),
                                      schedule=schedule, device=device, data_options={"root": confined_to})
-            per_step = story.estimate_seconds(run)
-        total = sum(per_step.values()) * run.config.steps
-        if total > LONG_RUN_S:
-            st.session_state["train.pending"] = (run, exp_name, total, per_step)
+            estimate = train_estimate.estimate_run(run, data_root)
+        to_prepare = settings_now(source) if prepare_clicked else None
+        if estimate is not None and estimate.total.high > LONG_RUN_S:
+            st.session_state["train.pending"] = (run, exp_name, estimate, to_prepare)
         else:
-            start_pending(run, exp_name)
+            start_pending(run, exp_name, estimate, to_prepare)
     except rdata.DataError as e:
         msg = rdata.NOT_OFFERED if data_kind == "cifar" else str(e)  # never a server path
         st.error(f"Training could not start: {md(msg)}", icon=":material/dangerous:")
@@ -179,16 +226,14 @@ if start or start_many:
 
 pending = st.session_state.get("train.pending")
 if pending is not None and not busy:
-    run, exp_name, total, per_step = pending
-    slowest = max(per_step, key=per_step.get)
+    run, exp_name, estimate, to_prepare = pending
     with st.container(border=True):
-        st.warning(f"This run would take about {total / 60:.0f} minutes ({run.config.steps:,} steps; "
-                   f"{md(slowest)} alone needs {per_step[slowest]:.2f} s a step, measured just now on "
-                   f"{md(run.describe_device())}). Fewer steps, a smaller batch or input, or smaller networks "
+        st.warning(f"This run would take {estimate.total.text()} {md(estimate.note())}, on "
+                   f"{md(run.describe_device())}. Fewer steps, a smaller batch or input, or smaller networks "
                    "make it shorter.", icon=":material/schedule:")
         w1, w2, _ = st.columns([1, 1, 3])
         if w1.button("Start anyway", key="train.start_anyway", type="primary"):
-            start_pending(run, exp_name)
+            start_pending(run, exp_name, estimate, to_prepare)
         if w2.button("Cancel", key="train.cancel"):
             st.session_state.pop("train.pending", None)
             st.rerun()
@@ -203,7 +248,9 @@ def curves(run) -> None:
     left.altair_chart(train_charts.curve(df, "loss", list(run.labels), "training loss (log)"), width="stretch")
     right.altair_chart(train_charts.curve(df, "accuracy", list(run.labels), "training accuracy (on each batch)"),
                        width="stretch")
-    st.caption(f"Faint: each step's batch; bold: the mean of the last {train_charts.smoothing_window(df)} steps. "
+    window = train_charts.smoothing_window(df)
+    bold = f"the mean of the last {window:,} steps" if window > 1 else "each step (too few steps yet to average)"
+    st.caption(f"Faint: each step's batch; bold: {bold}. "
                f"Device: {md(run.describe_device())}" + (f" · data: {md(train_session.visitor_text(run.data.describe()))}."
                                                          if isinstance(run, train_run.TrainingRun) else "."))
 
@@ -212,11 +259,20 @@ def curves(run) -> None:
 def live_view() -> None:
     job = train_session.current()
     if job is None:
+        est, measuring = train_session.default_estimate(device, defaults, data_root)
+        when = (f"takes {est.total.text()} {md(est.note())}." if est is not None else
+                "is being timed on this server (a few steps of each net, once)…" if measuring else
+                "will be timed on this server when you press Start.")
         st.info("Choose an experiment and press **Start training**. The default — plain-20, plain-56, "
-                "ResNet-20 and ResNet-56 on the digits — takes about two minutes on a 2-core CPU.",
-                icon=":material/touch_app:")
+                f"ResNet-20 and ResNet-56 on the digits — {when}", icon=":material/touch_app:")
         return
     p = job.progress
+    est = getattr(job, "estimate", None)
+    if job.running and est is not None and isinstance(p, (train_results.TrainProgress, type(None))):
+        st.caption(f"Expected: {est.total.text()} from the start, training and final evaluation "
+                   f"({md(est.note())}).")
+    if job.running and job.stop_event.is_set() and not isinstance(p, train_session.Evaluating):
+        st.caption("Stopping after the current step; then every net is evaluated on the train and held-out splits.")
     if p is not None:
         st.progress(min(1.0, p.fraction), text=p.text())
     curves(job.run)
@@ -245,6 +301,13 @@ if job is not None and job.finished:
             "params": st.column_config.NumberColumn(format="localized")})
         sentences = story.summarise(result, job.experiment)
         st.info("\n\n".join(md(x) for x in sentences), icon=":material/lightbulb:")
+        about = getattr(job, "prepared", None)
+        if about is not None:
+            st.caption(f":material/school: Prepared for the class {md(about['when_text'])} by {md(about['how'])} "
+                       f"(trained once for the whole server at load {about.get('load') or 0:.1f}).")
+        elif getattr(job, "prepare", None) is not None and not result.stopped:
+            st.success("Kept for the class: every session with these settings can now show this run at once, also "
+                       "after the server restarts.", icon=":material/school:")
         st.caption(f"{result.steps_done} steps in {result.wall_s:.0f} s on {md(result.device)} · "
                    f"{md(train_session.visitor_text(result.data))}. "
                    "Final training loss: the mean over the last steps; accuracies: the whole train and held-out "

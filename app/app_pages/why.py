@@ -1,6 +1,7 @@
 """Why it works: five published results about residual networks, reproduced live and judged by their numbers."""
 
 import json
+import time
 from dataclasses import replace
 
 import pandas as pd
@@ -9,9 +10,11 @@ import streamlit as st
 from app import experiments_session as xs
 from app import handoff, train_session, ui
 from app.charts import experiments as charts
-from resnet_core.experiments import erf, landscape, lesion, shatter, signal
+from resnet_core import calibration
+from resnet_core.experiments import erf, landscape, lesion, shatter, signal, timing
 from resnet_core.experiments.common import ExperimentError, rows_csv
-from resnet_core.experiments.trained import PairSettings, pair_from_models, train_pair, twin_of
+from resnet_core.experiments.pair import CLASS_LENGTH_MEASURED, CLASS_LENGTH_PAIRS
+from resnet_core.experiments.trained import PairSettings, pair_from_models, private_copy, train_pair, twin_of
 from resnet_core.text import md
 
 MODULES = {"lesion": lesion, "shatter": shatter, "erf": erf, "landscape": landscape, "signal": signal}
@@ -26,9 +29,9 @@ busy = job is not None and job.running
 guide = handoff.arrive("why")  # a Learn step's link: its settings go into this page's widgets, once
 
 st.title("Why it works")
-st.caption("Five published results about residual networks, reproduced here in seconds to a couple of minutes on "
-           "a CPU. Each shows the paper's claim, the measurement, and a verdict computed from the numbers — "
-           "reproduced or not, with the numbers that decide it.")
+st.caption("Five published results about residual networks, reproduced live on this server. Each shows the paper's "
+           "claim, the measurement, and a verdict computed from the numbers — reproduced or not, with the numbers "
+           "that decide it. The two that train a pair of networks say before they start how long they take here.")
 if (guided_note := handoff.note("why")) is not None:
     st.info(guided_note, icon=":material/route:")
 
@@ -42,31 +45,61 @@ st.markdown(f"#### {module.TITLE}\n> **The paper's claim.** {paper.claim}  \n"
 
 # ------------------------------------------------------------------------------------------- settings
 
-def pair_settings(prefix: str, default: PairSettings) -> tuple[PairSettings, str]:
-    """The pair's settings, starting from the experiment's defaults (`default`)."""
+def pair_settings(prefix: str, default: PairSettings, class_length: PairSettings, measured: str
+                  ) -> tuple[PairSettings, str]:
+    """The pair's settings, starting from the experiment's defaults (`default`); a button sets the class-length
+    version (`class_length`: finishes within 3 minutes on this 2-core server, measured)."""
+    def to_class_length() -> None:
+        st.session_state[f"{prefix}.net"] = class_length.residual
+        st.session_state[f"{prefix}.steps"] = class_length.steps
+        st.session_state[f"{prefix}.size"] = class_length.input_size
     c = st.columns([2, 2, 1, 1, 1])
     net = c[0].selectbox("Residual net (its plain twin trains beside it)", PAIR_NETS, key=f"{prefix}.net",
                          index=PAIR_NETS.index(default.residual), disabled=busy)
     from_lab = xs.training_lab_pair(net)
     sources = (["lab"] if from_lab else []) + ["here"]
+    here = "the server's pair of these settings, or train it here"
     source = c[1].radio("Trained networks", sources, key=f"{prefix}.source", disabled=busy, horizontal=False,
-                        format_func={"lab": f"from the Training lab ({net} + {twin_of(net)})",
-                                     "here": "train the pair here"}.get)
+                        format_func={"lab": f"from the Training lab ({net} + {twin_of(net)})", "here": here}.get)
     steps = c[2].number_input("Steps", 1, 20_000, default.steps, key=f"{prefix}.steps", disabled=busy or source == "lab")
     size = c[3].number_input("Input size", 8, 32, default.input_size, key=f"{prefix}.size",
                              disabled=busy or source == "lab")
     seed = c[4].number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}.seed", disabled=busy)
-    if not from_lab:
-        # measured on an idle 2-core CPU, one process, per step of the pair: resnet20 + plain20 0.075 s at 16×16 and
-        # ~0.06 s at 8×8 (the fixed cost of 40 layers' calls dominates small inputs); the 56-layer pair ≈ 3× that
-        depth = int(net[6:]) if net[6:].isdigit() else 56
-        per_step = (0.055 + 0.02 * (int(size) / 16) ** 2) * (depth - 2) / 18
-        st.caption(f"No finished Training lab run holds {net} and {twin_of(net)}; the pair trains here on the digits "
-                   f"({int(steps)} steps: about {max(5, round(int(steps) * per_step)):,} s on "
-                   "an idle 2-core CPU) and is kept for this session, so the lesion study and the landscape share "
-                   "it when they use the same network and settings.")
     # one process: the server trains in a thread of its own (no processes spawned from a Streamlit server)
-    return replace(default, residual=net, steps=int(steps), input_size=int(size), seed=int(seed), processes=1), source
+    ps = replace(default, residual=net, steps=int(steps), input_size=int(size), seed=int(seed), processes=1)
+    ready = None
+    if source == "here":
+        ready = xs.shared_pair(ps, root)
+        if ready is not None:
+            about = ready.info.get("prepared")
+            st.caption(f":material/school: This server already has {net} + {twin_of(net)} trained with these settings "
+                       + (f"(prepared for the class {about['when_text']} by {md(about['how'])})" if about else
+                          "(trained by an earlier run on this server)")
+                       + ": the run uses it, no training. The lesion study and the landscape share it when they use "
+                         "the same network and settings.")
+        else:
+            st.caption(f"The pair trains here on the digits ({int(steps):,} steps) and is then kept for every session "
+                       "of this server, so the lesion study and the landscape share it when they use the same network "
+                       "and settings. A teacher can prepare it before class: `resnet-explorer prepare --experiments`.")
+    b = st.columns([2, 3])
+    if source == "here" and ready is not None and ready.info.get("prepared") is None:
+        def keep_for_the_class(pair=ready, ps=ps) -> None:
+            from resnet_core.training import prepared
+            try:
+                prepared.save_pair(pair, ps, "a teacher in the app", root)
+            except (OSError, ExperimentError, prepared.TrainError) as e:
+                st.session_state["why.keep_error"] = str(e)
+        b[1].button("Keep this pair for the class", key=f"{prefix}.keep", on_click=keep_for_the_class, disabled=busy,
+                    icon=":material/school:", help="Saves the trained pair under the server's data folder: every "
+                    "session uses it, also after the server restarts.")
+    if st.session_state.get("why.keep_error"):
+        st.error(f"The pair could not be kept: {md(st.session_state.pop('why.keep_error'))}")
+    b[0].button("Class-length settings", key=f"{prefix}.class_length", on_click=to_class_length, disabled=busy,
+                icon=":material/timer:", help=f"{class_length.residual} + {twin_of(class_length.residual)}, "
+                f"{class_length.steps:,} steps at {class_length.input_size}×{class_length.input_size}: {measured} on this "
+                "project's 2-core server, training included, and still reproduced (benchmarks/RESULTS.md); the "
+                "time on this server is shown before the run starts.")
+    return ps, source
 
 
 def get_pair(ps: PairSettings, source: str, stop, progress):
@@ -81,29 +114,74 @@ def get_pair(ps: PairSettings, source: str, stop, progress):
                                 f"{train_session.visitor_text(result.data)}")
         pair.heldout = {rl: rn.heldout_accuracy, pl: pn.heldout_accuracy}
         return pair
-    cached = pairs.get(repr(ps))
-    if cached is not None:
-        return cached
+    ready = xs.shared_pair(ps, root)
+    if ready is not None:
+        return private_copy(ready)  # the lesion study changes its models while it measures
     pair = train_pair(ps, stop, progress)
     if pair.stopped:
         raise ExperimentError(f"training stopped at step {pair.info.get('steps')}; press Run to train again")
-    pairs[repr(ps)] = pair
-    return pair
+    xs.keep_pair(ps, pair)
+    return private_copy(pair)
 
 
 def run_with_pair(module, settings, ps: PairSettings, source: str, stop, progress, share: float):
     """Run the lesion study or the landscape on the pair: one found (the Training lab's, or kept from an
     earlier run) is passed in; one to be trained here is trained inside the experiment's admission, so its
     training is counted and booked with the run (and refused before it starts when it does not fit)."""
+    got: list = []
+
     def make_pair():
-        return get_pair(ps, source, stop, lambda f, t: progress(share * f, t))
+        t0 = time.perf_counter()
+        trains = source == "here" and xs.shared_pair(ps, root) is None
+        got.append(get_pair(ps, source, stop, lambda f, t: progress(share * f, t)))
+        got.extend([time.perf_counter() - t0, trains])
+        return got[0]
 
-    if source != "here" or repr(ps) in pairs:
-        return module.run(settings, make_pair(), stop, progress)
-    return module.run(settings, None, stop, progress, make_pair=make_pair)
+    t0 = time.perf_counter()
+    if source != "here" or xs.shared_pair(ps, root) is not None:
+        result = module.run(settings, make_pair(), stop, progress)
+    else:
+        result = module.run(settings, None, stop, progress, make_pair=make_pair)
+    wall = time.perf_counter() - t0
+    trained = bool(got and got[2])
+    result.extra["timing"] = {"wall_s": wall, "pair_s": got[1] if got else 0.0, "trained": trained}
+    if got and not result.stopped:  # this server's figure for the experiment's own part learns from the run
+        timing.record(module, settings, max(1e-3, wall - got[1]), got[0], data_root=root)
+    return result
 
 
-pairs = xs.pairs()  # the dict itself: the background thread adds to it
+def expected(module, settings, ps: PairSettings, source: str) -> None:
+    """The run's time on this server before it starts: training the pair (unless one is found) and the
+    experiment, from measurements of this server (measured in the background on first use)."""
+    pair = None
+    if source == "lab" or xs.shared_pair(ps, root) is not None:
+        pair = True  # a trained pair: only the experiment's own part
+    key = (str(calibration.state_dir(root)), module.__name__, repr(settings), pair is None)  # once per state folder
+
+    def measure() -> None:
+        timing.estimate(module, settings, None, data_root=root)
+    if pair is None:
+        est = timing.estimate(module, settings, None, data_root=root, measure=False)
+    else:
+        found = xs.shared_pair(ps, root) if source == "here" else None
+        est = timing.estimate(module, settings, found, data_root=root, measure=False) if found is not None else None
+    if est is None:
+        if pair is None and xs.in_background(key, measure):
+            wait_for_timing(key)
+        return
+    what = "training the pair and then the experiment" if pair is None else "the experiment on the trained pair"
+    st.caption(f":material/timer: Expected on this server: {est.total.text()} ({what}; {md(est.note())}).")
+
+
+@st.fragment(run_every=1.0)
+def wait_for_timing(key) -> None:
+    """Until the first-use measurement is in: a note; then the whole page again, with the estimate."""
+    if not xs.in_background(key, lambda: None):
+        st.rerun()
+    st.caption(":material/timer: Timing a few training steps of this pair on this server (once, a few seconds)…")
+
+
+root = train_session.data_root()
 builder = ui.current_spec()
 with st.container(border=True):
     if name == "signal":
@@ -147,21 +225,25 @@ with st.container(border=True):
         def work(stop, progress, settings=settings, spec=spec):
             return erf.run(settings, stop, progress, spec=spec)
     elif name == "lesion":
-        ps, source = pair_settings("why.lesion.pair", lesion.LesionSettings().pair)
+        ps, source = pair_settings("why.lesion.pair", lesion.LesionSettings().pair, CLASS_LENGTH_PAIRS["lesion"],
+                                   CLASS_LENGTH_MEASURED["lesion"])
         draws = st.columns(5)[0].number_input("Random draws per k", 1, 50, 5, key="why.lesion.draws", disabled=busy)
         settings = lesion.LesionSettings(pair=ps, draws=int(draws), seed=ps.seed)
         key = repr((settings, source))
+        expected(lesion, settings, ps, source)
 
         def work(stop, progress, settings=settings, ps=ps, source=source):
             return run_with_pair(lesion, settings, ps, source, stop, progress, share=0.8)
     else:
-        ps, source = pair_settings("why.land.pair", landscape.LandscapeSettings().pair)
+        ps, source = pair_settings("why.land.pair", landscape.LandscapeSettings().pair, CLASS_LENGTH_PAIRS["landscape"],
+                                   CLASS_LENGTH_MEASURED["landscape"])
         c = st.columns(3)
         side = c[0].number_input("2-D grid side", 3, 21, 7, step=2, key="why.land.side", disabled=busy)
         images = c[1].number_input("Training images for the loss", 16, 2000, 64, key="why.land.images", disabled=busy)
         dseed = c[2].number_input("Direction seed", 0, 2**31 - 1, 0, key="why.land.seed", disabled=busy)
         settings = landscape.LandscapeSettings(pair=ps, points_2d=int(side), images=int(images), seed=int(dseed))
         key = repr((settings, source))
+        expected(landscape, settings, ps, source)
 
         def work(stop, progress, settings=settings, ps=ps, source=source):
             return run_with_pair(landscape, settings, ps, source, stop, progress, share=0.6)
@@ -286,7 +368,14 @@ with st.expander("Why this happens — for students", expanded=True):
     st.markdown(result.explanation.replace("$", "\\$"))
 with st.expander("Settings of this run"):
     st.json(json.loads(result.to_json())["settings"])
-st.caption(f"Measured in {result.seconds:.1f} s.")
+took = result.extra.get("timing")
+if took is None:
+    st.caption(f"Measured in {result.seconds:.1f} s on this server.")
+elif took["trained"]:
+    st.caption(f"{took['wall_s']:.0f} s from the click on this server: training the pair {took['pair_s']:.0f} s, then "
+               f"the measurement {took['wall_s'] - took['pair_s']:.1f} s.")
+else:
+    st.caption(f"{took['wall_s']:.1f} s from the click on this server, on a pair already trained ({md(result.settings.get('source', ''))}).")
 
 d = st.columns(len(t) + 1)
 d[0].download_button("⬇ Everything (JSON)", result.to_json(), f"{name}.json", "application/json", key="why.dl.json",

@@ -21,6 +21,7 @@ import sys
 import threading
 
 from resnet_core.cli import app, experiment, live, structure, train
+from resnet_core.cli import prepare as prepare_cmd
 from resnet_core.cli.common import CliError, Interrupted, one_line_error
 from resnet_core.errors import ExplorerError
 from resnet_core.training import lifecycle
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="SPEC is a preset name (see `presets`) or a JSON/YAML spec file.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for group in (structure, live, train, experiment, app):
+    for group in (structure, live, train, experiment, app, prepare_cmd):
         group.register(sub)
     return parser
 

@@ -53,7 +53,7 @@ def pair_cost(ps: Any, specs: Sequence[Any] | None = None, n_train: int | None =
     check_settings(ps, PAIR_BOUNDS)
     trained_here = specs is None
     if specs is None:
-        specs = _pair_specs(ps.residual, ps.input_size)
+        specs = pair_specs(ps.residual, ps.input_size)
     traces = _traces(specs)
     bad = [t for t in traces if t.errors]
     if bad:
@@ -74,7 +74,8 @@ def pair_cost(ps: Any, specs: Sequence[Any] | None = None, n_train: int | None =
                     largest, max(t.mult_adds for t in traces), blocks, n_train, n_test)
 
 
-def _pair_specs(residual: str, input_size: int) -> tuple[ArchSpec, ArchSpec]:
+def pair_specs(residual: str, input_size: int) -> tuple[ArchSpec, ArchSpec]:
+    """The residual preset and its plain twin, CIFAR-like (3 channels, 10 classes) at this input size."""
     return _pair_specs_cached(residual, int(input_size))
 
 

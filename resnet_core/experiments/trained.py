@@ -17,6 +17,8 @@ from resnet_core.structure.presets import is_preset, preset_info
 from resnet_core.structure.spec import ArchSpec
 from resnet_core.training.data import Dataset
 
+SPAWN_KEY = "spawn|pair-trainers|cpu"  # seconds from starting the two trainer processes to both nets built
+
 
 def twin_of(residual: str) -> str:
     if not is_preset(residual):
@@ -67,7 +69,8 @@ def train_pair(settings: PairSettings = PairSettings(), should_stop: Callable[[]
 
 def _train_alone(net: str, settings: PairSettings, messages, parent: int | None = None) -> None:
     """One net of the pair, trained alone in a process of its own (spawned): exactly the weights it gets in
-    the side-by-side run (each net is built from the seed, the batches follow the seed). Sends ("step", net,
+    the side-by-side run (each net is built from the seed, the batches follow the seed). Sends ("ready", net) once
+    built, ("step", net,
     n) every 10 steps, then ("done", net, weights as torch.save bytes, held-out accuracy, steps, wall s) or
     ("error", net, text). It dies with `parent` (the process that spawned it), and leaves Ctrl-C to it."""
     import io
@@ -82,6 +85,7 @@ def _train_alone(net: str, settings: PairSettings, messages, parent: int | None 
         from resnet_core.training.run import make_run
         run = make_run([net], settings.data, steps=settings.steps, batch_size=settings.batch_size,
                        input_size=settings.input_size, seed=settings.seed, lr=settings.lr, device="cpu")
+        messages.put(("ready", net))
         for update in run.iter():
             if update.progress.step % 10 == 0:
                 messages.put(("step", net, update.progress.step))
@@ -127,6 +131,7 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
     import queue as queues
     import time
 
+    from resnet_core import calibration as cal
     from resnet_core.structure.build import build_model
     from resnet_core.training.lifecycle import BOOKED_ENV, marked_children, signals_held
     from resnet_core.training.run import make_run
@@ -141,6 +146,7 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
              for net in nets]
     t0 = time.perf_counter()
     steps: dict[str, int] = {net: 0 for net in nets}
+    ready: set[str] = set()
     done: dict[str, tuple] = {}
     stopped = False
     try:
@@ -161,6 +167,11 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
                 continue
             if kind == "error":
                 raise ExperimentError(f"training {net} failed: {rest[0]}")
+            if kind == "ready":
+                ready.add(net)
+                if len(ready) == len(nets):  # this server's cost of starting the two trainers, for the estimates
+                    cal.store().record(SPAWN_KEY, time.perf_counter() - t0)
+                continue
             if kind == "step":
                 steps[net] = rest[0]
                 on_progress(sum(steps.values()) / (len(nets) * settings.steps),
@@ -203,6 +214,15 @@ def ensure_pair(pair: TrainedPair | None, settings: PairSettings, stop: Callable
         if pair.stopped:
             raise ExperimentError(f"training was stopped before it finished; {needs}")
     return pair, (share if pair.source.startswith("trained here") else 0.0)
+
+
+def private_copy(pair: TrainedPair) -> TrainedPair:
+    """A copy of a shared pair (a prepared one, one kept for every session) whose models a run may change: the
+    lesion study deletes blocks in place while it measures, so no two runs may hold the same models."""
+    import copy
+    from dataclasses import replace
+    return replace(pair, models={k: copy.deepcopy(m).eval() for k, m in pair.models.items()},
+                   heldout=dict(pair.heldout), info=dict(pair.info))
 
 
 def pair_from_models(residual: tuple[str, nn.Module, ArchSpec], plain: tuple[str, nn.Module, ArchSpec],

@@ -25,6 +25,7 @@ from resnet_core.limits import (
     SEED_MAX,
     max_threads,
 )
+from resnet_core.training.rates import BATCHNORM_LR, CPU_LR, GPU_LR
 
 DEFAULT_NETS = "plain20,plain56,resnet20,resnet56"
 LAUNCHER_ONLY = ("nproc", "port")  # what the launcher itself uses; its workers never see these
@@ -69,7 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=_int, metavar="H",
                    help="input height and width (default: 16 on CPU, 32 on a GPU)")
     p.add_argument("--lr", type=finite_float, metavar="LR",
-                   help="peak learning rate for one worker's batch (default 0.1; the batchnorm experiment: 0.02)")
+                   help=f"peak learning rate for one worker's batch (default {CPU_LR:g} on CPU, as in the Training "
+                        f"lab; {GPU_LR:g} on a GPU; the batchnorm experiment: {BATCHNORM_LR:g})")
     p.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine",
                    help="cosine (default) | step: ÷10 at 50%% and 75%% as in the paper | constant")
     p.add_argument("--threads", type=_int, metavar="N", help="CPU threads while training (default: half the cores)")

@@ -27,6 +27,7 @@ alike; evaluation is sharded over the ranks and summed.
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import threading
 import time
@@ -267,6 +268,9 @@ class TrainingRun:
                         final_evals = evals
             finally:
                 self.wall_s = time.perf_counter() - t0
+            with contextlib.suppress(Exception):  # the server's timing figures; never the run's failure
+                from resnet_core.training.estimate import record_run
+                record_run(self)
             if not self.stopped:  # finished: its memory is no longer needed for training (a stopped run may resume)
                 self.close()
             yield self._update(pending, final_evals, recent, t0, final=True)
@@ -375,8 +379,9 @@ class TrainingRun:
         tail = losses[-w:]
         return sum(tail) / len(tail)
 
-    def result(self) -> TrainResult:
-        """Evaluate every net as it is now (train and held-out splits, eval mode); the models stay live."""
+    def result(self, on_progress: Callable[[int, int, str], None] | None = None) -> TrainResult:
+        """Evaluate every net as it is now (train and held-out splits, eval mode); the models stay live.
+        `on_progress(i, n, label)` is called before the i-th of the n nets is evaluated (and (n, n, "") at the end)."""
         cfg = self.config
         gen = torch.Generator().manual_seed(offset_seed(cfg.seed, 1))
         n = self.data.n_train
@@ -386,9 +391,19 @@ class TrainingRun:
         y_tr = self.y_train.index_select(0, sub.to(self.device))
         x_te, y_te = self.x_test, self.y_test
         nets = []
+        images = len(y_tr) + len(y_te) + (len(self.data.y_val) if self.data.y_val is not None else 0)
         with dev.torch_threads(cfg.threads if self.device.type == "cpu" else None):
-            for label in self.labels:
+            for i, label in enumerate(self.labels):
+                if on_progress is not None:
+                    on_progress(i, len(self.labels), label)
+                t_eval = time.perf_counter()
                 nets.append(self._net_result(label, x_tr, y_tr, x_te, y_te))
+                if label not in self.diverged:
+                    with contextlib.suppress(Exception):  # the server's timing figures; never the result's failure
+                        from resnet_core.training.estimate import record_eval
+                        record_eval(self, label, time.perf_counter() - t_eval, images)
+        if on_progress is not None:
+            on_progress(len(self.labels), len(self.labels), "")
         return TrainResult(nets, list(self.records), list(self.evals), cfg, self.data.describe(),
                            self.describe_device(), self.step, self.stopped, self.wall_s, dict(self.models),
                            world_size=self.nworld, global_batch=self.global_batch)

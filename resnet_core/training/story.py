@@ -3,18 +3,13 @@
 `summarise(result, experiment)` compares the nets' final training losses (the mean of the last steps)
 the way each experiment asks: plain56 against plain20 (degradation), resnet56 against both, and each
 net with batch norm against the same net without. A run stopped before degradation appears says so
-instead of repeating the paper. `estimate_seconds` measures one training step of each net before a run
-starts, so a long one can be announced with its estimate.
+instead of repeating the paper. (How long a run takes is estimated in estimate.py, from this server's
+measurements.)
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import time
-
-import torch
-import torch.nn.functional as F
 
 from resnet_core.training.results import NetResult, TrainResult
 
@@ -136,27 +131,4 @@ def summarise(result: TrainResult, experiment: str | None = None) -> list[str]:
     elif experiment == "batchnorm":
         out += _batchnorm(result, by)
     out += [_diverged(r) for r in result.nets if r.diverged_at is not None and experiment is None]
-    return out
-
-
-def estimate_seconds(run, repeats: int = 2) -> dict[str, float]:
-    """Seconds per training step of each net of a TrainingRun, measured on private copies (one warm-up pass,
-    then `repeats` timed forward + backward passes on one batch); the run itself is left untouched."""
-    out = {}
-    x = run.x_train[: run.config.batch_size]
-    y = run.y_train[: run.config.batch_size]
-    for label in run.labels:
-        model = copy.deepcopy(run.models[label]).train()
-        times = []
-        for i in range(1 + repeats):
-            t0 = time.perf_counter()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            if x.device.type == "cuda":
-                torch.cuda.synchronize(x.device)
-            if i:
-                times.append(time.perf_counter() - t0)
-            model.zero_grad(set_to_none=True)
-        out[label] = min(times) * 1.15  # + the optimiser step and bookkeeping, measured ≈ 10–15 %
-        del model
     return out

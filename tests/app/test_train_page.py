@@ -7,6 +7,19 @@ import pytest
 from .test_app import new_app, no_exception, spec_of
 
 
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    """This server's measurements and prepared runs in a folder of the test's own."""
+    from resnet_core import calibration
+    from resnet_core.training import prepared
+    monkeypatch.setenv(calibration.STATE_ENV, str(tmp_path / "state"))
+    calibration.forget()
+    prepared.forget()
+    yield tmp_path / "state"
+    calibration.forget()
+    prepared.forget()
+
+
 def training_page():
     at = new_app()
     at.switch_page("app_pages/train.py").run()
@@ -84,10 +97,13 @@ def test_a_long_run_is_announced_with_its_estimate_before_it_starts():
     start(at, steps=5000)
     assert "train.job" not in at.session_state  # nothing started yet
     warning = at.warning[0].value
-    assert "This run would take about" in warning and "minutes (5,000 steps;" in warning
-    _, _, total, per_step = at.session_state["train.pending"]
-    assert total == pytest.approx(sum(per_step.values()) * 5000) and total > 180
-    assert f"{total / 60:.0f} minutes" in warning
+    _, _, est, _ = at.session_state["train.pending"]
+    # the range: every net's measured seconds a step × the steps, plus the final evaluation
+    per_step = sum(n.step.mean for n in est.nets)
+    assert est.training.low <= per_step * 5000 <= est.training.high and est.total.high > 180
+    assert est.total.low == pytest.approx(est.training.low + est.evaluation.low)
+    assert f"This run would take {est.total.text()} on this server" in warning.replace("\\", "")
+    assert "5,000 steps" in warning and "load now" in warning
     at.button(key="train.cancel").click().run()
     assert "train.pending" not in at.session_state and not at.warning
 

@@ -7,10 +7,8 @@ import pytest
 
 from resnet_core.structure.presets import get_preset
 from resnet_core.training.config import TrainConfig
-from resnet_core.training.data import load_digits
 from resnet_core.training.results import NetResult, TrainResult
-from resnet_core.training.run import TrainingRun
-from resnet_core.training.story import estimate_seconds, summarise
+from resnet_core.training.story import summarise
 
 
 def _net(name: str, loss: float, diverged: int | None = None) -> NetResult:
@@ -75,14 +73,3 @@ def test_every_number_in_the_sentences_is_a_loss_a_step_or_a_ratio_of_losses():
         for s in sentences:
             for x in _numbers(s.replace(",", "")):
                 assert any(x == pytest.approx(a, rel=0.01) for a in allowed), (x, s)
-
-
-def test_the_estimate_is_measured_and_leaves_the_run_untouched():
-    data = load_digits(input_size=8, in_channels=3)
-    run = TrainingRun(["resnet20", "resnet56"], data, TrainConfig(steps=5, batch_size=16, threads=1), "cpu")
-    before = {k: v.clone() for k, v in run.models["resnet20"].state_dict().items()}
-    est = estimate_seconds(run)
-    assert set(est) == {"resnet20", "resnet56"} and all(v > 0 for v in est.values())
-    assert est["resnet56"] > est["resnet20"]  # nearly three times the layers
-    after = run.models["resnet20"].state_dict()
-    assert all(before[k].equal(after[k]) for k in before) and run.step == 0
