@@ -115,3 +115,19 @@ def pytest_collection_modifyitems(config, items):
         # free), so that no worker is left with a long test at the end while the other one idles. Every
         # worker sorts the same way, as xdist requires; a serial run keeps the files' order.
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_folder(tmp_path_factory):
+    """Every run records its step times and prepared runs under the state folder: the suite keeps them in a
+    folder of its own (one per worker; subprocesses inherit it), never in the person's ~/.cache."""
+    import os
+
+    from resnet_core.calibration import STATE_ENV
+    saved = os.environ.get(STATE_ENV)
+    os.environ[STATE_ENV] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if saved is None:
+        os.environ.pop(STATE_ENV, None)
+    else:
+        os.environ[STATE_ENV] = saved
