@@ -55,7 +55,7 @@ with tabs[0]:
         preset, block = BLOCK_EXAMPLES[example]
         spec = rc.get_preset(preset).replace(skip=skip)
         plan = ui.cached_trace(spec).plan
-        ui.graph_view(block_dot(plan, block), key="learn.block_graph", zoom=ui.default_zoom() / 100)
+        ui.graph_view(block_dot(plan, block), key="learn.block_graph", zoom=ui.default_zoom() / 100, fit=True)
         st.button("Open this network in the builder", key="learn.open_block", on_click=open_in_builder,
                   args=(spec,))
     with left:
