@@ -70,9 +70,8 @@ def chip(spec, t) -> None:
     name = md(spec.name.replace("[", "(").replace("]", ")"))  # a name from a link is text in a button label
     opened = st.session_state.get(BUILDER, False)
     with st.container(horizontal=True, gap="small", vertical_alignment="center", key="ui-chiprow"):
-        st.button(f"**{name}** · {numbers}", key="ui.chip", on_click=_toggle_builder,
-                  icon=":material/close:" if opened else ":material/tune:",
-                  help="Close the network builder" if opened else "Open the network builder (sidebar)")
+        st.button(f"**{name}** · {numbers}", key="ui.chip", on_click=_toggle_builder,  # no tooltip over the top bar
+                  icon=":material/close:" if opened else ":material/tune:")
         st.button("Leave projector mode", key="ui.present_off", on_click=_leave, icon=":material/fullscreen_exit:",
                   type="tertiary")
 
@@ -105,7 +104,7 @@ def table(df, cell, failed=None, height: int | None = None) -> None:
 # ---- the CSS ---------------------------------------------------------------------------------------
 
 WIDE = ('.vega-embed, .rx-chart, .rx-graph, .rx-figures, .rx-table, [data-testid="stDataFrame"], '
-        '[data-testid="stGraphVizChart"]')
+        '[data-testid="stGraphVizChart"], [data-testid="stImageContainer"]:only-child')
 
 CSS = """
 <style>
@@ -139,8 +138,12 @@ html { font-size: 20px !important; }
 .st-key-ui-chiprow { flex-wrap: wrap; }
 .st-key-ui-chiprow button p { font-size: 0.9rem; text-align: left; }
 .st-key-ui-chip button { background: #f3f5f8; border-color: #c9ced6; }
-/* an image (the Live lab's input) no taller than half the screen; feature-map grids keep their width */
-[data-testid="stImage"] img { max-height: 50vh; width: auto !important; max-width: 100%; object-fit: contain; }
+/* a captioned image (the Live lab's input) no taller than a third of the screen; an image without a caption (a
+   grid of feature maps) is wide: it takes the page's width, so each tile is large */
+[data-testid="stImage"]:has([data-testid="stImageCaption"]) img { max-height: 34vh; width: auto !important;
+  max-width: 100%; object-fit: contain; }
+/* a fitted graph (Learn's block) as tall as the screen under the top bar */
+.rx-graph-fit img { max-height: calc(100vh - 7rem) !important; }
 /* server-drawn charts: wide enough to read, never taller than the screen */
 .rx-chart svg { max-width: min(100%, 1300px); max-height: 85vh; }
 /* HTML tables in the page's font */

@@ -187,8 +187,9 @@ def graph_view(dot: str, key: str, zoom: float = 1.0, max_height: str = "78vh", 
     size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
     width = f"{float(size.group(1)) * zoom:.0f}pt" if size else f"{zoom * 100:.0f}%"
     data = base64.b64encode(svg.encode()).decode()
-    fitted = "object-fit:contain;object-position:left top;max-height:80vh" if fit else "max-width:none"
-    st.html(f'<div class="rx-graph{" rx-graph-fit" if fit else ""}" style="overflow:auto;max-height:{max_height};'
+    fitted = "object-fit:contain;object-position:left top" if fit else "max-width:none"
+    frame = "" if fit else f"overflow:auto;max-height:{max_height};"  # a fitted drawing has nothing to scroll
+    st.html(f'<div class="rx-graph{" rx-graph-fit" if fit else ""}" style="{frame}'
             f'border:1px solid #e3e6ea;border-radius:6px;padding:6px;background:#fff"><img alt="computation graph" '
             f'src="data:image/svg+xml;base64,{data}" style="width:{width};height:auto;{fitted}"></div>',
             width="stretch")
@@ -322,7 +323,7 @@ _STYLE = """
 /* wide formulas scroll inside their box instead of being clipped */
 [data-testid="stMarkdownContainer"] .katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0; }
 /* a server-drawn graph shown whole (Learn's block): as large as it is, no larger than its column or the screen */
-.rx-graph-fit img { max-width: 100% !important; }
+.rx-graph-fit img { max-width: 100% !important; max-height: 75vh; }
 /* the placeholder of a page being drawn stays still: its pulse redrew the whole window sixty times a
    second while the page waited (in software on a machine without a GPU; benchmarks/RESULTS.md) */
 [data-testid="stSkeleton"] { animation: none !important; }
