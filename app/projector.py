@@ -142,8 +142,8 @@ html { font-size: 20px !important; }
    grid of feature maps) is wide: it takes the page's width, so each tile is large */
 [data-testid="stImage"]:has([data-testid="stImageCaption"]) img { max-height: 34vh; width: auto !important;
   max-width: 100%; object-fit: contain; }
-/* a fitted graph (Learn's block) as tall as the screen under the top bar */
-.rx-graph-fit img { max-height: calc(100vh - 7rem) !important; }
+/* a fitted graph (Learn's block) as tall as the screen under the top bar: its labels at 16 px at 768 px */
+.rx-graph-fit img { max-height: calc(100vh - 4rem) !important; }
 /* server-drawn charts: wide enough to read, never taller than the screen */
 .rx-chart svg { max-width: min(100%, 1300px); max-height: 85vh; }
 /* HTML tables in the page's font */

@@ -25,10 +25,18 @@ def px(size: float, s: float) -> int:
     return round(size * s)
 
 
-def configure(chart, s: float):
-    """The chart's text at `s` times the house sizes: axes, legends, facet headers, titles."""
+def configure(chart, s: float, autosize: str | None = "fit-x"):
+    """The chart's text at `s` times the house sizes: axes, legends, facet headers, titles.
+
+    `autosize`: "fit-x" (a single or layered chart) fits the width to its column and ADDS the title, the axes and
+    the legend to the plot's height (Streamlit's default, "fit", squeezes them all into the height: the plot was
+    flattened and the title cut off above the chart); "pad" (facets, concatenations) keeps every size as given;
+    None leaves it to Streamlit (a small chart in a narrow column: shrunk whole rather than flattened)."""
+    import altair as alt
+    if autosize is not None:
+        chart = chart.properties(autosize=alt.AutoSizeParams(type=autosize, contains="padding"))
     return (chart.configure_axis(labelFontSize=px(LABEL, s), titleFontSize=px(TITLE, s), labelLimit=px(180, s))
             .configure_legend(labelFontSize=px(LABEL, s), titleFontSize=px(LABEL, s), symbolSize=px(120, s * s),
                               labelLimit=0)
             .configure_header(labelFontSize=px(TITLE, s), titleFontSize=px(TITLE, s))
-            .configure_title(fontSize=px(HEADING, s), limit=0))
+            .configure_title(fontSize=px(HEADING, s)))

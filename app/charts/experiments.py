@@ -13,9 +13,10 @@ RES, PLAIN = PALETTE[2], PALETTE[1]  # residual green, plain red — the same in
 ROLE_SCALE = alt.Scale(domain=["residual", "plain"], range=[RES, PLAIN])
 
 
-def _legend(**kw) -> alt.Legend:
-    """A legend under the plot, in two columns, every label whole: four entries never run off a half-width chart."""
-    return alt.Legend(orient="bottom", title=None, labelLimit=0, columns=2, **kw)
+def _legend(columns: int = 2, **kw) -> alt.Legend:
+    """A legend under the plot, in `columns` columns (1 for long labels), every label whole: four entries never
+    run off a half-width chart."""
+    return alt.Legend(orient="bottom", title=None, labelLimit=0, columns=columns, **kw)
 
 
 # ------------------------------------------------------------------------------------------- signal
@@ -50,9 +51,9 @@ def signal_parts(rows: list[dict], variant: str, scale: float | None = None) -> 
         x=alt.X("block:Q", title="after block ℓ", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("value:Q", stack=True, title="variance, split in two"),
         color=alt.Color("part:N", scale=alt.Scale(range=[PALETTE[0], PALETTE[3]]),
-                        legend=_legend()),
+                        legend=_legend(columns=1)),
         tooltip=["block", "part", alt.Tooltip("value:Q", format=".3g")],
-    ).properties(height=px(340, s), title=f"{variant}: within the channels and in their means"), s)
+    ).properties(height=px(340, s), title=[f"{variant}:", "within the channels and in their means"]), s)
 
 
 # ------------------------------------------------------------------------------------------- shatter
@@ -88,7 +89,7 @@ def shatter_gradients(rows: list[dict], scale: float | None = None) -> alt.Chart
         row=alt.Row("arch:N", title=None, header=alt.Header(labelFontSize=px(14, s))),
         tooltip=["arch", alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("gradient:Q", format=".3g")],
     ).properties(height=px(130, s), width=px(520, s),
-                 title=f"The gradient along the line at depth {df['depth'].iloc[0]}"), s)
+                 title=f"The gradient along the line at depth {df['depth'].iloc[0]}"), s, autosize="pad")
 
 
 def shatter_toggles(rows: list[dict], scale: float | None = None) -> alt.Chart:
@@ -140,7 +141,7 @@ def erf_vs_rf(rows: list[dict], scale: float | None = None) -> alt.Chart:
         color=alt.Color("what:N", scale=alt.Scale(range=["#555555", PLAIN, RES],
                                                   domain=["theoretical RF 2n+1", "plain ERF ±2σ",
                                                           "residual ERF ±2σ"]),
-                        legend=_legend()),
+                        legend=_legend(columns=1)),
         tooltip=["what", "layers", alt.Tooltip("pixels:Q", format=".1f")],
     ).properties(height=px(300, s), title="Effective against theoretical receptive field"), s)
 
@@ -160,7 +161,7 @@ def erf_map(rows: list[dict], label: str, radius: int | None = None, scale: floa
         y=alt.Y("y0:Q", scale=dom, axis=None), y2="y1:Q",
         color=alt.Color("relative:Q", scale=alt.Scale(scheme="inferno", domain=[0, 1]), legend=None),
         tooltip=["row", "col", alt.Tooltip("value:Q", format=".2e")],
-    ).properties(width=px(160, s), height=px(160, s), title=label), s).configure_view(fill="#eeeeee", strokeWidth=0)
+    ).properties(width=px(140, s), height=px(140, s), title=label), s, autosize="pad").configure_view(fill="#eeeeee", strokeWidth=0)
 
 
 # ------------------------------------------------------------------------------------------- lesion
@@ -211,10 +212,11 @@ def path_histogram(rows: list[dict], scale: float | None = None) -> alt.Chart:
     df = pd.DataFrame(rows)
     n = int(df["length"].max())
     return configure(alt.Chart(df).mark_bar(color=RES).encode(
-        x=alt.X("length:O", title="path length (blocks whose branch the path takes)", axis=alt.Axis(labelAngle=0)),
+        x=alt.X("length:O", title=["path length", "(branches it takes)"],  # two short lines: never wider than the plot
+                axis=alt.Axis(labelAngle=0, labelOverlap=True)),
         y=alt.Y("paths:Q", title="number of paths"),
         tooltip=["length", alt.Tooltip("paths:Q", format=","), alt.Tooltip("fraction:Q", format=".1%")],
-    ).properties(height=px(400, s), title=f"The 2^{n} = {2 ** n:,} paths by length: Binomial({n}, ½)"), s)
+    ).properties(height=px(400, s), title=[f"The 2^{n} = {2 ** n:,} paths", f"by length: Binomial({n}, ½)"]), s)
 
 
 # ------------------------------------------------------------------------------------------- landscape
@@ -227,7 +229,8 @@ def landscape_1d(rows: list[dict], scale: float | None = None) -> alt.Chart:
         y=alt.Y("loss:Q", title="training loss (log)", scale=alt.Scale(type="log")),
         color=alt.Color("net:N", scale=alt.Scale(range=[RES, PLAIN]), sort=None, legend=None),
         tooltip=["net", alt.Tooltip("alpha:Q", format=".2f"), alt.Tooltip("loss:Q", format=".4g")],
-    ).properties(height=px(300, s), width=px(380, s), title="1-D slice (green: residual, red: plain)"), s)
+    ).properties(height=px(300, s), width=px(380, s), title="1-D slice (green: residual, red: plain)"), s,
+                     autosize="pad")
 
 
 def landscape_2d(rows: list[dict], net: str, levels: list[float], scale: float | None = None) -> alt.Chart:
@@ -260,4 +263,4 @@ def landscape_pair(rows: list[dict], nets: list[str], scale: float | None = None
     levels = contour_levels(rows)
     s = mode_scale(scale)
     return configure(alt.hconcat(*[landscape_2d(rows, n, levels, scale=s) for n in nets]).resolve_scale(color="shared"),
-                     s)
+                     s, autosize="pad")
