@@ -88,14 +88,13 @@ def table(df, cell, failed=None, height: int | None = None) -> None:
     head = "".join(f"<th{' class=num' if n else ''}>{html.escape(str(c))}</th>" for c, n in zip(df.columns, numeric,
                                                                                                  strict=True))
     body = []
-    for i, (idx, row) in enumerate(shown.iterrows()):
+    for i, (_, row) in enumerate(shown.iterrows()):
         cls = ' class="fail"' if failed is not None and bool(failed.iloc[i]) else ""
         cells = "".join(f"<td{' class=num' if n else ''}>{html.escape(cell(v))}</td>" for v, n in zip(row, numeric,
                                                                                                        strict=True))
         body.append(f"<tr{cls}>{cells}</tr>")
-        del idx
-    more = (f'<p class="rx-table-more">The first {MAX_ROWS:,} of {len(df):,} rows; the rest: download the table, '
-            "or leave projector mode.</p>" if len(df) > MAX_ROWS else "")
+    more = (f'<p class="rx-table-more">The first {MAX_ROWS:,} of {len(df):,} rows are shown; leave projector mode '
+            "for the whole table.</p>" if len(df) > MAX_ROWS else "")
     style = f"max-height:{height}px" if height else "max-height:70vh"
     st.html(f'<div class="rx-table" style="{style}"><table><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>{more}', width="stretch")

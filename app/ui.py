@@ -93,8 +93,12 @@ def metrics(t: Trace) -> None:
 FAIL_STYLE = "background-color: #fde0e0; color: #b00020; font-weight: 600"
 
 
+ROW = 35  # px a table's row (and header) is tall: given to st.dataframe, so that `table_height` is exact (the grid's
+# own row height follows the theme's font, 33–34 px at 15 px: a height counted at 35 left an empty row under the last)
+
+
 def table_height(n_rows: int, cap: int = 600) -> int:
-    return min(35 * (n_rows + 1) + 3, cap)
+    return min(ROW * (n_rows + 1) + 3, cap)
 
 
 def failed_rows(df: pd.DataFrame) -> pd.Series:
@@ -114,7 +118,7 @@ def dataframe(rows: list[dict] | pd.DataFrame, height: int | str | None = None, 
 
     The first column (what the row is: a layer, a stage, a channel) is pinned, so it stays in view when the
     table scrolls sideways on a narrow screen; a short table is exactly as tall as its rows (no empty row under
-    them). In projector mode the table is HTML in the page's large font (app/projector.py)."""
+    them: its rows are ROW px tall). In projector mode the table is HTML in the page's large font (app/projector.py)."""
     df = pd.DataFrame(rows, dtype=object) if not isinstance(rows, pd.DataFrame) else rows.astype(object)
     for c in df.columns:  # a column with blanks is shown as text, "—" for a blank (st.dataframe prints "None")
         if df[c].isna().any():
@@ -123,20 +127,17 @@ def dataframe(rows: list[dict] | pd.DataFrame, height: int | str | None = None, 
     if presenting():
         projector.table(df, _cell, failed, height if isinstance(height, int) else None)
         return
-    if height is None:  # "content": Streamlit's own measure of the rows, so nothing is left under the last one
-        h: int | str = "content" if table_height(len(df)) < 600 else 600
-    else:
-        h = height
+    h = table_height(len(df)) if height is None else height
     pin = {df.columns[0]: st.column_config.Column(pinned=True)} if len(df.columns) > 1 else {}
     if failed.any():
         styler = df.style.format(_cell).apply(
             lambda row: [FAIL_STYLE if failed[row.name] else "" for _ in row], axis=1)
-        st.dataframe(styler, hide_index=True, key=key, height=h, column_config=pin)
+        st.dataframe(styler, hide_index=True, key=key, height=h, column_config=pin, row_height=ROW)
         return
     df = df.infer_objects()
     config = {c: st.column_config.NumberColumn(c, format="localized", pinned=c in pin or None) for c in df.columns
               if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])}
-    st.dataframe(df, hide_index=True, column_config=pin | config, key=key, height=h)
+    st.dataframe(df, hide_index=True, column_config=pin | config, key=key, height=h, row_height=ROW)
 
 
 def _cell(v) -> str:

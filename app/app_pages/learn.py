@@ -92,9 +92,7 @@ with tabs[1]:
         "- **C** — *projection everywhere*: every block gets a 1×1 conv + BN on its shortcut.")
     name = st.selectbox("Network", ["resnet34", "resnet18", "resnet50", "resnet56"], key="learn.shortcut_net")
     rows = shortcut_options(rc.get_preset(name))
-    st.dataframe(pd.DataFrame(rows).drop(columns=["valid"]), hide_index=True,
-                 column_config={c: st.column_config.NumberColumn(c, format="localized")
-                                for c in ("parameters", "shortcut parameters", "mult-adds")})
+    ui.dataframe(pd.DataFrame(rows).drop(columns=["valid"]), key="learn.shortcuts")  # option pinned; large in projector mode
     st.markdown(
         "The paper found B slightly better than A (A's zero-padded channels learn no residual) and C "
         "marginally better than B, at the cost of the parameters above — too small a gain to be worth it. "
@@ -155,7 +153,7 @@ with tabs[3]:
         "mean after BN (train)": d.train_mean, "std after BN (train)": d.train_std,
         "running mean": d.running_mean, "mean after BN (eval)": d.eval_mean, "std after BN (eval)": d.eval_std,
     }).round(2)
-    st.dataframe(df, hide_index=True)
+    ui.dataframe(df, key="learn.bn_table")  # the channel pinned: it stays in view at 1024 px; large in projector mode
 
 # ---------------------------------------------------------------------------------------------
 with tabs[4]:
