@@ -157,7 +157,8 @@ def test_every_page_at_projector_sizes_nothing_cut(browser, app_url, size):
                 main.get_by_text("11.69 M").first.wait_for()
             if path == "learn":  # step 3's worked formula
                 page.get_by_role("tab", name="3 · ResNet-18, shape by shape").click()
-                page.wait_for_timeout(800)
+                wait_idle(page)  # the tabs rerun the page on a change: measure once it is drawn (a table's toolbar
+                page.wait_for_timeout(800)  # sat left of its box while the tab was still being laid out)
             cut = page.evaluate(CUT_CHECK)
             shot(page, f"page-{path or 'trace'}-{size[0]}x{size[1]}")
             assert not cut, f"{path or 'trace'} at {size}: cut {cut}"
