@@ -4,7 +4,8 @@ The builder's widgets own the network: each spec field has a widget key ("net.sh
 "net.s2.width", ...). `read_spec()` assembles the ArchSpec from those keys on every run;
 `apply_spec_to_widgets()` writes a spec into them (a preset, a shared link, an imported file) before the
 widgets are drawn. The URL carries `?net=<preset>` when the network is a preset, otherwise
-`?spec=<token>` (compressed JSON), so opening a link restores the network exactly.
+`?spec=<token>` (compressed JSON), so opening a link restores the network exactly; `&present=1` while
+projector mode is on (app/projector.py), so a shared link opens in projector mode too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from resnet_core.structure.spec_text import MAX_NAME_CHARS, SpecError
 from resnet_core.text import md, plain
 
 P = "net."  # prefix of every builder key
+PRESENT = "ui.present"  # session_state: projector mode (app/projector.py); `?present=1` in the URL
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,22 @@ def init_session() -> None:
                    f"Showing {DEFAULT_PRESET} instead.")
         apply_spec_to_widgets(rc.get_preset(DEFAULT_PRESET))
     ss[P + "url_message"] = md(message) if message else None  # it quotes the link: text, never Markdown
+    ss[PRESENT] = link_presents(qp.get("present"))
     ss[P + "ready"] = True
+
+
+def link_presents(value: str | None) -> bool:
+    """Whether a link's `present` value turns projector mode on: "1" (and "true", "yes", "on") does; anything
+    else, or none, does not."""
+    return value is not None and value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def presenting() -> bool:
+    """Projector mode, as the session has it now (before init_session: as the link asks)."""
+    ss = st.session_state
+    if ss.get(P + "ready"):
+        return bool(ss.get(PRESENT, False))
+    return link_presents(st.query_params.get("present"))
 
 
 def keep_alive() -> None:
@@ -289,18 +306,30 @@ def settle_name(spec: ArchSpec) -> ArchSpec:
     return spec.replace(name=name)
 
 
-def url_params(spec: ArchSpec) -> dict[str, str]:
+URL_KEYS = ("net", "spec", "present")
+
+
+def url_params(spec: ArchSpec, present: bool | None = None) -> dict[str, str]:
+    """The query of a link to `spec`; with `present=1` in projector mode (`present` None: the session's mode)."""
     preset = matching_preset(spec)
-    return {"net": preset} if preset else {"spec": to_url_token(spec)}
+    params = {"net": preset} if preset else {"spec": to_url_token(spec)}
+    if present is None:
+        try:
+            present = bool(st.session_state.get(PRESENT, False))
+        except Exception:  # noqa: BLE001 - outside a Streamlit run
+            present = False
+    if present:
+        params["present"] = "1"
+    return params
 
 
 def sync_url(spec: ArchSpec) -> None:
-    """Keep the address bar equal to the current network (only writes when it changed)."""
+    """Keep the address bar equal to the current network and mode (only writes when it changed)."""
     want = url_params(spec)
     qp = st.query_params
-    current = {k: qp[k] for k in ("net", "spec") if k in qp}
+    current = {k: qp[k] for k in URL_KEYS if k in qp}
     if current != want:
-        for k in ("net", "spec"):
+        for k in URL_KEYS:
             if k in qp and k not in want:
                 del qp[k]
         qp.update(want)

@@ -12,10 +12,11 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
-                   initial_sidebar_state="expanded")
+from app import builder, delivery, model_session, model_views, projector, server, state, ui  # noqa: E402
 
-from app import builder, delivery, model_session, model_views, server, state, ui  # noqa: E402
+# projector mode (`?present=1`) collapses the sidebar to the network chip; Streamlit applies a changed state
+st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
+                   initial_sidebar_state=projector.sidebar_state(state.presenting()))
 
 server.settle_once()
 
@@ -38,6 +39,7 @@ if model_session.configured() is not None:  # only a server started with --model
     pages.insert(0, st.Page(PAGES / "model.py", title="Your model", icon=":material/code:", url_path="model",
                             default=True))
     pages[1] = st.Page(PAGES / "trace.py", title="Shape trace", icon=":material/straighten:", url_path="trace")
+projector.shorten(pages)  # short titles in projector mode: every page in the top bar at 1024×768
 nav = st.navigation(pages, position="top")
 
 ui.apply_style()
@@ -54,4 +56,6 @@ with delivery.together():
     spec = builder.sidebar()
     st.session_state["spec"] = spec
     state.sync_url(spec)
+    if ui.presenting():
+        projector.chip(spec, ui.cached_trace(spec))
     nav.run()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app import projector
 from resnet_core.formatting import fmt_bytes, fmt_count
 from resnet_core.structure.graph import RenderUnavailable, render, to_dot
 from resnet_core.structure.records import shape_str
@@ -92,8 +93,12 @@ def metrics(t: Trace) -> None:
 FAIL_STYLE = "background-color: #fde0e0; color: #b00020; font-weight: 600"
 
 
+ROW = 35  # px a table's row (and header) is tall: given to st.dataframe, so that `table_height` is exact (the grid's
+# own row height follows the theme's font, 33–34 px at 15 px: a height counted at 35 left an empty row under the last)
+
+
 def table_height(n_rows: int, cap: int = 600) -> int:
-    return min(35 * (n_rows + 1) + 3, cap)
+    return min(ROW * (n_rows + 1) + 3, cap)
 
 
 def failed_rows(df: pd.DataFrame) -> pd.Series:
@@ -105,26 +110,34 @@ def failed_rows(df: pd.DataFrame) -> pd.Series:
     return marks
 
 
-def dataframe(rows: list[dict], height: int | str | None = None, key: str | None = None) -> None:
+def dataframe(rows: list[dict] | pd.DataFrame, height: int | str | None = None, key: str | None = None) -> None:
     """A table of library rows, formatted the same way on valid and broken networks: numbers with thousands
     separators and at most three decimals, no trailing zeros (the browser's "localized" format, and `_cell` for
     a styled table), a blank as "—"; a failing row ("✗") in red. Only a table with a failing row is styled:
-    a pandas Styler costs ~2 s on ResNet-1202's 4,208 layers."""
-    df = pd.DataFrame(rows, dtype=object)  # object: a blank (None) never turns a column of counts into floats
+    a pandas Styler costs ~2 s on ResNet-1202's 4,208 layers.
+
+    The first column (what the row is: a layer, a stage, a channel) is pinned, so it stays in view when the
+    table scrolls sideways on a narrow screen; a short table is exactly as tall as its rows (no empty row under
+    them: its rows are ROW px tall). In projector mode the table is HTML in the page's large font (app/projector.py)."""
+    df = pd.DataFrame(rows, dtype=object) if not isinstance(rows, pd.DataFrame) else rows.astype(object)
     for c in df.columns:  # a column with blanks is shown as text, "—" for a blank (st.dataframe prints "None")
         if df[c].isna().any():
             df[c] = df[c].map(_cell)
     failed = failed_rows(df)
+    if presenting():
+        projector.table(df, _cell, failed, height if isinstance(height, int) else None)
+        return
     h = table_height(len(df)) if height is None else height
+    pin = {df.columns[0]: st.column_config.Column(pinned=True)} if len(df.columns) > 1 else {}
     if failed.any():
         styler = df.style.format(_cell).apply(
             lambda row: [FAIL_STYLE if failed[row.name] else "" for _ in row], axis=1)
-        st.dataframe(styler, hide_index=True, key=key, height=h)
+        st.dataframe(styler, hide_index=True, key=key, height=h, column_config=pin, row_height=ROW)
         return
     df = df.infer_objects()
-    config = {c: st.column_config.NumberColumn(c, format="localized") for c in df.columns
+    config = {c: st.column_config.NumberColumn(c, format="localized", pinned=c in pin or None) for c in df.columns
               if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])}
-    st.dataframe(df, hide_index=True, column_config=config, key=key, height=h)
+    st.dataframe(df, hide_index=True, column_config=pin | config, key=key, height=h, row_height=ROW)
 
 
 def _cell(v) -> str:
@@ -152,14 +165,17 @@ def _svg(dot: str) -> str | None:
     return svg[svg.index("<svg"):]  # no XML prolog or doctype inside the page
 
 
-def graph_view(dot: str, key: str, zoom: float = 1.0, max_height: str = "78vh") -> None:
+def graph_view(dot: str, key: str, zoom: float = 1.0, max_height: str = "78vh", fit: bool = False) -> None:
     """Draw `dot`. With Graphviz's `dot` installed the SVG is made here and shown whole, as an image in a
     scrollable frame (zoom scales it, the scrollbars pan it): every change of the DOT is a fresh, complete
     drawing, so no node can lose its box.
 
     Without `dot` it falls back to st.graphviz_chart, whose browser-side redraw (d3-graphviz) joins the new
     drawing to the old one by node id ("n7"), and when a node's shape changes kind (a ⊕ circle where a box
-    was) keeps only the label: the ids are made unique per DOT there, so that nothing is joined."""
+    was) keeps only the label: the ids are made unique per DOT there, so that nothing is joined.
+
+    `fit`: the drawing is shown whole, never wider than its column nor taller than the screen (a small
+    diagram such as Learn's block), scaled down (keeping its shape) rather than cut."""
     svg = _svg(dot)
     if svg is None:
         import hashlib
@@ -172,9 +188,11 @@ def graph_view(dot: str, key: str, zoom: float = 1.0, max_height: str = "78vh") 
     size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
     width = f"{float(size.group(1)) * zoom:.0f}pt" if size else f"{zoom * 100:.0f}%"
     data = base64.b64encode(svg.encode()).decode()
-    st.html(f'<div class="rx-graph" style="overflow:auto;max-height:{max_height};border:1px solid #e3e6ea;'
-            f'border-radius:6px;padding:6px;background:#fff"><img alt="computation graph" '
-            f'src="data:image/svg+xml;base64,{data}" style="width:{width};max-width:none;height:auto"></div>',
+    fitted = "object-fit:contain;object-position:left top" if fit else "max-width:none"
+    frame = "" if fit else f"overflow:auto;max-height:{max_height};"  # a fitted drawing has nothing to scroll
+    st.html(f'<div class="rx-graph{" rx-graph-fit" if fit else ""}" style="{frame}'
+            f'border:1px solid #e3e6ea;border-radius:6px;padding:6px;background:#fff"><img alt="computation graph" '
+            f'src="data:image/svg+xml;base64,{data}" style="width:{width};height:auto;{fitted}"></div>',
             width="stretch")
 
 
@@ -263,8 +281,9 @@ def svg_chart(chart, key: str) -> None:
     browser to compile. `key` names the element's class (rx-chart-<key>) for the tests. Markdown, not
     st.html: st.html's sanitiser removes SVG; the markup is this app's own, every text in it escaped."""
     from app.charts import svg
-    # for a projector: a narrower viewBox draws the text larger (~1.3×), the legend under the plot
-    markup = svg.render(chart, width=420, legend_below=True) if presenting() else svg.render(chart)
+    # in projector mode the chart has the page's width (one column): its text is drawn larger with it (CSS caps
+    # the width at 1300 px: 14 px text shows at 19–27 px on a 1024- to 1920-px screen)
+    markup = svg.render(chart)
     st.markdown(f'<div class="rx-chart rx-chart-{key}">{markup}</div>', unsafe_allow_html=True)
 
 
@@ -274,8 +293,8 @@ ZOOMS = [50, 75, 100, 125, 150, 200, 300]
 
 
 def presenting() -> bool:
-    """Whether the presentation setting (large text for a projector) is on."""
-    return bool(st.session_state.get("ui.present", False))
+    """Whether projector mode is on (app/projector.py)."""
+    return projector.on()
 
 
 def default_zoom() -> int:
@@ -296,24 +315,23 @@ _STYLE = """
 [data-testid="stButtonGroup"] > div { flex-wrap: wrap; overflow-x: visible; }
 /* less empty space above the title: more of each page fits on a projector */
 [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
+/* on a narrow screen (a 1024×768 projector beside the sidebar): small side margins, and the navigation's
+   titles without their icons, so that every page is in the top bar (no "N more") */
+@media (max-width: 1400px) {
+  [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
+  [data-testid="stTopNavLink"] > span:has([data-testid="stIconMaterial"]) { display: none; }
+}
 /* wide formulas scroll inside their box instead of being clipped */
 [data-testid="stMarkdownContainer"] .katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0; }
+/* a server-drawn graph shown whole (Learn's block): as large as it is, no larger than its column or the screen */
+.rx-graph-fit img { max-width: 100% !important; max-height: 75vh; }
 /* the placeholder of a page being drawn stays still: its pulse redrew the whole window sixty times a
    second while the page waited (in software on a machine without a GPU; benchmarks/RESULTS.md) */
 [data-testid="stSkeleton"] { animation: none !important; }
 </style>
 """
 
-_PRESENT = """
-<style>
-html { font-size: 22px !important; }
-[data-testid="stMetricValue"] { font-size: 2.4rem !important; }
-[data-testid="stSidebar"] { min-width: 360px; }
-.vega-embed text { font-size: 14px; }
-</style>
-"""
-
 
 def apply_style() -> None:
-    """The house CSS on every page; larger text everywhere with the presentation setting."""
-    st.html(_STYLE + (_PRESENT if presenting() else ""))
+    """The house CSS on every page; projector mode's on top of it."""
+    st.html(_STYLE + (projector.CSS if presenting() else ""))

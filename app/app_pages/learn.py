@@ -74,7 +74,7 @@ with tabs[0]:
         preset, block = BLOCK_EXAMPLES[example]
         spec = rc.get_preset(preset).replace(skip=skip)
         plan = ui.cached_trace(spec).plan
-        ui.graph_view(block_dot(plan, block), key="learn.block_graph", zoom=ui.default_zoom() / 100)
+        ui.graph_view(block_dot(plan, block), key="learn.block_graph", zoom=ui.default_zoom() / 100, fit=True)
         st.button("Open this network in the builder", key="learn.open_block", on_click=open_in_builder,
                   args=(spec,))
     with left:
@@ -113,9 +113,7 @@ with tabs[1]:
         "- **C** — *projection everywhere*: every block gets a 1×1 conv + BN on its shortcut.")
     name = st.selectbox("Network", ["resnet34", "resnet18", "resnet50", "resnet56"], key="learn.shortcut_net")
     rows = shortcut_options(rc.get_preset(name))
-    st.dataframe(pd.DataFrame(rows).drop(columns=["valid"]), hide_index=True,
-                 column_config={c: st.column_config.NumberColumn(c, format="localized")
-                                for c in ("parameters", "shortcut parameters", "mult-adds")})
+    ui.dataframe(pd.DataFrame(rows).drop(columns=["valid"]), key="learn.shortcuts")  # option pinned; large in projector mode
     st.markdown(
         "The paper found B slightly better than A (A's zero-padded channels learn no residual) and C "
         "marginally better than B, at the cost of the parameters above — too small a gain to be worth it. "
@@ -183,7 +181,7 @@ with tabs[3]:
         "mean after BN (train)": d.train_mean, "std after BN (train)": d.train_std,
         "running mean": d.running_mean, "mean after BN (eval)": d.eval_mean, "std after BN (eval)": d.eval_std,
     }).round(2)
-    st.dataframe(df, hide_index=True)
+    ui.dataframe(df, key="learn.bn_table")  # the channel pinned: it stays in view at 1024 px; large in projector mode
     run_it(3, links)
 
 # ---------------------------------------------------------------------------------------------

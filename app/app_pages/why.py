@@ -320,7 +320,7 @@ elif name == "shatter":
     left, right = st.columns([3, 2])
     left.altair_chart(charts.shatter_depth(t["autocorrelation"], shatter.toggle_label(s["bn"], s["bias"])),
                       width="stretch")
-    right.altair_chart(charts.shatter_toggles(t["autocorrelation"]), width="content")
+    right.altair_chart(charts.shatter_toggles(t["autocorrelation"]), width="stretch")
     st.altair_chart(charts.shatter_gradients(t["gradients"]), width="content")
     main = pd.DataFrame(t["autocorrelation"])[["toggles", "arch", "depth", "autocorrelation", "sd", "seeds"]]
 elif name == "erf":
@@ -353,7 +353,7 @@ elif name == "lesion":
     main = pd.DataFrame(t["single"]).rename(columns=names)
 else:
     nets = s["networks"]
-    left, right = st.columns([2, 3])
+    left = right = st.container()  # one under the other: the two maps need the page's width
     left.altair_chart(charts.landscape_1d(t["slice_1d"]), width="content")
     if len(t["slice_2d"]) == 2 * s["points_2d"] ** 2:
         right.altair_chart(charts.landscape_pair(t["slice_2d"], nets), width="content")

@@ -7,54 +7,59 @@ import math
 import altair as alt
 import pandas as pd
 
-from app.charts import PALETTE
+from app.charts import PALETTE, configure, mode_scale, px
 
 RES, PLAIN = PALETTE[2], PALETTE[1]  # residual green, plain red — the same in every chart of the page
 ROLE_SCALE = alt.Scale(domain=["residual", "plain"], range=[RES, PLAIN])
-FONT = {"labelFontSize": 13, "titleFontSize": 14}
 
 
-def _cfg(chart):
-    return chart.configure_axis(**FONT).configure_legend(labelFontSize=13, titleFontSize=13).configure_title(fontSize=15)
+def _legend(columns: int = 2, **kw) -> alt.Legend:
+    """A legend under the plot, in `columns` columns (1 for long labels), every label whole: four entries never
+    run off a half-width chart."""
+    return alt.Legend(orient="bottom", title=None, labelLimit=0, columns=columns, **kw)
 
 
 # ------------------------------------------------------------------------------------------- signal
 
-def signal_variance(rows: list[dict]) -> alt.Chart:
+def signal_variance(rows: list[dict], scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.DataFrame(rows)
     order = list(dict.fromkeys(df["variant"]))
     colors = alt.Scale(domain=order, range=[RES, PALETTE[0], PALETTE[3], PLAIN][:len(order)])
     lines = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
         x=alt.X("block:Q", title="after block ℓ (0: entering block 1)", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("variance:Q", title="variance of the residual stream (log)", scale=alt.Scale(type="log")),
-        color=alt.Color("variant:N", scale=colors, legend=alt.Legend(orient="bottom", title=None, labelLimit=0)),
+        color=alt.Color("variant:N", scale=colors, legend=_legend()),
         tooltip=["variant", "block", alt.Tooltip("variance:Q", format=".3g"),
                  alt.Tooltip("channel_variance:Q", format=".3g"), alt.Tooltip("squared_channel_mean:Q", format=".3g")])
     ref = pd.DataFrame({"block": sorted(set(df["block"]))})
     ref["l_plus_1"] = ref["block"] + 1
     guide = alt.Chart(ref).mark_line(strokeDash=[6, 4], color="black", strokeWidth=1.5).encode(
         x="block:Q", y="l_plus_1:Q", tooltip=[alt.Tooltip("l_plus_1:Q", title="ℓ + 1")])
-    return _cfg(alt.layer(lines, guide).properties(height=340, title="Variance of the stream (dashed: ℓ + 1)"))
+    return configure(alt.layer(lines, guide).properties(height=px(340, s), title="Variance of the stream (dashed: ℓ + 1)"),
+                     s)
 
 
-def signal_parts(rows: list[dict], variant: str) -> alt.Chart:
+def signal_parts(rows: list[dict], variant: str, scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.DataFrame([r for r in rows if r["variant"] == variant])
     long = df.melt(id_vars=["block"], value_vars=["channel_variance", "squared_channel_mean"], var_name="part",
                    value_name="value")
     long["part"] = long["part"].map({"channel_variance": "average channel variance",
                                      "squared_channel_mean": "average squared channel mean"})
-    return _cfg(alt.Chart(long).mark_area(opacity=0.8).encode(
+    return configure(alt.Chart(long).mark_area(opacity=0.8).encode(
         x=alt.X("block:Q", title="after block ℓ", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("value:Q", stack=True, title="variance, split in two"),
         color=alt.Color("part:N", scale=alt.Scale(range=[PALETTE[0], PALETTE[3]]),
-                        legend=alt.Legend(orient="bottom", title=None, labelLimit=0)),
+                        legend=_legend(columns=1)),
         tooltip=["block", "part", alt.Tooltip("value:Q", format=".3g")],
-    ).properties(height=340, title=f"{variant}: within the channels and in their means"))
+    ).properties(height=px(340, s), title=[f"{variant}:", "within the channels and in their means"]), s)
 
 
 # ------------------------------------------------------------------------------------------- shatter
 
-def shatter_depth(rows: list[dict], toggles: str) -> alt.Chart:
+def shatter_depth(rows: list[dict], toggles: str, scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.DataFrame([r for r in rows if r["toggles"] == toggles])
     df["low"] = df["autocorrelation"] - df["sd"]
     df["high"] = df["autocorrelation"] + df["sd"]
@@ -65,46 +70,55 @@ def shatter_depth(rows: list[dict], toggles: str) -> alt.Chart:
     line = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
         x=enc_x, y=alt.Y("autocorrelation:Q", title="lag-1 autocorrelation of dy/dx", scale=alt.Scale(domain=[-0.2, 1])),
         color=alt.Color("arch:N", scale=alt.Scale(domain=["residual", "feed-forward"], range=[RES, PLAIN]),
-                        legend=alt.Legend(orient="bottom", title=None, labelLimit=0)),
+                        legend=_legend()),
         tooltip=["arch", "depth", alt.Tooltip("autocorrelation:Q", format=".3f"), alt.Tooltip("sd:Q", format=".3f"),
                  "seeds"])
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="gray", strokeDash=[4, 4]).encode(y="y:Q")
-    return _cfg(alt.layer(line, band, zero).properties(height=360, title=f"Correlation against depth ({toggles})"))
+    return configure(alt.layer(line, band, zero).properties(height=px(360, s),
+                                                            title=f"Correlation against depth ({toggles})"), s)
 
 
-def shatter_gradients(rows: list[dict]) -> alt.Chart:
+def shatter_gradients(rows: list[dict], scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.DataFrame(rows)
-    return _cfg(alt.Chart(df).mark_line(strokeWidth=1.2).encode(
+    return configure(alt.Chart(df).mark_line(strokeWidth=1.2).encode(
         x=alt.X("x:Q", title="input x along the line"),
         y=alt.Y("gradient_scaled:Q", title="dy/dx, scaled"),
         color=alt.Color("arch:N", scale=alt.Scale(domain=["residual", "feed-forward"], range=[RES, PLAIN]),
                         legend=None),
-        row=alt.Row("arch:N", title=None, header=alt.Header(labelFontSize=14)),
+        row=alt.Row("arch:N", title=None, header=alt.Header(labelFontSize=px(14, s))),
         tooltip=["arch", alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("gradient:Q", format=".3g")],
-    ).properties(height=130, width=520, title=f"The gradient along the line at depth {df['depth'].iloc[0]}"))
+    ).properties(height=px(130, s), width=px(520, s),
+                 title=f"The gradient along the line at depth {df['depth'].iloc[0]}"), s, autosize="pad")
 
 
-def shatter_toggles(rows: list[dict]) -> alt.Chart:
+def shatter_toggles(rows: list[dict], scale: float | None = None) -> alt.Chart:
+    """Every toggle setting at full depth: one pair of bars (residual, feed-forward) per setting, the setting's
+    name on the axis (one chart, not a facet per setting: it takes its column's width and nothing runs off)."""
+    s = mode_scale(scale)
     depth = max(r["depth"] for r in rows)
     df = pd.DataFrame([r for r in rows if r["depth"] == depth])
-    return _cfg(alt.Chart(df).mark_bar().encode(
+    arch = alt.Scale(domain=["residual", "feed-forward"], range=[RES, PLAIN])
+    return configure(alt.Chart(df).mark_bar().encode(
         x=alt.X("autocorrelation:Q", title=f"autocorrelation at depth {depth}", scale=alt.Scale(domain=[-0.2, 1])),
-        y=alt.Y("arch:N", title=None),
-        color=alt.Color("arch:N", scale=alt.Scale(domain=["residual", "feed-forward"], range=[RES, PLAIN]), legend=None),
-        row=alt.Row("toggles:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontSize=13)),
+        y=alt.Y("toggles:N", title=None, sort=list(dict.fromkeys(df["toggles"])), axis=alt.Axis(labelLimit=0)),
+        yOffset=alt.YOffset("arch:N", scale=alt.Scale(domain=["residual", "feed-forward"])),
+        color=alt.Color("arch:N", scale=arch, legend=_legend()),
         tooltip=["toggles", "arch", alt.Tooltip("autocorrelation:Q", format=".3f"), "seeds"],
-    ).properties(height=46, width=240, title="Every toggle setting at full depth"))
+    ).properties(height=px(46, s) * df["toggles"].nunique(), width=px(300, s),
+                 title="Every toggle setting at full depth"), s)
 
 
 # ------------------------------------------------------------------------------------------- erf
 
-def erf_growth(rows: list[dict]) -> alt.Chart:
+def erf_growth(rows: list[dict], scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.DataFrame(rows)
     df["role"] = df["stack"]
     line = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
         x=alt.X("layers:Q", title="conv layers n", scale=alt.Scale(type="sqrt")),
         y=alt.Y("erf_std:Q", title="ERF σ (pixels)"),
-        color=alt.Color("role:N", scale=ROLE_SCALE, legend=alt.Legend(orient="bottom", title=None, labelLimit=0)),
+        color=alt.Color("role:N", scale=ROLE_SCALE, legend=_legend()),
         tooltip=["stack", "layers", alt.Tooltip("erf_std:Q", format=".2f"), alt.Tooltip("std_over_sqrt_n:Q", format=".3f"),
                  "theoretical_rf"])
     plain = df[df["stack"] == "plain"]
@@ -112,60 +126,64 @@ def erf_growth(rows: list[dict]) -> alt.Chart:
     ns = sorted(set(df["layers"]))
     fit = pd.DataFrame({"layers": ns, "fit": [k * math.sqrt(n) for n in ns]})
     guide = alt.Chart(fit).mark_line(strokeDash=[6, 4], color="black").encode(x="layers:Q", y="fit:Q")
-    return _cfg(alt.layer(line, guide).properties(height=300, title=f"ERF σ against depth (dashed: {k:.2f}·√n)"))
+    return configure(alt.layer(line, guide).properties(height=px(300, s),
+                                                       title=f"ERF σ against depth (dashed: {k:.2f}·√n)"), s)
 
 
-def erf_vs_rf(rows: list[dict]) -> alt.Chart:
+def erf_vs_rf(rows: list[dict], scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.DataFrame(rows)
     plain = df[df["stack"] == "plain"].copy()
     long = pd.concat([plain.assign(what="theoretical RF 2n+1", pixels=plain["theoretical_rf"]),
                       df.assign(what=df["stack"] + " ERF ±2σ", pixels=4 * df["erf_std"])])
-    return _cfg(alt.Chart(long).mark_line(point=True, strokeWidth=2.5).encode(
+    return configure(alt.Chart(long).mark_line(point=True, strokeWidth=2.5).encode(
         x=alt.X("layers:Q", title="conv layers n"), y=alt.Y("pixels:Q", title="width in pixels"),
         color=alt.Color("what:N", scale=alt.Scale(range=["#555555", PLAIN, RES],
                                                   domain=["theoretical RF 2n+1", "plain ERF ±2σ",
                                                           "residual ERF ±2σ"]),
-                        legend=alt.Legend(orient="bottom", direction="horizontal", title=None, labelLimit=0)),
+                        legend=_legend(columns=1)),
         tooltip=["what", "layers", alt.Tooltip("pixels:Q", format=".1f")],
-    ).properties(height=300, title="Effective against theoretical receptive field"))
+    ).properties(height=px(300, s), title="Effective against theoretical receptive field"), s)
 
 
-def erf_map(rows: list[dict], label: str, radius: int | None = None) -> alt.Chart:
+def erf_map(rows: list[dict], label: str, radius: int | None = None, scale: float | None = None) -> alt.Chart:
     """The map as a heat map. With `radius`, on a common frame of ±radius input pixels around the centre, so
     maps of different sizes compare at one scale (the map's own square is its input: for the stacks, exactly
     the theoretical receptive field)."""
+    s = mode_scale(scale)
     df = pd.DataFrame([r for r in rows if r["map"] == label])
     r = int(max(df["row"].abs().max(), df["col"].abs().max())) if radius is None else radius
     df["x0"], df["x1"] = df["col"] - 0.5, df["col"] + 0.5
     df["y0"], df["y1"] = df["row"] - 0.5, df["row"] + 0.5
     dom = alt.Scale(domain=[-r - 0.5, r + 0.5], nice=False, zero=False)
-    return alt.Chart(df).mark_rect().encode(
+    return configure(alt.Chart(df).mark_rect().encode(
         x=alt.X("x0:Q", scale=dom, axis=None), x2="x1:Q",
         y=alt.Y("y0:Q", scale=dom, axis=None), y2="y1:Q",
         color=alt.Color("relative:Q", scale=alt.Scale(scheme="inferno", domain=[0, 1]), legend=None),
         tooltip=["row", "col", alt.Tooltip("value:Q", format=".2e")],
-    ).properties(width=160, height=160, title=label).configure_view(fill="#eeeeee", strokeWidth=0)
+    ).properties(width=px(140, s), height=px(140, s), title=label), s, autosize="pad").configure_view(fill="#eeeeee", strokeWidth=0)
 
 
 # ------------------------------------------------------------------------------------------- lesion
 
-def lesion_single(rows: list[dict], baseline: list[dict], labels: dict[str, str]) -> alt.Chart:
+def lesion_single(rows: list[dict], baseline: list[dict], labels: dict[str, str], scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.DataFrame(rows).melt(id_vars=["index", "block", "downsampling"], value_vars=["residual", "plain"],
                                  var_name="role", value_name="accuracy")
     df["network"] = df["role"].map(labels)
     enc_x = alt.X("block:N", sort=list(dict.fromkeys(r["block"] for r in rows)), title="deleted block",
                   axis=alt.Axis(labelAngle=-40))
-    points = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=90, filled=True), strokeWidth=2.5).encode(
+    points = alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=px(90, s * s), filled=True), strokeWidth=2.5).encode(
         x=enc_x, y=alt.Y("accuracy:Q", title="held-out accuracy", scale=alt.Scale(domain=[0, 1]),
                          axis=alt.Axis(format="%")),
-        color=alt.Color("role:N", scale=ROLE_SCALE, legend=alt.Legend(orient="bottom", title=None,
-                                                                       labelExpr=_label_expr(labels))),
+        color=alt.Color("role:N", scale=ROLE_SCALE, legend=_legend(labelExpr=_label_expr(labels))),
         tooltip=["network", "block", alt.Tooltip("accuracy:Q", format=".1%"), "downsampling"])
     base = pd.DataFrame(baseline)
     rules = alt.Chart(base).mark_rule(strokeDash=[6, 4], strokeWidth=1.5).encode(
         y="accuracy:Q", color=alt.Color("net:N", scale=ROLE_SCALE, legend=None),
         tooltip=[alt.Tooltip("accuracy:Q", format=".1%", title="nothing deleted"), "net"])
-    return _cfg(alt.layer(points, rules).properties(height=400, title="Delete one block (dashed: nothing deleted)"))
+    return configure(alt.layer(points, rules).properties(height=px(400, s),
+                                                         title="Delete one block (dashed: nothing deleted)"), s)
 
 
 def _label_expr(labels: dict[str, str]) -> str:
@@ -173,7 +191,8 @@ def _label_expr(labels: dict[str, str]) -> str:
     return " : ".join(parts) + " : datum.label"
 
 
-def lesion_random(rows: list[dict], labels: dict[str, str]) -> alt.Chart:
+def lesion_random(rows: list[dict], labels: dict[str, str], scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.DataFrame(rows)
     df["network"] = df["net"].map(labels)
     enc_x = alt.X("k:Q", title="blocks deleted at random", axis=alt.Axis(tickMinStep=1))
@@ -182,37 +201,41 @@ def lesion_random(rows: list[dict], labels: dict[str, str]) -> alt.Chart:
     line = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
         x=enc_x, y=alt.Y("mean:Q", title="held-out accuracy (mean, band: min–max)", scale=alt.Scale(domain=[0, 1]),
                          axis=alt.Axis(format="%")),
-        color=alt.Color("net:N", scale=ROLE_SCALE, legend=alt.Legend(orient="bottom", title=None,
-                                                                      labelExpr=_label_expr(labels))),
+        color=alt.Color("net:N", scale=ROLE_SCALE, legend=_legend(labelExpr=_label_expr(labels))),
         tooltip=["network", "k", alt.Tooltip("mean:Q", format=".1%"), alt.Tooltip("min:Q", format=".1%"),
                  alt.Tooltip("max:Q", format=".1%"), "draws"])
-    return _cfg(alt.layer(line, band).properties(height=400, title="Delete k blocks at random"))
+    return configure(alt.layer(line, band).properties(height=px(400, s), title="Delete k blocks at random"), s)
 
 
-def path_histogram(rows: list[dict]) -> alt.Chart:
+def path_histogram(rows: list[dict], scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.DataFrame(rows)
     n = int(df["length"].max())
-    return _cfg(alt.Chart(df).mark_bar(color=RES).encode(
-        x=alt.X("length:O", title="path length (blocks whose branch the path takes)", axis=alt.Axis(labelAngle=0)),
+    return configure(alt.Chart(df).mark_bar(color=RES).encode(
+        x=alt.X("length:O", title=["path length", "(branches it takes)"],  # two short lines: never wider than the plot
+                axis=alt.Axis(labelAngle=0, labelOverlap=True)),
         y=alt.Y("paths:Q", title="number of paths"),
         tooltip=["length", alt.Tooltip("paths:Q", format=","), alt.Tooltip("fraction:Q", format=".1%")],
-    ).properties(height=400, title=f"The 2^{n} = {2 ** n:,} paths by length: Binomial({n}, ½)"))
+    ).properties(height=px(400, s), title=[f"The 2^{n} = {2 ** n:,} paths", f"by length: Binomial({n}, ½)"]), s)
 
 
 # ------------------------------------------------------------------------------------------- landscape
 
-def landscape_1d(rows: list[dict]) -> alt.Chart:
+def landscape_1d(rows: list[dict], scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.DataFrame(rows)
-    return _cfg(alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
+    return configure(alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
         x=alt.X("alpha:Q", title="α (filter-normalised distance along δ)"),
         y=alt.Y("loss:Q", title="training loss (log)", scale=alt.Scale(type="log")),
         color=alt.Color("net:N", scale=alt.Scale(range=[RES, PLAIN]), sort=None, legend=None),
         tooltip=["net", alt.Tooltip("alpha:Q", format=".2f"), alt.Tooltip("loss:Q", format=".4g")],
-    ).properties(height=300, width=380, title="1-D slice (green: residual, red: plain)"))
+    ).properties(height=px(300, s), width=px(380, s), title="1-D slice (green: residual, red: plain)"), s,
+                     autosize="pad")
 
 
-def landscape_2d(rows: list[dict], net: str, levels: list[float]) -> alt.Chart:
+def landscape_2d(rows: list[dict], net: str, levels: list[float], scale: float | None = None) -> alt.Chart:
     """Filled contours: the loss on the grid, coloured by which of the shared log-spaced levels it is in."""
+    s = mode_scale(scale)
     df = pd.DataFrame([r for r in rows if r["net"] == net])
     df["log10 loss"] = df["loss"].clip(lower=1e-12).map(math.log10)
     return alt.Chart(df).mark_rect().encode(
@@ -222,7 +245,7 @@ def landscape_2d(rows: list[dict], net: str, levels: list[float]) -> alt.Chart:
                         legend=alt.Legend(title="log₁₀ loss", orient="right", format=".1f")),
         tooltip=[alt.Tooltip("alpha:Q", format=".2f"), alt.Tooltip("beta:Q", format=".2f"),
                  alt.Tooltip("loss:Q", format=".4g")],
-    ).properties(width=250, height=250, title=net)
+    ).properties(width=px(215, s), height=px(215, s), title=net)
 
 
 def contour_levels(rows: list[dict], count: int = 9) -> list[float]:
@@ -236,6 +259,8 @@ def contour_levels(rows: list[dict], count: int = 9) -> list[float]:
     return [lo + (hi - lo) * i / count for i in range(1, count)]
 
 
-def landscape_pair(rows: list[dict], nets: list[str]) -> alt.HConcatChart:
+def landscape_pair(rows: list[dict], nets: list[str], scale: float | None = None) -> alt.HConcatChart:
     levels = contour_levels(rows)
-    return _cfg(alt.hconcat(*[landscape_2d(rows, n, levels) for n in nets]).resolve_scale(color="shared"))
+    s = mode_scale(scale)
+    return configure(alt.hconcat(*[landscape_2d(rows, n, levels, scale=s) for n in nets]).resolve_scale(color="shared"),
+                     s, autosize="pad")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from app.charts import PALETTE, svg
+from app.charts import PALETTE, configure, mode_scale, px, svg
 
 _STAT_KINDS = {"conv": "conv output", "norm": "norm output", "act": "activation output", "add": "F(x) + x"}
 
@@ -74,9 +74,10 @@ def block_ratio_chart(rows: list[dict], current: str | None = None) -> svg.Chart
 
 
 def gradient_charts(chart_rows: list[dict], labels: list[str], vanished_below: float,
-                    exploded_above: float) -> list[tuple[str, alt.LayerChart]]:
+                    exploded_above: float, scale: float | None = None) -> list[tuple[str, alt.LayerChart]]:
     """One log-scale chart per quantity (weight gradients, block-input gradients), every variant a line;
     the vanished and exploded thresholds dashed; exact zeros at the floor and NaN/Inf at the ceiling."""
+    s = mode_scale(scale)
     df = pd.DataFrame(chart_rows)
     if df.empty:
         return []
@@ -91,13 +92,14 @@ def gradient_charts(chart_rows: list[dict], labels: list[str], vanished_below: f
         lines = alt.Chart(part).mark_line(point=False, strokeWidth=2.5).encode(
             x=alt.X("depth:Q", title="depth (layer or block, input → output)"),
             y=alt.Y("plot_norm:Q", scale=alt.Scale(type="log"), title=quantity + " (log)"),
-            color=alt.Color("variant:N", scale=colors, legend=alt.Legend(orient="bottom", title=None)))
-        points = alt.Chart(part).mark_point(size=60, filled=True).encode(
+            color=alt.Color("variant:N", scale=colors, legend=alt.Legend(orient="bottom", title=None, columns=1)))
+        points = alt.Chart(part).mark_point(size=px(60, s * s), filled=True).encode(
             x="depth:Q", y="plot_norm:Q", color=alt.Color("variant:N", scale=colors),
             shape=alt.Shape("status:N", scale=shapes, legend=None),
             tooltip=["variant", "name", "depth", alt.Tooltip("norm:Q", format=".3g"), "status"])
         rules = alt.Chart(thresholds).mark_rule(strokeDash=[4, 4], color="#888").encode(y="y:Q")
-        text = alt.Chart(thresholds).mark_text(align="left", dx=4, dy=-6, color="#666").encode(
+        text = alt.Chart(thresholds).mark_text(align="left", dx=4, dy=-6 * s, color="#666", fontSize=px(12, s)).encode(
             y="y:Q", x=alt.value(4), text="label:N")
-        out.append((quantity, alt.layer(lines, points, rules, text).properties(height=340, title=quantity)))
+        out.append((quantity, configure(alt.layer(lines, points, rules, text).properties(height=px(340, s), title=quantity),
+                                        s)))
     return out

@@ -5,12 +5,14 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from app.charts import PALETTE
+from app.charts import PALETTE, configure, mode_scale, px
 
 
-def staircase(rows: list[dict], field: str = "spatial", title: str | None = None) -> alt.LayerChart:
+def staircase(rows: list[dict], field: str = "spatial", title: str | None = None,
+              scale: float | None = None) -> alt.LayerChart:
     """Spatial size ("spatial") or channels ("channels") through the depth on a log-2 axis, labelled where it
     changes: the 224 → 112 → 56 → 28 → 14 → 7 → 1 staircase."""
+    s = mode_scale(scale)
     df = pd.DataFrame(rows)
     color = PALETTE[0] if field == "spatial" else PALETTE[1]
     label = "spatial size (H)" if field == "spatial" else "channels"
@@ -23,9 +25,9 @@ def staircase(rows: list[dict], field: str = "spatial", title: str | None = None
         tooltip=tooltip)
     hover = base.mark_point(color=color, filled=True, size=60, opacity=0.01).encode(y=f"{field}:Q", tooltip=tooltip)
     changes = df[df[field] != df[field].shift()]
-    text = alt.Chart(changes).mark_text(dy=-10, dx=3, align="left", fontSize=14, fontWeight="bold",
+    text = alt.Chart(changes).mark_text(dy=-10 * s, dx=3, align="left", fontSize=px(14, s), fontWeight="bold",
                                         color=color).encode(x="depth:Q", y=f"{field}:Q", text=f"{field}:Q")
-    return alt.layer(line, hover, text).properties(height=230, title=title or label)
+    return configure(alt.layer(line, hover, text).properties(height=px(230, s), title=title or label), s)
 
 
 def depth_axis(df: pd.DataFrame) -> alt.X:
@@ -45,25 +47,29 @@ def _powers_of_two(top: int) -> list[int]:
     return values
 
 
-def stage_bars(rows: list[dict], measure: str) -> alt.Chart:
+def stage_bars(rows: list[dict], measure: str, scale: float | None = None) -> alt.Chart:
     """One measure ("parameters" or "mult-adds") per stem / stage / head."""
+    s = mode_scale(scale)
     df = pd.DataFrame([r for r in rows if r["measure"] == measure])
     order = list(dict.fromkeys(df["part"]))
-    return alt.Chart(df).mark_bar(color=PALETTE[0] if measure == "parameters" else PALETTE[3]).encode(
+    return configure(alt.Chart(df).mark_bar(color=PALETTE[0] if measure == "parameters" else PALETTE[3]).encode(
         x=alt.X("part:N", sort=order, title=None, axis=alt.Axis(labelAngle=0, labelLimit=120)),
         y=alt.Y("value:Q", title=measure, axis=alt.Axis(format="~s", tickMinStep=1),
                 scale=alt.Scale(domain=[0, max(1, int(df["value"].max()) if len(df) else 1)])),
         tooltip=["part:N", alt.Tooltip("value:Q", format=",", title=measure)],
-    ).properties(height=230, title=f"{measure} per stage")
+    ).properties(height=px(230, s), title=f"{measure} per stage"), s)
 
 
-def compare_staircase(rows_a: list[dict], rows_b: list[dict], label_a: str, label_b: str) -> alt.Chart:
+def compare_staircase(rows_a: list[dict], rows_b: list[dict], label_a: str, label_b: str,
+                      scale: float | None = None) -> alt.Chart:
+    s = mode_scale(scale)
     df = pd.concat([pd.DataFrame(rows_a).assign(network=label_a), pd.DataFrame(rows_b).assign(network=label_b)])
-    return alt.Chart(df).mark_line(interpolate="step-after", strokeWidth=2.5).encode(
+    return configure(alt.Chart(df).mark_line(interpolate="step-after", strokeWidth=2.5).encode(
         x=depth_axis(df),
         y=alt.Y("spatial:Q", title="spatial size (H)", scale=alt.Scale(type="log", base=2),
                 axis=alt.Axis(format="d")),
-        color=alt.Color("network:N", scale=alt.Scale(range=PALETTE[:2])),
+        color=alt.Color("network:N", scale=alt.Scale(range=PALETTE[:2]),
+                        legend=alt.Legend(orient="bottom", title=None, direction="vertical")),
         strokeDash=alt.StrokeDash("network:N"),
         tooltip=["network:N", "layer:N", "shape:N"],
-    ).properties(height=220)
+    ).properties(height=px(220, s)), s)

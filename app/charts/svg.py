@@ -157,7 +157,11 @@ def render(c: Chart, width: int = W, legend_below: bool = False) -> str:
         height = (ly + 18 if legend else below)
     else:
         height = below
-    pw, ph = width - LEFT - (20 if legend_below else RIGHT), c.height
+    # the legend's column is as wide as its longest label (a fixed margin cut "activation output")
+    right = max(RIGHT, 14 + max((_text_width(lb.lstrip("§")) + (6 if lb.startswith("§") else 34)
+                                 for lb, *_ in legend), default=0) + 8)
+    right = min(right, width * 0.45)
+    pw, ph = width - LEFT - (20 if legend_below else right), c.height
 
     def sx(x: float) -> float:
         return LEFT + (x - x0) / (x1 - x0) * pw

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from app.charts import PALETTE
+from app.charts import PALETTE, configure, mode_scale, px
 
 
 def smoothing_window(df: pd.DataFrame) -> int:
@@ -20,17 +20,18 @@ def smoothed(df: pd.DataFrame, column: str, window: int) -> pd.DataFrame:
     return out
 
 
-def curve(df: pd.DataFrame, column: str, order: list[str], title: str) -> alt.LayerChart:
+def curve(df: pd.DataFrame, column: str, order: list[str], title: str, scale: float | None = None) -> alt.LayerChart:
     """One measure ("loss" on a log axis, or "accuracy") for every net. The legend is drawn from the bold
-    curves, so its swatches are at full opacity."""
+    curves, so its swatches are at full opacity; under the plot in two columns, every name whole."""
+    s = mode_scale(scale)
     window = smoothing_window(df)
     d = smoothed(df, column, window)
     palette = alt.Scale(domain=order, range=(PALETTE * 2)[:len(order)])
     fmt = ".3g" if column == "loss" else ".0%"
     y_scale = alt.Scale(type="log") if column == "loss" else alt.Scale(domain=[0, 1])
     # one legend for both layers, its swatches at full opacity (not the faint layer's 18 %)
-    legend = alt.Legend(orient="bottom", title=None, symbolOpacity=1, symbolStrokeWidth=4, labelFontSize=14,
-                        symbolSize=300)
+    legend = alt.Legend(orient="bottom", title=None, symbolOpacity=1, symbolStrokeWidth=4, labelFontSize=px(14, s),
+                        symbolSize=px(300, s * s), columns=2, labelLimit=0)
     raw = alt.Chart(d).mark_line(opacity=0.18, strokeWidth=1).encode(
         x=alt.X("step:Q"), y=alt.Y(f"{column}:Q", scale=y_scale, title=title, axis=alt.Axis(format=fmt)),
         color=alt.Color("net:N", scale=palette, sort=order, legend=legend), detail="net:N")
@@ -38,4 +39,4 @@ def curve(df: pd.DataFrame, column: str, order: list[str], title: str) -> alt.La
         x="step:Q", y=alt.Y(f"{column} (smoothed):Q", scale=y_scale),
         color=alt.Color("net:N", scale=palette, sort=order, legend=legend),
         tooltip=["net", "step", alt.Tooltip(f"{column} (smoothed):Q", format=fmt, title=column)])
-    return alt.layer(raw, smooth).properties(height=320, title=title)
+    return configure(alt.layer(raw, smooth).properties(height=px(320, s), title=title), s)

@@ -157,7 +157,8 @@ def test_every_page_at_projector_sizes_nothing_cut(browser, app_url, size):
                 main.get_by_text("11.69 M").first.wait_for()
             if path == "learn":  # step 3's worked formula
                 page.get_by_role("tab", name="3 · ResNet-18, shape by shape").click()
-                page.wait_for_timeout(800)
+                wait_idle(page)  # the tabs rerun the page on a change: measure once it is drawn (a table's toolbar
+                page.wait_for_timeout(800)  # sat left of its box while the tab was still being laid out)
             cut = page.evaluate(CUT_CHECK)
             shot(page, f"page-{path or 'trace'}-{size[0]}x{size[1]}")
             assert not cut, f"{path or 'trace'} at {size}: cut {cut}"
@@ -169,11 +170,18 @@ def test_presentation_setting_makes_the_text_large(page, app_url):
     page.goto(f"{app_url}/?net=resnet18")
     page.get_by_role("heading", name="resnet18: shape trace").wait_for()
     wait_idle(page)
-    before = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('[data-testid=\"stMain\"] p')).fontSize)")
-    sidebar_toggle(page, "Presentation: large text")
-    after = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('[data-testid=\"stMain\"] p')).fontSize)")
+    text = page.locator('[data-testid="stMain"] p', has_text="Spatial size:").first  # a line of the page's text
+    size = "p => parseFloat(getComputedStyle(p).fontSize)"
+    before = text.evaluate(size)
+    sidebar_toggle(page, "Presentation: large text")  # projector mode (tests/e2e/test_projector.py measures it)
+    page.locator(".st-key-ui-chip button").first.wait_for()
+    after = text.evaluate(size)
     assert after >= 1.25 * before and after >= 19
+    # the page, without the collapsed sidebar (its controls, off the screen, lie outside its zero-width box)
+    hide = "d => { document.querySelector('[data-testid=\"stSidebar\"]').style.display = d; }"
+    page.evaluate(hide, "none")
     assert not page.evaluate(CUT_CHECK)
+    page.evaluate(hide, "")
     shot(page, "12-presentation-trace")
     page.get_by_role("link", name="Graph").click()
     page.get_by_role("heading", name="resnet18: computation graph").wait_for()
