@@ -12,7 +12,8 @@ from .conftest import shot, wait_idle
 pytestmark = pytest.mark.e2e
 
 PAGES = [("", "shape trace"), ("graph", "computation graph"), ("compare", "Compare two networks"),
-         ("export", "Share & export"), ("learn", "Learn"), ("live", "Live lab"), ("train", "Training lab"),
+         ("export", "Share & export"), ("learn", "Learn"), ("roadmap", "From ResNet to ConvNeXt"), ("live", "Live lab"),
+         ("train", "Training lab"),
          ("why", "Why it works")]
 SIZES = [(1024, 768), (1920, 1080)]
 
