@@ -176,8 +176,9 @@ def sidebar() -> ArchSpec:
     ss = st.session_state
     with st.sidebar:
         st.markdown("## :material/account_tree: ResNet Explorer")
-        st.toggle("Presentation: large text", key="ui.present",
-                  help="Larger text, tables and graphs for a projector (the browser's zoom works too).")
+        st.toggle("Projector mode", key="ui.present",
+                  help="For a projector: the sidebar collapsed to a network chip, one column, large charts and "
+                       "tables. Share links carry it (?present=1).")
         _presets_select()
         # widgets and callbacks have settled every value before this run started: one read is the network
         family.sync_loaded()  # a spec loaded by anyone (a link, a file, a lesson): its newer fields too

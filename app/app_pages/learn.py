@@ -177,9 +177,10 @@ with tabs[3]:
             f"true means as 1 − (1 − m)^n = {1 - (1 - momentum) ** steps_n:.2f} of the way after {steps_n} "
             "batches; until it has converged, evaluation-mode outputs are off-centre.")
     df = pd.DataFrame({
-        "channel": d.channels, "mean before": d.before_mean, "std before": d.before_std,
-        "mean after BN (train)": d.train_mean, "std after BN (train)": d.train_std,
-        "running mean": d.running_mean, "mean after BN (eval)": d.eval_mean, "std after BN (eval)": d.eval_std,
+        # the two columns the lesson is about first, so they stay in view at 1024 px
+        "channel": d.channels, "std after BN (train)": d.train_std, "mean after BN (eval)": d.eval_mean,
+        "mean before": d.before_mean, "std before": d.before_std, "mean after BN (train)": d.train_mean,
+        "running mean": d.running_mean, "std after BN (eval)": d.eval_std,
     }).round(2)
     ui.dataframe(df, key="learn.bn_table")  # the channel pinned: it stays in view at 1024 px; large in projector mode
     run_it(3, links)

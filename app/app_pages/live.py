@@ -186,7 +186,7 @@ def forward_page() -> None:
         st.download_button("⬇ Feature maps (PNG)", ui.png_bytes(grid), f"{fm.layer}_feature_maps.png", "image/png",
                            key="live.dl_fm")
         with st.expander("Channel energies and ranges"):
-            st.dataframe(pd.DataFrame(fm.rows()), hide_index=True)
+            ui.dataframe(pd.DataFrame(fm.rows()), key="live.fm_table")
 
         if block is not None:
             anatomy(rec, block, w)
@@ -203,7 +203,7 @@ def forward_page() -> None:
                 if story.try_next:
                     st.caption(":material/lightbulb: " + md(story.try_next))
             with st.expander("The numbers"):
-                st.dataframe(df, hide_index=True)
+                ui.dataframe(df, key="live.stats_table")
 
 
 def anatomy(rec, block: str, w) -> None:
@@ -372,9 +372,9 @@ def show_gradient_flow(flow: GradientFlow) -> None:
                "NaN/Inf at the ceiling of the chart (triangles).")
     w_table, i_table = live_session.gradient_tables(flow)
     with st.expander("The numbers: every layer's weight gradient"):
-        st.dataframe(pd.DataFrame(w_table), hide_index=True)
+        ui.dataframe(pd.DataFrame(w_table), key="live.gf_weights")
     with st.expander("The numbers: every block's input gradient ‖∂L/∂x‖"):
-        st.dataframe(pd.DataFrame(i_table), hide_index=True)
+        ui.dataframe(pd.DataFrame(i_table), key="live.gf_inputs")
     st.download_button("⬇ Gradient flow (JSON)", json.dumps(flow.to_dict(), indent=1),
                        f"gradflow_{ui.file_stem(flow.spec)}.json", "application/json", key="live.gf_dl")
 

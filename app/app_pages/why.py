@@ -342,7 +342,7 @@ elif name == "erf":
                   if "network" in t else "."))
     main = pd.DataFrame(t["stacks"])
     if "network" in t:
-        st.dataframe(pd.DataFrame(t["network"]), hide_index=True)
+        ui.dataframe(pd.DataFrame(t["network"]), key="why.networks")
 elif name == "lesion":
     names = dict(zip(("residual", "plain"), s["networks"], strict=True))
     left, right = st.columns([3, 2])
@@ -361,7 +361,7 @@ else:
         right.caption("The 2-D slices were not finished.")
     main = pd.DataFrame(t["summary"])
 
-st.dataframe(main.round(4), hide_index=True)
+ui.dataframe(main.round(4), key="why.main")
 for line in result.findings:
     st.markdown("- " + line.replace("$", "\\$"))
 with st.expander("Why this happens — for students", expanded=True):

@@ -144,7 +144,7 @@ def test_the_switch_turns_projector_mode_on_and_off_and_the_link_carries_it(page
     page.goto(f"{app_url}/graph?net=resnet34")
     page.get_by_role("heading", name="resnet34: computation graph").wait_for()
     wait_idle(page)
-    page.locator('[data-testid="stSidebar"]').get_by_text("Presentation: large text", exact=True).click()
+    page.locator('[data-testid="stSidebar"]').get_by_text("Projector mode", exact=True).click()
     wait_idle(page)
     page.locator(".st-key-ui-chip button").first.wait_for()
     page.wait_for_timeout(800)  # the sidebar's slide

@@ -173,7 +173,7 @@ def test_presentation_setting_makes_the_text_large(page, app_url):
     text = page.locator('[data-testid="stMain"] p', has_text="Spatial size:").first  # a line of the page's text
     size = "p => parseFloat(getComputedStyle(p).fontSize)"
     before = text.evaluate(size)
-    sidebar_toggle(page, "Presentation: large text")  # projector mode (tests/e2e/test_projector.py measures it)
+    sidebar_toggle(page, "Projector mode")  # projector mode (tests/e2e/test_projector.py measures it)
     page.locator(".st-key-ui-chip button").first.wait_for()
     after = text.evaluate(size)
     assert after >= 1.25 * before and after >= 19
