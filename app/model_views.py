@@ -124,7 +124,7 @@ def graph(key: str = "model.graph") -> str:
                               help="Collapse every other stage of residual blocks to one node.")
         zoom = st.select_slider("Zoom", ui.ZOOMS, key=f"{key}.zoom", value=ui.default_zoom(), width=260,
                                 format_func=lambda z: f"{z} %", help="Scroll inside the frame to pan.")
-    st.caption("Solid: main path · **red dashed: skip connections** · orange: projection shortcuts · ⊕: the "
+    st.caption("Solid: main path · **blue dashed: skip connections** · orange: projection shortcuts · ⊕: the "
                "addition · labels: tensor shapes")
     dot = model_session.dot(conf.source, conf.input_shape, detail, None if detail == "stage" else expand)
     ui.graph_view(dot, key=key, zoom=zoom / 100)

@@ -34,7 +34,7 @@ with st.container(horizontal=True, gap="medium", vertical_alignment="bottom", ke
     zoom = st.select_slider("Zoom", ui.ZOOMS, key="graph.zoom", value=ui.default_zoom(), width=260,
                             persist_state="session",
                             format_func=lambda z: f"{z} %", help="Scroll inside the frame to pan.")
-st.caption("Solid: main path F(x) · **red dashed: skip connections** · orange: projection or zero-pad "
+st.caption("Solid: main path F(x) · **blue dashed: skip connections** · orange: projection or zero-pad "
            "shortcuts · ⊕: the addition F(x) + x · labels: tensor shapes C×H×W")
 
 dot = ui.cached_dot(spec, detail, None if detail == "stage" else expand)

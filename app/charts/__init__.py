@@ -8,7 +8,12 @@ page's whole width and its text shows at 17 px or more."""
 
 from __future__ import annotations
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"]
+from resnet_core import palette as _palette
+
+# Okabe-Ito, told apart under protanopia, deuteranopia and tritanopia (resnet_core/palette.py, tests/test_palette.py);
+# every series also has its own dash pattern (DASHES) or marker, so colour is never the only cue
+PALETTE = list(_palette.SERIES)
+DASHES = [list(d) for d in _palette.DASHES]
 PROJECTOR_SCALE = 1.35
 LABEL, TITLE, HEADING = 13, 14, 15  # font sizes (px) at scale 1: axis and legend labels, axis titles, chart title
 

@@ -7,9 +7,11 @@ import math
 import altair as alt
 import pandas as pd
 
-from app.charts import PALETTE, configure, mode_scale, px
+from app.charts import DASHES, PALETTE, configure, mode_scale, px
+from resnet_core import palette
 
-RES, PLAIN = PALETTE[2], PALETTE[1]  # residual green, plain red — the same in every chart of the page
+RES, PLAIN = palette.RESIDUAL, palette.PLAIN  # residual blue, plain vermillion — the same in every chart of the page
+ARCH_DASH = alt.Scale(domain=["residual", "feed-forward"], range=[DASHES[0], DASHES[1]])  # plain dashed: not colour alone
 ROLE_SCALE = alt.Scale(domain=["residual", "plain"], range=[RES, PLAIN])
 
 
@@ -25,8 +27,10 @@ def signal_variance(rows: list[dict], scale: float | None = None) -> alt.Chart:
     s = mode_scale(scale)
     df = pd.DataFrame(rows)
     order = list(dict.fromkeys(df["variant"]))
-    colors = alt.Scale(domain=order, range=[RES, PALETTE[0], PALETTE[3], PLAIN][:len(order)])
+    colors = alt.Scale(domain=order, range=[RES, PALETTE[2], PALETTE[3], PLAIN][:len(order)])
+    dashes = alt.Scale(domain=order, range=DASHES[:len(order)])
     lines = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
+        strokeDash=alt.StrokeDash("variant:N", scale=dashes, legend=_legend()),
         x=alt.X("block:Q", title="after block ℓ (0: entering block 1)", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("variance:Q", title="variance of the residual stream (log)", scale=alt.Scale(type="log")),
         color=alt.Color("variant:N", scale=colors, legend=_legend()),
@@ -71,6 +75,7 @@ def shatter_depth(rows: list[dict], toggles: str, scale: float | None = None) ->
         x=enc_x, y=alt.Y("autocorrelation:Q", title="lag-1 autocorrelation of dy/dx", scale=alt.Scale(domain=[-0.2, 1])),
         color=alt.Color("arch:N", scale=alt.Scale(domain=["residual", "feed-forward"], range=[RES, PLAIN]),
                         legend=_legend()),
+        strokeDash=alt.StrokeDash("arch:N", scale=ARCH_DASH, legend=_legend()),
         tooltip=["arch", "depth", alt.Tooltip("autocorrelation:Q", format=".3f"), alt.Tooltip("sd:Q", format=".3f"),
                  "seeds"])
     zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="gray", strokeDash=[4, 4]).encode(y="y:Q")
@@ -228,8 +233,9 @@ def landscape_1d(rows: list[dict], scale: float | None = None) -> alt.Chart:
         x=alt.X("alpha:Q", title="α (filter-normalised distance along δ)"),
         y=alt.Y("loss:Q", title="training loss (log)", scale=alt.Scale(type="log")),
         color=alt.Color("net:N", scale=alt.Scale(range=[RES, PLAIN]), sort=None, legend=None),
+        strokeDash=alt.StrokeDash("net:N", scale=alt.Scale(range=[DASHES[0], DASHES[1]]), sort=None, legend=None),
         tooltip=["net", alt.Tooltip("alpha:Q", format=".2f"), alt.Tooltip("loss:Q", format=".4g")],
-    ).properties(height=px(300, s), width=px(380, s), title="1-D slice (green: residual, red: plain)"), s,
+    ).properties(height=px(300, s), width=px(380, s), title="1-D slice (blue solid: residual, vermillion dashed: plain)"), s,
                      autosize="pad")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from app.charts import PALETTE, configure, mode_scale, px
+from app.charts import DASHES, PALETTE, configure, mode_scale, px
 
 
 def smoothing_window(df: pd.DataFrame) -> int:
@@ -38,5 +38,7 @@ def curve(df: pd.DataFrame, column: str, order: list[str], title: str, scale: fl
     smooth = alt.Chart(d).mark_line(strokeWidth=3).encode(
         x="step:Q", y=alt.Y(f"{column} (smoothed):Q", scale=y_scale),
         color=alt.Color("net:N", scale=palette, sort=order, legend=legend),
+        strokeDash=alt.StrokeDash("net:N", scale=alt.Scale(domain=order, range=(DASHES * 2)[:len(order)]), sort=order,
+                                  legend=legend),  # a dash pattern per net: colour is not the only cue
         tooltip=["net", "step", alt.Tooltip(f"{column} (smoothed):Q", format=fmt, title=column)])
     return configure(alt.layer(raw, smooth).properties(height=px(320, s), title=title), s)

@@ -1,7 +1,7 @@
 """A traced module → graphviz DOT: its dataflow, the residual additions drawn as they are for presets.
 
 - "layer": every row a node, edges along the dataflow with the shapes flowing on them; each residual
-  addition a ⊕, its shortcut drawn dashed red (an identity straight from x, a projection through its
+  addition a ⊕, its shortcut drawn dashed blue (an identity straight from x, a projection through its
   orange nodes).
 - "block": each residual block one F(x) node beside its projection (if any) and its ⊕; the rows outside
   blocks stay as they are.
@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import graphviz
 
+from resnet_core import palette
 from resnet_core.modules.records import ModuleRow, ModuleTrace, ResidualAdd
 from resnet_core.structure.records import Detail
 from resnet_core.text import dot_text, plain
 
-SKIP_COLOR = "#d62728"
-PROJ_COLOR = "#ff7f0e"
+SKIP_COLOR = palette.SKIP_EDGE  # blue and dashed: told apart from orange under every colour-vision deficiency
+PROJ_COLOR = palette.PROJECTION
 FAIL_COLOR = "#b00020"
 
 
@@ -164,7 +165,7 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
             src_shape = rows[i].out_shape if i >= 0 else (1, *trace.input_shape)
             attrs = {"label": _shape(src_shape)}
             b = add_rows.get(r.index)
-            if b is not None:  # the shortcut's edge into ⊕: dashed red
+            if b is not None:  # the shortcut's edge into ⊕: dashed blue
                 x_node = node_of.get(by_path[b.input].index, "input") if b.input in by_path else "input"
                 from_shortcut = i in {by_path[p].index for p in b.shortcut if p in by_path} or (
                     not b.shortcut and tail == x_node)

@@ -165,7 +165,7 @@ class ModuleTrace:
             import html
             return f"<p><i>No graph drawn: {html.escape(str(e))}</i></p>"
         svg = svg[svg.find("<svg"):]  # the drawing without its XML prologue, inline in the page
-        return f'<details open><summary>graph (skip connections dashed red)</summary>{svg}</details>'
+        return f'<details open><summary>graph (skip connections dashed blue)</summary>{svg}</details>'
 
 
 

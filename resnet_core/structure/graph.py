@@ -17,12 +17,13 @@ from typing import Literal
 
 import graphviz
 
+from resnet_core import palette
 from resnet_core.errors import ExplorerError
 from resnet_core.structure.records import DETAILS, BlockPlan, Detail, Layer, LayerOp, Plan, Shape, StagePlan, shape_str
 from resnet_core.text import dot_text
 
-SKIP_COLOR = "#d62728"
-PROJ_COLOR = "#ff7f0e"
+SKIP_COLOR = palette.SKIP_EDGE  # blue and dashed: told apart from orange under every colour-vision deficiency
+PROJ_COLOR = palette.PROJECTION
 FAIL_COLOR = "#b00020"
 
 _STYLE: dict[LayerOp, tuple[str, str]] = {  # op -> (shape, fill)
