@@ -156,7 +156,7 @@ def forward_views() -> None:
         for col, (label, tensor) in zip(cols, (("x", b.x), ("F(x)", b.branch), ("shortcut", b.shortcut),
                                                ("F(x) + shortcut", b.out)), strict=True):
             col.image(model_session.as_picture(tensor), caption=f"{label} · {'×'.join(map(str, tensor.shape))}",
-                      width="stretch")
+                      width="stretch", alt=f"{label} of {names[pick]}: the channel mean as a grey picture")
         ratios = pd.DataFrame({"block": names, "‖F(x)‖ / ‖shortcut‖": [v.ratio for v in views.blocks],
                                "order": range(len(names))})
         biggest = max(range(len(names)), key=lambda i: views.blocks[i].ratio)
@@ -177,7 +177,8 @@ def forward_views() -> None:
     tops = views.top_channels(layer, 8)
     grid = st.columns(4)
     for i, (channel, fmap) in enumerate(tops):
-        grid[i % 4].image(model_session.as_picture(fmap), caption=f"channel {channel}", width="stretch")
+        grid[i % 4].image(model_session.as_picture(fmap), caption=f"channel {channel}", width="stretch",
+                          alt=f"Feature map of channel {channel} of {layer}, dark low and light high")
 
 
 def gradient_flow() -> None:

@@ -97,7 +97,8 @@ def table(df, cell, failed=None, height: int | None = None) -> None:
     more = (f'<p class="rx-table-more">The first {MAX_ROWS:,} of {len(df):,} rows are shown; leave projector mode '
             "for the whole table.</p>" if len(df) > MAX_ROWS else "")
     style = f"max-height:{height}px" if height else "max-height:70vh"
-    st.html(f'<div class="rx-table" style="{style}"><table><thead><tr>{head}</tr></thead>'
+    st.html(f'<div class="rx-table" tabindex="0" role="region" aria-label="table, scrolls" '
+            f'style="{style}"><table><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>{more}', width="stretch")
 
 

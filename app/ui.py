@@ -190,10 +190,26 @@ def graph_view(dot: str, key: str, zoom: float = 1.0, max_height: str = "78vh", 
     data = base64.b64encode(svg.encode()).decode()
     fitted = "object-fit:contain;object-position:left top" if fit else "max-width:none"
     frame = "" if fit else f"overflow:auto;max-height:{max_height};"  # a fitted drawing has nothing to scroll
-    st.html(f'<div class="rx-graph{" rx-graph-fit" if fit else ""}" style="{frame}'
-            f'border:1px solid #e3e6ea;border-radius:6px;padding:6px;background:#fff"><img alt="computation graph" '
+    import html
+    alt = html.escape(graph_alt(dot), quote=True)
+    # the frame scrolls: it takes the keyboard's focus (tab, then the arrow keys pan it) and names what it holds
+    focus = '' if fit else f' tabindex="0" role="region" aria-label="{alt}"'
+    st.html(f'<div class="rx-graph{" rx-graph-fit" if fit else ""}"{focus} style="{frame}'
+            f'border:1px solid #e3e6ea;border-radius:6px;padding:6px;background:#fff"><img alt="{alt}" '
             f'src="data:image/svg+xml;base64,{data}" style="width:{width};height:auto;{fitted}"></div>',
             width="stretch")
+
+
+def graph_alt(dot: str) -> str:
+    """The text alternative of a drawn graph, read off its DOT: what it is, how many boxes, additions and skip
+    connections it draws (the layer-by-layer numbers are in the Shape trace's table)."""
+    import re
+    name = re.match(r'\s*digraph\s+"?([^"{]*?)"?\s*\{', dot)
+    nodes = len(re.findall(r'(?m)^\s*\w+ \[label=', dot))
+    adds = len(re.findall(r'label="(?:\+|⊕)"', dot))
+    return (f"Computation graph of {name.group(1).strip() if name else 'the network'}: {nodes} boxes from input to "
+            f"output and {adds} residual additions, each fed by a skip connection drawn dashed. The Shape trace page "
+            "lists every layer with its shapes.")
 
 
 def file_stem(spec: ArchSpec) -> str:
@@ -303,6 +319,14 @@ def default_zoom() -> int:
 
 _STYLE = """
 <style>
+/* WCAG AA contrast: captions and help text at 4.5:1 or more on white and on the sidebar's grey (Streamlit's faded
+   caption grey measured 4.25-4.37:1); a visible focus ring on everything the keyboard reaches */
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p,
+[data-testid="stWidgetLabel"] [data-testid="stCaptionContainer"] { color: #4a4f57 !important; opacity: 1 !important; }
+:focus-visible { outline: 3px solid #0072B2 !important; outline-offset: 2px; }
+/* quotations (the papers' claims) and their links: dark enough to read (the theme's faded grey is 4.37:1) */
+blockquote, blockquote p, blockquote strong { color: #3d4249 !important; opacity: 1 !important; }
+blockquote a { color: #0b5394 !important; }
 /* headline metrics and their labels wrap instead of being cut to "11.6…" */
 [data-testid="stMetricValue"] > div, [data-testid="stMetricLabel"] p { white-space: normal !important;
   overflow: visible !important; text-overflow: clip !important; }

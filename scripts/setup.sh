@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 mode=${1:-runtime}
 
 apt_packages=(graphviz)
+if [ "$mode" = dev ] && ! command -v npm >/dev/null 2>&1; then
+  apt_packages+=(npm)  # axe-core for the accessibility tests comes from npm
+fi
 if [ "$mode" = dev ]; then
   apt_packages+=(chromium fonts-dejavu-core)
 fi
@@ -37,6 +40,10 @@ requirements=requirements.txt
 if [ "$mode" = dev ]; then requirements=requirements-dev.txt; fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
 if [ "$mode" = dev ]; then
+  # axe-core, the accessibility engine the browser tests run in each page (tests/e2e/test_a11y.py), from npm
+  if [ ! -f .cache/npm/node_modules/axe-core/axe.min.js ]; then
+    npm install --prefix .cache/npm --no-save --no-audit --no-fund --silent axe-core@4.14.1 >/dev/null
+  fi
   # test references (torchvision's and timm's model code), without their dependencies: see requirements-refs.txt
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-refs.txt
 fi

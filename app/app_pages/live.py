@@ -128,7 +128,8 @@ def forward_page() -> None:
     with controls:
         if input_note:
             st.info(input_note, icon=":material/upload:")
-        st.image(ui.upscale(x_in.display, 160), caption=x_in.source, width="stretch")  # never wider than its column
+        st.image(ui.upscale(x_in.display, 160), caption=x_in.source, width="stretch",  # never wider than its column
+                 alt=f"The input image: {x_in.source}")
         if w.report is not None:
             for line in w.report.lines(6):
                 st.caption(line)
@@ -178,7 +179,9 @@ def forward_page() -> None:
         st.subheader(f"Feature maps: {fm.label} ({fm.shape[0]} channels, {fm.shape[1]}×{fm.shape[2]})")
         # four tiles a row when presenting: each map about twice as wide, readable from the back of the room
         grid = fm.grid(cols=min(4 if ui.presenting() else 8, len(fm.channels)))
-        st.image(ui.upscale(grid, 480), width="stretch" if grid.shape[1] > 120 else "content")
+        st.image(ui.upscale(grid, 480), width="stretch" if grid.shape[1] > 120 else "content",
+                 alt=f"Feature maps of {fm.label}: {len(fm.channels)} channels of {fm.shape[1]}×{fm.shape[2]} in a grid, "
+                     "dark for low activation and light for high; the table below gives each channel's numbers")
         kept = "" if int(top_k) <= rec.max_k else f" (this network keeps the top {rec.max_k} per layer)"
         st.caption(f"The {len(fm.channels)} channels with the most energy (mean square activation), strongest "
                    f"first{kept}: {', '.join(map(str, fm.channels[:16]))}{'…' if len(fm.channels) > 16 else ''}. "
