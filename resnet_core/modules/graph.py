@@ -92,8 +92,8 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
     collapsed = set(stages) if detail == "stage" else ({s for s in stages if s != expand} if expand else set())
     collapsed.discard("")  # additions at the top level have no stage to collapse into
     per_stage: dict[str, list[ResidualAdd]] = {}
-    for b in blocks:
-        per_stage.setdefault(_parent(b.block), []).append(b)
+    for blk in blocks:
+        per_stage.setdefault(_parent(blk.block), []).append(blk)
 
     def stage_of(r: ModuleRow) -> str | None:  # the collapsed stage that runs the row (its blocks and the rest)
         b = members.get(r.index)

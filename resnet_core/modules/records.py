@@ -5,6 +5,7 @@ Plain data: `trace.py` makes them, the command line, the app, the graph and a no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -99,6 +100,9 @@ class ModuleTrace:
     buffers: int  # elements of buffers (running statistics, ...), apart from parameters
     output_shape: tuple[int, ...] | None
     notes: list[str] = field(default_factory=list)
+    # the DOT of a graph of this trace (detail → source), given by the tracer (modules/graph.py draws it; the
+    # record does not import its drawer): the notebook display shows the block graph with it
+    draw: Callable[[ModuleTrace, str], str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -157,10 +161,11 @@ class ModuleTrace:
 
     def _graph_html(self) -> str:
         """The block graph as inline SVG (Graphviz's `dot` draws it), or one line saying why there is none."""
-        from resnet_core.modules.graph import module_dot
         from resnet_core.structure.graph import RenderUnavailable, render
+        if self.draw is None:
+            return ""
         try:
-            svg = render(module_dot(self, "block"), "svg").decode()
+            svg = render(self.draw(self, "block"), "svg").decode()
         except RenderUnavailable as e:
             import html
             return f"<p><i>No graph drawn: {html.escape(str(e))}</i></p>"

@@ -387,5 +387,8 @@ def inspect_module(model: nn.Module | Callable[[], nn.Module], input_shape: Iter
     row_params = sum(r.params for r in rows)
     if not errors and row_params < total:
         notes.append(f"{total - row_params:,} parameters are not used by forward on this input")
+    from resnet_core.modules.graph import module_dot
     return ModuleTrace(name or type(model).__name__, used, shape, rows, residual, errors, total, shared, trainable,
-                       buffers, tuple(out.shape[1:]) if out is not None and not errors else None, notes)
+                       buffers, tuple(out.shape[1:]) if out is not None and not errors else None, notes,
+                       draw=module_dot)  # type: ignore[arg-type]
+
