@@ -11,6 +11,7 @@ mode=${1:-runtime}
 apt_packages=(graphviz)
 if [ "$mode" = dev ]; then
   apt_packages+=(chromium fonts-dejavu-core)
+  apt_packages+=(postgresql nginx)  # the classroom tests: a throwaway PostgreSQL cluster, nginx before replicas
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
