@@ -72,7 +72,7 @@ def _box() -> None:
     with st.container(border=True):
         if cs.role() == "teacher":
             st.markdown(f":material/co_present: Teaching class **{cs.code()}**")
-            st.page_link("app_pages/classroom.py", label="Class: roster, answers, results", icon=":material/groups:")
+            st.page_link("app_pages/classroom.py", label="Roster and results", icon=":material/groups:")
             return
         locked = st.session_state.get(cs.K + "locked") is not None
         st.markdown(f":material/groups: Class **{cs.code()}** · {md(st.session_state.get(cs.K + 'name', ''))}")

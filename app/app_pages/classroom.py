@@ -153,8 +153,6 @@ def class_view() -> None:
         y=alt.Y("result:N", title=None), color=alt.Color("result:N", legend=None),
         tooltip=["student", "result", "value"])
     st.altair_chart(chart, width="stretch")
-    st.download_button("⬇ Results (CSV)", room.results_csv(code, secret), safe_filename(f"class_{code}", ".csv"),
-                       "text/csv", key="class.csv")
 
 
 def teacher() -> None:
@@ -175,6 +173,9 @@ def teacher() -> None:
     if is_open:
         push_form(st.session_state.get("ui.pages", {}))
     class_view()
+    # outside the refreshing view (a refresh would withdraw a file being downloaded), made at the click: current
+    st.download_button("⬇ Results (CSV)", lambda: cs.room().results_csv(code or "", secret),
+                       safe_filename(f"class_{code}", ".csv"), "text/csv", key="class.csv", on_click="ignore")
     if is_open and st.button("End the class", icon=":material/stop_circle:", key="class.end"):
         cs.end_class()
         st.rerun()

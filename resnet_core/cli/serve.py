@@ -11,7 +11,8 @@ included: each child asks the kernel for SIGTERM when this process dies).
 Session affinity: a browser's first request is given a replica (split evenly) and the cookie `rx_replica`
 names it; every later request of that browser (the websocket, uploads, media) goes to the same process. When
 that process is down, nginx sends the browser to the others (each replica's upstream lists the others as
-backups): Streamlit's page reconnects there and opens the session again from its address (network, page,
+backups) and the cookie then names the one that answered, so the browser stays with its new session even when
+its first process is back: Streamlit's page reconnects there and opens the session again from its address (network, page,
 class and student id), while the class itself lives in the database. The websocket (/_stcore/stream) is
 proxied with the Upgrade headers, and every replica shares one cookie secret (uploads' XSRF tokens stay valid
 on another replica).
@@ -63,6 +64,7 @@ def nginx_config(port: int, app_ports: list[int], folder: Path, address: str = "
         lines += [f"    server 127.0.0.1:{p} backup;" for p in order[1:]]
         upstreams.append(f"  upstream {name} {{\n" + "\n".join(lines) + "\n  }")
     valid = "|".join(names)
+    served = "\n".join(f"    ~127\\.0\\.0\\.1:{p}$ {name};" for p, name in zip(app_ports, names, strict=True))
     temp = "\n".join(f"  {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi",
                                                                          "uwsgi", "scgi"))
     upstream_text = "\n".join(upstreams)
@@ -82,6 +84,12 @@ http {{
 {share_text}
   }}
   map $cookie_{COOKIE} $replica {{ ~^({valid})$ $cookie_{COOKIE}; default $new_replica; }}
+  # the cookie names the process that answered (the last one tried): after a failover the browser stays on
+  # the process that now holds its session, even when its first process comes back
+  map $upstream_addr $served {{
+{served}
+    default $replica;
+  }}
 {upstream_text}
   server {{
     listen {address}:{port};
@@ -99,7 +107,7 @@ http {{
       proxy_buffering off;
       proxy_next_upstream error timeout http_502 http_503;
       proxy_connect_timeout 2s;
-      add_header Set-Cookie "{COOKIE}=$replica; Path=/; HttpOnly; SameSite=Lax" always;
+      add_header Set-Cookie "{COOKIE}=$served; Path=/; HttpOnly; SameSite=Lax" always;
     }}
   }}
 }}

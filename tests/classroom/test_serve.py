@@ -31,7 +31,7 @@ def test_nginx_accepts_the_configuration_and_it_says_what_it_must(tmp_path):
     # each replica's upstream: its own process first, the other two as backups (failover keeps the cookie)
     assert re.search(r"upstream r2 \{\s+server 127.0.0.1:8602 [^;]*;\s+server 127.0.0.1:8603 backup;\s+"
                      r"server 127.0.0.1:8601 backup;", text)
-    assert "Set-Cookie \"rx_replica=$replica" in text and "split_clients" in text
+    assert "Set-Cookie \"rx_replica=$served" in text and "split_clients" in text
     assert "33.33% r1;" in text and "* r3;" in text
 
 
@@ -75,7 +75,7 @@ def test_replicas_behind_nginx_survive_a_replicas_death_and_die_with_the_command
         t0 = time.monotonic()
         status, cookies = get(base + "/_stcore/health", "rx_replica=r2")  # its browsers: served by replica 1
         assert status == 200 and time.monotonic() - t0 < 5.0
-        assert "rx_replica=r2" in cookies  # the browser keeps its replica; it comes back there when it is up
+        assert "rx_replica=r1" in cookies  # the cookie now names the process holding the browser's new session
         # the command starts replica 2 again
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not serve._healthy(port + 2):
