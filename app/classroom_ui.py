@@ -58,8 +58,9 @@ def _apply(push: Push, pages: list, nav) -> None:
     if step is not None:
         st.session_state["learn.step"] = step
         st.session_state["learn.tabs"] = step
-    if push.page and push.page != page_key(nav.url_path):
-        target = next((p for p in pages if page_key(p.url_path) == push.page), None)
+    page = push.page or ("learn" if step is not None else "")  # a Learn step or exercise opens Learn
+    if page and page != page_key(nav.url_path):
+        target = next((p for p in pages if page_key(p.url_path) == page), None)
         if target is not None:
             st.switch_page(target, query_params=st.query_params.to_dict())
 

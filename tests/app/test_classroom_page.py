@@ -175,3 +175,48 @@ def test_the_pushed_learn_steps_are_the_learn_pages(class_db):
     steps = next(ast.literal_eval(n.value) for n in ast.walk(tree)
                  if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "STEPS")
     assert steps == classroom_session.LEARN_STEPS
+
+
+def test_an_exercise_pushed_then_solved_reaches_the_teachers_progress(class_db):
+    t, code, secret = start_class()
+    ada = join(code, "Ada")
+    room = Classroom(connect(class_db))
+    room.push(code, secret, exercise="groups")
+    ada.run()  # the push: the broken network in the builder, the Learn page on its exercises
+    no_exception(ada)
+    assert ada.session_state["spec"].name == "exercise-3" and ada.session_state["learn.step"] == "5 · Broken networks"
+    assert ada.title[0].value == "Learn: how residual networks work"
+    ada.switch_page("app_pages/learn.py")  # AppTest reruns the page it was given; a browser stays where it was sent
+    (p,) = room.progress(code, secret, ["groups"])
+    assert p.not_started == ("Ada",)  # the untouched broken network is not an answer
+    ada.session_state["ui.stage_exp.0.open"] = True  # the stage's fields are drawn only while it is open
+    ada.run()
+    ada.number_input(key="net.s0.groups").set_value(5).run()  # 64 channels in 5 groups: still broken
+    ada.number_input(key="net.s0.groups").set_value(2).run()  # 2 divides 64: solved
+    no_exception(ada)
+    (p,) = room.progress(code, secret, ["groups"])
+    assert p.solved == ("Ada",) and p.failed == () and p.common_wrong is not None and "break" in p.common_wrong
+
+
+def test_a_finished_gradient_flow_is_offered_to_the_class(class_db):
+    from resnet_core.lab import gradients
+    spec = rc.get_preset("resnet20").replace(input_size=(8, 8))
+    flow = gradients.gradient_flow(spec, seed=0, batch=2, device="cpu")
+    t, code, secret = start_class()
+    ada = join(code, "Ada")
+    member = ada.session_state["class.member"]
+
+    def offer(member, code, flow):
+        import streamlit as st
+
+        from app import classroom_session
+        st.session_state.update({"class.role": "student", "class.code": code, "class.member": member,
+                                 "class.name": "Ada"})
+        classroom_session.offer_gradient_flow(flow)
+
+    at = AppTest.from_function(offer, args=(member, code, flow), default_timeout=60)
+    at.run()
+    no_exception(at)
+    got = dict((r.name, r.value) for r in Classroom(connect(class_db)).results(code, secret))
+    w = flow.weight_rows()[0]["norms"]  # the first conv's gradient norm of each variant, as the library made it
+    assert got == {"‖∂L/∂W₁‖ with skips": pytest.approx(w[0]), "‖∂L/∂W₁‖ without skips": pytest.approx(w[1])}
