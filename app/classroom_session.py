@@ -180,16 +180,22 @@ def poll(now: float | None = None) -> bool:
     if not following():
         _set(seen=push.seq)
         return False
-    st.session_state[K + "pending"] = push
+    waiting = st.session_state.get(K + "pending")
+    if waiting is None or waiting.seq != push.seq:
+        st.session_state[K + "pending"] = push
     return True
 
 
-def take_pending() -> Push | None:
-    """The push to apply now (once), marking it seen."""
-    push = st.session_state.pop(K + "pending", None)
-    if push is not None:
-        _set(seen=push.seq)
-    return push
+def pending() -> Push | None:
+    """The push to apply at the top of this run. It stays pending until a run has applied it through to its
+    page (`applied`): a run cut short on the way (a page switch, a newer request) applies it again."""
+    return st.session_state.get(K + "pending")
+
+
+def applied(push: Push) -> None:
+    if st.session_state.get(K + "pending") is push:
+        del st.session_state[K + "pending"]
+    _set(seen=max(push.seq, st.session_state.get(K + "seen", 0)))
 
 
 def locked_spec() -> ArchSpec | None:

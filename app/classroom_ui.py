@@ -35,9 +35,10 @@ def follow(pages: list, nav) -> None:
     if cs.role() is None:
         return
     cs.keep_link()
-    push = cs.take_pending()
+    push = cs.pending()
     if push is not None:
-        _apply(push, pages, nav)
+        _apply(push, pages, nav)  # a page switch ends this run here; the push stays pending until its page runs
+        cs.applied(push)
     locked = cs.locked_spec()
     if locked is not None and state.read_spec() != locked:
         state.apply_spec_to_widgets(locked, source=locked.name)

@@ -15,7 +15,8 @@ Printed, for each R: push → last student's page (median and worst over the fiv
 student's finished view, errors (an exception or error box, a dropped connection, a timeout), cross-talk (a
 student shown another student's name, or a page with another network than the push's), and the server's CPU
 seconds per student view (the app processes' and nginx's user+system time from /proc over the live view, / 40).
-Then the ratio of the two set-ups' figures.
+Also the server's CPU while the class follows and nothing is pushed (the once-a-second polls). Then the ratio
+of the two set-ups' figures.
 
     python benchmarks/bench_class.py [--students 40] [--replicas 1 2] [--port 8630]
 
@@ -150,11 +151,13 @@ def handle(s: Student, raw: bytes) -> None:
         s.finished.append((now, s.run_heading))
 
 
-async def wait_all(students: list[Student], want: str, since: float) -> list[float]:
-    """Seconds from `since` until each student finished a run whose title contains `want`."""
+async def wait_all(students: list[Student], want: str, since: float, finished: bool = False) -> list[float]:
+    """Seconds from `since` until each student was sent a page whose title contains `want` (the app sends a run's
+    elements together at its end: app/delivery.py), or, `finished`, until that run had finished."""
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
-        done = [next((t for t, h in s.finished if t >= since and want in h), None) for s in students]
+        done = [next((t for t, h in (s.finished if finished else s.headings) if t >= since and want in h), None)
+                for s in students]
         if all(d is not None for d in done):
             return [d - since for d in done]
         await asyncio.sleep(0.05)
@@ -163,7 +166,9 @@ async def wait_all(students: list[Student], want: str, since: float) -> list[flo
             s.errors.append(f"timeout: no '{want}' within {TIMEOUT_S:.0f} s (last titles: "
                             f"{[h for _, h in s.finished[-2:]]}, {len(s.headings)} runs)")
             if os.environ.get("BENCH_DEBUG"):
-                print(s.index, s.log[-12:], [h for _, h in s.headings[-3:]], s.timers.keys(), file=sys.stderr)
+                interesting = [e for e in s.log if e[1] in ("script_finished", "page_not_found", "stop_auto_rerun")
+                               and e[2] != 3]
+                print(s.index, interesting[-8:], s.headings[-4:], s.timers.keys(), file=sys.stderr)
     return [(d - since) if d is not None else TIMEOUT_S for d in done]
 
 
@@ -209,9 +214,12 @@ async def lesson(n: int, replicas: int, port: int, db_path: str) -> dict:
         tasks = [asyncio.create_task(run_student(s, base, f"ws://127.0.0.1:{port}/_stcore/stream", key.code, stop))
                  for s in students]
         t0 = time.monotonic()
-        first = await wait_all(students, "shape trace", t0)  # everyone on the first page, in the class
+        first = await wait_all(students, "shape trace", t0, finished=True)  # everyone on the first page, in the class
         opened = max(first)
         print(f"  {n} students on their first page after {opened:.1f} s", file=sys.stderr, flush=True)
+        idle0, i0 = cpu_seconds(pids), time.monotonic()
+        await asyncio.sleep(10.0)  # following, nothing pushed: what the once-a-second polls cost the server
+        idle = (cpu_seconds(pids) - idle0) / (time.monotonic() - i0)
         push_times = []
         for spec_name, page, title in PUSHES:
             await asyncio.sleep(1.0)
@@ -224,7 +232,7 @@ async def lesson(n: int, replicas: int, port: int, db_path: str) -> dict:
         cpu0 = cpu_seconds(pids)
         since = time.monotonic()
         room.push(key.code, key.secret, spec=rc.get_preset(LIVE[0]), page=LIVE[1])
-        live = await wait_all(students, LIVE[2], since)
+        live = await wait_all(students, LIVE[2], since, finished=True)
         cpu = cpu_seconds(pids) - cpu0
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -238,7 +246,7 @@ async def lesson(n: int, replicas: int, port: int, db_path: str) -> dict:
         return {"replicas": replicas, "open": opened, "push_med": statistics.median(push_times),
                 "push_worst": max(push_times), "pushes": push_times, "live_last": max(live),
                 "live_med": statistics.median(live), "cpu_per_view": cpu / n, "errors": errors,
-                "examples": examples, "crosstalk": crosstalk}
+                "examples": examples, "crosstalk": crosstalk, "idle": idle}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -263,7 +271,8 @@ def main() -> int:
               f"push → last student: median {res['push_med']:.2f} s, worst {res['push_worst']:.2f} s "
               f"({', '.join(f'{t:.2f}' for t in res['pushes'])}); live push → last finished view {res['live_last']:.1f} s "
               f"(median {res['live_med']:.1f} s); server CPU per student view {res['cpu_per_view']:.3f} s; "
-              f"errors {res['errors']} {res['examples']}; cross-talk {res['crosstalk']}", flush=True)
+              f"errors {res['errors']} {res['examples']}; cross-talk {res['crosstalk']}; server CPU while {args.students} "
+              f"follow and nothing is pushed: {res['idle']:.2f} CPU s per s", flush=True)
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         print(f"ratio replicas={b['replicas']} / replicas={a['replicas']}: worst push {b['push_worst'] / a['push_worst']:.2f}, "
