@@ -74,8 +74,10 @@ class Student:
 
 def element_text(el) -> str:
     kind = el.WhichOneof("type")
-    if kind in ("heading", "markdown", "alert", "text", "code"):
+    if kind in ("heading", "markdown", "alert", "text"):
         return getattr(el, kind).body
+    if kind == "code":
+        return el.code.code_text
     if kind == "exception":
         return "EXCEPTION " + el.exception.message
     return ""
@@ -110,7 +112,10 @@ async def run_student(s: Student, base: str, ws_url: str, code: str, stop: async
                     raw = await asyncio.wait_for(ws.recv(), timeout=1.0)
                 except TimeoutError:
                     continue
-                handle(s, raw)
+                try:
+                    handle(s, raw)
+                except Exception as e:  # noqa: BLE001 - a message this client cannot read: counted, never fatal
+                    s.errors.append(f"client: {type(e).__name__}: {e}")
     except (OSError, websockets.WebSocketException) as e:
         if not stop.is_set():
             s.errors.append(f"connection: {type(e).__name__}: {e}")
@@ -172,6 +177,13 @@ async def wait_all(students: list[Student], want: str, since: float, finished: b
     return [(d - since) if d is not None else TIMEOUT_S for d in done]
 
 
+def _die_with_us() -> None:
+    """In the serve child: SIGTERM when this benchmark dies, however it dies (it then stops its own children)."""
+    import ctypes
+    import signal
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
@@ -195,7 +207,8 @@ def server_pids(serve_pid: int) -> list[int]:
 async def lesson(n: int, replicas: int, port: int, db_path: str) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "resnet_core", "serve", "--replicas", str(replicas), "--port",
                              str(port), "--address", "127.0.0.1", "--db", db_path],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                            preexec_fn=_die_with_us)
     try:
         line = proc.stdout.readline()
         while line and not line.startswith("serving"):
