@@ -172,7 +172,7 @@ def poll(now: float | None = None) -> bool:
         _set(beat=t)
     seq = r.latest_seq(m.code)
     if seq <= st.session_state.get(K + "seen", 0):
-        return False
+        return _lost_page(t)
     push = r.latest_push(m)
     if push is None:
         return False
@@ -183,6 +183,33 @@ def poll(now: float | None = None) -> bool:
     waiting = st.session_state.get(K + "pending")
     if waiting is None or waiting.seq != push.seq:
         st.session_state[K + "pending"] = push
+    return True
+
+
+RECHECK_S = 15.0  # after a push, a follower's page is checked for this long (a page switch can be lost)
+
+
+def expect_page(push: Push, page_hash: str | None, now: float | None = None) -> None:
+    """The page (its script hash) a follower must be on after `push`, checked by `poll` for RECHECK_S: a page
+    switch can be lost when the browser's own rerun (the poll's timer) lands in the same instant and Streamlit
+    folds the two into one rerun of the page the browser still shows."""
+    t = time.time() if now is None else now
+    _set(expect=(push, page_hash, t + RECHECK_S) if page_hash is not None else None)
+
+
+def _lost_page(now: float) -> bool:
+    expect = st.session_state.get(K + "expect")
+    if expect is None or not following():
+        return False
+    push, page_hash, until = expect
+    if now > until:
+        _set(expect=None)
+        return False
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    if ctx is None or ctx.page_script_hash == page_hash:
+        return False
+    st.session_state[K + "pending"] = push  # not on the pushed page: apply the push again
     return True
 
 

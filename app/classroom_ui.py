@@ -60,10 +60,10 @@ def _apply(push: Push, pages: list, nav) -> None:
         st.session_state["learn.step"] = step
         st.session_state["learn.tabs"] = step
     page = push.page or ("learn" if step is not None else "")  # a Learn step or exercise opens Learn
-    if page and page != page_key(nav.url_path):
-        target = next((p for p in pages if page_key(p.url_path) == page), None)
-        if target is not None:
-            st.switch_page(target, query_params=st.query_params.to_dict())
+    target = next((p for p in pages if page_key(p.url_path) == page), None) if page else None
+    cs.expect_page(push, getattr(target, "_script_hash", None))  # Streamlit's page id (no public name)
+    if page and page != page_key(nav.url_path) and target is not None:
+        st.switch_page(target, query_params=st.query_params.to_dict())
 
 
 def _on_switch() -> None:
