@@ -6,6 +6,7 @@ and the teacher's view (reconnected too) still has the student's result in its C
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def hall():
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def context_on(browser, hall, replica: str):
