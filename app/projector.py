@@ -20,7 +20,7 @@ MAX_ROWS = 400  # rows an HTML table draws; beyond them a line says how many mor
 # the navigation's titles in projector mode: short, so that every page fits in the top bar
 SHORT_TITLES = {"model": "Model", "": "Trace", "trace": "Trace", "graph": "Graph", "compare": "Compare",
                 "export": "Share", "learn": "Learn", "roadmap": "ConvNeXt", "live": "Live", "train": "Train",
-                "why": "Why", "class": "Class"}
+                "why": "Why", "classroom": "Class"}
 
 
 def on() -> bool:

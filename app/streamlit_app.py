@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import builder, delivery, model_session, model_views, projector, server, state, ui  # noqa: E402
+from app import builder, classroom_ui, delivery, model_session, model_views, projector, server, state, ui  # noqa: E402
 
 # projector mode (`?present=1`) collapses the sidebar to the network chip; Streamlit applies a changed state
 st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
@@ -34,6 +34,7 @@ pages = [
     st.Page(PAGES / "live.py", title="Live lab", icon=":material/biotech:", url_path="live"),
     st.Page(PAGES / "train.py", title="Training lab", icon=":material/monitoring:", url_path="train"),
     st.Page(PAGES / "why.py", title="Why it works", icon=":material/verified:", url_path="why"),
+    st.Page(PAGES / "classroom.py", title="Class", icon=":material/groups:", url_path="classroom"),
 ]
 if model_session.configured() is not None:  # only a server started with --model has it (nothing a visitor sends)
     pages.insert(0, st.Page(PAGES / "model.py", title="Your model", icon=":material/code:", url_path="model",
@@ -52,6 +53,7 @@ with delivery.together():
     message = st.session_state.pop(state.P + "url_message", None)
     if message:
         st.warning(message, icon=":material/link_off:")
+    classroom_ui.follow(pages, nav)  # a class: the teacher's push applied before the builder draws
     model_views.sidebar()  # only on a server started with --model: which network the pages show
     spec = builder.sidebar()
     st.session_state["spec"] = spec

@@ -14,6 +14,7 @@ if [ "$mode" = dev ] && ! command -v npm >/dev/null 2>&1; then
 fi
 if [ "$mode" = dev ]; then
   apt_packages+=(chromium fonts-dejavu-core)
+  apt_packages+=(postgresql nginx)  # the classroom tests: a throwaway PostgreSQL cluster, nginx before replicas
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

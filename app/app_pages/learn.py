@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import guided, handoff, state, ui
+from app import classroom_session, guided, handoff, state, ui
 from app.charts import structure as charts
 from resnet_core.structure.graph import block_dot
 from resnet_core.structure.lessons import (
@@ -200,6 +200,7 @@ with tabs[4]:
             # the exercise is in the builder when it was loaded from here (its name gains "(edited)" when fixed)
             if st.session_state.get(state.P + "source") == ex.broken.name:
                 problem = check_exercise(ex, current)
+                classroom_session.record_exercise(ex, current, problem)  # in a class: the teacher sees it
                 if problem is None:
                     st.success("Solved: the network builds. " + (
                         "Open the Graph to see the new shortcut." if ex.key in ("shortcut", "option-a") else ""),

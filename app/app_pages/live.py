@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import delivery, handoff, live_session, model_views, ui
+from app import classroom_session, delivery, handoff, live_session, model_views, ui
 from app.charts import live as charts
 from resnet_core.device import (
     BusyError,
@@ -348,6 +348,7 @@ def show_gradient_flow(flow: GradientFlow) -> None:
         return
     w_rows = flow.weight_rows()
     first = w_rows[0]
+    classroom_session.offer_gradient_flow(flow)  # in a class: each variant's ‖∂L/∂W₁‖ goes to the teacher
     m = st.columns(3)
     m[0].metric(f"First conv ‖∂L/∂W‖, {labels[0]}", fmt(first["norms"][0]), help=first["statuses"][0])
     if len(labels) > 1:

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 
-from resnet_core.cli import app, experiment, live, structure, train
+from resnet_core.cli import app, experiment, live, serve, structure, train
 from resnet_core.cli import prepare as prepare_cmd
 from resnet_core.cli.common import CliError, Interrupted, one_line_error
 from resnet_core.errors import ExplorerError
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="SPEC is a preset name (see `presets`) or a JSON/YAML spec file.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for group in (structure, live, train, experiment, app, prepare_cmd):
+    for group in (structure, live, train, experiment, app, prepare_cmd, serve):
         group.register(sub)
     return parser
 

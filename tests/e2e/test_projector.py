@@ -13,8 +13,7 @@ pytestmark = pytest.mark.e2e
 
 PAGES = [("", "shape trace"), ("graph", "computation graph"), ("compare", "Compare two networks"),
          ("export", "Share & export"), ("learn", "Learn"), ("roadmap", "From ResNet to ConvNeXt"), ("live", "Live lab"),
-         ("train", "Training lab"),
-         ("why", "Why it works")]
+         ("train", "Training lab"), ("why", "Why it works"), ("classroom", "Class")]
 SIZES = [(1024, 768), (1920, 1080)]
 
 # What the page looks like, measured in the browser. Sizes on the screen: a chart's text is its font size times
