@@ -273,3 +273,13 @@ def test_pyproject_pins_the_same_runtime_dependencies_as_requirements_txt():
     assert "torch==2.13.0" in pins  # the CPU wheel on disk; an unpinned torch pulls GBs of CUDA packages
     assert project["scripts"]["resnet-explorer"] == "resnet_core.cli.main:main"
     assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", p) for p in pins), pins
+
+
+def test_every_package_is_in_the_wheel():
+    """`pip install .` ships what pyproject.toml lists: every folder with an __init__.py must be there (the
+    model-from-code and classroom packages were once left out)."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for top in ("resnet_core", "app")
+             for p in (ROOT / top).rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
