@@ -83,6 +83,17 @@ def _build_registry() -> dict[str, PresetInfo]:
         add(PresetInfo(name, "cifar", f"CIFAR ResNet-{6 * n + 2}: n={n} basic blocks per stage, "
                                       "16/32/64 filters, option-A shortcuts · 32×32, 10 classes",
                        _cifar(name, n)))
+    # the family since 2016 at CIFAR size, for the Training lab: do ResNet-D's shortcut or channel attention
+    # change the curves on the digits?
+    add(PresetInfo("resnet20d", "cifar", "CIFAR ResNet-20 with option-D shortcuts (2×2 average pool, then 1×1 conv + "
+                                         "BN, where the shape changes; He et al. 2019) · 32×32, 10 classes",
+                   _cifar("resnet20d", 3, shortcut="D")))
+    add(PresetInfo("seresnet20", "cifar", "CIFAR ResNet-20 with squeeze-and-excitation in every block (ratio 1/16, "
+                                          "Hu et al. 2018) · 32×32, 10 classes",
+                   replace(_cifar("seresnet20", 3), attention="se")))
+    add(PresetInfo("ecaresnet20", "cifar", "CIFAR ResNet-20 with efficient channel attention in every block (Wang et "
+                                           "al. 2020) · 32×32, 10 classes",
+                   replace(_cifar("ecaresnet20", 3), attention="eca")))
     # Pre-activation ResNets (He et al. 2016, "Identity Mappings in Deep Residual Networks").
     add(PresetInfo("preact_resnet18", "preact", "pre-activation ResNet-18 (BN→ReLU→conv), ImageNet layout",
                    _imagenet("preact_resnet18", "preact_basic", [2, 2, 2, 2])))

@@ -189,3 +189,16 @@ def test_random_family_specs_plan_what_is_built(spec):
         return
     check_plan_against_the_built_module(spec)
     assert parse_spec_text(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize("name,extra", [
+    # option D adds, where the shape changes (16→32, 32→64), a 1×1 conv and its BN (the avg pool has none)
+    ("resnet20d", (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)),
+    # SE in each of the 3 blocks per stage: fc1 C→8 and fc2 8→C with biases (timm rounds C/16 up to 8)
+    ("seresnet20", 3 * sum(c * 8 + 8 + 8 * c + c for c in (16, 32, 64))),
+    # ECA in each of the 9 blocks: a 1-D conv of kernel 3 without bias (Wang et al.'s rule gives 3 for 16-64)
+    ("ecaresnet20", 9 * 3),
+])
+def test_the_cifar_sized_family_adds_to_resnet20_what_a_hand_count_says(name, extra):
+    """The Training lab's CIFAR-size variants: ResNet-20 (269,722, He et al. 2015) plus the part's weights."""
+    assert rc.trace(rc.get_preset(name)).total_params == 269_722 + extra
