@@ -344,6 +344,8 @@ blockquote a { color: #0b5394 !important; }
 @media (max-width: 1400px) {
   [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
   [data-testid="stTopNavLink"] > span:has([data-testid="stIconMaterial"]) { display: none; }
+  [data-testid="stTopNavLink"] { padding-left: 0.45rem !important; padding-right: 0.45rem !important; }
+  [data-testid="stTopNavLink"] p { font-size: 0.92rem !important; }
 }
 /* wide formulas scroll inside their box instead of being clipped */
 [data-testid="stMarkdownContainer"] .katex-display { overflow-x: auto; overflow-y: hidden; padding: 2px 0; }

@@ -65,7 +65,10 @@ MODE_TEXT = {"eval": "running statistics (eval mode)", "train": "statistics of t
 
 
 def forward_page() -> None:
-    controls, view = st.columns([1, 3])
+    if ui.presenting():  # for the room: the views on the first screen, the settings folded above them
+        controls, view = st.expander("Weights and input", icon=":material/tune:"), st.container()
+    else:
+        controls, view = st.columns([1, 3])
     with controls:
         st.markdown("**Weights**")
         sources = live_session.weight_sources(spec)

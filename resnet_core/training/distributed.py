@@ -286,17 +286,23 @@ def launch(worker_args: Sequence[str], nproc: int, port: int | None = None, env:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, on_sigint)
+        signal.signal(signal.SIGTERM, on_sigint)  # until the agent starts its workers and installs its own
     try:
         with _quiet_elastic(), lifecycle.marked_children(**{lifecycle.LAUNCHER_ENV: str(os.getpid()), **(env or {})}):
             torchrun.run(args)
     except ChildFailedError as e:
         reason, code, sig = _failure_reason(e.failures)
+        if received:  # the launcher was told to stop: its status says so, whatever the workers' said
+            code, sig = lifecycle.exit_status(received[0]), received[0]
         raise WorkerFailure(reason, code, sig) from None
     except SignalException as e:
         sig = received[0] if received else getattr(e, "sigval", signal.SIGTERM)
         raise WorkerFailure(f"the launcher received {lifecycle.signal_name(sig)}; every worker was stopped",
                             lifecycle.exit_status(sig), int(sig)) from None
     except Exception as e:  # noqa: BLE001 - a rendezvous or agent error: one line, never a traceback
+        if received:  # stopped by a signal while the agent was starting
+            raise WorkerFailure(f"the launcher received {lifecycle.signal_name(received[0])}; every worker was "
+                                "stopped", lifecycle.exit_status(received[0]), received[0]) from None
         raise WorkerFailure(f"torchrun could not run the workers: {type(e).__name__}: {e}", 1) from None
     finally:
         for name, handler in handlers.items():  # torchrun's agent leaves its own handlers behind

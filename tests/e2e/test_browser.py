@@ -108,7 +108,7 @@ def test_live_lab_runs_a_pass_and_draws_the_charts(page, app_url):
     shot(page, "05-live-forward")
 
     page.get_by_role("tab", name="Backward: gradient flow with and without skips").click()
-    page.get_by_role("radiogroup", name="Batch norm", exact=True).get_by_text("off", exact=True).click()
+    page.get_by_role("radiogroup", name="Normalisation", exact=True).get_by_text("off", exact=True).click()
     wait_idle(page)
     page.get_by_role("button", name="Run forward + backward, with and without skips").click()
     wait_idle(page)

@@ -105,7 +105,7 @@ def test_projector_mode_lays_every_page_out_for_the_room(browser, app_url, size)
         page.goto(f"{app_url}/live?net=resnet18&present=1")
         page.get_by_role("heading", name="Live lab").wait_for()
         wait_idle(page)
-        grid = page.locator('[data-testid="stMain"] [data-testid="stImageContainer"]:only-child img')
+        grid = page.locator('[data-testid="stMain"] img[alt^="Feature maps of"]')  # its text alternative names it
         grid.first.wait_for()
         width = grid.first.bounding_box()["width"]
         assert width / 4 >= 120, f"feature-map tiles {width / 4:.0f} px wide"

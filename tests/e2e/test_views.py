@@ -212,7 +212,7 @@ def test_a_share_link_opens_the_page_it_was_shared_from(page, app_url):
     page.get_by_role("heading", name="resnet34: computation graph").wait_for()
     wait_idle(page)
     sidebar_toggle(page, "Skip connections")
-    page.get_by_role("link", name="Share & export").click()
+    page.get_by_role("link", name="Share", exact=True).click()
     page.get_by_role("heading", name="Share & export").wait_for()
     wait_idle(page)
     link = page.locator('[data-testid="stCode"]').first.inner_text().strip()
