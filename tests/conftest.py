@@ -6,8 +6,9 @@ when anything else holds the other core, its spin-waits make a pass ten to thirt
 Tests that exercise thread settings set and restore their own.
 
 Lanes (`bash scripts/test.sh` runs them all, two workers; `bash scripts/test.sh --fast` the inner loop):
-- `e2e`: every test under tests/e2e (a real `streamlit run` and Chromium). One xdist group, so one worker
-  starts one server and one browser and the other worker keeps the unit tests going meanwhile.
+- `e2e`: every test under tests/e2e (a real `streamlit run` and Chromium). Two xdist groups (the page-by-page
+  measurements, and the rest), so each group's worker starts one server and one browser, and the unit tests
+  fill the time around them.
 - `slow`: a test that took more than ~4 s on the shared 2-core machine (about 2 s on an idle one), or one
   parametrised on a HEAVY_PRESETS network. Files whose owners mark their slow tests themselves need nothing
   here; SLOW lists the ones marked from here (by node id; an id without "[...]" marks every parametrisation),
@@ -102,7 +103,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid.startswith("tests/e2e/"):
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+            # two groups, one server and browser each: the page-by-page measurements (projector sizes,
+            # axe-core; ~8 minutes together) run beside the other browser tests instead of after them
+            measuring = item.nodeid.startswith(("tests/e2e/test_projector.py", "tests/e2e/test_a11y.py"))
+            item.add_marker(pytest.mark.xdist_group("e2e-measure" if measuring else "e2e"))
         if _marked_slow(item.nodeid):
             item.add_marker(pytest.mark.slow)
         for name in GROUPED_FIXTURES:
