@@ -135,3 +135,17 @@ def _private_state_folder(tmp_path_factory):
         os.environ.pop(STATE_ENV, None)
     else:
         os.environ[STATE_ENV] = saved
+
+
+@pytest.fixture()
+def fresh_state(tmp_path, monkeypatch):
+    """This test's own state folder (measured step times, prepared runs), the process's memory of them
+    forgotten before and after: tests of the calibration and of prepared runs start from nothing."""
+    from resnet_core import calibration
+    from resnet_core.training import prepared
+    monkeypatch.setenv(calibration.STATE_ENV, str(tmp_path / "state"))
+    calibration.forget()
+    prepared.forget()
+    yield tmp_path / "state"
+    calibration.forget()
+    prepared.forget()

@@ -8,16 +8,8 @@ from .test_app import new_app, no_exception, spec_of
 
 
 @pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    """This server's measurements and prepared runs in a folder of the test's own."""
-    from resnet_core import calibration
-    from resnet_core.training import prepared
-    monkeypatch.setenv(calibration.STATE_ENV, str(tmp_path / "state"))
-    calibration.forget()
-    prepared.forget()
-    yield tmp_path / "state"
-    calibration.forget()
-    prepared.forget()
+def state_dir(fresh_state):
+    return fresh_state  # tests/conftest.py: this test's own state folder
 
 
 def training_page():

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from resnet_core import calibration
 from resnet_core.training import prepared
 
 from .test_app import new_app, no_exception
@@ -17,13 +16,8 @@ SETTINGS = prepared.lab_settings("cpu", steps=STEPS, input_size=SIZE)
 
 
 @pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(calibration.STATE_ENV, str(tmp_path / "state"))
-    calibration.forget()
-    prepared.forget()
-    yield tmp_path / "state"
-    calibration.forget()
-    prepared.forget()
+def state_dir(fresh_state):
+    return fresh_state  # tests/conftest.py: this test's own state folder
 
 
 def lab(steps=STEPS, size=SIZE):

@@ -16,13 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(cal.STATE_ENV, str(tmp_path))
-    prepared.forget()
-    cal.forget()
-    yield tmp_path
-    prepared.forget()
-    cal.forget()
+def state_dir(fresh_state):
+    return fresh_state  # tests/conftest.py: this test's own state folder
 
 
 def call(capsys, *args):

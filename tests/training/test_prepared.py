@@ -18,13 +18,8 @@ SETTINGS = prepared.lab_settings("cpu", steps=3, input_size=8)
 
 
 @pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(cal.STATE_ENV, str(tmp_path))
-    prepared.forget()
-    cal.forget()
-    yield tmp_path
-    prepared.forget()
-    cal.forget()
+def state_dir(fresh_state):
+    return fresh_state  # tests/conftest.py: this test's own state folder
 
 
 def test_the_lab_settings_are_the_training_labs_defaults():
