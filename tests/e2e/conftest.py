@@ -106,3 +106,24 @@ def wait_idle(page, timeout_ms: int = 180_000) -> None:
         page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=1500)
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
     page.wait_for_timeout(500)
+
+
+AXE = ROOT / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js"  # scripts/setup.sh dev installs it
+_RUN_AXE = """async () => {
+  const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+                                     resultTypes: ['violations']});
+  return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 3).map(n => n.html.slice(0, 120) + ' :: ' + n.failureSummary.slice(0, 160))}));
+}"""
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's serious and critical WCAG 2.1 A/AA violations on the page as it is now."""
+    if not AXE.exists():
+        message = f"{AXE} is missing: `bash scripts/setup.sh dev` installs axe-core from npm"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    page.add_script_tag(content=AXE.read_text())
+    return page.evaluate(_RUN_AXE)

@@ -1,5 +1,6 @@
 """Projector mode in a real Chromium, measured: rendered text sizes, element boxes, one-click navigation, at
-1024×768 and 1920×1080, with and without `?present=1` (issue 22, item 1).
+1024×768 and 1920×1080, with and without `?present=1` (issue 22, item 1). At 1024×768 every page, in both
+modes, is also checked by axe-core (issue 24: no serious or critical accessibility violation).
 
 Screenshots of every page in both modes at both sizes are kept in artifacts/e2e/projector-*.png."""
 
@@ -7,7 +8,7 @@ import re
 
 import pytest
 
-from .conftest import shot, wait_idle
+from .conftest import axe_violations, shot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +88,8 @@ def test_projector_mode_lays_every_page_out_for_the_room(browser, app_url, size)
             where = f"{path or 'trace'} at {size[0]}×{size[1]}, projector"
             shot(page, f"projector-{path or 'trace'}-{size[0]}x{size[1]}-present")
             assert_page(m, where)
+            if size == SIZES[0]:  # accessibility on the same page (issue 24): no serious or critical violation
+                assert not (bad := axe_violations(page)), f"{where}: axe-core: {bad}"
             # the sidebar collapsed to the chip: the page has the screen's width
             assert m["sidebarShown"] == 0, f"{where}: the sidebar takes {m['sidebarShown']} px"
             assert m["mainWidth"] >= 0.9 * size[0], f"{where}: the page is {m['mainWidth']} px wide"
@@ -125,6 +128,8 @@ def test_without_projector_mode_every_page_is_in_the_navigation_and_learns_block
             where = f"{path or 'trace'} at {size[0]}×{size[1]}"
             shot(page, f"projector-{path or 'trace'}-{size[0]}x{size[1]}-plain")
             assert_page(m, where)
+            if size == SIZES[0]:  # accessibility on the same page (issue 24): no serious or critical violation
+                assert not (bad := axe_violations(page)), f"{where}: axe-core: {bad}"
             assert m["sidebarShown"] > 200, f"{where}: the builder is not shown ({m['sidebarShown']} px)"
             if path == "learn":  # the residual block's diagram whole: inside its frame, nothing to scroll
                 fit = page.evaluate("""() => { const f = document.querySelector('.rx-graph');
