@@ -306,7 +306,7 @@ def settle_name(spec: ArchSpec) -> ArchSpec:
     return spec.replace(name=name)
 
 
-URL_KEYS = ("net", "spec", "present")
+URL_KEYS = ("net", "spec", "present", "lang")
 
 
 def url_params(spec: ArchSpec, present: bool | None = None) -> dict[str, str]:
@@ -320,6 +320,13 @@ def url_params(spec: ArchSpec, present: bool | None = None) -> dict[str, str]:
             present = False
     if present:
         params["present"] = "1"
+    try:
+        from app import lang
+        code = lang.in_link()
+    except Exception:  # noqa: BLE001 - outside a Streamlit run
+        code = None
+    if code:
+        params["lang"] = code
     return params
 
 

@@ -12,7 +12,10 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import builder, classroom_ui, delivery, model_session, model_views, projector, server, state, ui  # noqa: E402
+from app import builder, classroom_ui, delivery, lang, model_session, model_views, projector, server, state, ui  # noqa: E402
+from resnet_core.i18n import _  # noqa: E402
+
+lang.apply()  # this run's language (the switch, the link's ?lang=, the browser's), for every message below
 
 # projector mode (`?present=1`) collapses the sidebar to the network chip; Streamlit applies a changed state
 st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
@@ -25,21 +28,21 @@ PAGES = Path(__file__).parent / "app_pages"
 state.init_session()
 state.keep_alive()
 pages = [
-    st.Page(PAGES / "trace.py", title="Shape trace", icon=":material/straighten:", default=True),
-    st.Page(PAGES / "graph.py", title="Graph", icon=":material/account_tree:", url_path="graph"),
-    st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
-    st.Page(PAGES / "export.py", title="Share", icon=":material/ios_share:", url_path="export"),
-    st.Page(PAGES / "learn.py", title="Learn", icon=":material/school:", url_path="learn"),
-    st.Page(PAGES / "roadmap.py", title="To ConvNeXt", icon=":material/route:", url_path="roadmap"),
-    st.Page(PAGES / "live.py", title="Live lab", icon=":material/biotech:", url_path="live"),
-    st.Page(PAGES / "train.py", title="Training lab", icon=":material/monitoring:", url_path="train"),
-    st.Page(PAGES / "why.py", title="Why it works", icon=":material/verified:", url_path="why"),
-    st.Page(PAGES / "classroom.py", title="Class", icon=":material/groups:", url_path="classroom"),
+    st.Page(PAGES / "trace.py", title=_("Shape trace"), icon=":material/straighten:", default=True),
+    st.Page(PAGES / "graph.py", title=_("Graph"), icon=":material/account_tree:", url_path="graph"),
+    st.Page(PAGES / "compare.py", title=_("Compare"), icon=":material/compare_arrows:", url_path="compare"),
+    st.Page(PAGES / "export.py", title=_("Share"), icon=":material/ios_share:", url_path="export"),
+    st.Page(PAGES / "learn.py", title=_("Learn"), icon=":material/school:", url_path="learn"),
+    st.Page(PAGES / "roadmap.py", title=_("To ConvNeXt"), icon=":material/route:", url_path="roadmap"),
+    st.Page(PAGES / "live.py", title=_("Live lab"), icon=":material/biotech:", url_path="live"),
+    st.Page(PAGES / "train.py", title=_("Training lab"), icon=":material/monitoring:", url_path="train"),
+    st.Page(PAGES / "why.py", title=_("Why it works"), icon=":material/verified:", url_path="why"),
+    st.Page(PAGES / "classroom.py", title=_("Class"), icon=":material/groups:", url_path="classroom"),
 ]
 if model_session.configured() is not None:  # only a server started with --model has it (nothing a visitor sends)
-    pages.insert(0, st.Page(PAGES / "model.py", title="Your model", icon=":material/code:", url_path="model",
+    pages.insert(0, st.Page(PAGES / "model.py", title=_("Your model"), icon=":material/code:", url_path="model",
                             default=True))
-    pages[1] = st.Page(PAGES / "trace.py", title="Shape trace", icon=":material/straighten:", url_path="trace")
+    pages[1] = st.Page(PAGES / "trace.py", title=_("Shape trace"), icon=":material/straighten:", url_path="trace")
 projector.shorten(pages)  # short titles in projector mode: every page in the top bar at 1024×768
 nav = st.navigation(pages, position="top")
 
@@ -54,6 +57,8 @@ with delivery.together():
     if message:
         st.warning(message, icon=":material/link_off:")
     classroom_ui.follow(pages, nav)  # a class: the teacher's push applied before the builder draws
+    with st.sidebar:
+        lang.selector()
     model_views.sidebar()  # only on a server started with --model: which network the pages show
     spec = builder.sidebar()
     st.session_state["spec"] = spec

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-runtime}
 
-apt_packages=(graphviz)
+apt_packages=(graphviz fonts-noto-cjk)  # the CJK font: Chinese text in the graphs Graphviz draws on the server
 if [ "$mode" = dev ] && ! command -v npm >/dev/null 2>&1; then
   apt_packages+=(npm)  # axe-core for the accessibility tests comes from npm
 fi
@@ -29,7 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
       echo "setup: apt-get failed (see /tmp/resnet-explorer-apt.log); the browser tests need chromium" >&2
       exit 1
     fi
-    echo "setup: could not install graphviz; the app works, but SVG/PNG export of graphs will say it is unavailable" >&2
+    echo "setup: could not install graphviz (or the CJK font); the app works, but SVG/PNG export of graphs will say it is unavailable" >&2
   fi
 fi
 

@@ -1,0 +1,131 @@
+"""The message catalogues' tool (Babel), for whoever adds or changes a message the app shows.
+
+    .venv/bin/python scripts/i18n.py update DOMAIN FILE...   add FILEs' new messages to zh/DOMAIN.po (empty
+                                                            translations to fill in); keeps every translation
+    .venv/bin/python scripts/i18n.py missing [FILE...]       the messages (of FILEs, default: all) that no .po
+                                                            translates yet, with where they are
+    .venv/bin/python scripts/i18n.py unused                  catalogue entries no source uses any more
+    .venv/bin/python scripts/i18n.py pot                     write resnet_core/locale/messages.pot (all messages)
+
+The sources are app/ and resnet_core/ less resnet_core/cli/ (the command line stays English); messages are
+marked with _(), N_() and ngettext() (resnet_core/i18n.py). tests/test_i18n.py runs the same checks.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from babel.messages.catalog import Catalog  # noqa: E402
+from babel.messages.extract import extract  # noqa: E402
+from babel.messages.pofile import read_po, write_po  # noqa: E402
+
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "gettext": None}
+ZH = ROOT / "resnet_core" / "locale" / "zh" / "LC_MESSAGES"
+
+
+def sources() -> list[Path]:
+    files = sorted((ROOT / "app").rglob("*.py")) + sorted((ROOT / "resnet_core").rglob("*.py"))
+    return [f for f in files if "cli" not in f.relative_to(ROOT).parts[:2] and "__pycache__" not in f.parts]
+
+
+def messages(files: list[Path]) -> dict[str | tuple[str, str], list[str]]:
+    """msgid (a plural: (singular, plural)) → where it is marked."""
+    found: dict[str | tuple[str, str], list[str]] = {}
+    for f in files:
+        with f.open("rb") as fh:
+            for lineno, msg, _comments, _ctx in extract("python", fh, keywords=KEYWORDS):
+                key = tuple(msg[:2]) if isinstance(msg, tuple) else msg
+                if not key or (isinstance(key, tuple) and not all(key)):
+                    continue
+                found.setdefault(key, []).append(f"{f.relative_to(ROOT)}:{lineno}")
+    return found
+
+
+def read(path: Path) -> Catalog:
+    with path.open("rb") as f:
+        return read_po(f, locale="zh_Hans_CN")
+
+
+def write(cat: Catalog, path: Path) -> None:
+    with path.open("wb") as f:
+        write_po(f, cat, width=0, sort_output=False, omit_header=False)
+
+
+def catalogues() -> dict[str, Catalog]:
+    return {p.stem: read(p) for p in sorted(ZH.glob("*.po"))}
+
+
+def translated(cats: dict[str, Catalog]) -> set:
+    done = set()
+    for cat in cats.values():
+        for m in cat:
+            if m.id and not m.fuzzy and (all(m.string) if isinstance(m.string, (tuple, list)) else m.string):
+                done.add(tuple(m.id[:2]) if isinstance(m.id, (tuple, list)) else m.id)
+    return done
+
+
+def present(cats: dict[str, Catalog]) -> set:
+    return {tuple(m.id[:2]) if isinstance(m.id, (tuple, list)) else m.id for c in cats.values() for m in c if m.id}
+
+
+def _locations(where: list[str]) -> list[tuple[str, int]]:
+    return [(w.rsplit(":", 1)[0], int(w.rsplit(":", 1)[1])) for w in where]
+
+
+def update(domain: str, files: list[Path]) -> None:
+    ZH.mkdir(parents=True, exist_ok=True)
+    path = ZH / f"{domain}.po"
+    cats = catalogues()
+    cat = cats.get(domain) or Catalog(locale="zh_Hans_CN", project="ResNet Explorer", domain=domain,
+                                      charset="utf-8", fuzzy=False)
+    elsewhere = present({k: v for k, v in cats.items() if k != domain})
+    added = 0
+    for key, where in messages(files).items():
+        if key in elsewhere or cat.get(key if isinstance(key, str) else key[0]) is not None:
+            continue
+        cat.add(key, string=("", "") if isinstance(key, tuple) else "", locations=_locations(where[:3]))
+        added += 1
+    write(cat, path)
+    print(f"{path.relative_to(ROOT)}: {added} new messages, {len(cat)} in all")
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "update" and len(rest) >= 2:
+        update(rest[0], [Path(r).resolve() for r in rest[1:]])
+        return 0
+    if cmd == "missing":
+        files = [Path(r).resolve() for r in rest] or sources()
+        done = translated(catalogues())
+        missing = {k: w for k, w in messages(files).items() if k not in done}
+        for key, where in missing.items():
+            print(f"{where[0]}: {key!r}")
+        print(f"{len(missing)} messages without a translation", file=sys.stderr)
+        return 1 if missing else 0
+    if cmd == "unused":
+        used = set(messages(sources()))
+        for name, cat in catalogues().items():
+            for m in cat:
+                key = tuple(m.id[:2]) if isinstance(m.id, (tuple, list)) else m.id
+                if m.id and key not in used:
+                    print(f"{name}.po: {key!r}")
+        return 0
+    if cmd == "pot":
+        cat = Catalog(project="ResNet Explorer", charset="utf-8")
+        for key, where in messages(sources()).items():
+            cat.add(key, locations=_locations(where))
+        write(cat, ROOT / "resnet_core" / "locale" / "messages.pot")
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
