@@ -4,6 +4,7 @@
                                                             translations to fill in); keeps every translation
     .venv/bin/python scripts/i18n.py missing [FILE...]       the messages (of FILEs, default: all) that no .po
                                                             translates yet, with where they are
+    .venv/bin/python scripts/i18n.py unmarked [FILE...]      literal English in app/ files not marked with _()
     .venv/bin/python scripts/i18n.py unused                  catalogue entries no source uses any more
     .venv/bin/python scripts/i18n.py pot                     write resnet_core/locale/messages.pot (all messages)
 
@@ -13,6 +14,8 @@ marked with _(), N_() and ngettext() (resnet_core/i18n.py). tests/test_i18n.py r
 
 from __future__ import annotations
 
+import ast
+import re
 import sys
 from pathlib import Path
 
@@ -93,6 +96,59 @@ def update(domain: str, files: list[Path]) -> None:
     print(f"{path.relative_to(ROOT)}: {added} new messages, {len(cat)} in all")
 
 
+_MARKERS = {"_", "N_", "ngettext", "gettext"}
+_WORDS = re.compile(r"[A-Za-z]{2,}[ ,;:]+[A-Za-z]{2,}")
+_NOT_TEXT_KWARGS = {"key", "icon", "format", "type", "url_path", "mime", "file_name", "width", "height",
+                    "on_click", "on_change", "page"}
+
+
+def unmarked(path: Path, root: Path = ROOT) -> list[str]:
+    """Literal English (two or more words) in `path` that is not marked: outside _()/N_()/ngettext(), not a
+    docstring, not CSS or a key, not on a line that says `i18n: not shown`."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                skip.add(id(first.value))
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if name in _MARKERS or name in {"debug", "info_log", "warning_log", "getLogger"}:
+                for sub in ast.walk(node):
+                    skip.add(id(sub))
+            for kw in node.keywords:
+                if kw.arg in _NOT_TEXT_KWARGS:
+                    for sub in ast.walk(kw.value):
+                        skip.add(id(sub))
+        if isinstance(node, ast.Subscript):  # st.session_state["a key"], d["x y"]
+            for sub in ast.walk(node.slice):
+                skip.add(id(sub))
+        if isinstance(node, ast.JoinedStr):
+            for sub in ast.walk(node):
+                if sub is not node:
+                    skip.add(id(sub))
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        elif isinstance(node, ast.JoinedStr):
+            text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+        else:
+            continue
+        if not _WORDS.search(text) or ("{" in text and ";" in text) or text.lstrip().startswith(("<", "#rx", ".")):
+            continue
+        span = lines[node.lineno - 1: (node.end_lineno or node.lineno)]
+        if any("i18n: not shown" in line for line in span):
+            continue
+        found.append(f"{path.relative_to(root)}:{node.lineno}: {text[:70]!r}")
+    return found
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
@@ -109,6 +165,12 @@ def main(argv: list[str]) -> int:
             print(f"{where[0]}: {key!r}")
         print(f"{len(missing)} messages without a translation", file=sys.stderr)
         return 1 if missing else 0
+    if cmd == "unmarked":
+        files = [Path(r).resolve() for r in rest] or sorted((ROOT / "app").rglob("*.py"))
+        hits = [h for f in files for h in unmarked(f)]
+        print("\n".join(hits))
+        print(f"{len(hits)} unmarked English strings", file=sys.stderr)
+        return 1 if hits else 0
     if cmd == "unused":
         used = set(messages(sources()))
         for name, cat in catalogues().items():

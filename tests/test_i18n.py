@@ -3,8 +3,6 @@ Chinese shows no English sentence (issue 24). The catalogues are resnet_core/loc
 
 from __future__ import annotations
 
-import ast
-import re
 import sys
 from pathlib import Path
 
@@ -98,61 +96,8 @@ def test_the_chinese_uses_the_textbooks_terms(cats):
 
 # ---- the app marks what it shows ----
 
-_MARKERS = {"_", "N_", "ngettext", "gettext"}
-_WORDS = re.compile(r"[A-Za-z]{2,}[ ,;:]+[A-Za-z]{2,}")
-_NOT_TEXT_KWARGS = {"key", "icon", "format", "type", "url_path", "mime", "file_name", "width", "height",
-                    "on_click", "on_change", "page"}
-
-
-def _unmarked(path: Path) -> list[str]:
-    """Literal English (two or more words) in `path` that is not marked: outside _()/N_()/ngettext(), not a
-    docstring, not CSS or a key, not on a line that says `i18n: not shown`."""
-    source = path.read_text(encoding="utf-8")
-    lines = source.splitlines()
-    tree = ast.parse(source)
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-                skip.add(id(first.value))
-        if isinstance(node, ast.Call):
-            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
-            if name in _MARKERS or name in {"debug", "info_log", "warning_log", "getLogger"}:
-                for sub in ast.walk(node):
-                    skip.add(id(sub))
-            for kw in node.keywords:
-                if kw.arg in _NOT_TEXT_KWARGS:
-                    for sub in ast.walk(kw.value):
-                        skip.add(id(sub))
-        if isinstance(node, ast.Subscript):  # st.session_state["a key"], d["x y"]
-            for sub in ast.walk(node.slice):
-                skip.add(id(sub))
-        if isinstance(node, ast.JoinedStr):
-            for sub in ast.walk(node):
-                if sub is not node:
-                    skip.add(id(sub))
-    found = []
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            text = node.value
-        elif isinstance(node, ast.JoinedStr):
-            text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
-        else:
-            continue
-        if not _WORDS.search(text) or ("{" in text and ";" in text) or text.lstrip().startswith(("<", "#rx", ".")):
-            continue
-        span = lines[node.lineno - 1: (node.end_lineno or node.lineno)]
-        if any("i18n: not shown" in line for line in span):
-            continue
-        found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text[:70]!r}")
-    return found
-
-
 def test_the_app_marks_every_message_it_shows():
-    found = [hit for f in sorted((ROOT / "app").rglob("*.py")) for hit in _unmarked(f)]
+    found = [hit for f in sorted((ROOT / "app").rglob("*.py")) for hit in tool.unmarked(f)]
     assert not found, f"{len(found)} unmarked English strings in app/:\n" + "\n".join(found[:60])
 
 
@@ -160,12 +105,7 @@ def test_the_check_finds_an_unmarked_message(tmp_path):
     bad = tmp_path / "page.py"
     bad.write_text('import streamlit as st\nst.button("Undo all edits")\nst.caption(_("Marked here"))\n'
                    'st.markdown(f"**Stages ({n})**")\n', encoding="utf-8")
-    global ROOT
-    saved, ROOT = ROOT, tmp_path
-    try:
-        hits = _unmarked(bad)
-    finally:
-        ROOT = saved
+    hits = tool.unmarked(bad, root=tmp_path)
     assert len(hits) == 1 and "Undo all edits" in hits[0]
 
 
