@@ -8,7 +8,8 @@
     .venv/bin/python scripts/i18n.py unused                  catalogue entries no source uses any more
     .venv/bin/python scripts/i18n.py pot                     write resnet_core/locale/messages.pot (all messages)
 
-The sources are app/ and resnet_core/ less resnet_core/cli/ (the command line stays English); messages are
+The sources are app/ and resnet_core/ (the command line never sets a language: what it prints stays English,
+also where it shares a marked message with the app); messages are
 marked with _(), N_() and ngettext() (resnet_core/i18n.py). tests/test_i18n.py runs the same checks.
 """
 
@@ -32,7 +33,7 @@ ZH = ROOT / "resnet_core" / "locale" / "zh" / "LC_MESSAGES"
 
 def sources() -> list[Path]:
     files = sorted((ROOT / "app").rglob("*.py")) + sorted((ROOT / "resnet_core").rglob("*.py"))
-    return [f for f in files if "cli" not in f.relative_to(ROOT).parts[:2] and "__pycache__" not in f.parts]
+    return [f for f in files if "__pycache__" not in f.parts]
 
 
 def messages(files: list[Path]) -> dict[str | tuple[str, str], list[str]]:
