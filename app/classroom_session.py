@@ -20,15 +20,19 @@ from typing import Any
 import streamlit as st
 
 from resnet_core.classroom import ClassError, Classroom, DatabaseError, Membership, Push, connect
+from resnet_core.i18n import N_
 from resnet_core.structure.lessons import EXERCISES
 from resnet_core.structure.spec import ArchSpec
 
 K = "class."
-LEARN_STEPS = ["1 · The residual block", "2 · Shortcuts", "3 · ResNet-18, shape by shape", "4 · Batch norm",
-               "5 · Broken networks"]  # app_pages/learn.py's STEPS (a test checks they agree)
+# app_pages/learn.py's STEPS (a test checks they agree): the Learn page's keys, shown through _()
+LEARN_STEPS = [N_("1 · The residual block"), N_("2 · Shortcuts"), N_("3 · ResNet-18, shape by shape"),
+               N_("4 · Batch norm"), N_("5 · Broken networks")]
 EXERCISE_STEP = "5"
 HEARTBEAT_S = 10.0  # a student's "last seen" is written at most this often
-GRAD_RESULTS = {"with skips": "‖∂L/∂W₁‖ with skips", "without skips": "‖∂L/∂W₁‖ without skips"}
+# the results' names as stored (the teacher's chart and CSV show them through _())
+GRAD_RESULTS = {"with skips": N_("‖∂L/∂W₁‖ with skips"),  # i18n: not shown (the keys)
+                "without skips": N_("‖∂L/∂W₁‖ without skips")}  # i18n: not shown (the keys)
 
 
 def room() -> Classroom:

@@ -15,6 +15,7 @@ import streamlit as st
 from app import classroom_session as cs
 from app import state
 from resnet_core.classroom import ClassError, DatabaseError, Push
+from resnet_core.i18n import _
 from resnet_core.text import md
 
 POLL_S = 1.0  # a follower reaches a push within this plus one rerun (the issue asks for ≤ 2 s)
@@ -31,7 +32,7 @@ def follow(pages: list, nav) -> None:
     builder on the teacher's network, and draw the class box in the sidebar."""
     problem = cs.from_link()
     if problem:
-        st.warning(f"This class link could not be used: {md(problem)}", icon=":material/group_off:")
+        st.warning(_("This class link could not be used: {problem}", problem=md(problem)), icon=":material/group_off:")
     if cs.role() is None:
         return
     cs.keep_link()
@@ -42,7 +43,7 @@ def follow(pages: list, nav) -> None:
     locked = cs.locked_spec()
     if locked is not None and state.read_spec() != locked:
         state.apply_spec_to_widgets(locked, source=locked.name)
-        st.toast("The teacher has locked the builder for a demonstration.", icon=":material/lock:")
+        st.toast(_("The teacher has locked the builder for a demonstration."), icon=":material/lock:")
     with st.sidebar:
         _box()
 
@@ -54,7 +55,7 @@ def _apply(push: Push, pages: list, nav) -> None:
     if spec is not None:
         problems = state.apply_spec_to_widgets(spec, source=spec.name)
         if problems:
-            st.warning(f"The teacher's network does not fit this builder: {md('; '.join(problems))}")
+            st.warning(_("The teacher's network does not fit this builder: {problems}", problems=md("; ".join(problems))))
     step = cs.learn_step(push.step or (cs.EXERCISE_STEP if push.exercise else ""))
     if step is not None:
         st.session_state["learn.step"] = step
@@ -73,19 +74,20 @@ def _on_switch() -> None:
 def _box() -> None:
     with st.container(border=True):
         if cs.role() == "teacher":
-            st.markdown(f":material/co_present: Teaching class **{cs.code()}**")
-            st.page_link("app_pages/classroom.py", label="Roster and results", icon=":material/groups:")
+            st.markdown(":material/co_present: " + _("Teaching class **{code}**", code=cs.code()))
+            st.page_link("app_pages/classroom.py", label=_("Roster and results"), icon=":material/groups:")
             return
         locked = st.session_state.get(cs.K + "locked") is not None
-        st.markdown(f":material/groups: Class **{cs.code()}** · {md(st.session_state.get(cs.K + 'name', ''))}")
+        st.markdown(":material/groups: " + _("Class **{code}** · {name}", code=cs.code(),
+                                               name=md(st.session_state.get(cs.K + "name", ""))))
         st.session_state[SWITCH] = cs.following()
-        st.toggle("Follow the teacher", key=SWITCH, on_change=_on_switch, disabled=locked,
-                  help="On: the teacher's pushes bring you to their network and page. Off: explore alone; turn it "
-                       "back on to rejoin the class where it is.")
+        st.toggle(_("Follow the teacher"), key=SWITCH, on_change=_on_switch, disabled=locked,
+                  help=_("On: the teacher's pushes bring you to their network and page. Off: explore alone; turn "
+                         "it back on to rejoin the class where it is."))
         if locked:
-            st.caption(":material/lock: The teacher has locked the builder.")
+            st.caption(":material/lock: " + _("The teacher has locked the builder."))
         elif not cs.following():
-            st.caption("Exploring alone: the teacher's pushes wait until you follow again.")
+            st.caption(_("Exploring alone: the teacher's pushes wait until you follow again."))
         _poller()
 
 

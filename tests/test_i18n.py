@@ -154,3 +154,19 @@ def test_every_page_in_chinese_shows_no_english(page, fresh_state):
     assert at.session_state["ui.lang"] == "zh"
     found = english_shown(at)
     assert not found, f"{len(found)} English runs on {page}:\n" + "\n".join(found[:40])
+
+
+def test_no_module_that_translates_reuses_the_name_underscore():
+    """`for _ in ...` or `_, x = ...` in a function makes `_` local there: a later `_("...")` would call a
+    number, or raise UnboundLocalError, only on the path that translates."""
+    import ast
+    bad = []
+    for f in tool.sources():
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        if not any(isinstance(n, ast.ImportFrom) and n.module == "resnet_core.i18n"
+                   and any(a.name == "_" for a in n.names) for n in ast.walk(tree)):
+            continue
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Name) and n.id == "_" and isinstance(n.ctx, ast.Store):
+                bad.append(f"{f.relative_to(ROOT)}:{n.lineno}")
+    assert not bad, "assigns to `_` where `_` translates: " + ", ".join(bad)

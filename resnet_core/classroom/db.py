@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import _
 from resnet_core.text import plain
 
 DB_ENV = "RESNET_EXPLORER_CLASS_DB"  # a postgresql:// URL, sqlite:///PATH or a file path
@@ -161,7 +162,7 @@ class Database:
     def _error(self, e: BaseException) -> DatabaseError:
         if isinstance(e, DatabaseError):
             return e
-        return DatabaseError(f"the class database ({self.where}) failed: {plain(e, 300)}")
+        return DatabaseError(_("the class database ({where}) failed: {error}", where=self.where, error=plain(e, 300)))
 
     def close(self) -> None:
         with self.lock:
@@ -186,7 +187,8 @@ class SqliteDatabase(Database):
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=10000")
         except (sqlite3.Error, OSError) as e:
-            raise DatabaseError(f"cannot open the class database {self.where}: {plain(e, 300)}") from None
+            raise DatabaseError(_("cannot open the class database {where}: {error}", where=self.where,
+                                  error=plain(e, 300))) from None
         return conn
 
 
@@ -203,11 +205,12 @@ class PostgresDatabase(Database):
         try:
             import psycopg  # only here: a server on SQLite never needs it
         except ImportError:
-            raise DatabaseError("a postgresql:// class database needs psycopg: pip install 'psycopg[binary]'") from None
+            raise DatabaseError(_("a postgresql:// class database needs psycopg: pip install 'psycopg[binary]'")) from None
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as e:
-            raise DatabaseError(f"cannot connect to the class database {self.where}: {plain(e, 300)}") from None
+            raise DatabaseError(_("cannot connect to the class database {where}: {error}", where=self.where,
+                                  error=plain(e, 300))) from None
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
@@ -247,8 +250,8 @@ def connect(location: str | None = None, *, shared: bool = True) -> Database:
         if where.startswith(("postgresql://", "postgres://")):
             db: Database = PostgresDatabase(where)
         elif "://" in where and not where.startswith("sqlite:///"):
-            raise DatabaseError(f"the class database must be a file path, sqlite:///PATH or postgresql://…, "
-                                f"got {plain(where.split('://')[0], 40)}://…")
+            raise DatabaseError(_("the class database must be a file path, sqlite:///PATH or postgresql://…, got {scheme}://…",
+                                  scheme=plain(where.split("://")[0], 40)))
         else:
             db = SqliteDatabase(Path(where.removeprefix("sqlite://")).expanduser())
         migrate(db)
@@ -276,8 +279,8 @@ def migrate(db: Database, target: int = LATEST) -> int:
             tx.execute("INSERT INTO schema_version (version) VALUES (0)")
     at = version(db)
     if at > LATEST:
-        raise DatabaseError(f"the class database ({db.where}) is at version {at}, newer than this program's "
-                            f"{LATEST}: upgrade ResNet Explorer")
+        raise DatabaseError(_("the class database ({where}) is at version {at}, newer than this program's {latest}: "
+                              "upgrade ResNet Explorer", where=db.where, at=at, latest=LATEST))
     for number, statements in MIGRATIONS:
         if at < number <= target:
             with db.transaction() as tx:

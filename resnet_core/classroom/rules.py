@@ -13,6 +13,7 @@ import re
 import secrets
 
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import _
 from resnet_core.text import plain
 
 
@@ -37,7 +38,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def new_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return "".join(secrets.choice(CODE_ALPHABET) for _i in range(CODE_LENGTH))
 
 
 def new_token() -> str:
@@ -60,39 +61,39 @@ def secret_matches(secret: object, salt: str, stored: str) -> bool:
 def code(value: object) -> str:
     """A class code as typed: spaces and case forgiven ('abc 234' → 'ABC234'); anything else refused."""
     if not isinstance(value, str):
-        raise ClassError("a class code is text")
+        raise ClassError(_("a class code is text"))
     if len(value) > 40:
-        raise ClassError(f"a class code has {CODE_LENGTH} characters; this one has {len(value):,}")
+        raise ClassError(_("a class code has {n} characters; this one has {got}", n=CODE_LENGTH, got=format(len(value), ",")))
     c = re.sub(r"[\s-]", "", value).upper()
     if len(c) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in c):
-        raise ClassError(f"'{plain(value, 20)}' is not a class code ({CODE_LENGTH} letters and digits, "
-                         "as the teacher shows it)")
+        raise ClassError(_("'{value}' is not a class code ({n} letters and digits, as the teacher shows it)",
+                           value=plain(value, 20), n=CODE_LENGTH))
     return c
 
 
 def token(value: object, what: str) -> str:
     if not isinstance(value, str) or not _TOKEN.fullmatch(value):
-        raise NotAllowed(f"this {what} is not valid here")
+        raise NotAllowed(_("this {what} is not valid here", what=_(what)))
     return value
 
 
 def display_name(value: object) -> str:
     """A student's name: one line, at most MAX_NAME characters, not empty."""
     if not isinstance(value, str):
-        raise ClassError("a name is text")
+        raise ClassError(_("a name is text"))
     if len(value) > 10_000:  # bounded before anything walks it
-        raise ClassError(f"a name is at most {MAX_NAME} characters")
+        raise ClassError(_("a name is at most {n} characters", n=MAX_NAME))
     name = " ".join(plain(value).split())
     if not name:
-        raise ClassError("type a name (any name: only the teacher sees it)")
+        raise ClassError(_("type a name (any name: only the teacher sees it)"))
     if len(name) > MAX_NAME:
-        raise ClassError(f"a name is at most {MAX_NAME} characters; this one has {len(name)}")
+        raise ClassError(_("a name is at most {n} characters; this one has {got}", n=MAX_NAME, got=len(name)))
     return name
 
 
 def title(value: object) -> str:
     if not isinstance(value, str) or len(value) > 10_000:
-        raise ClassError(f"a class title is text of at most {MAX_TITLE} characters")
+        raise ClassError(_("a class title is text of at most {n} characters", n=MAX_TITLE))
     t = " ".join(plain(value).split())[:MAX_TITLE]
     return t or "Class"
 
@@ -102,26 +103,26 @@ def word(value: object, what: str, empty_ok: bool = False) -> str:
     if empty_ok and value in ("", None):
         return ""
     if not isinstance(value, str) or not _WORD.fullmatch(value):
-        raise ClassError(f"the {what} '{plain(value, 30)}' is not a name this class knows")
+        raise ClassError(_("the {what} '{value}' is not a name this class knows", what=_(what), value=plain(value, 30)))
     return value
 
 
 def answer(value: object) -> str:
     if not isinstance(value, str) or len(value) > 10_000:
-        raise ClassError("an answer is short text")
+        raise ClassError(_("an answer is short text"))
     return plain(value, MAX_ANSWER).strip() or "(empty)"
 
 
 def result_value(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ClassError("a result is a number")
+        raise ClassError(_("a result is a number"))
     v = float(value)
     if math.isnan(v):
-        raise ClassError("a result is a number, not NaN")
+        raise ClassError(_("a result is a number, not NaN"))
     return v
 
 
 def hours(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) <= MAX_HOURS:
-        raise ClassError(f"a class lasts more than 0 and at most {MAX_HOURS:g} hours")
+        raise ClassError(_("a class lasts more than 0 and at most {n} hours", n=format(MAX_HOURS, "g")))
     return float(value)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from resnet_core.classroom import rules
 from resnet_core.classroom.db import Database
 from resnet_core.classroom.rules import ClassError, NotAllowed
+from resnet_core.i18n import N_, _
 from resnet_core.structure.spec import ArchSpec, spec_from_dict
 from resnet_core.text import csv_cell
 
@@ -105,14 +106,14 @@ class Classroom:
         c = rules.code(code)
         rows = self.db.execute("SELECT code, title, created, expires, ended, seq FROM classes WHERE code = ?", (c,))
         if not rows:
-            raise ClassError(f"there is no class {c} (check the code on the teacher's screen)")
+            raise ClassError(_("there is no class {code} (check the code on the teacher's screen)", code=c))
         r = rows[0]
         return ClassInfo(r[0], r[1], float(r[2]), float(r[3]), bool(r[4]), int(r[5]))
 
     def _open(self, code: str, now: float | None) -> ClassInfo:
         info = self.info(code)
         if not info.open_at(time.time() if now is None else now):
-            raise ClassError(f"class {info.code} has ended")
+            raise ClassError(_("class {code} has ended", code=info.code))
         return info
 
     def latest_seq(self, code: str) -> int:
@@ -125,7 +126,7 @@ class Classroom:
         t0 = time.time() if now is None else now
         name, length = rules.title(title), rules.hours(hours)
         secret, salt = rules.new_token(), rules.new_token()
-        for _ in range(20):
+        for _attempt in range(20):
             c = rules.new_code()
             with self.db.transaction() as tx:
                 if tx.execute("SELECT 1 FROM classes WHERE code = ?", (c,)):
@@ -134,14 +135,14 @@ class Classroom:
                            "VALUES (?, ?, ?, ?, ?, ?, 0, 0)",
                            (c, rules.hash_secret(secret, salt), salt, name, t0, t0 + 3600.0 * length))
             return TeacherKey(c, secret)
-        raise ClassError("no free class code was found; try again")
+        raise ClassError(_("no free class code was found; try again"))
 
     def teacher(self, code: str, secret: object) -> ClassInfo:
         """The class, when `secret` is its teacher's; NotAllowed otherwise (the same words whatever was wrong)."""
         c = rules.code(code)
         rows = self.db.execute("SELECT salt, secret_hash FROM classes WHERE code = ?", (c,))
         if not rows or not rules.secret_matches(secret, rows[0][0], rows[0][1]):
-            raise NotAllowed(f"only the teacher of class {c} can do this (the teacher link carries the key)")
+            raise NotAllowed(_("only the teacher of class {code} can do this (the teacher link carries the key)", code=c))
         return self.info(c)
 
     def push(self, code: str, secret: object, *, spec: ArchSpec | None = None, page: str = "", step: str = "",
@@ -151,15 +152,15 @@ class Classroom:
         info = self.teacher(code, secret)
         t = time.time() if now is None else now
         if not info.open_at(t):
-            raise ClassError(f"class {info.code} has ended")
+            raise ClassError(_("class {code} has ended", code=info.code))
         if spec is not None and not isinstance(spec, ArchSpec):
-            raise ClassError("a push carries a network spec")
+            raise ClassError(_("a push carries a network spec"))
         spec_json = json.dumps(spec.to_dict(), separators=(",", ":")) if spec is not None else None
         if spec_json is not None and len(spec_json) > rules.MAX_SPEC_JSON:
-            raise ClassError(f"the network's spec is {len(spec_json):,} characters; a push carries at most "
-                             f"{rules.MAX_SPEC_JSON:,}")
-        fields = (rules.word(page, "page", empty_ok=True), rules.word(step, "Learn step", empty_ok=True),
-                  rules.word(exercise, "exercise", empty_ok=True))
+            raise ClassError(_("the network's spec is {n} characters; a push carries at most {most}",
+                                   n=format(len(spec_json), ","), most=format(rules.MAX_SPEC_JSON, ",")))
+        fields = (rules.word(page, N_("page"), empty_ok=True), rules.word(step, N_("Learn step"), empty_ok=True),
+                  rules.word(exercise, N_("exercise"), empty_ok=True))
         with self.db.transaction() as tx:
             seq = int(tx.execute("SELECT seq FROM classes WHERE code = ?", (info.code,))[0][0]) + 1
             tx.execute("INSERT INTO pushes (class_code, seq, created, spec_json, page, step, exercise, locked) "
@@ -207,9 +208,9 @@ class Classroom:
         """The results as CSV (student, result, value); names a spreadsheet would run as formulas are quoted."""
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["student", "result", "value"])
+        w.writerow([_("student"), _("result"), _("value")])  # the header in the reader's language
         for r in self.results(code, secret):
-            w.writerow([csv_cell(r.student), csv_cell(r.name), repr(r.value)])
+            w.writerow([csv_cell(r.student), csv_cell(_(r.name)), repr(r.value)])
         return buf.getvalue()
 
     # ---------------------------------------------------------------- a student
@@ -221,7 +222,7 @@ class Classroom:
         with self.db.transaction() as tx:
             n = int(tx.execute("SELECT COUNT(*) FROM members WHERE class_code = ?", (info.code,))[0][0])
             if n >= MAX_MEMBERS:
-                raise ClassError(f"class {info.code} is full ({MAX_MEMBERS} students)")
+                raise ClassError(_("class {code} is full ({n} students)", code=info.code, n=MAX_MEMBERS))
             tx.execute("INSERT INTO members (id, class_code, name, joined, last_seen) VALUES (?, ?, ?, ?, ?)",
                        (member_id, info.code, shown, t, t))
         return Membership(info.code, member_id, shown)
@@ -229,10 +230,10 @@ class Classroom:
     def member(self, code: str, member_id: object) -> Membership:
         """A student's own membership (reconnecting by their link); NotAllowed for an id not of this class."""
         c = rules.code(code)
-        mid = rules.token(member_id, "student link")
+        mid = rules.token(member_id, N_("student link"))
         rows = self.db.execute("SELECT name FROM members WHERE id = ? AND class_code = ?", (mid, c))
         if not rows:
-            raise NotAllowed(f"this link is not a student's of class {c}: join again with the code")
+            raise NotAllowed(_("this link is not a student's of class {code}: join again with the code", code=c))
         return Membership(c, mid, rows[0][0])
 
     def heartbeat(self, me: Membership, now: float | None = None) -> None:
@@ -255,7 +256,7 @@ class Classroom:
         t = time.time() if now is None else now
         self._open(me.code, t)
         self.member(me.code, me.member_id)
-        ex, text = rules.word(exercise, "exercise"), rules.answer(answer)
+        ex, text = rules.word(exercise, N_("exercise")), rules.answer(answer)
         with self.db.transaction() as tx:
             if tx.execute("UPDATE answers SET tries = tries + 1, at = ? WHERE class_code = ? AND member_id = ? "
                           "AND exercise = ? AND answer = ? RETURNING tries", (t, me.code, me.member_id, ex, text)):
@@ -263,7 +264,7 @@ class Classroom:
             n = int(tx.execute("SELECT COUNT(*) FROM answers WHERE class_code = ? AND member_id = ? AND exercise = ?",
                                (me.code, me.member_id, ex))[0][0])
             if n >= MAX_ANSWERS:
-                raise ClassError(f"at most {MAX_ANSWERS} different answers are kept for one exercise")
+                raise ClassError(_("at most {n} different answers are kept for one exercise", n=MAX_ANSWERS))
             tx.execute("INSERT INTO answers (class_code, member_id, exercise, answer, correct, tries, at) "
                        "VALUES (?, ?, ?, ?, ?, 1, ?)", (me.code, me.member_id, ex, text, int(bool(correct)), t))
 
@@ -273,13 +274,13 @@ class Classroom:
         self._open(me.code, t)
         self.member(me.code, me.member_id)
         if not isinstance(name, str) or not 0 < len(name.strip()) <= MAX_RESULT_NAME or not name.isprintable():
-            raise ClassError(f"a result's name is one line of at most {MAX_RESULT_NAME} characters")
+            raise ClassError(_("a result's name is one line of at most {n} characters", n=MAX_RESULT_NAME))
         v = rules.result_value(value)
         with self.db.transaction() as tx:
             names = {r[0] for r in tx.execute("SELECT name FROM results WHERE class_code = ? AND member_id = ?",
                                               (me.code, me.member_id))}
             if name not in names and len(names) >= MAX_RESULT_NAMES:
-                raise ClassError(f"at most {MAX_RESULT_NAMES} different results are kept for one student")
+                raise ClassError(_("at most {n} different results are kept for one student", n=MAX_RESULT_NAMES))
             tx.execute("INSERT INTO results (class_code, member_id, name, value, at) VALUES (?, ?, ?, ?, ?) "
                        "ON CONFLICT (class_code, member_id, name) DO UPDATE SET value = excluded.value, at = excluded.at",
                        (me.code, me.member_id, name, v, t))

@@ -220,3 +220,32 @@ def test_a_finished_gradient_flow_is_offered_to_the_class(class_db):
     got = dict((r.name, r.value) for r in Classroom(connect(class_db)).results(code, secret))
     w = flow.weight_rows()[0]["norms"]  # the first conv's gradient norm of each variant, as the library made it
     assert got == {"‖∂L/∂W₁‖ with skips": pytest.approx(w[0]), "‖∂L/∂W₁‖ without skips": pytest.approx(w[1])}
+
+
+def test_a_class_in_chinese_shows_no_english(class_db):
+    """Issue 24 on the Class page: the teacher's view (links, push form, roster, progress, results chart) and a
+    student's, both opened with ?lang=zh, show no run of English words; the CSV's header follows the language."""
+    from resnet_core import i18n
+    from tests.i18n_check import english_shown
+    t = on_class_page(session(lang="zh"))
+    t.text_input(key="class.start_title").input("第三课")
+    next(b for b in t.button if b.label == "开始上课").click().run()
+    no_exception(t)
+    code, secret = t.session_state["class.code"], t.session_state["class.secret"]
+    s = on_class_page(session(**{"class": code, "lang": "zh"}))
+    s.text_input(key="class.join_name").input("小明")
+    next(b for b in s.button if b.label == "加入").click().run()
+    no_exception(s)
+    room = Classroom(connect(class_db))
+    me = room.member(code, s.session_state["class.member"])
+    room.record_answer(me, "groups", "2", False)
+    room.record_result(me, "‖∂L/∂W₁‖ with skips", 0.5)
+    t.run()
+    s.run()
+    for at in (t, s):
+        no_exception(at)
+        assert english_shown(at) == []
+    assert "‖∂L/∂W₁‖（有跳跃连接）" in str(next(df.value for df in s.dataframe).to_dict())
+    with i18n.use("zh"):
+        assert room.results_csv(code, secret).splitlines()[0] == "学生,结果,数值"
+    assert room.results_csv(code, secret).splitlines()[0] == "student,result,value"
