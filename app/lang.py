@@ -68,3 +68,10 @@ def selector() -> None:
 
 def current() -> str:
     return i18n.language()
+
+
+def declare() -> None:
+    """Tell the browser (and a screen reader) the page's language: Streamlit's page says lang="en" whatever it
+    shows. A fixed script per language, nothing from the visitor in it."""
+    code = "zh-CN" if i18n.language() == "zh" else "en"
+    st.html(f"<script>document.documentElement.lang = '{code}';</script>", unsafe_allow_javascript=True)

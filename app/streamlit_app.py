@@ -47,6 +47,7 @@ projector.shorten(pages)  # short titles in projector mode: every page in the to
 nav = st.navigation(pages, position="top")
 
 ui.apply_style()
+lang.declare()  # <html lang> follows the language (screen readers read Chinese as Chinese)
 # where a share link opens: the page the visitor was on before Share & export (see app_pages/export.py)
 st.session_state["ui.pages"] = {p.url_path: p.title for p in pages}
 if nav.url_path != "export":
