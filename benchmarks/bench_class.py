@@ -103,7 +103,9 @@ async def auto_rerun(s: Student, fragment: str, interval: float) -> None:
 async def run_student(s: Student, base: str, ws_url: str, code: str, stop: asyncio.Event) -> None:
     s.query = urlencode({"class": code, "member": s.member})
     try:
+        # no pings of its own, as a browser sends none (a client starved of CPU would time its own pings out)
         async with websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=60,
+                                      ping_interval=None,
                                       additional_headers={"Cookie": f"rx_replica={s.replica}", "Origin": base}) as ws:
             s.ws = ws
             await send_rerun(s)
