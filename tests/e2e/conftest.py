@@ -127,3 +127,35 @@ def axe_violations(page) -> list[dict]:
         pytest.skip(message)
     page.add_script_tag(content=AXE.read_text())
     return page.evaluate(_RUN_AXE)
+
+
+# Text cut by its box, or a control running out of the box that clips it (a page measured in tests/e2e/
+# test_projector.py and test_zh.py)
+CUT_CHECK = """() => {
+  const sel = ['[data-testid="stMetricValue"]', '[data-testid="stMetricLabel"]', '[data-testid="stMain"] button',
+               '[data-testid="stSidebar"] button', '.katex-display', '[data-testid="stMarkdownContainer"] p'];
+  const cut = [];
+  for (const s of sel) for (const el of document.querySelectorAll(s)) {
+    const r = el.getBoundingClientRect();
+    if (!r.width || !r.height) continue;  // not shown (a closed expander, another tab)
+    for (const e of [el, ...el.querySelectorAll('*')]) {
+      const st = getComputedStyle(e);
+      const clips = st.overflowX === 'hidden' || st.textOverflow === 'ellipsis';
+      // (a 1-px clip is how text is hidden for screen readers only, e.g. KaTeX's MathML: not a cut)
+      if (clips && e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 2) { cut.push(s + ': ' + el.innerText.slice(0, 40)); break; }
+    }
+  }
+  // a control wider than the box that clips it (a segmented control running out of its column)
+  const controls = '[data-testid="stMain"] button, [data-testid="stSidebar"] button, [data-testid="stMetric"]';
+  for (const el of document.querySelectorAll(controls)) {
+    const r = el.getBoundingClientRect();
+    if (!r.width || !r.height) continue;
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX === 'visible') continue;
+      const ar = a.getBoundingClientRect();
+      if (r.right > ar.right + 1 || r.left < ar.left - 1) cut.push('outside its box: ' + el.innerText.slice(0, 40));
+      break;
+    }
+  }
+  return cut;
+}"""

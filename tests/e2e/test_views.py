@@ -13,16 +13,13 @@ import resnet_core as rc
 from resnet_core.structure.graph import to_dot
 from resnet_core.structure.plan import plan
 
-from .conftest import shot, wait_idle
+from .conftest import CUT_CHECK, shot, wait_idle
 from .test_browser import choose_preset
 
 pytestmark = pytest.mark.e2e
 
 SVG = "{http://www.w3.org/2000/svg}"
 SHAPES = {SVG + "polygon", SVG + "ellipse", SVG + "path", SVG + "polyline"}
-PAGES = [("", "shape trace"), ("graph", "computation graph"), ("compare", "Compare two networks"),
-         ("export", "Share & export"), ("learn", "Learn"), ("live", "Live lab"), ("train", "Training lab"),
-         ("why", "Why it works")]
 
 
 def dot_nodes(dot: str) -> int:
@@ -106,64 +103,6 @@ def test_learn_block_keeps_every_box_after_a_skip_toggle(page, app_url):
     page.locator('[data-testid="stMain"]').get_by_text("Skip connection", exact=True).click()
     wait_idle(page)
     assert_every_node_has_its_box(page, block_dot(plan(r18), "layer1.0"))
-
-
-CUT_CHECK = """() => {
-  const sel = ['[data-testid="stMetricValue"]', '[data-testid="stMetricLabel"]', '[data-testid="stMain"] button',
-               '[data-testid="stSidebar"] button', '.katex-display', '[data-testid="stMarkdownContainer"] p'];
-  const cut = [];
-  for (const s of sel) for (const el of document.querySelectorAll(s)) {
-    const r = el.getBoundingClientRect();
-    if (!r.width || !r.height) continue;  // not shown (a closed expander, another tab)
-    for (const e of [el, ...el.querySelectorAll('*')]) {
-      const st = getComputedStyle(e);
-      const clips = st.overflowX === 'hidden' || st.textOverflow === 'ellipsis';
-      // (a 1-px clip is how text is hidden for screen readers only, e.g. KaTeX's MathML: not a cut)
-      if (clips && e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 2) { cut.push(s + ': ' + el.innerText.slice(0, 40)); break; }
-    }
-  }
-  // a control wider than the box that clips it (a segmented control running out of its column)
-  const controls = '[data-testid="stMain"] button, [data-testid="stSidebar"] button, [data-testid="stMetric"]';
-  for (const el of document.querySelectorAll(controls)) {
-    const r = el.getBoundingClientRect();
-    if (!r.width || !r.height) continue;
-    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
-      if (getComputedStyle(a).overflowX === 'visible') continue;
-      const ar = a.getBoundingClientRect();
-      if (r.right > ar.right + 1 || r.left < ar.left - 1) cut.push('outside its box: ' + el.innerText.slice(0, 40));
-      break;
-    }
-  }
-  return cut;
-}"""
-
-@pytest.mark.parametrize("size", [(1024, 768), (1920, 1080)], ids=["1024x768", "1920x1080"])
-def test_every_page_at_projector_sizes_nothing_cut(browser, app_url, size):
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    try:
-        for path, heading in PAGES:
-            page.goto(f"{app_url}/{path}?net=resnet18")
-            page.get_by_role("heading", name=re.compile(re.escape(heading))).first.wait_for()
-            wait_idle(page)
-            if path == "":  # the headline numbers, whole; then the sidebar's stage buttons: open a stage
-                main = page.locator('[data-testid="stMain"]')
-                for text in ("11.69 M", "31.4 MiB", "depth 18 weight layers"):
-                    main.get_by_text(text).first.wait_for()
-                page.locator('[data-testid="stSidebar"]').get_by_text("Stage 2 · basic × 2 · width 128 · /2").click()
-                wait_idle(page)
-                page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Remove").first.wait_for()
-                main.get_by_text("11.69 M").first.wait_for()
-            if path == "learn":  # step 3's worked formula
-                page.get_by_role("tab", name="3 · ResNet-18, shape by shape").click()
-                wait_idle(page)  # the tabs rerun the page on a change: measure once it is drawn (a table's toolbar
-                page.wait_for_timeout(800)  # sat left of its box while the tab was still being laid out)
-            cut = page.evaluate(CUT_CHECK)
-            shot(page, f"page-{path or 'trace'}-{size[0]}x{size[1]}")
-            assert not cut, f"{path or 'trace'} at {size}: cut {cut}"
-    finally:
-        context.close()
 
 
 def test_presentation_setting_makes_the_text_large(page, app_url):

@@ -9,9 +9,8 @@ import pytest
 
 from tests.i18n_check import english_in
 
-from .conftest import axe_violations, shot, wait_idle
+from .conftest import CUT_CHECK, axe_violations, shot, wait_idle
 from .test_projector import MEASURE, PAGES, assert_page
-from .test_views import CUT_CHECK
 
 pytestmark = pytest.mark.e2e
 
