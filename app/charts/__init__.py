@@ -8,6 +8,8 @@ page's whole width and its text shows at 17 px or more."""
 
 from __future__ import annotations
 
+import threading
+
 from resnet_core import palette as _palette
 
 # Okabe-Ito, told apart under protanopia, deuteranopia and tritanopia (resnet_core/palette.py, tests/test_palette.py);
@@ -45,3 +47,45 @@ def configure(chart, s: float, autosize: str | None = "fit-x"):
                               labelLimit=0)
             .configure_header(labelFontSize=px(TITLE, s), titleFontSize=px(TITLE, s))
             .configure_title(fontSize=px(HEADING, s)))
+
+
+# ---- a chart drawn many times: its Vega-Lite made once ----
+#
+# Building an Altair chart and turning it into Vega-Lite costs 30–40 ms of Python per chart (schema objects,
+# validation, a deep copy of the spec): the Shape trace's four charts were most of the page's 0.17 CPU s, and a
+# class of 40 following the teacher to that page redraws it 40 times (benchmarks/bench_class.py). `show` keeps
+# the finished spec per (chart function, its arguments, the session's scale and language): the next session
+# with the same network is sent the same spec without building anything.
+
+def _spec_key(value):
+    """A hashable stand-in for a chart function's argument (lists of row dicts, as the library gives them)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _spec_key(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_spec_key(v) for v in value)
+    return value
+
+
+_SPECS: dict = {}
+_SPECS_MAX = 256
+_SPECS_LOCK = threading.Lock()  # the sessions' script threads share it
+
+
+def vega_spec(build, *args, **kwargs) -> dict:
+    """The Vega-Lite dict of `build(*args, **kwargs)` at the session's scale and language, made once."""
+    from resnet_core import i18n
+    kwargs["scale"] = mode_scale(kwargs.get("scale"))
+    key = (build.__module__, build.__qualname__, _spec_key(args), _spec_key(kwargs), i18n.language())
+    spec = _SPECS.get(key)
+    if spec is None:
+        spec = build(*args, **kwargs).to_dict()
+        with _SPECS_LOCK:
+            if len(_SPECS) >= _SPECS_MAX:  # the oldest goes first
+                _SPECS.pop(next(iter(_SPECS)))
+            _SPECS[key] = spec
+    return spec
+
+
+def show(where, build, *args, **kwargs) -> None:
+    """Draw `build(*args, **kwargs)` in `where` (st or a column) from its kept spec, the width of its column."""
+    where.vega_lite_chart(spec=vega_spec(build, *args, **kwargs), width="stretch")
