@@ -33,11 +33,6 @@ STEM_LABELS = {"imagenet": N_("ImageNet: 7×7/2 conv + 3×3/2 max-pool"), "cifar
                "patchify": N_("patchify: k×k/k conv + norm")}
 
 
-def auto_label(v) -> str:
-    """`format_func` of a choice with "auto" among numbers."""
-    return _("auto") if v == "auto" else str(v)
-
-
 def locked() -> bool:
     """Whether the teacher has locked this session's builder (a follower in a class: app/classroom_session.py).
     Then every builder widget is drawn disabled: the network is the teacher's until the lock is lifted."""
@@ -122,7 +117,7 @@ def _stage_editor(i: int, n: int, spec: ArchSpec, off: bool) -> None:
             number_input(_("Width / group"), stage_key(i, "width_per_group"), "width_per_group", disabled=off,
                          help=_("Branch width = int(width · width_per_group / 64) · groups (torchvision's rule; "
                                 "64 = plain ResNet, 128 = Wide ResNet-2)."))
-            st.selectbox(_("Expansion"), EXPANSIONS, key=stage_key(i, "expansion"), format_func=auto_label,
+            st.selectbox(_("Expansion"), EXPANSIONS, key=stage_key(i, "expansion"), format_func=family.label_of(family.AUTO),
                          disabled=off,
                          help=_("Output channels = width × expansion; auto: 1 for basic, 4 for bottleneck. "
                                 "ConvNeXt: the inverted bottleneck's hidden width = width × expansion (auto 4)."))

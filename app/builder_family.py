@@ -30,7 +30,11 @@ POOL_LABELS = {"max": N_("max pooling"), "avg": N_("average pooling"), "none": N
 
 def label_of(labels: dict):
     """A widget's `format_func`: an option's label in the run's language (the option value stays English)."""
-    return lambda v: _(labels[v]) if v in labels else str(v)
+    from app.ui import labelled
+    return labelled(labels)
+
+
+AUTO = {"auto": N_("auto")}  # a choice of numbers with "auto" among them
 
 
 def _help(*keys: str) -> str:
@@ -155,7 +159,7 @@ def stem_fields(stem_type: str, off: bool = False) -> None:
 
 def stage_kernel(i: int, off: bool = False) -> None:
     st.selectbox(_("Kernel"), KERNELS, key=stage_key(i, "kernel"), disabled=off,
-                 format_func=lambda v: _("auto") if v == "auto" else str(v),
+                 format_func=label_of(AUTO),
                  help=_("The block's spatial conv: auto is 3×3, or 7×7 for ConvNeXt blocks (Liu et al. 2022 found "
                         "7×7 depthwise the best trade-off). Odd sizes keep the map's size."))
     st.toggle(_("Depthwise k×k"), key=stage_key(i, "depthwise"), help=_(REASONS["depthwise"]), disabled=off)

@@ -35,14 +35,14 @@ def sidebar() -> None:
         st.markdown(_("**Your model came from code:** {source} · input {shape}", source=md(conf.source),
                       shape="×".join(map(str, conf.input_shape))))
         st.segmented_control(_("Explore"), [MODEL, BUILDER], default=MODEL, key=EXPLORE, required=True,
-                             format_func=_,
+                             format_func=ui.labelled({MODEL: MODEL, BUILDER: BUILDER}),
                              help=_("Shape trace, Graph and Live lab show your model from code, or the network "
                                     "assembled in the builder below."))
         if t is not None and load_error is None:
             preset = model_session.closest_preset(t.total_params, len(t.residual_adds))
             st.caption(_("The builder works on specs: a model from code has none. Its closest preset is **{preset}** "
                          "({blocks} residual blocks, {params} parameters in yours).", preset=preset,
-                         blocks=len(t.residual_adds), params=f"{t.total_params:,}"))
+                         blocks=len(t.residual_adds), params=format(t.total_params, ",")))
             st.button(_("Start the builder from {preset}", preset=preset), key="model.to_preset", width="stretch",
                       on_click=_start_from, args=(preset,))
         st.divider()
@@ -77,7 +77,7 @@ def header(title: str) -> None:
     st.caption(_("Your model from {source} · input {shape} · traced by {method} on the meta device (nothing "
                  "allocated) · {params} parameters · {buffers} buffer elements apart from them · {mult_adds} "
                  "mult-adds · {adds} residual additions", source=md(conf.source), shape=shape, method=t.method,
-                 params=f"{t.total_params:,}", buffers=f"{t.buffers:,}", mult_adds=f"{t.mult_adds:,}",
+                 params=format(t.total_params, ","), buffers=format(t.buffers, ","), mult_adds=format(t.mult_adds, ","),
                  adds=len(t.residual_adds)))
     for note in t.notes:
         st.caption(md(note))
@@ -121,10 +121,10 @@ def graph(key: str = "model.graph") -> str:
     stages = block_stages(t)
     with st.container(horizontal=True, gap="medium", vertical_alignment="bottom", key=f"{key}.controls"):
         detail = st.segmented_control(_("Detail"), ["stage", "block", "layer"], default="block", key=f"{key}.detail",
-                                      required=True, format_func=ui.depth_label)
+                                      required=True, format_func=ui.depth_labels())
         expand = st.selectbox(_("Show in detail"), [None, *stages], key=f"{key}.expand", width=260,
-                              format_func=lambda s: _("all stages") if s is None else
-                              _("{stage} only", stage=s or _("(top level)")),
+                              format_func=ui.labelled({None: _("all stages")} | {
+                                  s: _("{stage} only", stage=s or _("(top level)")) for s in stages}),
                               disabled=detail == "stage" or not stages,
                               help=_("Collapse every other stage of residual blocks to one node."))
         zoom = st.select_slider(_("Zoom"), ui.ZOOMS, key=f"{key}.zoom", value=ui.default_zoom(), width=260,
@@ -146,7 +146,7 @@ def forward_views() -> None:
         return
     c = st.columns(3)
     kinds = (lab_images.list_samples() if conf.input_shape[0] == 3 else []) + ["noise"]
-    kind = c[0].selectbox(_("Input"), kinds, key="model.input", format_func=lambda k: _("noise") if k == "noise" else k)
+    kind = c[0].selectbox(_("Input"), kinds, key="model.input", format_func=ui.labelled({"noise": N_("noise")}))
     fseed = c[1].number_input(_("Noise seed"), 0, 2**31 - 1, 0, key="model.fseed", disabled=kind != "noise")
     layer = c[2].selectbox(_("Feature maps of"), conv_layers, index=min(len(conv_layers) - 1, len(conv_layers) // 2),
                            key="model.layer")
@@ -169,8 +169,8 @@ def forward_views() -> None:
         biggest = max(range(len(names)), key=lambda i: views.blocks[i].ratio)
         st.markdown(_("**‖F(x)‖ / ‖shortcut‖** is {ratio} in {block}; across the blocks it runs from {low} to {high} "
                       "(in {biggest}). Below 1 the block adds a correction to what flows through it; above 1 its "
-                      "branch outweighs the shortcut.", ratio=f"{b.ratio:.3g}", block=md(names[pick]),
-                      low=f"{min(v.ratio for v in views.blocks):.3g}", high=f"{views.blocks[biggest].ratio:.3g}",
+                      "branch outweighs the shortcut.", ratio=format(b.ratio, ".3g"), block=md(names[pick]),
+                      low=format(min(v.ratio for v in views.blocks), ".3g"), high=format(views.blocks[biggest].ratio, ".3g"),
                       biggest=md(names[biggest])))
         st.altair_chart(alt.Chart(ratios).mark_bar().encode(
             x=alt.X("block:N", sort=list(names), title=_("block")), y=alt.Y("ratio:Q", title=ratio),
@@ -217,8 +217,8 @@ def gradient_flow() -> None:
         rows = flow.rows()
         first = rows[0]
         st.markdown(_("**First layer** ({layer}): ‖∂L/∂W‖ = {with_skips} with skips, {without_skips} without — ",
-                      layer=md(first["layer"]), with_skips=f"{first['with_skips']:.3g}",
-                      without_skips=f"{first['without_skips']:.3g}")
+                      layer=md(first["layer"]), with_skips=format(first['with_skips'], ".3g"),
+                      without_skips=format(first['without_skips'], ".3g"))
                     + (_("the gradient that reaches it is larger with the skips.")
                        if first["with_skips"] > first["without_skips"] else
                        _("here the gradient that reaches it is not larger with the skips; try a deeper model, "

@@ -99,8 +99,8 @@ def table(df, cell, failed=None, height: int | None = None) -> None:
                                                                                                        strict=True))
         body.append(f"<tr{cls}>{cells}</tr>")
     more = ('<p class="rx-table-more">' + html.escape(_(
-        "The first {shown} of {n} rows are shown; leave projector mode for the whole table.", shown=f"{MAX_ROWS:,}",
-        n=f"{len(df):,}")) + "</p>" if len(df) > MAX_ROWS else "")
+        "The first {shown} of {n} rows are shown; leave projector mode for the whole table.", shown=format(MAX_ROWS, ","),
+        n=format(len(df), ","))) + "</p>" if len(df) > MAX_ROWS else "")
     style = f"max-height:{height}px" if height else "max-height:70vh"  # i18n: not shown (CSS)
     name = html.escape(_("table, scrolls"))
     st.html(f'<div class="rx-table" tabindex="0" role="region" aria-label="{name}" '

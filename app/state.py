@@ -60,12 +60,12 @@ def check_bounds(spec: ArchSpec) -> list[str]:
     """Why the builder's widgets cannot show `spec` (empty when they can), in the run's language."""
     problems = []
     if len(spec.stages) > MAX_STAGES:  # counted first: nothing below loops over thousands of stages
-        return [_("the network has {n} stages; the builder shows at most {most}", n=f"{len(spec.stages):,}",
+        return [_("the network has {n} stages; the builder shows at most {most}", n=format(len(spec.stages), ","),
                   most=MAX_STAGES)]
     total = sum(max(0, s.blocks) for s in spec.stages)
     if total > MAX_TOTAL_BLOCKS:
-        problems.append(_("the stages hold {n} blocks in all; the builder takes at most {most}", n=f"{total:,}",
-                          most=f"{MAX_TOTAL_BLOCKS:,}"))
+        problems.append(_("the stages hold {n} blocks in all; the builder takes at most {most}", n=format(total, ","),
+                          most=format(MAX_TOTAL_BLOCKS, ",")))
     name_problem = rspec.check_name(spec.name)
     if name_problem:
         problems.append(name_problem)
@@ -97,7 +97,7 @@ def check_bounds(spec: ArchSpec) -> list[str]:
     if not 0.0 <= spec.bn_momentum <= 1.0:
         problems.append(_("batch-norm momentum is {value}; the builder takes 0–1", value=spec.bn_momentum))
     if not 1e-8 <= spec.bn_eps <= 1.0:
-        problems.append(_("batch-norm eps is {value}; the builder takes 1e-08–1", value=f"{spec.bn_eps:g}"))
+        problems.append(_("batch-norm eps is {value}; the builder takes 1e-08–1", value=format(spec.bn_eps, "g")))
     choices = {N_("stem type"): (spec.stem.type, rspec.STEM_TYPES), N_("shortcut"): (spec.shortcut, rspec.SHORTCUTS),
                N_("norm"): (spec.norm, rspec.NORMS), N_("activation"): (spec.activation, rspec.ACTIVATIONS),
                N_("init"): (spec.init, rspec.INITS)}

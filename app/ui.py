@@ -42,9 +42,17 @@ def cached_dot(spec: ArchSpec, detail: str, expand: int | None) -> str:
 DEPTH_NAMES = {"stage": N_("stage"), "block": N_("block"), "layer": N_("layer")}  # the tables' and graphs' detail
 
 
-def depth_label(depth: str) -> str:
-    """`format_func` of a detail choice ("stage", "block", "layer"): its name in the run's language."""
-    return _(DEPTH_NAMES.get(depth, depth))
+def labelled(labels: dict, other=str):
+    """A widget's `format_func`: an option's label (`labels[value]`, marked with N_) in this run's language; an option
+    without one through `other`. The labels are translated now, while the run's language is set: a format_func is
+    also called outside the run (Streamlit's AppTest calls it in the test's thread)."""
+    shown = {value: _(text) for value, text in labels.items()}
+    return lambda value: shown[value] if value in shown else other(value)
+
+
+def depth_labels():
+    """`format_func` of a detail choice ("stage", "block", "layer")."""
+    return labelled(DEPTH_NAMES)
 
 
 def current_spec() -> ArchSpec:
@@ -96,9 +104,9 @@ def metrics(t: Trace) -> None:
                   help=_("weight layers on the main path, as He et al. count them (convolutions and the FC; "
                          "shortcut projections not counted); {n} layers planned in all", n=t.layers_planned))
         st.metric(label(_("Parameters")), fmt_count(t.total_params), width="content",
-                  help=_("{n} parameters", n=f"{t.total_params:,}"))
+                  help=_("{n} parameters", n=format(t.total_params, ",")))
         st.metric(label(_("Mult-adds")), fmt_count(t.mult_adds), width="content",
-                  help=_("{n} per image (torchinfo's rule)", n=f"{t.mult_adds:,}"))
+                  help=_("{n} per image (torchinfo's rule)", n=format(t.mult_adds, ",")))
         st.metric(_("Output"), shape_str(t.output_shape) if t.ok else _("breaks"), width="content",
                   help=_("for an input of {shape}", shape=shape_str(t.input_shape)))
         st.metric(label(_("Activations")), fmt_bytes(t.activation_bytes), width="content",
@@ -175,7 +183,7 @@ def _cell(v) -> str:
     if isinstance(v, bool):
         return str(v)
     if isinstance(v, numbers.Integral):
-        return f"{int(v):,}"
+        return format(int(v), ",")
     if isinstance(v, numbers.Real):
         return f"{float(v):,.3f}".rstrip("0").rstrip(".")
     return str(v)

@@ -77,7 +77,7 @@ st.altair_chart(charts.compare_staircase(staircase_rows(ta), staircase_rows(tb),
 
 st.subheader(_("Both traces"))
 depth = st.segmented_control(_("Depth"), ["stage", "block", "layer"], default="block", key="compare.depth",
-                             required=True, persist_state="session", format_func=ui.depth_label)
+                             required=True, persist_state="session", format_func=ui.depth_labels())
 left, right = st.columns(2)
 with left:
     st.markdown(_("**{name}** · {n} parameters", name=md_a, n=fmt_count(ta.total_params)))

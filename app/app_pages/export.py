@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import state, ui
+from app.builder import section
 from resnet_core import BuildError, i18n
 from resnet_core.i18n import N_, _
 from resnet_core.structure.codegen import generate_code
@@ -92,9 +93,11 @@ if code is None:
 else:
     c[6].download_button(_("⬇ PyTorch code"), code, f"{stem.replace('-', '_').replace('.', '_')}.py", "text/x-python",
                          key="export.code")
-if code is not None:
-    with st.expander(_("PyTorch code (standalone: needs only torch)")):
-        st.code(code, language="python", line_numbers=True, height=500)
+if code is not None:  # drawn only while open (app/builder.py's sections): ~500 lines are not sent on every rerun
+    exp = section(_("PyTorch code (standalone: needs only torch)"), "export.code_view")
+    if exp.open:
+        with exp:
+            st.code(code, language="python", line_numbers=True, height=500)
 
 st.subheader(_("Import"))
 st.markdown(_("Open a spec file (JSON or YAML, as exported above or written by hand), or paste one. "
@@ -130,7 +133,7 @@ if text is not None:
                      icon=":material/dangerous:")
         else:
             it = ui.cached_trace(imported)
-            verdict = (_("builds: {n} parameters", n=f"{it.total_params:,}") if it.ok
+            verdict = (_("builds: {n} parameters", n=format(it.total_params, ",")) if it.ok
                        else _("loads, but breaks at {where}", where=it.errors[0].where))
             st.success(_("**{name}** from {source}: {verdict}.", name=md(imported.name), source=md(source),
                          verdict=md(verdict)), icon=":material/check_circle:")

@@ -23,12 +23,12 @@ ui.error_panel(t)
 n_stages = len(plan.stages)
 with st.container(horizontal=True, gap="medium", vertical_alignment="bottom", key="graph.controls"):
     detail = st.segmented_control(_("Detail"), ["stage", "block", "layer"], default="block", key="graph.detail",
-                                  required=True, persist_state="session", format_func=ui.depth_label)
+                                  required=True, persist_state="session", format_func=ui.depth_labels())
     options = [None] + list(range(n_stages))
     expand = st.selectbox(_("Show in detail"), options, key="graph.expand", persist_state="session", width=260,
-                          format_func=lambda i: _("all stages") if i is None else
-                          _("stage {i} only ({block} × {n})", i=i + 1, block=plan.stages[i].stage.block,
-                            n=len(plan.stages[i].blocks)),
+                          format_func=ui.labelled({None: _("all stages")} | {  # already translated: _() keeps them
+                              i: _("stage {i} only ({block} × {n})", i=i + 1, block=plan.stages[i].stage.block,
+                                   n=len(plan.stages[i].blocks)) for i in range(n_stages)}),
                           disabled=detail == "stage",
                           help=_("Collapse every other stage to one node: a 152- or 1202-layer network stays "
                                  "readable."))

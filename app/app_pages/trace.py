@@ -38,7 +38,7 @@ right.altair_chart(charts.stage_bars(stage_rows, "mult-adds"), width="stretch")
 
 st.subheader(_("Layer by layer"))
 depth = st.segmented_control(_("Depth"), DEPTHS, default="block", key="trace.depth", required=True,
-                             persist_state="session", format_func=ui.depth_label,
+                             persist_state="session", format_func=ui.depth_labels(),
                              help=_("stage: stem, each stage, head · block: each residual block · layer: every layer"))
 ui.dataframe(table_rows(t, depth), key="trace.table")
 st.caption(_("Mult-adds follow torchinfo's rule (conv = parameters × output H × W; norm and linear = parameters). "
