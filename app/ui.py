@@ -12,7 +12,7 @@ from resnet_core.formatting import fmt_bytes, fmt_count
 from resnet_core.i18n import N_, _
 from resnet_core.structure.graph import RenderUnavailable, render, to_dot
 from resnet_core.structure.records import shape_str
-from resnet_core.structure.report import depth_text, problem_sides
+from resnet_core.structure.report import CSV_COLUMNS, depth_text, problem_sides, to_csv
 from resnet_core.structure.spec import ArchSpec, spec_key
 from resnet_core.structure.trace import Trace, trace
 from resnet_core.text import md
@@ -255,6 +255,31 @@ def file_stem(spec: ArchSpec) -> str:
 
 
 # ---- files made on demand (download buttons call these only when clicked) -----------------------
+
+# the trace CSV's columns as a spreadsheet shows them: the library's names in English, translated in Chinese
+CSV_HEADERS = {c: c for c in CSV_COLUMNS} | {
+    "index": N_("index"), "name": N_("name"), "module": N_("module"), "type": N_("type"), "stage": N_("stage"),
+    "block": N_("block"), "part": N_("part"), "input_shape": N_("input_shape"), "output_shape": N_("output_shape"),
+    "shortcut_shape": N_("shortcut_shape"), "kernel": N_("kernel"), "stride": N_("stride"),
+    "padding": N_("padding"), "groups": N_("groups"), "params": N_("params"), "mult_adds": N_("mult_adds"),
+    "elementwise": N_("elementwise"), "receptive_field": N_("receptive_field"),
+    "effective_stride": N_("effective_stride"), "activation_bytes": N_("activation_bytes"), "failed": N_("failed")}
+
+
+def trace_csv(t: Trace, lang: str) -> str:
+    """The trace as CSV, its header row in `lang` (the rows are numbers, shapes and layer names: as they are).
+    English is the library's CSV byte for byte (the command line's)."""
+    import csv
+    import io
+    with i18n.use(lang):  # a download is made on its click, outside the page's run: the language is passed in
+        text = to_csv(t)
+        if lang == i18n.DEFAULT:
+            return text
+        first, _newline, rest = text.partition("\n")
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow([_(CSV_HEADERS.get(c, c)) for c in first.split(",")])
+        return buf.getvalue() + rest
+
 
 def graph_image(dot: str, fmt: str):
     """A deferred SVG/PNG of `dot` for st.download_button: `dot` runs only on a click, never per rerun."""

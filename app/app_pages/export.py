@@ -5,10 +5,9 @@ import streamlit as st
 from app import state, ui
 from app.builder import section
 from resnet_core import BuildError, i18n
-from resnet_core.i18n import N_, _
+from resnet_core.i18n import _
 from resnet_core.structure.codegen import generate_code
 from resnet_core.structure.graph import dot_available
-from resnet_core.structure.report import CSV_COLUMNS, to_csv
 from resnet_core.structure.spec import parse_spec_text, spec_key
 from resnet_core.structure.spec_text import SpecError
 from resnet_core.text import md
@@ -20,31 +19,6 @@ def _code(key: str, _spec) -> str | None:
         return generate_code(_spec)
     except BuildError:
         return None
-
-
-# the trace CSV's columns as a spreadsheet shows them: the library's names in English, translated in Chinese
-CSV_HEADERS = {c: c for c in CSV_COLUMNS} | {
-    "index": N_("index"), "name": N_("name"), "module": N_("module"), "type": N_("type"), "stage": N_("stage"),
-    "block": N_("block"), "part": N_("part"), "input_shape": N_("input_shape"), "output_shape": N_("output_shape"),
-    "shortcut_shape": N_("shortcut_shape"), "kernel": N_("kernel"), "stride": N_("stride"),
-    "padding": N_("padding"), "groups": N_("groups"), "params": N_("params"), "mult_adds": N_("mult_adds"),
-    "elementwise": N_("elementwise"), "receptive_field": N_("receptive_field"),
-    "effective_stride": N_("effective_stride"), "activation_bytes": N_("activation_bytes"), "failed": N_("failed")}
-
-
-def trace_csv(trace, lang: str) -> str:
-    """The trace as CSV, its header row in `lang` (the rows are numbers, shapes and layer names: as they are).
-    English is the library's CSV byte for byte (the command line's)."""
-    import csv
-    import io
-    with i18n.use(lang):  # a download is made on its click, outside the page's run: the language is passed in
-        text = to_csv(trace)
-        if lang == i18n.DEFAULT:
-            return text
-        first, _newline, rest = text.partition("\n")
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow([_(CSV_HEADERS.get(c, c)) for c in first.split(",")])
-        return buf.getvalue() + rest
 
 
 def load(spec) -> None:
@@ -75,7 +49,7 @@ c[0].download_button(_("⬇ Spec (JSON)"), spec.to_json() + "\n", f"{stem}.json"
                      key="export.json")
 c[1].download_button(_("⬇ Spec (YAML)"), spec.to_yaml(), f"{stem}.yaml", "application/yaml", key="export.yaml")
 lang = i18n.language()
-c[2].download_button(_("⬇ Trace (CSV)"), lambda: trace_csv(t, lang), f"{stem}_trace.csv", "text/csv",
+c[2].download_button(_("⬇ Trace (CSV)"), lambda: ui.trace_csv(t, lang), f"{stem}_trace.csv", "text/csv",
                      key="export.csv")
 dot = ui.cached_dot(spec, "block", None)
 c[3].download_button(_("⬇ Graph (DOT)"), dot, f"{stem}.dot", "text/vnd.graphviz", key="export.dot")

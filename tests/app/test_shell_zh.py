@@ -110,3 +110,20 @@ def test_every_page_of_the_shell_in_chinese(edited):
 def test_nothing_in_english_at_all(edited):
     found = english_shown(edited)
     assert not found, f"{len(found)} English runs:\n" + "\n".join(found[:40])
+
+
+def test_the_trace_csv_has_chinese_headers_in_chinese_and_the_librarys_in_english():
+    import csv
+    import io
+
+    import resnet_core as rc
+    from app import ui
+    from resnet_core.i18n import catalogue
+    from resnet_core.structure.report import CSV_COLUMNS, to_csv
+    t = rc.trace(rc.get_preset("resnet18"))
+    assert ui.trace_csv(t, "en") == to_csv(t)  # the command line's file, byte for byte
+    zh = list(csv.reader(io.StringIO(ui.trace_csv(t, "zh"))))
+    en = list(csv.reader(io.StringIO(to_csv(t))))
+    assert zh[0] == [catalogue("zh")[c] for c in CSV_COLUMNS]  # every column, as the catalogue says it
+    assert all(re.search(r"[\u4e00-\u9fff]", h) for h in zh[0])
+    assert zh[1:] == en[1:] and len(zh) == len(t.layers) + 1  # the rows as they are
