@@ -15,19 +15,30 @@ import streamlit as st
 
 from app import state
 from app.state import P, stage_key
+from resnet_core.i18n import N_, _
 from resnet_core.structure.parts import REASONS
 from resnet_core.structure.spec import ATTENTIONS, DOWNSAMPLINGS, HOW_MANY, NORMS, ArchSpec, Stem
 
 SYNCED = "ui.family.synced"  # the loaded spec whose values the keys below hold
 KERNELS = ["auto", 1, 3, 5, 7, 9, 11]
-NORM_LABELS = {"batch": "batch norm", "layer": "LayerNorm (channels)", "none": "none"}
-ATTENTION_LABELS = {"none": "none", "se": "squeeze-and-excitation (SE)", "eca": "ECA"}
-HOW_MANY_LABELS = {"every": "after every conv", "one": "just one (ConvNeXt)"}
-DOWNSAMPLING_LABELS = {"in_block": "in the first block (ResNet)", "separate": "separate layers (ConvNeXt)"}
+NORM_LABELS = {"batch": N_("batch norm"), "layer": N_("LayerNorm (channels)"), "none": N_("none")}
+ATTENTION_LABELS = {"none": N_("none"), "se": N_("squeeze-and-excitation (SE)"), "eca": "ECA"}
+HOW_MANY_LABELS = {"every": N_("after every conv"), "one": N_("just one (ConvNeXt)")}
+DOWNSAMPLING_LABELS = {"in_block": N_("in the first block (ResNet)"), "separate": N_("separate layers (ConvNeXt)")}
+POOL_LABELS = {"max": N_("max pooling"), "avg": N_("average pooling"), "none": N_("none"), "conv": N_("strided conv")}
+
+
+def label_of(labels: dict):
+    """A widget's `format_func`: an option's label in the run's language (the option value stays English)."""
+    from app.ui import labelled
+    return labelled(labels)
+
+
+AUTO = {"auto": N_("auto")}  # a choice of numbers with "auto" among them
 
 
 def _help(*keys: str) -> str:
-    return "\n\n".join(REASONS[k] for k in keys)
+    return "\n\n".join(_(REASONS[k]) for k in keys)
 
 
 def sync_loaded(force: bool = False) -> None:
@@ -118,61 +129,64 @@ def move_stage(i: int, delta: int) -> None:
         _write_stage_values(values)
 
 
-def norm_select() -> None:
-    st.selectbox("Normalisation", NORMS, key=P + "norm", format_func=NORM_LABELS.get, on_change=_on_norm,
-                 help="Batch norm after every conv, before the activation (Ioffe & Szegedy 2015).\n\n"
+def norm_select(off: bool = False) -> None:
+    st.selectbox(_("Normalisation"), NORMS, key=P + "norm", format_func=label_of(NORM_LABELS), on_change=_on_norm,
+                 disabled=off,
+                 help=_("Batch norm after every conv, before the activation (Ioffe & Szegedy 2015).") + "\n\n"
                       + _help("norm.layer", "norm.none"))
 
 
-def stem_fields(stem_type: str) -> None:
-    """The deep stem's widths and pool, or the patchify stem's patch."""
+def stem_fields(stem_type: str, off: bool = False) -> None:
+    """The deep stem's widths and pool, or the patchify stem's patch (`off`: drawn disabled, a locked builder)."""
     from app.builder import number_input  # the builder's bounded number widget
     if stem_type == "deep":
-        st.caption(REASONS["stem.deep"])
+        st.caption(_(REASONS["stem.deep"]))
         c1, c2 = st.columns(2)
-        _w = dict(min_value=1, max_value=4096, step=1)
-        c1.number_input("1st 3×3 width", key=P + "stem_w1", **_w)
-        c2.number_input("2nd 3×3 width", key=P + "stem_w2", **_w)
+        _w = dict(min_value=1, max_value=4096, step=1, disabled=off)
+        c1.number_input(_("1st 3×3 width"), key=P + "stem_w1", **_w)
+        c2.number_input(_("2nd 3×3 width"), key=P + "stem_w2", **_w)
         c1, c2 = st.columns(2)
         with c1:
-            st.selectbox("Pool", ["max", "avg", "none", "conv"], key=P + "stem_pool", help=_help("stem.pool_conv"))
-            number_input("Pool kernel", P + "stem_pool_kernel", "stem_pool_kernel")
+            st.selectbox(_("Pool"), ["max", "avg", "none", "conv"], key=P + "stem_pool", disabled=off,
+                         format_func=label_of(POOL_LABELS), help=_help("stem.pool_conv"))
+            number_input(_("Pool kernel"), P + "stem_pool_kernel", "stem_pool_kernel", disabled=off)
         with c2:
-            number_input("Pool stride", P + "stem_pool_stride", "stem_pool_stride")
+            number_input(_("Pool stride"), P + "stem_pool_stride", "stem_pool_stride", disabled=off)
     elif stem_type == "patchify":
-        st.caption(REASONS["stem.patchify"])
-        number_input("Patch (kernel = stride)", P + "stem_kernel", "stem_kernel")
+        st.caption(_(REASONS["stem.patchify"]))
+        number_input(_("Patch (kernel = stride)"), P + "stem_kernel", "stem_kernel", disabled=off)
 
 
-def stage_kernel(i: int) -> None:
-    st.selectbox("Kernel", KERNELS, key=stage_key(i, "kernel"),
-                 help="The block's spatial conv: auto is 3×3, or 7×7 for ConvNeXt blocks (Liu et al. 2022 found "
-                      "7×7 depthwise the best trade-off). Odd sizes keep the map's size.")
-    st.toggle("Depthwise k×k", key=stage_key(i, "depthwise"), help=REASONS["depthwise"])
+def stage_kernel(i: int, off: bool = False) -> None:
+    st.selectbox(_("Kernel"), KERNELS, key=stage_key(i, "kernel"), disabled=off,
+                 format_func=label_of(AUTO),
+                 help=_("The block's spatial conv: auto is 3×3, or 7×7 for ConvNeXt blocks (Liu et al. 2022 found "
+                        "7×7 depthwise the best trade-off). Odd sizes keep the map's size."))
+    st.toggle(_("Depthwise k×k"), key=stage_key(i, "depthwise"), help=_(REASONS["depthwise"]), disabled=off)
 
 
-def modern_parts(spec: ArchSpec) -> None:
+def modern_parts(spec: ArchSpec, off: bool = False) -> None:
     """The section 'Since 2016': attention, the ConvNeXt block's options, downsampling."""
     ss = st.session_state
-    norm_select()
-    st.selectbox("Channel attention", ATTENTIONS, key=P + "attention", format_func=ATTENTION_LABELS.get,
-                 help=_help("attention.se", "attention.eca"))
+    norm_select(off)
+    st.selectbox(_("Channel attention"), ATTENTIONS, key=P + "attention", format_func=label_of(ATTENTION_LABELS),
+                 help=_help("attention.se", "attention.eca"), disabled=off)
     c1, c2 = st.columns(2)
-    c1.number_input("SE ratio", min_value=0.001, max_value=1.0, step=0.0625, format="%.4f", key=P + "se_ratio",
-                    disabled=ss[P + "attention"] != "se", help="Hu et al.: 1/16; ResNet-RS: 1/4.")
-    c2.number_input("ECA kernel (0: auto)", min_value=0, max_value=31, step=1, key=P + "eca_kernel",
-                    disabled=ss[P + "attention"] != "eca",
-                    help="0 picks it from the channels (Wang et al.): 5 for 256 channels, 7 for 2048.")
+    c1.number_input(_("SE ratio"), min_value=0.001, max_value=1.0, step=0.0625, format="%.4f", key=P + "se_ratio",
+                    disabled=off or ss[P + "attention"] != "se", help=_("Hu et al.: 1/16; ResNet-RS: 1/4."))
+    c2.number_input(_("ECA kernel (0: auto)"), min_value=0, max_value=31, step=1, key=P + "eca_kernel",
+                    disabled=off or ss[P + "attention"] != "eca",
+                    help=_("0 picks it from the channels (Wang et al.): 5 for 256 channels, 7 for 2048."))
     convnext = any(s.block == "convnext" for s in spec.stages)
-    st.number_input("Layer scale (ConvNeXt blocks; 0: none)", min_value=0.0, max_value=1.0, format="%.0e",
-                    key=P + "layer_scale", disabled=not convnext and ss[P + "layer_scale"] == 0,
+    st.number_input(_("Layer scale (ConvNeXt blocks; 0: none)"), min_value=0.0, max_value=1.0, format="%.0e",
+                    key=P + "layer_scale", disabled=off or (not convnext and ss[P + "layer_scale"] == 0),
                     help=_help("layer_scale"))
     c1, c2 = st.columns(2)
-    c1.selectbox("Norms per block", HOW_MANY, key=P + "block_norms", format_func=HOW_MANY_LABELS.get,
-                 help=_help("block_norms.one"))
-    c2.selectbox("Activations per block", HOW_MANY, key=P + "block_activations", format_func=HOW_MANY_LABELS.get,
-                 help=_help("block_activations.one"))
-    st.selectbox("Downsampling between stages", DOWNSAMPLINGS, key=P + "downsampling",
-                 format_func=DOWNSAMPLING_LABELS.get, help=_help("downsampling.separate"))
+    c1.selectbox(_("Norms per block"), HOW_MANY, key=P + "block_norms", format_func=label_of(HOW_MANY_LABELS),
+                 help=_help("block_norms.one"), disabled=off)
+    c2.selectbox(_("Activations per block"), HOW_MANY, key=P + "block_activations",
+                 format_func=label_of(HOW_MANY_LABELS), help=_help("block_activations.one"), disabled=off)
+    st.selectbox(_("Downsampling between stages"), DOWNSAMPLINGS, key=P + "downsampling", disabled=off,
+                 format_func=label_of(DOWNSAMPLING_LABELS), help=_help("downsampling.separate"))
     if not convnext:
-        st.caption("Layer scale and the norms/activations per block apply to ConvNeXt blocks.")
+        st.caption(_("Layer scale and the norms/activations per block apply to ConvNeXt blocks."))

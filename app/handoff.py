@@ -19,6 +19,7 @@ import streamlit as st
 import torch
 
 from app import state
+from resnet_core.i18n import _
 from resnet_core.lab import images
 from resnet_core.structure.spec import ArchSpec, spec_key
 
@@ -56,7 +57,8 @@ class TrainedNet:
         i = max(0, min(int(i), len(self.example_labels) - 1))
         x = self.examples[i:i + 1]
         return images.ImageInput(tensor=x, display=self.example_display[i],
-                                 source=f"held-out example {i} (label {self.classes[self.example_labels[i]]})",
+                                 source=_("held-out example {i} (label {label})", i=i,
+                                        label=self.classes[self.example_labels[i]]),
                                  input_shape=tuple(x.shape[1:]), mean=(), std=())
 
 

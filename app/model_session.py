@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app import jobs
+from resnet_core import i18n
+from resnet_core.i18n import N_, _
 
 MODEL_ENV = "RESNET_EXPLORER_MODEL"
 INPUT_ENV = "RESNET_EXPLORER_MODEL_INPUT"
@@ -43,9 +45,14 @@ def configured() -> Configured | None:
     return Configured(source, shape)
 
 
-@st.cache_resource(show_spinner=False)
 def traced(source: str, input_shape: tuple[int, ...]):
-    """(the ModuleTrace, the model's builder, its name, an error line or None): once per process."""
+    """(the ModuleTrace, the model's builder, its name, an error line or None): once per process and language
+    (its notes and located errors are sentences)."""
+    return _traced(source, input_shape, i18n.language())
+
+
+@st.cache_resource(show_spinner=False)
+def _traced(source: str, input_shape: tuple[int, ...], lang: str):
     from resnet_core.cli.common import CliError
     from resnet_core.cli.modules import load_source
     from resnet_core.modules import inspect_module
@@ -58,8 +65,13 @@ def traced(source: str, input_shape: tuple[int, ...]):
         return None, None, source, jobs.one_line(e)
 
 
-@st.cache_data(show_spinner=False)
 def dot(source: str, input_shape: tuple[int, ...], detail: str, expand: str | None = None) -> str:
+    """The model's graph as DOT, once per language (its legend and labels are words)."""
+    return _dot(source, input_shape, detail, expand, i18n.language())
+
+
+@st.cache_data(show_spinner=False)
+def _dot(source: str, input_shape: tuple[int, ...], detail: str, expand: str | None, lang: str) -> str:
     from resnet_core.modules.graph import module_dot
     t = traced(source, input_shape)[0]
     return module_dot(t, detail, expand=expand) if t is not None else ""  # type: ignore[arg-type]
@@ -89,7 +101,7 @@ def start_flow(conf: Configured, batch: int, seed: int) -> jobs.Job:
     factory = traced(conf.source, conf.input_shape)[1]
 
     def work(should_stop, report):
-        report("running forward + backward with the skips, then without them…")
+        report(N_("running forward + backward with the skips, then without them…"))  # translated where shown
         return module_gradient_flow(factory, conf.input_shape, batch=batch, seed=seed, should_stop=should_stop)
 
     return jobs.replace_job(st.session_state, JOB, jobs.Job("model-gradflow", work, request=(batch, seed)))
@@ -99,7 +111,7 @@ def input_image(conf: Configured, kind: str, seed: int):
     """The input of the forward views: a sample image (3×H×W models) or seeded noise, as an ImageInput."""
     from resnet_core.lab import images
     if len(conf.input_shape) != 3:
-        raise ValueError("the forward views take images: the model's input must be C,H,W")
+        raise ValueError(_("the forward views take images: the model's input must be C,H,W"))
     if kind != "noise" and kind in images.list_samples():
         return images.load_sample(kind, conf.input_shape)
     return images.noise_input(conf.input_shape, seed)

@@ -13,14 +13,17 @@ import html
 
 import streamlit as st
 
+from resnet_core.i18n import N_, _
+
 KEY = "ui.present"  # session_state: projector mode on/off (the builder's switch has this key)
 BUILDER = "ui.builder_open"  # session_state: the builder (sidebar) was opened from the chip
 MAX_ROWS = 400  # rows an HTML table draws; beyond them a line says how many more there are
 
-# the navigation's titles in projector mode: short, so that every page fits in the top bar
-SHORT_TITLES = {"model": "Model", "": "Trace", "trace": "Trace", "graph": "Graph", "compare": "Compare",
-                "export": "Share", "learn": "Learn", "roadmap": "ConvNeXt", "live": "Live", "train": "Train",
-                "why": "Why", "classroom": "Class"}
+# the navigation's titles in projector mode: short, so that every page fits in the top bar (in Chinese too:
+# two characters each, ten pages in one bar at 1024 px)
+SHORT_TITLES = {"model": N_("Model"), "": N_("Trace"), "trace": N_("Trace"), "graph": N_("Graph"),
+                "compare": N_("Compare"), "export": N_("Share"), "learn": N_("Learn"), "roadmap": "ConvNeXt",
+                "live": N_("Live"), "train": N_("Train"), "why": N_("Why"), "classroom": N_("Class")}
 
 
 def on() -> bool:
@@ -39,7 +42,7 @@ def shorten(pages: list) -> None:
     for p in pages:
         short = SHORT_TITLES.get(p.url_path)
         if short:
-            p._title = short  # noqa: SLF001
+            p._title = _(short)  # noqa: SLF001
 
 
 def sidebar_state(presenting: bool) -> str:
@@ -66,14 +69,15 @@ def chip(spec, t) -> None:
     from resnet_core.structure.records import shape_str
     from resnet_core.text import md
 
-    numbers = (f"depth {t.depth} · {fmt_count(t.total_params)} parameters · {fmt_count(t.mult_adds)} mult-adds · "
-               f"output {shape_str(t.output_shape)}" if t.ok else "breaks: see the trace")
+    numbers = (_("depth {depth} · {params} parameters · {mult_adds} mult-adds · output {shape}", depth=t.depth,
+                 params=fmt_count(t.total_params), mult_adds=fmt_count(t.mult_adds), shape=shape_str(t.output_shape))
+               if t.ok else _("breaks: see the trace"))
     name = md(spec.name.replace("[", "(").replace("]", ")"))  # a name from a link is text in a button label
     opened = st.session_state.get(BUILDER, False)
     with st.container(horizontal=True, gap="small", vertical_alignment="center", key="ui-chiprow"):
         st.button(f"**{name}** · {numbers}", key="ui.chip", on_click=_toggle_builder,  # no tooltip over the top bar
                   icon=":material/close:" if opened else ":material/tune:")
-        st.button("Leave projector mode", key="ui.present_off", on_click=_leave, icon=":material/fullscreen_exit:",
+        st.button(_("Leave projector mode"), key="ui.present_off", on_click=_leave, icon=":material/fullscreen_exit:",
                   type="tertiary")
 
 
@@ -89,15 +93,17 @@ def table(df, cell, failed=None, height: int | None = None) -> None:
     head = "".join(f"<th{' class=num' if n else ''}>{html.escape(str(c))}</th>" for c, n in zip(df.columns, numeric,
                                                                                                  strict=True))
     body = []
-    for i, (_, row) in enumerate(shown.iterrows()):
+    for i, (_index, row) in enumerate(shown.iterrows()):
         cls = ' class="fail"' if failed is not None and bool(failed.iloc[i]) else ""
         cells = "".join(f"<td{' class=num' if n else ''}>{html.escape(cell(v))}</td>" for v, n in zip(row, numeric,
                                                                                                        strict=True))
         body.append(f"<tr{cls}>{cells}</tr>")
-    more = (f'<p class="rx-table-more">The first {MAX_ROWS:,} of {len(df):,} rows are shown; leave projector mode '
-            "for the whole table.</p>" if len(df) > MAX_ROWS else "")
-    style = f"max-height:{height}px" if height else "max-height:70vh"
-    st.html(f'<div class="rx-table" tabindex="0" role="region" aria-label="table, scrolls" '
+    more = ('<p class="rx-table-more">' + html.escape(_(
+        "The first {shown} of {n} rows are shown; leave projector mode for the whole table.", shown=format(MAX_ROWS, ","),
+        n=format(len(df), ","))) + "</p>" if len(df) > MAX_ROWS else "")
+    style = f"max-height:{height}px" if height else "max-height:70vh"  # i18n: not shown (CSS)
+    name = html.escape(_("table, scrolls"))
+    st.html(f'<div class="rx-table" tabindex="0" role="region" aria-label="{name}" '
             f'style="{style}"><table><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>{more}', width="stretch")
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 import resnet_core as rc
+from resnet_core.i18n import N_, _
 from resnet_core.structure import spec as rspec
 from resnet_core.structure.presets import DEFAULT_PRESET, is_preset, matching_preset
 from resnet_core.structure.spec import ArchSpec, Stage, Stem, from_url_token, to_url_token
@@ -51,14 +52,20 @@ def stage_key(i: int, field: str) -> str:
     return f"{P}s{i}.{field}"
 
 
+STAGE_FIELDS = {"blocks": N_("blocks"), "width": N_("width"), "stride": N_("stride"), "groups": N_("groups"),
+                "width_per_group": N_("width per group")}
+
+
 def check_bounds(spec: ArchSpec) -> list[str]:
-    """Why the builder's widgets cannot show `spec` (empty when they can)."""
+    """Why the builder's widgets cannot show `spec` (empty when they can), in the run's language."""
     problems = []
     if len(spec.stages) > MAX_STAGES:  # counted first: nothing below loops over thousands of stages
-        return [f"the network has {len(spec.stages):,} stages; the builder shows at most {MAX_STAGES}"]
+        return [_("the network has {n} stages; the builder shows at most {most}", n=format(len(spec.stages), ","),
+                  most=MAX_STAGES)]
     total = sum(max(0, s.blocks) for s in spec.stages)
     if total > MAX_TOTAL_BLOCKS:
-        problems.append(f"the stages hold {total:,} blocks in all; the builder takes at most {MAX_TOTAL_BLOCKS:,}")
+        problems.append(_("the stages hold {n} blocks in all; the builder takes at most {most}", n=format(total, ","),
+                          most=format(MAX_TOTAL_BLOCKS, ",")))
     name_problem = rspec.check_name(spec.name)
     if name_problem:
         problems.append(name_problem)
@@ -66,40 +73,45 @@ def check_bounds(spec: ArchSpec) -> list[str]:
     def check(label: str, key: str, value: int) -> None:
         b = BOUNDS[key]
         if (b.lo is not None and value < b.lo) or (b.hi is not None and value > b.hi):
-            problems.append(f"{label} is {value}; the builder takes {b.lo}–{b.hi}")
+            problems.append(_("{label} is {value}; the builder takes {lo}–{hi}", label=label, value=value, lo=b.lo,
+                              hi=b.hi))
 
-    check("input channels", "in_channels", spec.in_channels)
-    check("input height", "input_h", spec.input_size[0])
-    check("input width", "input_w", spec.input_size[1])
-    check("classes", "num_classes", spec.num_classes)
-    check("stem channels", "stem_channels", spec.stem.channels)
+    check(_("input channels"), "in_channels", spec.in_channels)
+    check(_("input height"), "input_h", spec.input_size[0])
+    check(_("input width"), "input_w", spec.input_size[1])
+    check(_("classes"), "num_classes", spec.num_classes)
+    check(_("stem channels"), "stem_channels", spec.stem.channels)
     if spec.stem.type == "custom":
-        check("stem kernel", "stem_kernel", spec.stem.kernel)
-        check("stem stride", "stem_stride", spec.stem.stride)
+        check(_("stem kernel"), "stem_kernel", spec.stem.kernel)
+        check(_("stem stride"), "stem_stride", spec.stem.stride)
         if spec.stem.padding is not None:
-            check("stem padding", "stem_padding", spec.stem.padding)
-        check("stem pool kernel", "stem_pool_kernel", spec.stem.pool_kernel)
-        check("stem pool stride", "stem_pool_stride", spec.stem.pool_stride)
+            check(_("stem padding"), "stem_padding", spec.stem.padding)
+        check(_("stem pool kernel"), "stem_pool_kernel", spec.stem.pool_kernel)
+        check(_("stem pool stride"), "stem_pool_stride", spec.stem.pool_stride)
     for i, s in enumerate(spec.stages):
-        for field in ("blocks", "width", "stride", "groups", "width_per_group"):
-            check(f"stage {i + 1} · {field.replace('_', ' ')}", field, getattr(s, field))
+        for field, name in STAGE_FIELDS.items():
+            check(_("stage {i} · {field}", i=i + 1, field=_(name)), field, getattr(s, field))
         if s.expansion is not None and s.expansion not in EXPANSIONS:
-            problems.append(f"stage {i + 1} · expansion is {s.expansion}; the builder offers 1, 2, 4 or 8")
+            problems.append(_("stage {i} · expansion is {value}; the builder offers 1, 2, 4 or 8", i=i + 1,
+                              value=s.expansion))
     if not 0.0 <= spec.bn_momentum <= 1.0:
-        problems.append(f"batch-norm momentum is {spec.bn_momentum}; the builder takes 0–1")
+        problems.append(_("batch-norm momentum is {value}; the builder takes 0–1", value=spec.bn_momentum))
     if not 1e-8 <= spec.bn_eps <= 1.0:
-        problems.append(f"batch-norm eps is {spec.bn_eps:g}; the builder takes 1e-08–1")
-    choices = {"stem type": (spec.stem.type, rspec.STEM_TYPES), "shortcut": (spec.shortcut, rspec.SHORTCUTS),
-               "norm": (spec.norm, rspec.NORMS), "activation": (spec.activation, rspec.ACTIVATIONS),
-               "init": (spec.init, rspec.INITS)}
+        problems.append(_("batch-norm eps is {value}; the builder takes 1e-08–1", value=format(spec.bn_eps, "g")))
+    choices = {N_("stem type"): (spec.stem.type, rspec.STEM_TYPES), N_("shortcut"): (spec.shortcut, rspec.SHORTCUTS),
+               N_("norm"): (spec.norm, rspec.NORMS), N_("activation"): (spec.activation, rspec.ACTIVATIONS),
+               N_("init"): (spec.init, rspec.INITS)}
     for label, (value, options) in choices.items():
         if value not in options:
-            problems.append(f"{label} '{value}' is not one of {', '.join(options)}")
+            problems.append(_("{label} '{value}' is not one of {options}", label=_(label), value=value,
+                              options=", ".join(options)))
     for i, s in enumerate(spec.stages):
         if s.block not in rspec.BLOCK_TYPES:
-            problems.append(f"stage {i + 1} · block type '{s.block}' is not one of {', '.join(rspec.BLOCK_TYPES)}")
+            problems.append(_("stage {i} · block type '{value}' is not one of {options}", i=i + 1, value=s.block,
+                              options=", ".join(rspec.BLOCK_TYPES)))
     if spec.stem.type == "custom" and spec.stem.pool not in rspec.POOL_TYPES:
-        problems.append(f"stem pool '{spec.stem.pool}' is not one of {', '.join(rspec.POOL_TYPES)}")
+        problems.append(_("stem pool '{value}' is not one of {options}", value=spec.stem.pool,
+                          options=", ".join(rspec.POOL_TYPES)))
     return problems
 
 
@@ -225,15 +237,16 @@ def init_session() -> None:
             spec = from_url_token(qp["spec"])
         elif "net" in qp:
             if not is_preset(qp["net"]):
-                raise SpecError(f"the link names a preset '{plain(qp['net'], 60)}' that does not exist")
+                raise SpecError(_("the link names a preset '{name}' that does not exist", name=plain(qp["net"], 60)))
             spec = rc.get_preset(qp["net"])
     except SpecError as e:
-        message = f"This link's network could not be read ({e}). Showing {DEFAULT_PRESET} instead."
+        message = _("This link's network could not be read ({problem}). Showing {preset} instead.", problem=e,
+                    preset=DEFAULT_PRESET)
         spec = rc.get_preset(DEFAULT_PRESET)
     problems = apply_spec_to_widgets(spec, source="link" if ("spec" in qp and message is None) else spec.name)
     if problems:
-        message = (f"This link's network does not fit the builder ({'; '.join(problems)}). "
-                   f"Showing {DEFAULT_PRESET} instead.")
+        message = _("This link's network does not fit the builder ({problems}). Showing {preset} instead.",
+                    problems="; ".join(problems), preset=DEFAULT_PRESET)
         apply_spec_to_widgets(rc.get_preset(DEFAULT_PRESET))
     ss[P + "url_message"] = md(message) if message else None  # it quotes the link: text, never Markdown
     ss[PRESENT] = link_presents(qp.get("present"))
@@ -289,7 +302,7 @@ def settle_name(spec: ArchSpec) -> ArchSpec:
     if problem:  # the box takes what links and files take, no more: the rest is removed, and the page says so
         spec = spec.replace(name=accepted_name(spec.name))
         ss[P + "name"] = spec.name
-        ss[NAME_NOTE] = f"The name was changed: {problem}."
+        ss[NAME_NOTE] = _("The name was changed: {problem}.", problem=problem)
     if not spec.name.strip():  # a cleared name field: the network keeps a name
         spec = spec.replace(name=edited_name(loaded.name) if loaded is not None else "network")
         ss[P + "name"] = spec.name

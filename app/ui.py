@@ -7,32 +7,52 @@ import pandas as pd
 import streamlit as st
 
 from app import projector
+from resnet_core import i18n
 from resnet_core.formatting import fmt_bytes, fmt_count
+from resnet_core.i18n import N_, _
 from resnet_core.structure.graph import RenderUnavailable, render, to_dot
 from resnet_core.structure.records import shape_str
-from resnet_core.structure.report import depth_text, problem_sides
+from resnet_core.structure.report import CSV_COLUMNS, depth_text, problem_sides, to_csv
 from resnet_core.structure.spec import ArchSpec, spec_key
 from resnet_core.structure.trace import Trace, trace
 from resnet_core.text import md
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)  # a trace at the planner's limits is ~20 MB
-def _trace(key: str, _spec: ArchSpec) -> Trace:
+def _trace(key: str, lang: str, _spec: ArchSpec) -> Trace:  # `lang`: its errors are in the run's language
     return trace(_spec)
 
 
 def cached_trace(spec: ArchSpec) -> Trace:
-    """The trace of `spec`, shared read-only between reruns and sessions (it is never mutated)."""
-    return _trace(spec_key(spec), spec)
+    """The trace of `spec`, shared read-only between reruns and sessions (it is never mutated); one per language
+    (its located errors are sentences in the language of the run that traced it)."""
+    return _trace(spec_key(spec), i18n.language(), spec)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def _dot(key: str, detail: str, expand: int | None, _spec: ArchSpec) -> str:
+def _dot(key: str, detail: str, expand: int | None, lang: str, _spec: ArchSpec) -> str:
     return to_dot(cached_trace(_spec).plan, detail, expand)
 
 
 def cached_dot(spec: ArchSpec, detail: str, expand: int | None) -> str:
-    return _dot(spec_key(spec), detail, expand, spec)
+    """The DOT of `spec`'s graph; one per language (its labels and legend are words)."""
+    return _dot(spec_key(spec), detail, expand, i18n.language(), spec)
+
+
+DEPTH_NAMES = {"stage": N_("stage"), "block": N_("block"), "layer": N_("layer")}  # the tables' and graphs' detail
+
+
+def labelled(labels: dict, other=str):
+    """A widget's `format_func`: an option's label (`labels[value]`, marked with N_) in this run's language; an option
+    without one through `other`. The labels are translated now, while the run's language is set: a format_func is
+    also called outside the run (Streamlit's AppTest calls it in the test's thread)."""
+    shown = {value: _(text) for value, text in labels.items()}
+    return lambda value: shown[value] if value in shown else other(value)
+
+
+def depth_labels():
+    """`format_func` of a detail choice ("stage", "block", "layer")."""
+    return labelled(DEPTH_NAMES)
 
 
 def current_spec() -> ArchSpec:
@@ -43,17 +63,18 @@ def error_panel(t: Trace) -> None:
     """The located error, prominent: where, the two shapes (F(x) first, the shortcut second), the fix."""
     failed = t.plan.failed_layer
     for e in t.errors:
-        lines = [f"**The network breaks at {md(e.where)}.** {md(e.message)}."]  # values from links: text
+        lines = [_("**The network breaks at {where}.** {message}.", where=md(e.where),  # values from links: text
+                   message=md(e.message))]
         sides = problem_sides(e)
         if sides:
-            lines.append(f"Shapes: {sides}.")
-        lines.append(f"**Fix:** {md(e.fix)}.")
+            lines.append(_("Shapes: {sides}.", sides=sides))
+        lines.append(_("**Fix:** {fix}.", fix=md(e.fix)))
         if failed is not None:
-            lines.append(f"The trace and graph show the network up to the failing layer, `{failed.label}`, "
-                         "marked in red.")
+            lines.append(_("The trace and graph show the network up to the failing layer, `{layer}`, marked in red.",
+                           layer=failed.label))
         elif t.layers:
-            lines.append(f"The trace and graph show the network up to {md(e.where)}, where planning stops "
-                         "(the last row of the table, in red).")
+            lines.append(_("The trace and graph show the network up to {where}, where planning stops (the last row "
+                           "of the table, in red).", where=md(e.where)))
         st.error("\n\n".join(lines), icon=":material/dangerous:")
     for w in t.warnings:
         st.warning(md(w), icon=":material/warning:")
@@ -62,32 +83,36 @@ def error_panel(t: Trace) -> None:
 def network_caption(t: Trace) -> str:
     """Input → output, the paper's depth, and the options that change the lesson, in one line."""
     spec = t.spec
-    out = "output " + shape_str(t.output_shape) if t.ok else "breaks before the output"
-    shortcut = f"shortcut option {spec.shortcut}" if spec.skip else "shortcut option not in use (no skips)"
-    return (f"Input {shape_str(t.input_shape)} → {out} · depth {depth_text(t)} · "
-            f"skip connections {'on' if spec.skip else 'off'} · {shortcut} · "
-            f"batch norm {'on' if spec.norm == 'batch' else 'off'}")
+    out = _("output {shape}", shape=shape_str(t.output_shape)) if t.ok else _("breaks before the output")
+    shortcut = (_("shortcut option {option}", option=spec.shortcut) if spec.skip
+                else _("shortcut option not in use (no skips)"))
+    on, off = _("on"), _("off")
+    return _("Input {input} → {output} · depth {depth} · skip connections {skips} · {shortcut} · batch norm {norm}",
+             input=shape_str(t.input_shape), output=out, depth=depth_text(t), skips=on if spec.skip else off,
+             shortcut=shortcut, norm=on if spec.norm == "batch" else off)
 
 
 def metrics(t: Trace) -> None:
     """The headline numbers. Each metric is as wide as its content and the row wraps, so nothing is cut."""
-    partial = "" if t.ok else " (partial)"
+    def label(text: str) -> str:
+        return text if t.ok else _("{label} (partial)", label=text)
+
     if not t.ok:
-        st.caption("Partial totals: they count the layers planned before the failure.")
+        st.caption(_("Partial totals: they count the layers planned before the failure."))
     with st.container(horizontal=True, gap="medium", key="ui.metrics"):
-        st.metric("Depth" + partial, f"{t.depth}", width="content",
-                  help=f"weight layers on the main path, as He et al. count them (convolutions and the FC; "
-                       f"shortcut projections not counted); {t.layers_planned} layers planned in all")
-        st.metric("Parameters" + partial, fmt_count(t.total_params), width="content",
-                  help=f"{t.total_params:,} parameters")
-        st.metric("Mult-adds" + partial, fmt_count(t.mult_adds), width="content",
-                  help=f"{t.mult_adds:,} per image (torchinfo's rule)")
-        st.metric("Output", shape_str(t.output_shape) if t.ok else "breaks", width="content",
-                  help=f"for an input of {shape_str(t.input_shape)}")
-        st.metric("Activations" + partial, fmt_bytes(t.activation_bytes), width="content",
-                  help="all layer outputs for one image at float32: what a forward pass keeps for backward")
-        st.metric("Receptive field" + partial, f"{t.receptive_field} px" if t.receptive_field else "—",
-                  width="content", help="input pixels one unit of the last feature map sees")
+        st.metric(label(_("Depth")), f"{t.depth}", width="content",
+                  help=_("weight layers on the main path, as He et al. count them (convolutions and the FC; "
+                         "shortcut projections not counted); {n} layers planned in all", n=t.layers_planned))
+        st.metric(label(_("Parameters")), fmt_count(t.total_params), width="content",
+                  help=_("{n} parameters", n=format(t.total_params, ",")))
+        st.metric(label(_("Mult-adds")), fmt_count(t.mult_adds), width="content",
+                  help=_("{n} per image (torchinfo's rule)", n=format(t.mult_adds, ",")))
+        st.metric(_("Output"), shape_str(t.output_shape) if t.ok else _("breaks"), width="content",
+                  help=_("for an input of {shape}", shape=shape_str(t.input_shape)))
+        st.metric(label(_("Activations")), fmt_bytes(t.activation_bytes), width="content",
+                  help=_("all layer outputs for one image at float32: what a forward pass keeps for backward"))
+        st.metric(label(_("Receptive field")), f"{t.receptive_field} px" if t.receptive_field else "—",
+                  width="content", help=_("input pixels one unit of the last feature map sees"))
 
 
 FAIL_STYLE = "background-color: #fde0e0; color: #b00020; font-weight: 600"
@@ -120,6 +145,7 @@ def dataframe(rows: list[dict] | pd.DataFrame, height: int | str | None = None, 
     table scrolls sideways on a narrow screen; a short table is exactly as tall as its rows (no empty row under
     them: its rows are ROW px tall). In projector mode the table is HTML in the page's large font (app/projector.py)."""
     df = pd.DataFrame(rows, dtype=object) if not isinstance(rows, pd.DataFrame) else rows.astype(object)
+    df = translated_headers(df)
     for c in df.columns:  # a column with blanks is shown as text, "—" for a blank (st.dataframe prints "None")
         if df[c].isna().any():
             df[c] = df[c].map(_cell)
@@ -131,13 +157,22 @@ def dataframe(rows: list[dict] | pd.DataFrame, height: int | str | None = None, 
     pin = {df.columns[0]: st.column_config.Column(pinned=True)} if len(df.columns) > 1 else {}
     if failed.any():
         styler = df.style.format(_cell).apply(
-            lambda row: [FAIL_STYLE if failed[row.name] else "" for _ in row], axis=1)
+            lambda row: [FAIL_STYLE if failed[row.name] else "" for _cell_value in row], axis=1)
         st.dataframe(styler, hide_index=True, key=key, height=h, column_config=pin, row_height=ROW)
         return
     df = df.infer_objects()
     config = {c: st.column_config.NumberColumn(c, format="localized", pinned=c in pin or None) for c in df.columns
               if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])}
     st.dataframe(df, hide_index=True, column_config=pin | config, key=key, height=h, row_height=ROW)
+
+
+def translated_headers(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with its column names in the run's language: a library table's headers are marked there (N_) and
+    translated here, where they are shown; a name no catalogue has stays as it is."""
+    names = [_(c) if isinstance(c, str) else c for c in df.columns]
+    if names == list(df.columns) or len(set(names)) != len(names):
+        return df
+    return df.set_axis(names, axis=1)
 
 
 def _cell(v) -> str:
@@ -148,7 +183,7 @@ def _cell(v) -> str:
     if isinstance(v, bool):
         return str(v)
     if isinstance(v, numbers.Integral):
-        return f"{int(v):,}"
+        return format(int(v), ",")
     if isinstance(v, numbers.Real):
         return f"{float(v):,.3f}".rstrip("0").rstrip(".")
     return str(v)
@@ -188,8 +223,8 @@ def graph_view(dot: str, key: str, zoom: float = 1.0, max_height: str = "78vh", 
     size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
     width = f"{float(size.group(1)) * zoom:.0f}pt" if size else f"{zoom * 100:.0f}%"
     data = base64.b64encode(svg.encode()).decode()
-    fitted = "object-fit:contain;object-position:left top" if fit else "max-width:none"
-    frame = "" if fit else f"overflow:auto;max-height:{max_height};"  # a fitted drawing has nothing to scroll
+    fitted = "object-fit:contain;object-position:left top" if fit else "max-width:none"  # i18n: not shown (CSS)
+    frame = "" if fit else f"overflow:auto;max-height:{max_height};"  # i18n: not shown (CSS); nothing to scroll
     import html
     alt = html.escape(graph_alt(dot), quote=True)
     # the frame scrolls: it takes the keyboard's focus (tab, then the arrow keys pan it) and names what it holds
@@ -207,9 +242,9 @@ def graph_alt(dot: str) -> str:
     name = re.match(r'\s*digraph\s+"?([^"{]*?)"?\s*\{', dot)
     nodes = len(re.findall(r'(?m)^\s*\w+ \[label=', dot))
     adds = len(re.findall(r'label="(?:\+|⊕)"', dot))
-    return (f"Computation graph of {name.group(1).strip() if name else 'the network'}: {nodes} boxes from input to "
-            f"output and {adds} residual additions, each fed by a skip connection drawn dashed. The Shape trace page "
-            "lists every layer with its shapes.")
+    return _("Computation graph of {name}: {nodes} boxes from input to output and {adds} residual additions, each "
+             "fed by a skip connection drawn dashed. The Shape trace page lists every layer with its shapes.",
+             name=name.group(1).strip() if name else _("the network"), nodes=nodes, adds=adds)
 
 
 def file_stem(spec: ArchSpec) -> str:
@@ -220,6 +255,31 @@ def file_stem(spec: ArchSpec) -> str:
 
 
 # ---- files made on demand (download buttons call these only when clicked) -----------------------
+
+# the trace CSV's columns as a spreadsheet shows them: the library's names in English, translated in Chinese
+CSV_HEADERS = {c: c for c in CSV_COLUMNS} | {
+    "index": N_("index"), "name": N_("name"), "module": N_("module"), "type": N_("type"), "stage": N_("stage"),
+    "block": N_("block"), "part": N_("part"), "input_shape": N_("input_shape"), "output_shape": N_("output_shape"),
+    "shortcut_shape": N_("shortcut_shape"), "kernel": N_("kernel"), "stride": N_("stride"),
+    "padding": N_("padding"), "groups": N_("groups"), "params": N_("params"), "mult_adds": N_("mult_adds"),
+    "elementwise": N_("elementwise"), "receptive_field": N_("receptive_field"),
+    "effective_stride": N_("effective_stride"), "activation_bytes": N_("activation_bytes"), "failed": N_("failed")}
+
+
+def trace_csv(t: Trace, lang: str) -> str:
+    """The trace as CSV, its header row in `lang` (the rows are numbers, shapes and layer names: as they are).
+    English is the library's CSV byte for byte (the command line's)."""
+    import csv
+    import io
+    with i18n.use(lang):  # a download is made on its click, outside the page's run: the language is passed in
+        text = to_csv(t)
+        if lang == i18n.DEFAULT:
+            return text
+        first, _newline, rest = text.partition("\n")
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow([_(CSV_HEADERS.get(c, c)) for c in first.split(",")])
+        return buf.getvalue() + rest
+
 
 def graph_image(dot: str, fmt: str):
     """A deferred SVG/PNG of `dot` for st.download_button: `dot` runs only on a click, never per rerun."""

@@ -12,13 +12,14 @@ import streamlit as st
 
 from app import model_session
 from app import model_views as views
+from resnet_core.i18n import _
 from resnet_core.text import safe_filename
 
 conf, t, name = views.loaded()
-views.header("Your model: {name}")
+views.header(_("Your model: {name}"))
 
 trace_tab, blocks_tab, graph_tab, forward_tab, flow_tab = st.tabs(
-    ["Shape trace", "Residual blocks", "Graph", "Forward views", "Gradient flow"])
+    [_("Shape trace"), _("Residual blocks"), _("Graph"), _("Forward views"), _("Gradient flow")])
 with trace_tab:
     views.trace_table()
 with blocks_tab:
@@ -32,7 +33,7 @@ with flow_tab:
 
 stem = safe_filename(name)
 with st.container(horizontal=True, key="model.downloads"):
-    st.download_button("⬇ Trace (JSON)", json.dumps(t.to_dict(), indent=2), f"{stem}_trace.json", "application/json",
+    st.download_button(_("⬇ Trace (JSON)"), json.dumps(t.to_dict(), indent=2), f"{stem}_trace.json", "application/json",
                        key="model.dl_json")
-    st.download_button("⬇ Graph (DOT)", model_session.dot(conf.source, conf.input_shape, "layer"), f"{stem}.dot",
+    st.download_button(_("⬇ Graph (DOT)"), model_session.dot(conf.source, conf.input_shape, "layer"), f"{stem}.dot",
                        "text/vnd.graphviz", key="model.dl_dot")

@@ -109,8 +109,15 @@ def _marker(shape: str, x: float, y: float, color: str, tip: str, r: float = 5.5
     return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{color}">{title}</circle>'
 
 
+def _ems(text: str) -> float:
+    """How many em `text` is wide: a Latin glyph about 0.56 em on average, a Chinese character (a wide one) 1 em."""
+    import unicodedata
+    wide = sum(1 for ch in text if unicodedata.east_asian_width(ch) in ("W", "F"))
+    return (len(text) - wide) * 0.56 + wide
+
+
 def _text_width(text: str) -> float:
-    return len(text) * FONT * 0.56  # a sans-serif glyph is about 0.56 em wide on average
+    return _ems(text) * FONT
 
 
 def render(c: Chart, width: int = W, legend_below: bool = False) -> str:
@@ -141,7 +148,7 @@ def render(c: Chart, width: int = W, legend_below: bool = False) -> str:
         y0, y1 = y0 - 1, y1 + 1
     x_label_room = 0
     if c.x_labels is not None:
-        longest = max((len(s) for s in c.x_labels), default=0)
+        longest = max((_ems(s) / 0.56 for s in c.x_labels), default=0)  # in Latin glyphs
         x_label_room = min(110, int(longest * (FONT - 2) * 0.4))  # labels at -45°
     legend = c.legend if c.legend is not None else [(s.name, s.color, s.marker, s.line) for s in c.series]
     below = c.height + TOP + H_AXIS + x_label_room  # the top of the legend when it is under the axis
