@@ -93,7 +93,9 @@ tabs = st.tabs([_(s) for s in STEPS], key="learn.tabs", default=_(step) if step 
 # ---------------------------------------------------------------------------------------------
 with tabs[0]:
     with st.container(horizontal=True, gap="medium", vertical_alignment="bottom"):
-        example = st.selectbox(_("Block"), list(BLOCK_EXAMPLES), key="learn.block", width=480, format_func=_)
+        shown = {v: _(v) for v in BLOCK_EXAMPLES}  # bound now: AppTest calls format_func outside the run's language
+        example = st.selectbox(_("Block"), list(BLOCK_EXAMPLES), key="learn.block", width=480,
+                               format_func=shown.__getitem__)
         skip = st.toggle(_("Skip connection"), value=True, key="learn.skip")
     left, right = st.columns([3, 2])
     with right:
