@@ -54,7 +54,7 @@ def run_it(step: int, links: dict[int, list[handoff.Guide]]) -> None:
                 st.switch_page(g.path)
 
 
-st.title(_("Learn: how residual networks work"))
+st.title(_("Learn: how residual networks work"), anchor=False)  # no hidden "link to heading" to tab onto
 st.caption(_("Five short steps, each live. Change the controls and watch; then fix the broken networks. Each step "
              "ends in links (**Run it**) that open the Live lab, the Training lab or Why it works with the settings "
              "that show it: follow them in order to run the whole story."))
@@ -83,12 +83,13 @@ def _remember_step() -> None:  # the tab widget's state goes when the page is le
     st.session_state["learn.step"] = _step_of(st.session_state.get("learn.tabs"))
 
 
-step = _step_of(st.session_state.get("learn.step"))
-if "learn.tabs" in st.session_state:  # a pushed step or another language's label: this language's label
-    held = _step_of(st.session_state["learn.tabs"])
-    st.session_state["learn.tabs"] = _(held) if held is not None else _(STEPS[0])
-tabs = st.tabs([_(s) for s in STEPS], key="learn.tabs", default=_(step) if step is not None else None,
-               on_change=_remember_step)
+# The open tab: the widget's own state while on the page; else the remembered step, given as the widget's state
+# (a `default` that changed with the step would make a new widget on every switch, and a keyboard user's focus
+# on the tabs would fall back to the top of the page)
+held = _step_of(st.session_state.get("learn.tabs")) or _step_of(st.session_state.get("learn.step"))
+if held is not None and st.session_state.get("learn.tabs") != _(held):  # a pushed step, another language's label
+    st.session_state["learn.tabs"] = _(held)
+tabs = st.tabs([_(s) for s in STEPS], key="learn.tabs", on_change=_remember_step)
 
 # ---------------------------------------------------------------------------------------------
 with tabs[0]:
