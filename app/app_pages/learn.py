@@ -119,7 +119,7 @@ with tabs[0]:
         st.latex(r"\frac{\partial H}{\partial x} \;=\; \frac{\partial F}{\partial x} + I")
         st.markdown(_(
             "However small ∂F/∂x becomes in a deep stack, the **I** term lets the gradient reach the early layers. "
-            "Turn the skip connection off (right) to see the *plain* block: the same layers, no shortcut, "
+            "Turn the skip connection off to see the *plain* block in the drawing: the same layers, no shortcut, "
             "no ⊕. The Live lab measures what this does to the gradients."))
         links = guided.path(preset, block, skip)
         b = next(b for b in plan.blocks if b.name == block)
