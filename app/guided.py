@@ -11,6 +11,7 @@ from __future__ import annotations
 import resnet_core as rc
 from app.handoff import Guide
 from app.live_session import TAB_BACKWARD, TAB_FORWARD
+from resnet_core.i18n import _
 from resnet_core.structure.plan import plan as make_plan
 
 
@@ -46,53 +47,58 @@ def why(experiment: str, label: str, note: str, run: bool = False, **extra: obje
 
 def path(block_preset: str = "resnet18", block: str = "layer1.0", skip: bool = True) -> dict[int, list[Guide]]:
     """Learn step index (0-based) → its links, in the order to run them. Step 0's anatomy link opens the
-    block chosen on the Learn page (`block_preset`, `block`, with the skip on or off as chosen there)."""
+    block chosen on the Learn page (`block_preset`, `block`, with the skip on or off as chosen there).
+    Labels and notes are in the run's language (the page that opens a link shows its note as it was made)."""
     return {
         0: [
-            forward_view(block_preset, block, f"Live lab · x, F(x) and F(x) + x of {block_preset} {block}",
-                         f"From Learn, step 1: {block_preset} with random seeded weights and a sample image; "
-                         f"below the feature maps, block {block}'s x, F(x) and F(x) + x, and every block's "
-                         "‖F(x)‖/‖x‖ through the depth.", skip=skip),
-            gradient_flow("batch", "kaiming_fan_in", "Live lab · the gradient with and without skips (resnet56, batch norm)",
-                          "From Learn, step 1: CIFAR resnet56 with batch norm, the same weights and batch run with "
-                          "the skips on, then off; it starts by itself."),
+            forward_view(block_preset, block,
+                         _("Live lab · x, F(x) and F(x) + x of {preset} {block}", preset=block_preset, block=block),
+                         _("From Learn, step 1: {preset} with random seeded weights and a sample image; below the "
+                           "feature maps, block {block}'s x, F(x) and F(x) + x, and every block's ‖F(x)‖/‖x‖ "
+                           "through the depth.", preset=block_preset, block=block), skip=skip),
+            gradient_flow("batch", "kaiming_fan_in",
+                          _("Live lab · the gradient with and without skips (resnet56, batch norm)"),
+                          _("From Learn, step 1: CIFAR resnet56 with batch norm, the same weights and batch run with "
+                          "the skips on, then off; it starts by itself.")),
             gradient_flow("none", "pytorch_default",
-                          "Live lab · the same without batch norm (resnet56, PyTorch-default initialisation)",
-                          "From Learn, step 1: CIFAR resnet56 without batch norm, PyTorch-default initialisation, "
-                          "the skips on, then off; it starts by itself."),
-            training("degradation", "Training lab · degradation: plain56 against plain20, resnet56, resnet20",
-                     "From Learn, step 1: the degradation experiment on the digits. Press Start training."),
-            why("lesion", "Why it works · the lesion study: deleting one block",
-                "From Learn, step 1: the lesion study. Press Run (the pair of networks trains first)."),
-            why("shatter", "Why it works · shattered gradients", "From Learn, step 1: shattered gradients. Press Run."),
-            why("landscape", "Why it works · the loss landscape",
-                "From Learn, step 1: the loss landscape. Press Run (it shares the lesion study's pair)."),
+                          _("Live lab · the same without batch norm (resnet56, PyTorch-default initialisation)"),
+                          _("From Learn, step 1: CIFAR resnet56 without batch norm, PyTorch-default initialisation, "
+                          "the skips on, then off; it starts by itself.")),
+            training("degradation", _("Training lab · degradation: plain56 against plain20, resnet56, resnet20"),
+                     _("From Learn, step 1: the degradation experiment on the digits. Press Start training.")),
+            why("lesion", _("Why it works · the lesion study: deleting one block"),
+                _("From Learn, step 1: the lesion study. Press Run (the pair of networks trains first).")),
+            why("shatter", _("Why it works · shattered gradients"),
+                _("From Learn, step 1: shattered gradients. Press Run.")),
+            why("landscape", _("Why it works · the loss landscape"),
+                _("From Learn, step 1: the loss landscape. Press Run (it shares the lesion study's pair).")),
         ],
         1: [
-            forward_view("resnet18", "layer2.0", "Live lab · a 1×1 projection shortcut (ResNet-18 layer2.0)",
-                         "From Learn, step 2: ResNet-18's layer2.0, where x is projected (1×1 conv, stride 2) "
-                         "before it is added: x, shortcut(x), F(x) and their sum, below the feature maps."),
-            forward_view("resnet20", "layer2.0", "Live lab · a zero-padded identity, option A (CIFAR resnet20 layer2.0)",
-                         "From Learn, step 2: CIFAR resnet20's layer2.0, where x is subsampled and zero-padded "
-                         "(option A) before it is added."),
+            forward_view("resnet18", "layer2.0", _("Live lab · a 1×1 projection shortcut (ResNet-18 layer2.0)"),
+                         _("From Learn, step 2: ResNet-18's layer2.0, where x is projected (1×1 conv, stride 2) "
+                         "before it is added: x, shortcut(x), F(x) and their sum, below the feature maps.")),
+            forward_view("resnet20", "layer2.0",
+                         _("Live lab · a zero-padded identity, option A (CIFAR resnet20 layer2.0)"),
+                         _("From Learn, step 2: CIFAR resnet20's layer2.0, where x is subsampled and zero-padded "
+                         "(option A) before it is added.")),
         ],
         2: [
-            forward_view("resnet18", "layer1.0", "Live lab · ResNet-18's feature maps, from the stem's conv on",
-                         "From Learn, step 3: ResNet-18 (1,000 classes, as in the builder) on a sample image; the "
+            forward_view("resnet18", "layer1.0", _("Live lab · ResNet-18's feature maps, from the stem's conv on"),
+                         _("From Learn, step 3: ResNet-18 (1,000 classes, as in the builder) on a sample image; the "
                          "feature maps of the stem's 7×7 conv (112×112×64). Choose a later layer to follow the "
-                         "shapes down the staircase.", layer="conv1"),
-            why("erf", "Why it works · the effective receptive field",
-                "From Learn, step 3: how much of its theoretical receptive field a deep stack really uses. "
-                "Press Run."),
+                         "shapes down the staircase."), layer="conv1"),
+            why("erf", _("Why it works · the effective receptive field"),
+                _("From Learn, step 3: how much of its theoretical receptive field a deep stack really uses. "
+                "Press Run.")),
         ],
         3: [
-            forward_view("resnet56", "layer3.8", "Live lab · batch norm with batch statistics (resnet56)",
-                         "From Learn, step 4: CIFAR resnet56 with batch norm using the statistics of a batch of 8: "
-                         "below the feature maps, ‖F(x)‖/‖x‖ falls block by block.", mode="train"),
-            training("batchnorm", "Training lab · batch norm on and off",
-                     "From Learn, step 4: the same nets with and without batch norm. Press Start training."),
-            why("signal", "Why it works · signal propagation at initialisation",
-                "From Learn, step 4: the variance of the residual stream block by block, with and without batch "
-                "norm; it starts by itself.", run=True, net="reference"),
+            forward_view("resnet56", "layer3.8", _("Live lab · batch norm with batch statistics (resnet56)"),
+                         _("From Learn, step 4: CIFAR resnet56 with batch norm using the statistics of a batch of 8: "
+                         "below the feature maps, ‖F(x)‖/‖x‖ falls block by block."), mode="train"),
+            training("batchnorm", _("Training lab · batch norm on and off"),
+                     _("From Learn, step 4: the same nets with and without batch norm. Press Start training.")),
+            why("signal", _("Why it works · signal propagation at initialisation"),
+                _("From Learn, step 4: the variance of the residual stream block by block, with and without batch "
+                "norm; it starts by itself."), run=True, net="reference"),
         ],
     }

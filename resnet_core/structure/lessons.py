@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from resnet_core.i18n import N_, _, ngettext
 from resnet_core.structure.plan import plan
 from resnet_core.structure.presets import get_preset
-from resnet_core.structure.records import Plan, shape_str
+from resnet_core.structure.records import Location, Plan, shape_str
 from resnet_core.structure.spec import ArchSpec, Stage, Stem
 from resnet_core.structure.trace import Trace, trace
 
@@ -27,7 +28,7 @@ class Walkthrough:
     stem_conv: tuple[int, int, int, int, int]  # H_in, kernel, padding, stride, H_out of the stem's conv
 
 
-_SHORTCUT_WORDS = {"projection": "a 1×1 projection", "pad": "zero-padded", "identity": "the identity"}
+_SHORTCUT_WORDS = {"projection": N_("a 1×1 projection"), "pad": N_("zero-padded"), "identity": N_("the identity")}
 
 
 def resnet18_walkthrough(t: Trace) -> Walkthrough:
@@ -35,25 +36,30 @@ def resnet18_walkthrough(t: Trace) -> Walkthrough:
     layers = {lay.name: lay for lay in t.plan.layers}
     stages = [g for g in t.groups() if g.name.startswith("layer")]
     steps = [
-        f"**Input**: an image of {shape_str(t.input_shape)} (channels × height × width).",
-        f"**Stem**: a 7×7 convolution with stride 2 and 64 filters → {shape_str(layers['conv1'].out_shape)}; "
-        f"batch norm and ReLU; a 3×3 max-pool with stride 2 → {shape_str(layers['maxpool'].out_shape)}.",
+        _("**Input**: an image of {shape} (channels × height × width).", shape=shape_str(t.input_shape)),
+        _("**Stem**: a 7×7 convolution with stride 2 and 64 filters → {conv}; batch norm and ReLU; a 3×3 max-pool "
+          "with stride 2 → {pool}.", conv=shape_str(layers['conv1'].out_shape),
+          pool=shape_str(layers['maxpool'].out_shape)),
     ]
     for g, sp in zip(stages, t.plan.stages, strict=False):
         first = sp.blocks[0]
-        shortcut = _SHORTCUT_WORDS.get(first.shortcut, first.shortcut)
-        how = ("same size" if first.stride == 1
-               else f"the first block divides the size by its stride {first.stride}; its shortcut is {shortcut}")
-        steps.append(f"**Stage {sp.index + 1}** ({len(sp.blocks)} basic blocks, {how}) → {shape_str(g.out_shape)}.")
+        shortcut = _(_SHORTCUT_WORDS[first.shortcut]) if first.shortcut in _SHORTCUT_WORDS else first.shortcut
+        how = (_("same size") if first.stride == 1
+               else _("the first block divides the size by its stride {stride}; its shortcut is {shortcut}",
+                      stride=first.stride, shortcut=shortcut))
+        steps.append(ngettext("**Stage {n}** ({k} basic block, {how}) → {shape}.",
+                              "**Stage {n}** ({k} basic blocks, {how}) → {shape}.", len(sp.blocks),
+                              n=sp.index + 1, k=len(sp.blocks), how=how, shape=shape_str(g.out_shape)))
     channels = layers["avgpool"].in_shape[0]
     classes = t.plan.spec.num_classes
     head = next(r.params for r in t.layers if r.name == "fc")
     steps += [
-        f"**Global average pool**: each of the {channels} maps averaged to one number → "
-        f"{shape_str(layers['avgpool'].out_shape)}.",
-        f"**Flatten** → {shape_str(layers['flatten'].out_shape)}; **fully connected** → "
-        f"{shape_str(layers['fc'].out_shape)} class scores ({channels}·{classes} weights + {classes} biases = "
-        f"{head:,} parameters: the only layer that depends on the number of classes).",
+        _("**Global average pool**: each of the {c} maps averaged to one number → {shape}.", c=channels,
+          shape=shape_str(layers['avgpool'].out_shape)),
+        _("**Flatten** → {flat}; **fully connected** → {out} class scores ({c}·{k} weights + {k} biases = "
+          "{head} parameters: the only layer that depends on the number of classes).",
+          flat=shape_str(layers['flatten'].out_shape), out=shape_str(layers['fc'].out_shape), c=channels,
+          k=classes, head=format(head, ",")),
     ]
     conv1 = layers["conv1"]
     h_in, k, p, s = t.input_shape[1], conv1.kernel, conv1.padding, conv1.stride
@@ -111,7 +117,7 @@ def batchnorm_demo(channels: int = 4, batch: int = 32, size: int = 8, steps: int
     bn.train()
     with torch.no_grad():
         after = stats(bn(x))
-        for _ in range(steps - 1):
+        for _step in range(steps - 1):
             bn(sample())
         mean, var = bn.running_mean, bn.running_var
         assert mean is not None and var is not None  # track_running_stats (the default) keeps them
@@ -132,11 +138,27 @@ class Exercise:
     check: Callable[[ArchSpec, Plan], str | None]  # None when solved, else what is still wrong
 
 
+_PARTS = {"shortcut": N_("shortcut"), "width per group": N_("width per group"), "stem": N_("stem"), "pool": N_("pool"),
+          "kernel": N_("kernel"), "groups": N_("groups"), "block type": N_("block type")}
+
+
+def where_said(where: Location) -> str:
+    """`where` as `str(where)` says it ("stage 2 · block 0 · shortcut"), in the run's language."""
+    bits = []
+    if where.stage is not None:
+        bits.append(_("stage {n}", n=where.stage + 1))
+    if where.block is not None:
+        bits.append(_("block {n}", n=where.block))
+    if where.part:
+        bits += [_(_PARTS.get(piece, piece)) for piece in where.part.split(" · ")]
+    return " · ".join(bits) or _("network")
+
+
 def _keeps_skips(spec: ArchSpec, p: Plan) -> str | None:
     if not p.ok:
-        return f"it still breaks at {p.errors[0].where}"
+        return _("it still breaks at {where}", where=where_said(p.errors[0].where))
     if not spec.skip:
-        return "it works, but only because the skip connections are off: keep them on and fix the shortcut"
+        return _("it works, but only because the skip connections are off: keep them on and fix the shortcut")
     return None
 
 
@@ -147,13 +169,13 @@ def _same_widths(original: ArchSpec) -> Callable[[ArchSpec, Plan], str | None]:
             return problem
         if [s.width * s.expansion_or_default for s in spec.stages] != \
                 [s.width * s.expansion_or_default for s in original.stages]:
-            return "it works, but the stage widths changed: keep the widths and fix the shortcut"
+            return _("it works, but the stage widths changed: keep the widths and fix the shortcut")
         return None
     return check
 
 
 def _valid(spec: ArchSpec, p: Plan) -> str | None:
-    return None if p.ok else f"it still breaks at {p.errors[0].where}"
+    return None if p.ok else _("it still breaks at {where}", where=where_said(p.errors[0].where))
 
 
 def _exercises() -> list[Exercise]:
@@ -167,28 +189,28 @@ def _exercises() -> list[Exercise]:
                    stages=(Stage(width=16), Stage(width=32, stride=2)), shortcut="B", num_classes=10)
     ex5 = get_preset("resnext50_32x4d").replace(name="exercise-5").with_stage(0, width=8)
     return [
-        Exercise("shortcut", "The shortcut that does not fit", (
+        Exercise("shortcut", N_("The shortcut that does not fit"), N_(
             "This ResNet-18 adds the bare input x to F(x) in every block. Where the stage changes — twice "
             "the channels, half the size — x and F(x) no longer have the same shape. Find the block and fix it "
             "without turning the skip connections off or changing any width."),
-            "Look at the shortcut option: which one adds a 1×1 projection only where the shape changes?",
+            N_("Look at the shortcut option: which one adds a 1×1 projection only where the shape changes?"),
             ex1, _same_widths(ex1)),
-        Exercise("option-a", "Zero-padding cannot remove channels", (
+        Exercise("option-a", N_("Zero-padding cannot remove channels"), N_(
             "A CIFAR ResNet whose third stage is narrower (16 channels) than the second (32). Its option-A "
             "shortcuts pad x with zero channels — which works only when channels grow. Keep the widths and the "
             "skip connections; make it build."),
-            "Option A has no parameters. Which option can map 32 channels to 16?",
+            N_("Option A has no parameters. Which option can map 32 channels to 16?"),
             ex2, _same_widths(ex2)),
-        Exercise("groups", "Groups that do not divide", (
+        Exercise("groups", N_("Groups that do not divide"), N_(
             "Someone set 3 groups on stage 1 of ResNet-18. A grouped conv splits its channels into equal groups. "
-            "Make the network build again."), "64 channels: which group counts divide 64?", ex3, _valid),
-        Exercise("tiny-input", "Shrinking below one pixel", (
+            "Make the network build again."), N_("64 channels: which group counts divide 64?"), ex3, _valid),
+        Exercise("tiny-input", N_("Shrinking below one pixel"), N_(
             "An 8×8 digits image meets an 11×11 stem convolution without padding. Make the network build, for "
             "example by padding the stem, a smaller kernel, or a larger input."),
-            "Output size = (H + 2·padding − kernel) / stride + 1 must be at least 1.", ex4, _valid),
-        Exercise("zero-width", "Zero channels per group", (
+            N_("Output size = (H + 2·padding − kernel) / stride + 1 must be at least 1."), ex4, _valid),
+        Exercise("zero-width", N_("Zero channels per group"), N_(
             "A ResNeXt-50 whose first stage is only 8 wide: its branch width is int(8 · 4 / 64) · 32 = 0. Give "
-            "the branch a width again."), "Raise the stage's width, or its width per group.", ex5, _valid),
+            "the branch a width again."), N_("Raise the stage's width, or its width per group."), ex5, _valid),
     ]
 
 
