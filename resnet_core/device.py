@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import _
 
 
 class DeviceError(ExplorerError):
@@ -149,6 +151,17 @@ def pick_device(preference: str = "auto") -> torch.device:
                               "is False); use --device cpu or auto")
         return torch.device("cuda")
     raise DeviceError(f"unknown device {preference!r}; use auto, cpu or cuda")
+
+
+def describe_text(described: str) -> str:
+    """A `describe` line in this run's language (what passes keep is English: the command line prints it)."""
+    cpu = re.fullmatch(r"CPU · (\d+) threads?", described)
+    if cpu:
+        return _("CPU · {n} threads", n=cpu.group(1))
+    cuda = re.fullmatch(r"CUDA · (.*) \((.+) free\)", described)
+    if cuda:
+        return _("CUDA · {name} ({free} free)", name=cuda.group(1), free=cuda.group(2))
+    return described
 
 
 def describe(device: torch.device | str) -> str:

@@ -28,6 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from resnet_core.errors import ExplorerError
 from resnet_core.formatting import fmt_bytes
+from resnet_core.i18n import N_, _
 from resnet_core.paths import ASSETS
 
 SAMPLES_DIR = ASSETS / "images"
@@ -385,6 +386,18 @@ def noise_input(input_shape: Sequence[int], seed: int = 0) -> ImageInput:
     mean, std = normalisation(c)
     return ImageInput(tensor=x, display=to_display(x), source=f"noise (seed {seed})", input_shape=(c, h, w),
                       mean=mean, std=std)
+
+
+def source_text(source: str) -> str:
+    """An `ImageInput.source` ("sample chelsea.jpg", "upload cat.png (PNG, 64×64)", "noise (seed 0)") in this
+    run's language; the source itself stays English (it is also a key)."""
+    for prefix, message in (("sample ", N_("sample {name}")), ("upload ", N_("upload {name}"))):
+        if source.startswith(prefix):
+            return _(message, name=source[len(prefix):])
+    noise = re.fullmatch(r"noise \(seed (\d+)\)", source)
+    if noise:
+        return _("noise (seed {seed})", seed=noise.group(1))
+    return source
 
 
 def stack_inputs(inputs: Sequence[ImageInput]) -> torch.Tensor:
