@@ -17,6 +17,7 @@ really are, the input batch, the one forward record every view reads, and the gr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import weakref
 from collections.abc import Iterator
@@ -102,6 +103,13 @@ COLUMN_TEXT = {"rank": N_("rank"), "channel": N_("channel"), "energy": N_("energ
 def shown_columns(df):
     """A library table with its column names as shown (the data keys stay English)."""
     return df.rename(columns={c: _(COLUMN_TEXT[c]) for c in df.columns if c in COLUMN_TEXT})
+
+
+def sentences(*parts: str) -> str:
+    """Sentences one after another, spaced as this run's language spaces them (English: one space; Chinese:
+    none after a full stop)."""
+    kept = [p for p in parts if p]
+    return functools.reduce(lambda a, b: _("{sentence} {next}", sentence=a, next=b), kept) if kept else ""
 
 
 def _leaving():

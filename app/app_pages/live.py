@@ -4,6 +4,7 @@ skip connections on the same weights. One forward pass feeds every forward view 
 the block or top-k runs nothing); the gradient flow runs in the background with progress and a Stop."""
 
 import json
+import re
 
 import pandas as pd
 import streamlit as st
@@ -192,10 +193,10 @@ def forward_page() -> None:
                        "light for high; the table below gives each channel's numbers", layer=fm.label,
                        k=len(fm.channels), h=fm.shape[1], w=fm.shape[2]))
         kept = "" if int(top_k) <= rec.max_k else _(" (this network keeps the top {k} per layer)", k=rec.max_k)
-        st.caption(_("The {k} channels with the most energy (mean square activation), strongest first{kept}: "
-                     "{channels}.", k=len(fm.channels), kept=kept,
-                     channels=", ".join(map(str, fm.channels[:16])) + ("…" if len(fm.channels) > 16 else ""))
-                   + " " + _(fm.scaling))
+        strongest = _("The {k} channels with the most energy (mean square activation), strongest first{kept}: "
+                      "{channels}.", k=len(fm.channels), kept=kept,
+                      channels=", ".join(map(str, fm.channels[:16])) + ("…" if len(fm.channels) > 16 else ""))
+        st.caption(live_session.sentences(strongest, _(fm.scaling)))
         st.download_button(_("⬇ Feature maps (PNG)"), ui.png_bytes(grid), f"{fm.layer}_feature_maps.png", "image/png",
                            key="live.dl_fm")
         with st.expander(_("Channel energies and ranges")):
@@ -212,7 +213,7 @@ def forward_page() -> None:
             ui.svg_chart(zeros, "zeros")
             story = activation_story(rec.stats, has_bn, rec.mode == "train", w.trained)
             if story is not None:
-                st.markdown(md(story.shows + " " + " ".join(story.detail)))
+                st.markdown(md(live_session.sentences(story.shows, *story.detail)))
                 if story.try_next:
                     st.caption(":material/lightbulb: " + md(story.try_next))
             with st.expander(_("The numbers")):
@@ -246,9 +247,10 @@ def anatomy(rec, block: str, w) -> None:
                     "every channel has unit variance over the batch, so ‖F(x)‖ over the batch is about "
                     "√(batch·C·H·W) whatever the weights; switch to running statistics to see the weights.",
                     n=rec.batch)
-    st.caption(_("Each panel is the mean over channels for this image, on one shared colour scale: blue negative, "
-                 "white zero, red positive. The norms ‖x‖, ‖F(x)‖ are over the whole batch, ‖·‖ under a panel is "
-                 "for this image.") + " " + meaning)
+    panels = _("Each panel is the mean over channels for this image, on one shared colour scale: blue negative, "
+               "white zero, red positive. The norms ‖x‖, ‖F(x)‖ are over the whole batch, ‖·‖ under a panel is for "
+               "this image.")
+    st.caption(live_session.sentences(panels, meaning))
 
     rows = rec.block_ratios()
     trend = lab_views.ratio_trend(rows)
@@ -260,7 +262,7 @@ def anatomy(rec, block: str, w) -> None:
                      mode=_(MODE_TEXT[rec.mode] if has_bn else NORM_TEXT[spec.norm]), trend=md(trend)))
         story = anatomy_story(rows, has_bn, rec.mode == "train", w.trained)
         if story is not None:
-            st.markdown(md(" ".join([story.shows, *story.detail])))
+            st.markdown(md(live_session.sentences(story.shows, *story.detail)))
             if story.try_next:
                 st.caption(":material/lightbulb: " + md(story.try_next))
 
@@ -374,12 +376,13 @@ def show_gradient_flow(flow: GradientFlow) -> None:
                     help=_("∞: the gradient without skips is exactly zero"))
     story = gradient_story(flow)
     if story is not None:
-        st.markdown(_("**What this run shows.**") + " " + md(" ".join([story.shows, *story.detail])))
+        st.markdown(live_session.sentences(_("**What this run shows.**"),
+                                           md(live_session.sentences(story.shows, *story.detail))))
         if story.try_next:
             st.caption(":material/lightbulb: " + md(story.try_next))
     for v in flow.variants:
-        label, rest = v.summary().split(": ", 1)
-        st.markdown(f"**{label}**: {rest}")
+        label, rest = re.split(r": |：", v.summary(), maxsplit=1)
+        st.markdown(_("**{label}**: {counts}", label=label, counts=rest))
     yes_no = {True: _("yes"), False: _("NO")}
     st.caption(" · ".join([
         md(flow.spec.name), _(NORM_TEXT[flow.spec.norm]),

@@ -152,7 +152,7 @@ class GradVariant:
             if c["unused"]:
                 text += _(" ({n} unused)", n=c["unused"])
             parts.append(text)
-        return f"{_(self.label)}: " + _("; ").join(parts)
+        return _("{label}: {counts}", label=_(self.label), counts=_("; ").join(parts))
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "skip": self.skip, "loss": _json_float(self.loss),
