@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import classroom_session, delivery, handoff, live_session, model_views, ui
+from app import classroom_session, delivery, handoff, lang, live_session, model_views, ui
 from app.charts import live as charts
 from resnet_core.device import (
     BusyError,
@@ -63,6 +63,7 @@ if not t.ok:
 forward_tab, backward_tab = st.tabs(list(live_session.tab_labels()), key=live_session.TAB_KEY, on_change="rerun")
 has_bn = spec.norm == "batch"
 NORM_TEXT = {"batch": N_("batch norm"), "layer": N_("layer norm"), "none": N_("no norm")}  # shown as _(...)
+TENSOR_NAME = {"output": N_("output"), "shortcut(x)": N_("shortcut(x)")}  # the block's tensors; x, F(x) stay
 MODE_TEXT = {"eval": N_("running statistics (eval mode)"), "train": N_("statistics of the batch (train mode)")}
 
 
@@ -233,7 +234,7 @@ def anatomy(rec, block: str, w) -> None:
     m[3].metric(_("Shortcut"), _(charts.SHORTCUT_NAME.get(a.shortcut, a.shortcut)), help=shortcut_text)
     views = a.tensors()
     limit = max(float(abs(v.mean_map).max()) for v in views) or 1.0  # one scale for every panel
-    ui.figure_row([(ui.heatmap(v.mean_map, limit=limit), f"{v.name} · {shape_str(v.shape)}",
+    ui.figure_row([(ui.heatmap(v.mean_map, limit=limit), f"{_(TENSOR_NAME.get(v.name, v.name))} · {shape_str(v.shape)}",
                     f"‖·‖ = {v.sample_norm:.3g}") for v in views], alt=_("mean over channels in {block}", block=a.block))
     if not has_bn:
         meaning = _("This network has no batch norm: the norms come straight from the weights.")
@@ -336,6 +337,7 @@ def progress_view(busy: bool) -> None:
     whole page once it ends."""
     @st.fragment(run_every=0.5 if busy else None)
     def progress() -> None:
+        lang.apply()  # a fragment's own run does not run the app's first lines, which set the language
         job = live_session.current_job()
         if job is None:
             return

@@ -73,7 +73,7 @@ def test_the_gradient_flow_in_chinese():
     at.button(key="live.gf_run").click().run()
     no_exception(at)
     finish_gradflow(at)
-    assert any(m.value.startswith("**这次运行显示了什么。**") for m in at.markdown)
+    assert any(m.value.startswith("**这次运行显示了什么**：") for m in at.markdown)
     assert any(m.label.startswith("第一个卷积层的 ‖∂L/∂W‖，无跳跃连接") for m in at.metric)
     no_english(at, "a gradient flow with and without skips (batch norm)")
     # without normalisation, PyTorch-default initialisation: the plain net's gradient vanishes
