@@ -407,9 +407,12 @@ def record_for(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool, key) 
 def gradflow_work(spec: ArchSpec, seed: int, batch: int):
     """The work of a gradient-flow job: the library's gradient flow, waiting its turn for the device as
     long as its session is there (LINE_WAIT_S at most), with progress and a Stop."""
+    code = i18n.language()  # the job's thread speaks the language of the run that started it (its messages)
+
     def work(should_stop, report) -> GradientFlow:
-        return gradients.gradient_flow(spec, seed=seed, batch=batch, device="auto", progress=report,
-                                       should_stop=should_stop, slot_timeout=LINE_WAIT_S)
+        with i18n.use(code):
+            return gradients.gradient_flow(spec, seed=seed, batch=batch, device="auto", progress=report,
+                                           should_stop=should_stop, slot_timeout=LINE_WAIT_S)
     return work
 
 
