@@ -195,7 +195,7 @@ def read_checkpoint(source: str | os.PathLike | bytes | bytearray | memoryview,
     except pickle.UnpicklingError as e:
         text = str(e)
         found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        detail = f"e.g. {found.group(1)}" if found else (text.strip().splitlines() or ["refused"])[-1][:120]
+        detail = _("e.g. {name}", name=found.group(1)) if found else (text.strip().splitlines() or ["refused"])[-1][:120]
         raise CheckpointError(_(
             "{label} holds Python objects besides tensors ({detail}), which safe loading (weights_only=True) "
             "refuses; save just the weights: torch.save(model.state_dict(), path)", label=label, detail=detail)) from None

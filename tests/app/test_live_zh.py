@@ -62,6 +62,25 @@ def test_the_forward_views_in_chinese():
 
 
 @pytest.mark.slow
+def test_the_image_and_checkpoint_messages_in_chinese():
+    at = live_zh(net="resnet20")
+    at.selectbox(key="live.input").set_value("upload").run()
+    no_english(at, "no image chosen yet")
+    at.file_uploader(key="live.image").set_value(("notes.png", b"just some text, not an image", "image/png")).run()
+    errors = [e.value for e in at.error]
+    assert errors and errors[0].startswith("无法使用这张图像：'notes.png' 是一个文本文件"), errors
+    no_english(at, "a text file uploaded as an image")
+    at.selectbox(key="live.input").set_value("sample").run()
+    at.selectbox(key="live.weights").set_value("checkpoint").run()
+    no_english(at, "no checkpoint chosen yet")
+    at.file_uploader(key="live.ckpt").set_value(("broken.pth", b"PK\x03\x04 not really a checkpoint",
+                                                 "application/octet-stream")).run()
+    errors = [e.value for e in at.error]
+    assert errors and errors[0].startswith("无法使用这些权重：上传的检查点"), errors
+    no_english(at, "a broken checkpoint")
+
+
+@pytest.mark.slow
 def test_the_gradient_flow_in_chinese():
     at = live_zh()
     at.session_state["live.tab"] = "Backward: gradient flow with and without skips"  # a guide's link: English
