@@ -15,7 +15,7 @@ from resnet_core.lab.views import ratio_trend
 
 from .test_explain import SPEC, flow, rows, stat, variant
 
-NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:e[+-]?\d+)?")  # 1,037 · 0.067 · 1e-08 · 2.0 (in 2.0×) · 56 (in resnet56)
+NUMBER = re.compile(r"∞|\d+(?:[.,]\d+)*(?:e[+-]?\d+)?")  # 1,037 · 0.067 · 1e-08 · 2.0 (in 2.0×) · 56 (in resnet56)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
