@@ -17,6 +17,7 @@ really are, the input batch, the one forward record every view reads, and the gr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import weakref
 from collections.abc import Iterator
@@ -28,8 +29,10 @@ import torch
 from torch import nn
 
 from app import handoff, jobs
-from resnet_core.device import BusyError, FairSlots, estimate_pass, reserve
+from resnet_core import i18n
+from resnet_core.device import BusyError, FairSlots, describe_text, estimate_pass, reserve
 from resnet_core.formatting import fmt_sig
+from resnet_core.i18n import N_, _
 from resnet_core.lab import forward as lab_forward
 from resnet_core.lab import gradients, images, views, weights
 from resnet_core.lab.flow import GradientFlow
@@ -38,8 +41,9 @@ from resnet_core.structure.records import Plan
 from resnet_core.structure.spec import ArchSpec, spec_key
 from resnet_core.structure.trace import Trace
 
-TAB_FORWARD = "Forward: what the network sees"  # the page's two tabs (their labels are their values)
-TAB_BACKWARD = "Backward: gradient flow with and without skips"
+TAB_FORWARD = N_("Forward: what the network sees")  # the page's two tabs (their labels are their values)
+TAB_BACKWARD = N_("Backward: gradient flow with and without skips")
+TAB_KEY = "live.tab"  # session_state: the open tab's label, in the language it was shown in (or English)
 MODEL = "live.model"  # session_state: (key, Weights)
 RECORD = "live.record"  # session_state: (key, ForwardRecord)
 JOB = "live.gf_job"  # session_state: the gradient-flow Job (app.jobs)
@@ -53,6 +57,59 @@ _VIEW_LINE = FairSlots(VIEWS_AT_ONCE)
 # why not. Long: a class of sessions is served in order, and a waiter that leaves (closed tab, replaced
 # run) leaves the line at once; a short fixed wait dropped the last sessions of a class (issue 25).
 LINE_WAIT_S = 900.0
+
+
+def tab_labels() -> tuple[str, str]:
+    """The two tabs' labels in this run's language. The open tab is kept under its label here when it was
+    chosen in another language (a guide's link sets the English label; a switch of language leaves the
+    other language's label in the session)."""
+    shown = (_(TAB_FORWARD), _(TAB_BACKWARD))
+    chosen = st.session_state.get(TAB_KEY)
+    if chosen is not None and chosen not in shown:
+        for english, here in zip((TAB_FORWARD, TAB_BACKWARD), shown, strict=True):
+            names = {english}
+            for code in i18n.LANGUAGES:
+                with i18n.use(code):
+                    names.add(_(english))
+            if chosen in names:
+                st.session_state[TAB_KEY] = here
+    return shown
+
+
+INIT_TEXT = {"kaiming_fan_out": N_("kaiming fan out"), "kaiming_fan_in": N_("kaiming fan in"),
+             "pytorch_default": N_("pytorch default"), "xavier": N_("xavier")}
+STATUS_TEXT = {"ok": N_("ok"), "vanished": N_("vanished"), "exploded": N_("exploded"), "unused": N_("unused")}
+
+
+def init_text(init: str) -> str:
+    """An initialisation scheme's name as shown ("kaiming_fan_out" → "kaiming fan out")."""
+    return _(INIT_TEXT[init]) if init in INIT_TEXT else init.replace("_", " ")
+
+
+def status_text(status: str) -> str:
+    """A gradient's status (ok | vanished | exploded | unused) as shown."""
+    return _(STATUS_TEXT[status]) if status in STATUS_TEXT else status
+
+
+def device_text(device: str) -> str:
+    """The device line of a pass ("CPU · 2 threads"), in this run's language."""
+    return describe_text(device)
+
+
+COLUMN_TEXT = {"rank": N_("rank"), "channel": N_("channel"), "energy": N_("energy"), "min": N_("min"),
+               "max": N_("max"), "flat": N_("flat")}
+
+
+def shown_columns(df):
+    """A library table with its column names as shown (the data keys stay English)."""
+    return df.rename(columns={c: _(COLUMN_TEXT[c]) for c in df.columns if c in COLUMN_TEXT})
+
+
+def sentences(*parts: str) -> str:
+    """Sentences one after another, spaced as this run's language spaces them (English: one space; Chinese:
+    none after a full stop)."""
+    kept = [p for p in parts if p]
+    return functools.reduce(lambda a, b: _("{sentence} {next}", sentence=a, next=b), kept) if kept else ""
 
 
 def _leaving():
@@ -75,9 +132,9 @@ def view_turn(waiting_note=None, timeout: float = LINE_WAIT_S) -> Iterator[None]
     leaving = _leaving()
     if not _VIEW_LINE.acquire(timeout=timeout, should_stop=leaving):
         if leaving():
-            raise BusyError("this view was not drawn: the page was asked for again (or closed) while it waited")
-        raise BusyError(f"the server has been drawing other sessions' views for {timeout / 60:.0f} minutes; "
-                        "try again in a moment")
+            raise BusyError(_("this view was not drawn: the page was asked for again (or closed) while it waited"))
+        raise BusyError(_("the server has been drawing other sessions' views for {minutes} minutes; try again in a "
+                          "moment", minutes=f"{timeout / 60:.0f}"))
     try:
         yield
     finally:
@@ -89,20 +146,20 @@ def view_turn(waiting_note=None, timeout: float = LINE_WAIT_S) -> Iterator[None]
 # ------------------------------------------------------------------------------------------------
 
 def weight_sources(spec: ArchSpec) -> dict[str, str]:
-    out = {"random": "random (seeded)"}
+    out = {"random": _("random (seeded)")}
     for net in handoff.matching(spec):
-        out[net.choice] = f"trained: {net.label}"
+        out[net.choice] = _("trained: {label}", label=net.label)
     if weights.imagenet_weights_name(spec):
-        out["imagenet"] = "ImageNet (torchvision)"
-    out["checkpoint"] = "checkpoint file"
+        out["imagenet"] = _("ImageNet (torchvision)")
+    out["checkpoint"] = _("checkpoint file")
     return out
 
 
 def input_sources(source: str) -> dict[str, str]:
     out = {}
     if handoff.lookup(source) is not None:
-        out["example"] = "held-out example"
-    out.update({"sample": "sample image", "upload": "your image", "noise": "random noise"})
+        out["example"] = _("held-out example")
+    out.update({"sample": _("sample image"), "upload": _("your image"), "noise": _("random noise")})
     return out
 
 
@@ -182,7 +239,8 @@ def build_network(t: Trace, seed: int) -> tuple[nn.Module, Booking]:
     build past the free memory or RESNET_EXPLORER_MEMORY_BUDGET; the built weights stay booked until the
     returned Booking is released (`keep` ties that to the kept network). Raises MemoryGuardError."""
     spec = t.plan.spec
-    what = f"building {spec.name} ({t.total_params:,} parameters) and running one image"
+    what = _("building {name} ({params} parameters) and running one image", name=spec.name,
+             params=f"{t.total_params:,}")
     est = estimate_pass(t.param_bytes, t.activation_bytes, 1, backward=False)
     release_kept()  # what sessions that are gone still had booked goes first
     kept = Booking(t.param_bytes, what=what)
@@ -238,29 +296,31 @@ def model_for(t: Trace, source: str, seed: int, upload) -> Weights:
 
 def _with_weights(model: nn.Module, spec: ArchSpec, source: str, seed: int, upload) -> Weights:
     """The weights chosen, loaded into the freshly built `model`, and what they really are."""
-    random_used = f"random weights (seed {seed}, {spec.init.replace('_', ' ')} init)"
+    random_used = _("random weights (seed {seed}, {init} init)", seed=seed, init=init_text(spec.init))
     used, trained, report, problem, detail = random_used, False, None, None, None
     classes = weights.class_names_for(spec.num_classes)
     net = handoff.lookup(source)
     if source == "checkpoint":
         if upload is None:
-            problem = "No checkpoint file chosen yet: the views use random weights until you choose one."
+            problem = _("No checkpoint file chosen yet: the views use random weights until you choose one.")
         else:
             report = weights.load_checkpoint(model, upload.getvalue(), strict=False)
-            used, trained = f"checkpoint {upload.name}", True
+            used, trained = _("checkpoint {name}", name=upload.name), True
     elif source == "imagenet":
         name = weights.imagenet_weights_name(spec)
         try:
             report = weights.load_imagenet_weights(model, name)
-            used, trained = f"ImageNet weights ({name}, torchvision)", True
+            used, trained = _("ImageNet weights ({name}, torchvision)", name=name), True
             classes = weights.class_names_for(spec.num_classes)
         except weights.WeightsUnavailable as e:
-            problem = f"ImageNet weights could not be had here: every view uses {random_used} instead."
+            problem = _("ImageNet weights could not be had here: every view uses {weights} instead.",
+                        weights=random_used)
             detail = str(e)
     elif net is not None:
         model.load_state_dict(net.state_dict, strict=True)
-        used, trained, classes = f"trained: {net.label} ({net.data})" if net.data else f"trained: {net.label}", \
-            True, net.classes
+        used = (_("trained: {label} ({data})", label=net.label, data=net.data) if net.data
+                else _("trained: {label}", label=net.label))
+        trained, classes = True, net.classes
     return Weights(model=model, used=used, trained=trained, report=report, problem=problem, problem_detail=detail,
                    classes=tuple(classes))
 
@@ -283,7 +343,8 @@ def input_for(spec: ArchSpec, kind: str, sample: str | None = None, upload=None,
                                   crop_fraction=0.875 if source == "imagenet" else 1.0), None
     if kind == "upload":
         if upload is None:
-            return images.noise_input(shape, noise_seed), "No image chosen yet: the input is seeded noise until then."
+            return images.noise_input(shape, noise_seed), _("No image chosen yet: the input is seeded noise until "
+                                                            "then.")
         return images.load_upload(upload.getvalue(), upload.name, shape), None
     net = handoff.lookup(source)
     if kind == "example" and net is not None:
@@ -297,7 +358,7 @@ def batch_for(x_in: images.ImageInput, spec: ArchSpec, batch_stats: bool, source
     the image first, then other sample images (seeded noise where there are too few), so that batch norm
     normalises over BATCH_STATS_IMAGES images, not over one."""
     if not batch_stats:
-        return x_in.tensor, "1 image"
+        return x_in.tensor, _("1 image")
     shape = spec.input_shape
     crop = 0.875 if source == "imagenet" else 1.0
     others = []
@@ -312,9 +373,9 @@ def batch_for(x_in: images.ImageInput, spec: ArchSpec, batch_stats: bool, source
         others.append(images.noise_input(shape, 10_000 + seed).tensor)
         seed += 1
     x = torch.cat([x_in.tensor.to(others[0].dtype), *others], 0)
-    what = f"a batch of {x.shape[0]}: this image and {n_samples} other sample images"
+    what = _("a batch of {n}: this image and {samples} other sample images", n=x.shape[0], samples=n_samples)
     if seed:
-        what += f" and {seed} seeded noise images"
+        what += _(" and {n} seeded noise images", n=seed)
     return x, what
 
 
@@ -346,9 +407,12 @@ def record_for(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool, key) 
 def gradflow_work(spec: ArchSpec, seed: int, batch: int):
     """The work of a gradient-flow job: the library's gradient flow, waiting its turn for the device as
     long as its session is there (LINE_WAIT_S at most), with progress and a Stop."""
+    code = i18n.language()  # the job's thread speaks the language of the run that started it (its messages)
+
     def work(should_stop, report) -> GradientFlow:
-        return gradients.gradient_flow(spec, seed=seed, batch=batch, device="auto", progress=report,
-                                       should_stop=should_stop, slot_timeout=LINE_WAIT_S)
+        with i18n.use(code):
+            return gradients.gradient_flow(spec, seed=seed, batch=batch, device="auto", progress=report,
+                                           should_stop=should_stop, slot_timeout=LINE_WAIT_S)
     return work
 
 
@@ -373,11 +437,17 @@ def fmt(v: float | None) -> str:
 
 def gradient_tables(flow: GradientFlow) -> tuple[list[dict], list[dict]]:
     """The rows of the two number tables: every weight gradient, every block-input gradient."""
-    labels = [v.label for v in flow.variants]
-    w = [{"depth": r["depth"], "layer": r["layer"], **{f"‖∂L/∂W‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"], strict=True)},
-          **{f"status {lab}": s for lab, s in zip(labels, r["statuses"], strict=True)}, "ratio": fmt(r["ratio"])}
+    labels = [_(v.label) for v in flow.variants]
+    depth, ratio = _("depth"), _("ratio")
+
+    def status(lab: str) -> str:
+        return _("status {variant}", variant=lab)
+    w = [{depth: r["depth"], _("layer"): r["layer"],
+          **{f"‖∂L/∂W‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"], strict=True)},
+          **{status(lab): status_text(s) for lab, s in zip(labels, r["statuses"], strict=True)}, ratio: fmt(r["ratio"])}
          for r in flow.weight_rows()]
-    i = [{"depth": r["depth"], "block": r["block"], **{f"‖∂L/∂x‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"], strict=True)},
-          **{f"status {lab}": s for lab, s in zip(labels, r["statuses"], strict=True)}, "ratio": fmt(r["ratio"])}
+    i = [{depth: r["depth"], _("block"): r["block"],
+          **{f"‖∂L/∂x‖ {lab}": fmt(n) for lab, n in zip(labels, r["norms"], strict=True)},
+          **{status(lab): status_text(s) for lab, s in zip(labels, r["statuses"], strict=True)}, ratio: fmt(r["ratio"])}
          for r in flow.input_rows()]
     return w, i

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ from dataclasses import dataclass
 import torch
 
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import N_, _
+
+THIS_RUN = N_("this run")  # what a refused run is called when its caller does not say
 
 
 class DeviceError(ExplorerError):
@@ -33,26 +37,26 @@ class DeviceError(ExplorerError):
 class MemoryGuardError(ExplorerError):
     """A run was refused because its estimate does not fit in the device's free memory (or the budget)."""
 
-    def __init__(self, needed: int, free: int, device: str, what: str = "this run", booked: int = 0,
+    def __init__(self, needed: int, free: int, device: str, what: str = THIS_RUN, booked: int = 0,
                  hint: str = "", budget: int | None = None):
         from resnet_core.formatting import fmt_bytes
         self.needed, self.free, self.device, self.booked, self.hint, self.budget = needed, free, device, booked, hint, budget
-        others = f", {fmt_bytes(booked)} of it booked by passes running now" if booked else ""
-        where = (f"the memory budget (RESNET_EXPLORER_MEMORY_BUDGET) is {fmt_bytes(budget)}" if budget is not None
-                 else f"{device} has {fmt_bytes(free)} free")
-        super().__init__(
-            f"{what} needs about {fmt_bytes(needed)} but {where}{others}: "
-            + (hint or "use a smaller batch or input, or a smaller network"))
+        others = _(", {booked} of it booked by passes running now", booked=fmt_bytes(booked)) if booked else ""
+        where = (_("the memory budget (RESNET_EXPLORER_MEMORY_BUDGET) is {budget}", budget=fmt_bytes(budget))
+                 if budget is not None else _("{device} has {free} free", device=device, free=fmt_bytes(free)))
+        super().__init__(_("{what} needs about {needed} but {where}{others}: {hint}", what=_(what),
+                           needed=fmt_bytes(needed), where=where, others=others,
+                           hint=hint or _("use a smaller batch or input, or a smaller network")))
 
 
 class WorkLimitError(ExplorerError):
     """A run was refused because its work (multiply-adds in all) is above the limit for one run."""
 
-    def __init__(self, work: int, limit: int, what: str = "this run", hint: str = ""):
+    def __init__(self, work: int, limit: int, what: str = THIS_RUN, hint: str = ""):
         self.work, self.limit, self.hint = work, limit, hint
-        super().__init__(
-            f"{what} takes about {fmt_work(work)} multiply-adds, above the limit of {fmt_work(limit)} for one run "
-            f"(RESNET_EXPLORER_WORK_LIMIT): " + (hint or "use a smaller batch or input, or a smaller network"))
+        super().__init__(_("{what} takes about {work} multiply-adds, above the limit of {limit} for one run "
+                           "(RESNET_EXPLORER_WORK_LIMIT): {hint}", what=_(what), work=fmt_work(work),
+                           limit=fmt_work(limit), hint=hint or _("use a smaller batch or input, or a smaller network")))
 
 
 class OutOfMemoryError(ExplorerError):
@@ -101,7 +105,7 @@ def work_limit(device: torch.device | str = "cpu") -> int:
     return limit * GPU_WORK_FACTOR if torch.device(device).type == "cuda" else limit
 
 
-def check_work(work: int, device: torch.device | str = "cpu", what: str = "this run", hint: str = "") -> None:
+def check_work(work: int, device: torch.device | str = "cpu", what: str = THIS_RUN, hint: str = "") -> None:
     """Raise WorkLimitError when `work` multiply-adds are above `work_limit(device)`."""
     limit = work_limit(device)
     if work > limit:
@@ -119,7 +123,7 @@ def is_allocation_failure(e: BaseException) -> bool:
 
 
 @contextmanager
-def allocation_guard(what: str = "this run", device: torch.device | str = "cpu") -> Iterator[None]:
+def allocation_guard(what: str = THIS_RUN, device: torch.device | str = "cpu") -> Iterator[None]:
     """Turn an allocation failure inside into OutOfMemoryError: one line naming the run, never a traceback."""
     try:
         yield
@@ -129,8 +133,8 @@ def allocation_guard(what: str = "this run", device: torch.device | str = "cpu")
         if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise OutOfMemoryError(f"{what} ran out of memory ({first}): use a smaller setting, or run it when the "
-                               "machine is less busy") from None
+        raise OutOfMemoryError(_("{what} ran out of memory ({first}): use a smaller setting, or run it when the "
+                                 "machine is less busy", what=_(what), first=first)) from None
 
 
 def cuda_available() -> bool:
@@ -149,6 +153,17 @@ def pick_device(preference: str = "auto") -> torch.device:
                               "is False); use --device cpu or auto")
         return torch.device("cuda")
     raise DeviceError(f"unknown device {preference!r}; use auto, cpu or cuda")
+
+
+def describe_text(described: str) -> str:
+    """A `describe` line in this run's language (what passes keep is English: the command line prints it)."""
+    cpu = re.fullmatch(r"CPU · (\d+) threads?", described)
+    if cpu:
+        return _("CPU · {n} threads", n=cpu.group(1))
+    cuda = re.fullmatch(r"CUDA · (.*) \((.+) free\)", described)
+    if cuda:
+        return _("CUDA · {name} ({free} free)", name=cuda.group(1), free=cuda.group(2))
+    return described
 
 
 def describe(device: torch.device | str) -> str:
@@ -222,7 +237,7 @@ def estimate_forward(param_bytes: int, largest_activation_bytes: int, batch: int
     return PassEstimate(params, 0, acts, 0, workspace=max(64 << 20, (params + acts) // 10))
 
 
-def check_fits(estimate: PassEstimate | int, device: torch.device | str, what: str = "this run",
+def check_fits(estimate: PassEstimate | int, device: torch.device | str, what: str = THIS_RUN,
                headroom: float = 0.8, hint: str = "") -> None:
     """Raise MemoryGuardError when `estimate` could not run even alone: more than `headroom` × the device's
     free memory, or more than the memory budget. (What other runs booked is `reserve`'s to check: a run
@@ -263,7 +278,7 @@ def reserved(device: torch.device | str) -> int:
 
 
 @contextmanager
-def reserve(estimate: PassEstimate | int, device: torch.device | str, what: str = "this run",
+def reserve(estimate: PassEstimate | int, device: torch.device | str, what: str = THIS_RUN,
             headroom: float = 0.8, hint: str = "") -> Iterator[None]:
     """Admit a pass only when it fits next to the passes already admitted, and book its memory while it runs.
 
@@ -393,8 +408,10 @@ def device_slot(device: torch.device | str, timeout: float = 120.0, should_stop=
     sem = _GPU_SLOTS if device.type == "cuda" else _CPU_SLOTS
     if not sem.acquire(timeout=timeout, should_stop=should_stop):
         if should_stop is not None and should_stop():
-            raise BusyError(f"the wait for the {device.type.upper()} was abandoned (the session stopped it)")
-        raise BusyError(f"the {device.type.upper()} is busy with another session's run; try again in a moment")
+            raise BusyError(_("the wait for the {device} was abandoned (the session stopped it)",
+                              device=device.type.upper()))
+        raise BusyError(_("the {device} is busy with another session's run; try again in a moment",
+                          device=device.type.upper()))
     try:
         yield
     finally:

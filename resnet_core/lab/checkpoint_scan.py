@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import _
 
 
 class CheckpointError(ExplorerError):
@@ -37,7 +38,7 @@ def head_bytes(path: Path) -> bytes:
         with open(path, "rb") as f:
             return f.read(16)
     except OSError as e:
-        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+        raise CheckpointError(_("cannot read {path}: {reason}", path=path, reason=e.strerror or e)) from None
 
 
 def sniff_checkpoint(head: bytes) -> str | None:
@@ -103,40 +104,40 @@ class _StorageType:
 def _ints(values: Any, what: str) -> tuple[int, ...]:
     if not isinstance(values, (tuple, list)) or not all(isinstance(v, int) and not isinstance(v, bool)
                                                         for v in values):
-        raise _Refused(f"a tensor's {what} is not a tuple of integers")
+        raise _Refused(_("a tensor's {what} is not a tuple of integers", what=what))
     if len(values) > 64:
-        raise _Refused(f"a tensor declares {len(values)} dimensions; at most 64 are accepted")
+        raise _Refused(_("a tensor declares {n} dimensions; at most 64 are accepted", n=len(values)))
     return tuple(values)
 
 
 def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> _TensorRecord:
     """What torch's _rebuild_tensor(_v2) would make, as numbers: a view of `storage` that must fit in it."""
     if not isinstance(storage, _StorageRecord):
-        raise _Refused("a tensor is not backed by a storage record")
+        raise _Refused(_("a tensor is not backed by a storage record"))
     size, stride = _ints(size, "size"), _ints(stride, "stride")
     if not isinstance(offset, int) or offset < 0 or len(size) != len(stride) or min(size + stride, default=0) < 0:
-        raise _Refused("a tensor declares a negative or inconsistent size, stride or offset")
+        raise _Refused(_("a tensor declares a negative or inconsistent size, stride or offset"))
     numel = math.prod(size)
     if numel:
         extent = offset + sum((n - 1) * st for n, st in zip(size, stride, strict=True)) + 1
         if extent > storage.numel:
-            raise _Refused(f"a tensor of {numel:,} elements reaches element {extent:,} of a storage holding "
-                           f"{storage.numel:,}")
+            raise _Refused(_("a tensor of {n} elements reaches element {extent} of a storage holding {held}",
+                             n=f"{numel:,}", extent=f"{extent:,}", held=f"{storage.numel:,}"))
         if numel > storage.numel:  # a stride-0 (expanded) view: a few bytes that would become billions
-            raise _Refused(f"a tensor declares {numel:,} elements over a storage of {storage.numel:,} (a stride-0 "
-                           "or overlapping view); only plain tensors are accepted")
+            raise _Refused(_("a tensor declares {n} elements over a storage of {held} (a stride-0 or overlapping "
+                             "view); only plain tensors are accepted", n=f"{numel:,}", held=f"{storage.numel:,}"))
     return _TensorRecord(storage, numel)
 
 
 def _rebuild_parameter(data: Any, *rest: Any) -> Any:
     if not isinstance(data, _TensorRecord):
-        raise _Refused("a parameter does not hold a tensor")
+        raise _Refused(_("a parameter does not hold a tensor"))
     return data
 
 
 def _refuse(what: str) -> Callable[..., Any]:
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise _Refused(f"it holds {what}; only dense CPU tensors are accepted")
+        raise _Refused(_("it holds {what}; only dense CPU tensors are accepted", what=what))
     return refuse
 
 
@@ -175,30 +176,31 @@ class _ScanUnpickler(pickle.Unpickler):
         if module == "torch" and name in _ITEM_BYTES:
             return _StorageType(name)
         if module == "torch" and name.endswith("Storage"):
-            raise _Refused(f"it holds a {name}, a storage type this loader does not accept")
+            raise _Refused(_("it holds a {name}, a storage type this loader does not accept", name=name))
         raise _Unsafe(f"GLOBAL {full}")
 
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-            raise _Refused("it holds a persistent object that is not a tensor storage")
-        _, kind, key, location, numel = pid[:5]
+            raise _Refused(_("it holds a persistent object that is not a tensor storage"))
+        _tag, kind, key, location, numel = pid[:5]
         if not isinstance(kind, _StorageType):
-            raise _Refused("a storage of an unknown type")
+            raise _Refused(_("a storage of an unknown type"))
         if not isinstance(numel, int) or numel < 0:
-            raise _Refused("a storage with a negative or non-integer size")
+            raise _Refused(_("a storage with a negative or non-integer size"))
         location = str(location)
         if location.startswith("meta"):
-            raise _Refused("it holds a meta-device tensor (no data); only dense CPU tensors are accepted")
+            raise _Refused(_("it holds a meta-device tensor (no data); only dense CPU tensors are accepted"))
         key = str(key)
         record = self.storages.get(key)
         if record is None:
             if len(self.storages) >= MAX_CHECKPOINT_TENSORS:
-                raise _Refused(f"more than {MAX_CHECKPOINT_TENSORS:,} storages; a checkpoint holds far fewer")
+                raise _Refused(_("more than {n} storages; a checkpoint holds far fewer",
+                                 n=f"{MAX_CHECKPOINT_TENSORS:,}"))
             record = self.storages[key] = _StorageRecord(key, kind.name, location, numel)
             total = sum(r.nbytes for r in self.storages.values())
             if total > MAX_STATE_BYTES:
-                raise _Refused(f"its tensors declare {_fmt_size(total)} or more; the limit is "
-                               f"{_fmt_size(MAX_STATE_BYTES)}")
+                raise _Refused(_("its tensors declare {size} or more; the limit is {limit}", size=_fmt_size(total),
+                                 limit=_fmt_size(MAX_STATE_BYTES)))
         return record
 
 
@@ -218,15 +220,17 @@ def scan_checkpoint(source: bytes | Path, label: str, kind: str) -> None:
         else:
             _scan_legacy(source, label)
     except _Refused as e:
-        raise CheckpointError(f"{label} was refused before loading: {e}") from None
+        raise CheckpointError(_("{label} was refused before loading: {reason}", label=label, reason=e)) from None
     except _Unsafe as e:
-        raise CheckpointError(
-            f"{label} holds Python objects besides tensors (e.g. {e}), which safe loading (weights_only=True) "
-            "refuses; save just the weights: torch.save(model.state_dict(), path)") from None
+        raise CheckpointError(_(
+            "{label} holds Python objects besides tensors ({detail}), which safe loading (weights_only=True) "
+            "refuses; save just the weights: torch.save(model.state_dict(), path)", label=label,
+            detail=_("e.g. {name}", name=e))) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
             struct.error, zipfile.BadZipFile, OSError, RecursionError, MemoryError) as e:
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{label} is not a PyTorch checkpoint, or it is damaged ({text[:160]})") from None
+        raise CheckpointError(_("{label} is not a PyTorch checkpoint, or it is damaged ({reason})", label=label,
+                                reason=text[:160])) from None
 
 
 def _open(source: bytes | Path) -> Any:
@@ -237,27 +241,30 @@ def _scan_zip(source: bytes | Path, label: str) -> None:
     with _open(source) as f:
         end = zipfile._EndRecData(f)  # type: ignore[attr-defined]  # private, not in typeshed; the end record: how many entries, before the directory is read
         if end is None:
-            raise _Refused("its zip directory is missing or damaged")
+            raise _Refused(_("its zip directory is missing or damaged"))
         entries, directory_bytes = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]  # private zipfile constants, not in typeshed
         if entries > MAX_ZIP_ENTRIES or directory_bytes > MAX_ZIP_ENTRIES * 200:
-            raise _Refused(f"its zip directory lists {entries:,} records; the limit is {MAX_ZIP_ENTRIES:,}")
+            raise _Refused(_("its zip directory lists {n} records; the limit is {limit}", n=f"{entries:,}",
+                             limit=f"{MAX_ZIP_ENTRIES:,}"))
         f.seek(0)
         with zipfile.ZipFile(f) as z:
             infos = z.infolist()
             if len(infos) > MAX_ZIP_ENTRIES:
-                raise _Refused(f"its zip directory lists {len(infos):,} records; the limit is {MAX_ZIP_ENTRIES:,}")
+                raise _Refused(_("its zip directory lists {n} records; the limit is {limit}", n=f"{len(infos):,}",
+                                 limit=f"{MAX_ZIP_ENTRIES:,}"))
             for info in infos:
                 if info.compress_type != zipfile.ZIP_STORED:
-                    raise _Refused(f"its record {info.filename!r} is compressed ({_fmt_size(info.compress_size)} "
-                                   f"that would expand to {_fmt_size(info.file_size)}); torch.save never "
-                                   "compresses, so the file was not made by it")
+                    raise _Refused(_("its record {name} is compressed ({size} that would expand to {full}); "
+                                     "torch.save never compresses, so the file was not made by it",
+                                     name=repr(info.filename), size=_fmt_size(info.compress_size),
+                                     full=_fmt_size(info.file_size)))
             pickles = [i for i in infos if i.filename.endswith("data.pkl")]
             if len(pickles) != 1:
-                raise _Refused("it has no single data.pkl index")
+                raise _Refused(_("it has no single data.pkl index"))
             index = pickles[0]
             if index.file_size > MAX_PICKLE_BYTES:
-                raise _Refused(f"its index data.pkl is {_fmt_size(index.file_size)}; the limit is "
-                               f"{_fmt_size(MAX_PICKLE_BYTES)}")
+                raise _Refused(_("its index data.pkl is {size}; the limit is {limit}", size=_fmt_size(index.file_size),
+                                 limit=_fmt_size(MAX_PICKLE_BYTES)))
             prefix = index.filename[: -len("data.pkl")]
             storages: dict[str, _StorageRecord] = {}
             _ScanUnpickler(io.BytesIO(z.read(index)), storages).load()
@@ -265,10 +272,11 @@ def _scan_zip(source: bytes | Path, label: str) -> None:
             for record in storages.values():
                 name = f"{prefix}data/{record.key}"
                 if name not in sizes:
-                    raise _Refused(f"storage {record.key!r} has no record in the file")
+                    raise _Refused(_("storage {key} has no record in the file", key=repr(record.key)))
                 if sizes[name] < record.nbytes:
-                    raise _Refused(f"storage {record.key!r} declares {_fmt_size(record.nbytes)} "
-                                   f"({record.numel:,} elements) but its record holds {_fmt_size(sizes[name])}")
+                    raise _Refused(_("storage {key} declares {size} ({n} elements) but its record holds {held}",
+                                     key=repr(record.key), size=_fmt_size(record.nbytes), n=f"{record.numel:,}",
+                                     held=_fmt_size(sizes[name])))
 
 
 def _scan_legacy(source: bytes | Path, label: str) -> None:
@@ -278,19 +286,20 @@ def _scan_legacy(source: bytes | Path, label: str) -> None:
         f.seek(0, os.SEEK_END)
         file_size = f.tell()
         f.seek(0)
-        for _ in range(3):  # magic number, protocol version, system info: plain values only
+        for _i in range(3):  # magic number, protocol version, system info: plain values only
             _PlainUnpickler(f).load()
         storages: dict[str, _StorageRecord] = {}
         start = f.tell()
         _ScanUnpickler(f, storages).load()
         if f.tell() - start > MAX_PICKLE_BYTES:
-            raise _Refused(f"its index is {_fmt_size(f.tell() - start)}; the limit is {_fmt_size(MAX_PICKLE_BYTES)}")
+            raise _Refused(_("its index is {size}; the limit is {limit}", size=_fmt_size(f.tell() - start),
+                             limit=_fmt_size(MAX_PICKLE_BYTES)))
         _PlainUnpickler(f).load()  # the storage keys
         left = file_size - f.tell()
         declared = sum(r.nbytes + 8 for r in storages.values())
         if declared > left:
-            raise _Refused(f"its storages declare {_fmt_size(declared)} but the file holds {_fmt_size(left)} after "
-                           "its index")
+            raise _Refused(_("its storages declare {size} but the file holds {left} after its index",
+                             size=_fmt_size(declared), left=_fmt_size(left)))
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -303,5 +312,5 @@ def check_loaded(state: dict, label: str) -> None:
     import torch
     for key, value in state.items():
         if value.layout != torch.strided or value.device.type != "cpu" or value.is_quantized:
-            raise CheckpointError(f"{label}: tensor {_key(key)} is {value.layout} on {value.device}; only dense "
-                                  "CPU tensors are accepted")
+            raise CheckpointError(_("{label}: tensor {key} is {layout} on {device}; only dense CPU tensors are "
+                                    "accepted", label=label, key=_key(key), layout=value.layout, device=value.device))

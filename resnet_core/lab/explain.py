@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resnet_core.formatting import fmt_sig
+from resnet_core.i18n import _, ngettext
 from resnet_core.lab.flow import GradientFlow, GradVariant
 from resnet_core.lab.views import LayerStats
 
@@ -36,6 +37,11 @@ class Story:
 
     def text(self) -> str:
         return " ".join([self.shows, *self.detail, *([self.try_next] if self.try_next else [])])
+
+
+def _label(v: GradVariant) -> str:
+    """A variant's label in this run's language ("with skips" is its key in the data)."""
+    return _(v.label)
 
 
 def _f(v: float | None) -> str:
@@ -77,14 +83,17 @@ def _depth_clause(flow: GradientFlow) -> str | None:
         if r is None:
             continue
         if r == 0:
-            parts.append(f"falls to exactly 0 {v.label}")
+            parts.append(_("falls to exactly 0 {variant}", variant=_label(v)))
         elif math.isinf(r):
-            parts.append(f"grows from 0 {v.label}")
+            parts.append(_("grows from 0 {variant}", variant=_label(v)))
+        elif r >= 1:
+            parts.append(_("grows {times} {variant}", times=_times(r), variant=_label(v)))
         else:
-            parts.append(f"{'grows' if r >= 1 else 'shrinks'} {_times(r if r >= 1 else 1 / r)} {v.label}")
+            parts.append(_("shrinks {times} {variant}", times=_times(1 / r), variant=_label(v)))
     if not parts:
         return None
-    return "From the last block's input back to the first block's, ‖∂L/∂x‖ " + " and ".join(parts) + "."
+    return _("From the last block's input back to the first block's, ‖∂L/∂x‖ {parts}.",
+             parts=_(" and ").join(parts))
 
 
 def gradient_story(flow: GradientFlow) -> Story | None:
@@ -103,54 +112,61 @@ def gradient_story(flow: GradientFlow) -> Story | None:
     no_bn = flow.spec.norm == "none"
     chance = math.log(flow.spec.num_classes) if flow.spec.num_classes > 1 else 0.0
     r = _ratio(g_on, g_off)  # with / without
-    first = f"the first conv's ‖∂L/∂W‖ is {_f(g_on)} with skips and {_f(g_off)} without"
+    first = _("the first conv's ‖∂L/∂W‖ is {with_skips} with skips and {without} without",
+              with_skips=_f(g_on), without=_f(g_off))
     detail: list[str] = []
     depth_clause = _depth_clause(flow)
     if depth_clause:
         detail.append(depth_clause)
 
     if c_on["exploded"] or (g_on is not None and not math.isfinite(g_on)):
-        shows = (f"Here the network WITH skips explodes: {c_on['exploded']} of {used_on} of its weight gradients are "
-                 f"above {flow.exploded_above:g} (or NaN/Inf), and {first}.")
+        shows = _("Here the network WITH skips explodes: {exploded} of {used} of its weight gradients are above "
+                  "{limit} (or NaN/Inf), and {first}.", exploded=c_on["exploded"], used=used_on,
+                  limit=f"{flow.exploded_above:g}", first=first)
         if no_bn:
-            detail.append(f"Its loss is {_f(on.loss)} against ln {flow.spec.num_classes} = {chance:.2f} for a uniform "
-                          "guess: without batch norm every block adds a branch about as large as its input, so the "
-                          "signal grows block after block (Why it works → Signal propagation measures it).")
-        try_next: str | None = ("Try batch norm on, or PyTorch-default initialisation (smaller weights), to see the plain net "
-                    "fail instead." if no_bn else "Try PyTorch-default initialisation (smaller weights).")
+            detail.append(_("Its loss is {loss} against ln {classes} = {chance} for a uniform guess: without batch "
+                            "norm every block adds a branch about as large as its input, so the signal grows block "
+                            "after block (Why it works → Signal propagation measures it).",
+                            loss=_f(on.loss), classes=flow.spec.num_classes, chance=f"{chance:.2f}"))
+        try_next: str | None = (_("Try batch norm on, or PyTorch-default initialisation (smaller weights), to see the "
+                                  "plain net fail instead.") if no_bn
+                                else _("Try PyTorch-default initialisation (smaller weights)."))
         return Story(shows, tuple(detail), try_next)
     if c_off["vanished"] or (r is not None and r >= CLEAR):
-        what = "vanishes" if c_off["vanished"] else "shrinks"
-        times = "" if r is None else f" ({_times(r)} smaller without)"
-        shows = (f"Without skips the gradient {what} on its way back: {first}{times}; {c_off['vanished']} of "
-                 f"{used_off} weight gradients of the plain net are below {flow.vanished_below:g}, "
-                 f"{c_on['vanished']} of {used_on} with skips.")
-        try_next = None if not no_bn else "Now turn batch norm on: the plain net fails the other way."
+        times = "" if r is None else _(" ({times} smaller without)", times=_times(r))
+        shows = _("Without skips the gradient {what} on its way back: {first}{times}; {off} of {used_off} weight "
+                  "gradients of the plain net are below {limit}, {on} of {used_on} with skips.",
+                  what=_("vanishes") if c_off["vanished"] else _("shrinks"), first=first, times=times,
+                  off=c_off["vanished"], used_off=used_off, limit=f"{flow.vanished_below:g}",
+                  on=c_on["vanished"], used_on=used_on)
+        try_next = None if not no_bn else _("Now turn batch norm on: the plain net fails the other way.")
         return Story(shows, tuple(detail), try_next)
     if c_off["exploded"] or (r is not None and r <= 1 / CLEAR):
-        times = "" if r is None or r == 0 else f" ({_times(1 / r)} larger without)"
-        shows = (f"Without skips the gradient explodes on its way back: {first}{times}; {c_off['exploded']} of "
-                 f"{used_off} weight gradients of the plain net are above {flow.exploded_above:g}, "
-                 f"{c_on['exploded']} of {used_on} with skips.")
-        try_next = None if no_bn else ("Now turn batch norm off and choose PyTorch-default initialisation: the plain "
-                                       "net fails the other way.")
+        times = "" if r is None or r == 0 else _(" ({times} larger without)", times=_times(1 / r))
+        shows = _("Without skips the gradient explodes on its way back: {first}{times}; {off} of {used_off} weight "
+                  "gradients of the plain net are above {limit}, {on} of {used_on} with skips.",
+                  first=first, times=times, off=c_off["exploded"], used_off=used_off,
+                  limit=f"{flow.exploded_above:g}", on=c_on["exploded"], used_on=used_on)
+        try_next = None if no_bn else _("Now turn batch norm off and choose PyTorch-default initialisation: the "
+                                        "plain net fails the other way.")
         return Story(shows, tuple(detail), try_next)
     # within a decade and nothing vanished or exploded: the effect does not show on this network
     if r is None:
-        size = "cannot be compared (a gradient is missing)"
+        size = _("cannot be compared (a gradient is missing)")
     elif r >= 1:
-        size = f"{_times(r)} larger with skips"
+        size = _("{times} larger with skips", times=_times(r))
     else:
-        size = f"{_times(1 / r)} larger without skips"
-    shows = (f"On this network the skips make little difference: {first} ({size}, less than {CLEAR:g}×), and no "
-             "weight gradient vanished or exploded in either pass — the failure of plain nets described above does "
-             f"not show at {depth} weight layers with these settings.")
+        size = _("{times} larger without skips", times=_times(1 / r))
+    shows = _("On this network the skips make little difference: {first} ({size}, less than {clear}×), and no "
+              "weight gradient vanished or exploded in either pass — the failure of plain nets described above does "
+              "not show at {depth} weight layers with these settings.", first=first, size=size, clear=f"{CLEAR:g}",
+              depth=depth)
     if depth < DEEP:
-        try_next = "Try a deeper network: CIFAR resnet56 (56 layers) or resnet110, with batch norm on, then off."
+        try_next = _("Try a deeper network: CIFAR resnet56 (56 layers) or resnet110, with batch norm on, then off.")
     elif not no_bn:
-        try_next = "Try batch norm off with PyTorch-default initialisation."
+        try_next = _("Try batch norm off with PyTorch-default initialisation.")
     else:
-        try_next = "Try PyTorch-default initialisation, or batch norm on."
+        try_next = _("Try PyTorch-default initialisation, or batch norm on.")
     return Story(shows, tuple(detail), try_next)
 
 
@@ -170,42 +186,48 @@ def anatomy_story(rows: Sequence[dict[str, Any]], has_bn: bool, batch_stats: boo
     x_growth = _ratio(last["x_norm"], first["x_norm"])
     fx_growth = _ratio(last["fx_norm"], first["fx_norm"])
     if ratios[-1] == 0:
-        return Story("Every residual branch outputs exactly zero (‖F(x)‖ = 0): each block starts as the identity, "
-                     "as a zero-initialised last batch norm makes it.")
-    growth = "" if x_growth is None else (f" ‖x‖ grows {_times(x_growth)} from {first['block']} to {last['block']}"
-                                          if x_growth >= 1 else f" ‖x‖ shrinks {_times(1 / x_growth)} from "
-                                          f"{first['block']} to {last['block']}")
+        return Story(_("Every residual branch outputs exactly zero (‖F(x)‖ = 0): each block starts as the "
+                       "identity, as a zero-initialised last batch norm makes it."))
+    ends = {"first": first["block"], "last": last["block"]}
+    if x_growth is None:
+        growth = ""
+    elif x_growth >= 1:
+        growth = _(" ‖x‖ grows {times} from {first} to {last}", times=_times(x_growth), **ends)
+    else:
+        growth = _(" ‖x‖ shrinks {times} from {first} to {last}", times=_times(1 / x_growth), **ends)
     if fx_growth is not None and growth:
-        growth += f" while ‖F(x)‖ changes ×{_f(fx_growth)}"
+        growth += _(" while ‖F(x)‖ changes ×{factor}", factor=_f(fx_growth))
     falling = first["ratio"] > FALLS * last["ratio"]
     if median >= CLOSE_TO_IDENTITY:
-        shows = (f"Here the branches are not small corrections: in {n - below} of {n} blocks F(x) is at least as large "
-                 f"as x (median ratio {median:.3g}), so each block changes its input by about its own size.")
-        detail = [f"Through the depth{growth}." if growth else ""]
+        shows = _("Here the branches are not small corrections: in {large} of {n} blocks F(x) is at least as large "
+                  "as x (median ratio {median}), so each block changes its input by about its own size.",
+                  large=n - below, n=n, median=f"{median:.3g}")
+        detail = [_("Through the depth{growth}.", growth=growth) if growth else ""]
         if has_bn and not batch_stats and not trained:
-            try_next = ("Batch norm with running statistics of untrained weights (mean 0, variance 1) rescales "
-                        "nothing: switch 'Batch norm statistics' to 'of a batch of 8' to see batch norm shrink the "
-                        "branches' share block by block.")
+            try_next = _("Batch norm with running statistics of untrained weights (mean 0, variance 1) rescales "
+                         "nothing: switch 'Batch norm statistics' to 'of a batch of 8' to see batch norm shrink the "
+                         "branches' share block by block.")
         elif not has_bn:
-            try_next = ("Nothing rescales the branches in a network without batch norm: turn batch norm on in the "
-                        "builder and choose batch statistics to see the ratio fall through the depth.")
+            try_next = _("Nothing rescales the branches in a network without batch norm: turn batch norm on in the "
+                         "builder and choose batch statistics to see the ratio fall through the depth.")
         else:
             try_next = None
         return Story(shows, tuple(d for d in detail if d), try_next)
     if falling:
-        shows = (f"The ratio falls from {first['ratio']:.3g} ({first['block']}) to {last['ratio']:.3g} ({last['block']}): "
-                 f"{below} of {n} blocks add a correction smaller than their input, and the deeper blocks are the "
-                 "closer to the identity.")
-        detail = [f"Through the depth{growth}: the stream grows while each branch stays about the same size." if (
-            x_growth is not None and fx_growth is not None and x_growth > FALLS * fx_growth) else
-            (f"Through the depth{growth}." if growth else "")]
+        shows = _("The ratio falls from {a} ({first}) to {b} ({last}): {below} of {n} blocks add a correction smaller "
+                  "than their input, and the deeper blocks are the closer to the identity.",
+                  a=f"{first['ratio']:.3g}", b=f"{last['ratio']:.3g}", below=below, n=n, **ends)
+        detail = [_("Through the depth{growth}: the stream grows while each branch stays about the same size.",
+                    growth=growth) if (x_growth is not None and fx_growth is not None and x_growth > FALLS * fx_growth)
+                  else (_("Through the depth{growth}.", growth=growth) if growth else "")]
         if has_bn and batch_stats:
-            detail.append("This is De & Smith's (2020) observation: batch norm biases residual blocks towards the "
-                          "identity (Why it works → Signal propagation).")
+            detail.append(_("This is De & Smith's (2020) observation: batch norm biases residual blocks towards the "
+                            "identity (Why it works → Signal propagation)."))
         return Story(shows, tuple(d for d in detail if d))
-    shows = (f"In {below} of {n} blocks F(x) is smaller than x (median ratio {median:.3g}, from {ratios[0]:.3g} to "
-             f"{ratios[-1]:.3g}): most blocks add a correction smaller than their input, about as much at every depth.")
-    return Story(shows, (f"Through the depth{growth}.",) if growth else ())
+    shows = _("In {below} of {n} blocks F(x) is smaller than x (median ratio {median}, from {lo} to {hi}): most "
+              "blocks add a correction smaller than their input, about as much at every depth.",
+              below=below, n=n, median=f"{median:.3g}", lo=f"{ratios[0]:.3g}", hi=f"{ratios[-1]:.3g}")
+    return Story(shows, (_("Through the depth{growth}.", growth=growth),) if growth else ())
 
 
 # -------------------------------------------------------------------------------------- activation statistics
@@ -218,8 +240,9 @@ def activation_story(stats: Sequence[LayerStats], has_bn: bool, batch_stats: boo
         return None
     bad = [s for s in ran if not s.finite]
     if bad:
-        return Story(f"The activations become NaN or Inf from {bad[0].label or bad[0].name} on: the signal overflowed "
-                     "float32.", (), "Try batch norm on, or smaller initial weights (PyTorch default).")
+        return Story(_("The activations become NaN or Inf from {layer} on: the signal overflowed float32.",
+                       layer=bad[0].label or bad[0].name), (),
+                     _("Try batch norm on, or smaller initial weights (PyTorch default)."))
     stream = [s for s in ran if s.op == "add"]
     detail: list[str] = []
     try_next = None
@@ -228,33 +251,45 @@ def activation_story(stats: Sequence[LayerStats], has_bn: bool, batch_stats: boo
         g = b / a
         blocks = len(stream)
         per = g ** (1 / (blocks - 1)) if g > 0 else 0.0
+        spread = {"a": _f(a), "b": _f(b), "blocks": blocks}
         if per >= GEOMETRIC:
-            shows = (f"The residual stream's spread grows geometrically: its std after F(x) + x goes from {_f(a)} at "
-                     f"the first block to {_f(b)} at the last, {_times(g)} over {blocks} blocks (×{per:.2f} per block).")
+            shows = _("The residual stream's spread grows geometrically: its std after F(x) + x goes from {a} at the "
+                      "first block to {b} at the last, {times} over {blocks} blocks (×{per} per block).",
+                      times=_times(g), per=f"{per:.2f}", **spread)
             if has_bn and not batch_stats and not trained:
-                try_next = ("Batch norm with the running statistics of untrained weights (mean 0, variance 1) rescales "
-                            "nothing here: switch 'Batch norm statistics' to 'of a batch of 8'.")
+                try_next = _("Batch norm with the running statistics of untrained weights (mean 0, variance 1) "
+                             "rescales nothing here: switch 'Batch norm statistics' to 'of a batch of 8'.")
             elif not has_bn:
-                try_next = "Without batch norm nothing rescales the branches: compare a network with batch norm."
+                try_next = _("Without batch norm nothing rescales the branches: compare a network with batch norm.")
         elif g >= 1:
             root = math.sqrt(blocks)
-            near = "close to" if root / 2 <= g <= 2 * root else ("less than" if g < root else "more than")
-            shows = (f"The residual stream's spread grows slowly: its std after F(x) + x goes from {_f(a)} at the first "
-                     f"block to {_f(b)} at the last, {_times(g)} over {blocks} blocks — {near} √{blocks} = {root:.2f}, "
-                     "the growth if every block added a branch of fixed variance to an unchanged stream.")
+            near = (_("close to") if root / 2 <= g <= 2 * root else (_("less than") if g < root else _("more than")))
+            shows = _("The residual stream's spread grows slowly: its std after F(x) + x goes from {a} at the first "
+                      "block to {b} at the last, {times} over {blocks} blocks — {near} √{blocks} = {root}, the growth "
+                      "if every block added a branch of fixed variance to an unchanged stream.",
+                      times=_times(g), near=near, root=f"{root:.2f}", **spread)
         else:
-            shows = (f"The residual stream's spread shrinks: its std after F(x) + x goes from {_f(a)} at the first "
-                     f"block to {_f(b)} at the last, {_times(1 / g) if g > 0 else '∞×'} smaller over {blocks} blocks.")
+            shows = _("The residual stream's spread shrinks: its std after F(x) + x goes from {a} at the first block "
+                      "to {b} at the last, {times} smaller over {blocks} blocks.",
+                      times=_times(1 / g) if g > 0 else "∞×", **spread)
     else:
         stds = [s.std for s in ran if s.std is not None]
-        shows = f"The activations' std ranges from {_f(min(stds))} to {_f(max(stds))} through the depth."
+        shows = _("The activations' std ranges from {lo} to {hi} through the depth.", lo=_f(min(stds)),
+                  hi=_f(max(stds)))
     acts = [s for s in ran if s.op == "act" and s.zeros is not None]
     if acts:
         zs = sorted(s.zeros or 0.0 for s in acts)
         med = zs[len(zs) // 2]
         dead = [s for s in acts if (s.zeros or 0.0) >= DEAD]
-        detail.append(f"Of the ReLU outputs, a median {100 * med:.0f} % are exactly zero (from {100 * zs[0]:.0f} % to "
-                      f"{100 * zs[-1]:.0f} %)" + (f"; {len(dead)} layer{'s are' if len(dead) > 1 else ' is'} dead "
-                                                    f"(≥ {100 * DEAD:.0f} % zeros: {dead[0].label or dead[0].name}"
-                                                    f"{'…' if len(dead) > 1 else ''})." if dead else "."))
+        zeros = {"median": f"{100 * med:.0f}", "lo": f"{100 * zs[0]:.0f}", "hi": f"{100 * zs[-1]:.0f}"}
+        if dead:
+            detail.append(ngettext(
+                "Of the ReLU outputs, a median {median} % are exactly zero (from {lo} % to {hi} %); {n} layer is dead "
+                "(≥ {dead} % zeros: {layer}{more}).",
+                "Of the ReLU outputs, a median {median} % are exactly zero (from {lo} % to {hi} %); {n} layers are "
+                "dead (≥ {dead} % zeros: {layer}{more}).", len(dead), n=len(dead), dead=f"{100 * DEAD:.0f}",
+                layer=dead[0].label or dead[0].name, more="…" if len(dead) > 1 else "", **zeros))
+        else:
+            detail.append(_("Of the ReLU outputs, a median {median} % are exactly zero (from {lo} % to {hi} %).",
+                            **zeros))
     return Story(shows, tuple(detail), try_next)

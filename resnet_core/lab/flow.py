@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from resnet_core.i18n import N_, _
 from resnet_core.lab.probes import safe_ratio
 from resnet_core.structure.records import Shape
 from resnet_core.structure.spec import ArchSpec
@@ -22,6 +23,12 @@ GradStatus = Literal["ok", "vanished", "exploded", "unused"]
 STATUSES: tuple[GradStatus, ...] = get_args(GradStatus)
 # the phases of one variant's pass
 Phase = Literal["waiting", "forward", "backward", "done", "stopped"]
+PHASE_TEXT = {"waiting": N_("waiting"), "forward": N_("forward"), "backward": N_("backward"), "done": N_("done"),
+              "stopped": N_("stopped")}
+# the variants' labels: keys in the data (rows, charts, JSON); shown as _(label)
+VARIANT_LABELS = (N_("with skips"), N_("without skips"))
+# the two quantities of the chart rows (keys; shown as _(quantity))
+QUANTITIES = (N_("weight gradient ‖∂L/∂W‖"), N_("block input gradient ‖∂L/∂x‖"))
 
 
 def classify(value: float | None, vanished_below: float = VANISHED_BELOW,
@@ -44,10 +51,13 @@ class VariantProgress:
     total: int  # weighted layers the phase will pass (backward: those that ran forward)
 
     def text(self) -> str:
-        if self.phase in ("waiting", "done", "stopped"):
-            extra = f" ({self.total} weight layers)" if self.phase == "done" else ""
-            return f"{self.label}: {self.phase}{extra}"
-        return f"{self.label}: {self.phase} {self.done}/{self.total} weight layers"
+        label, phase = _(self.label), _(PHASE_TEXT.get(self.phase, self.phase))
+        if self.phase == "done":
+            return _("{label}: {phase} ({total} weight layers)", label=label, phase=phase, total=self.total)
+        if self.phase in ("waiting", "stopped"):
+            return _("{label}: {phase}", label=label, phase=phase)
+        return _("{label}: {phase} {done}/{total} weight layers", label=label, phase=phase, done=self.done,
+                 total=self.total)
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,8 @@ class GradProgress:
         return sum(v.phase == "done" for v in self.variants)
 
     def text(self) -> str:
-        return f"{self.finished}/{len(self.variants)} variants done · " + " · ".join(v.text() for v in self.variants)
+        return _("{finished}/{n} variants done", finished=self.finished, n=len(self.variants)) + " · " + " · ".join(
+            v.text() for v in self.variants)
 
 
 @dataclass(frozen=True)
@@ -131,15 +142,17 @@ class GradVariant:
         """"without skips: 55 of 57 weight gradients vanished, 0 exploded; 27 of 27 block-input gradients
         vanished, 0 exploded" (unused layers are named when there are some)."""
         parts = []
-        for of, items, noun in (("weights", self.weights, "weight gradients"),
-                                ("inputs", self.inputs, "block-input gradients")):
+        for of, items, message in (
+                ("weights", self.weights, N_("{vanished} of {used} weight gradients vanished, {exploded} exploded")),
+                ("inputs", self.inputs,
+                 N_("{vanished} of {used} block-input gradients vanished, {exploded} exploded"))):
             c = self.counts(of)
             used = len(items) - c["unused"]
-            text = f"{c['vanished']} of {used} {noun} vanished, {c['exploded']} exploded"
+            text = _(message, vanished=c["vanished"], used=used, exploded=c["exploded"])
             if c["unused"]:
-                text += f" ({c['unused']} unused)"
+                text += _(" ({n} unused)", n=c["unused"])
             parts.append(text)
-        return f"{self.label}: " + "; ".join(parts)
+        return _("{label}: {counts}", label=_(self.label), counts=_("; ").join(parts))
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "skip": self.skip, "loss": _json_float(self.loss),
@@ -160,7 +173,7 @@ def _json_float(v: float | None) -> float | str | None:
 
 
 def variant_label(skip: bool) -> str:
-    return "with skips" if skip else "without skips"
+    return VARIANT_LABELS[0] if skip else VARIANT_LABELS[1]
 
 
 @dataclass(frozen=True)
@@ -234,7 +247,7 @@ class GradientFlow:
         ceiling = max([self.exploded_above, *finite]) * 10.0
         rows = []
         for v in self.variants:
-            for quantity, items in (("weight gradient ‖∂L/∂W‖", v.weights), ("block input gradient ‖∂L/∂x‖", v.inputs)):
+            for quantity, items in ((QUANTITIES[0], v.weights), (QUANTITIES[1], v.inputs)):
                 for g in items:
                     if g.norm is None:
                         continue

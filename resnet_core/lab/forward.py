@@ -28,6 +28,7 @@ from resnet_core.device import (
     reserve,
 )
 from resnet_core.formatting import did_you_mean
+from resnet_core.i18n import _
 from resnet_core.lab.probes import (
     ProbeError,
     block_plans,
@@ -132,7 +133,7 @@ def _shortcut_kind(block: nn.Module) -> str:
     ds = getattr(block, "downsample", None)
     if ds is None:
         return "identity"
-    return "pad" if not any(True for _ in ds.parameters()) else "projection"
+    return "pad" if not any(True for _p in ds.parameters()) else "projection"
 
 
 def _last_layer(block: nn.Module) -> nn.Module:
@@ -322,7 +323,7 @@ def forward_record(model: nn.Module, x: torch.Tensor, plan: Plan, train: bool = 
     dev = _pick(model, device)
     check_input(x, plan)
     est, work = forward_estimate(plan, int(x.shape[0]))
-    what = f"a forward pass of {plan.spec.name} on {x.shape[0]} image(s)"
+    what = _("a forward pass of {name} on {n} image(s)", name=plan.spec.name, n=x.shape[0])
     check_work(work, dev, what)
     check_fits(est, dev, what=what)  # refused at once if no turn could run it; booked only once its turn comes
     with device_slot(dev, timeout=slot_timeout, should_stop=should_stop), reserve(est, dev, what=what), \

@@ -33,6 +33,7 @@ from resnet_core.device import (
     pick_device,
     reserve,
 )
+from resnet_core.i18n import _
 from resnet_core.lab.flow import (
     EXPLODED_ABOVE,
     VANISHED_BELOW,
@@ -146,7 +147,7 @@ def gradient_pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, plan:
     blocks = plan.blocks
     depths = _block_depths(plan)
     block_mods = [submodule(model, b.name) for b in blocks]
-    weight_mods = [submodule(model, lay.name) for lay, _ in weighted]
+    weight_mods = [submodule(model, lay.name) for lay, _kind in weighted]
     if skip is True and any(getattr(m, "add", None) is None for m in block_mods):
         raise ProbeError("this model was built without shortcuts (a plain net): build it from the spec with "
                          "skip=True to compare with and without skips on the same weights")
@@ -303,7 +304,7 @@ def gradient_flow(spec: ArchSpec, seed: int = 0, batch: int = 8, compare_skip: b
     check_batch_norm(p, batch, train)
     dev = pick_device(device) if isinstance(device, str) else torch.device(device)
     est = gradient_estimate(p, batch)
-    what = f"the gradient pass of {spec.name} on {batch} image(s)"
+    what = _("the gradient pass of {name} on {n} image(s)", name=spec.name, n=batch)
     _check_gradient_work(p, batch, len(skips), dev, what)
     hint = _smaller_batch_hint(p, batch, len(skips), dev) if est.total > memory_room(dev) else ""
     ds = seed if data_seed is None else data_seed
@@ -359,8 +360,8 @@ def _smaller_batch_hint(p: Plan, batch: int, variants: int, dev: torch.device) -
     while b >= 1 and (gradient_estimate(p, b).total > room or gradient_work(p, b, variants) > limit):
         b //= 2
     if 1 <= b < batch:
-        return f"a batch of {b} would fit"
-    return "use a smaller network or input (even one image does not fit)"
+        return _("a batch of {n} would fit", n=b)
+    return _("use a smaller network or input (even one image does not fit)")
 
 
 def check_gradient_flow(spec: ArchSpec, batch: int, device: str | torch.device = "auto") -> None:
@@ -372,6 +373,6 @@ def check_gradient_flow(spec: ArchSpec, batch: int, device: str | torch.device =
     if p.errors:
         raise BuildError(p)
     dev = pick_device(device) if isinstance(device, str) else torch.device(device)
-    what = f"the gradient pass of {spec.name} on {batch} image(s)"
+    what = _("the gradient pass of {name} on {n} image(s)", name=spec.name, n=batch)
     check_fits(gradient_estimate(p, batch), dev, what=what)
     _check_gradient_work(p, batch, 2, dev, what)

@@ -28,6 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from resnet_core.errors import ExplorerError
 from resnet_core.formatting import fmt_bytes
+from resnet_core.i18n import N_, _
 from resnet_core.paths import ASSETS
 
 SAMPLES_DIR = ASSETS / "images"
@@ -48,10 +49,10 @@ FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
 
 # signatures of files people upload by mistake, for a message that names what they uploaded
 _OTHER_SIGNATURES = (
-    (b"GIF87a", "a GIF image"), (b"GIF89a", "a GIF image"), (b"BM", "a BMP image"),
-    (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"%PDF", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive (or an Office document)"), (b"\x00\x00\x01\x00", "an ICO icon"),
-    (b"8BPS", "a Photoshop document"),
+    (b"GIF87a", N_("a GIF image")), (b"GIF89a", N_("a GIF image")), (b"BM", N_("a BMP image")),
+    (b"II*\x00", N_("a TIFF image")), (b"MM\x00*", N_("a TIFF image")), (b"%PDF", N_("a PDF document")),
+    (b"PK\x03\x04", N_("a ZIP archive (or an Office document)")), (b"\x00\x00\x01\x00", N_("an ICO icon")),
+    (b"8BPS", N_("a Photoshop document")),
 )
 
 
@@ -233,24 +234,24 @@ def sniff_format(data: bytes) -> str | None:
 def _what_is_it(data: bytes) -> str:
     for sig, what in _OTHER_SIGNATURES:
         if data.startswith(sig):
-            return what
+            return _(what)
     if len(data) >= 12 and data[4:8] == b"ftyp":
         brand = data[8:12].decode("latin-1")
         if brand in ("heic", "heix", "mif1", "msf1", "hevc"):
-            return "a HEIC image"
+            return _("a HEIC image")
         if brand in ("avif", "avis"):
-            return "an AVIF image"
-        return "a video or MP4-family file"
+            return _("an AVIF image")
+        return _("a video or MP4-family file")
     head = data[:512].lstrip()
     if head[:5].lower() == b"<?xml" or head[:4].lower() == b"<svg":
-        return "an SVG/XML text file"
+        return _("an SVG/XML text file")
     try:
         head.decode("utf-8")
         if head and all(b >= 9 for b in head):
-            return "a text file"
+            return _("a text file")
     except UnicodeDecodeError:
         pass
-    return "not an image file this app can read"
+    return _("not an image file this app can read")
 
 
 def decode_image(data: bytes, filename: str | None = None, max_bytes: int = MAX_UPLOAD_BYTES,
@@ -260,19 +261,20 @@ def decode_image(data: bytes, filename: str | None = None, max_bytes: int = MAX_
     Raises ImageInputError, naming the file, when it is empty, larger than `max_bytes`, not a PNG/JPEG/WebP,
     larger than `max_pixels` (checked from the header, before decoding), or damaged/truncated.
     """
-    name = f"'{filename}'" if filename else "the file"
+    name = f"'{filename}'" if filename else _("the file")
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ImageInputError(f"{name}: expected the file's bytes, got {type(data).__name__}")
     data = bytes(data)
     if not data:
-        raise ImageInputError(f"{name} is empty (0 bytes)")
+        raise ImageInputError(_("{name} is empty (0 bytes)", name=name))
     if len(data) > max_bytes:
-        raise ImageInputError(f"{name} is {fmt_bytes(len(data))}; images are limited to {fmt_bytes(max_bytes)}: "
-                              "save it smaller (fewer pixels or more JPEG compression) and upload it again")
+        raise ImageInputError(_("{name} is {size}; images are limited to {limit}: save it smaller (fewer pixels or "
+                                "more JPEG compression) and upload it again", name=name, size=fmt_bytes(len(data)),
+                                limit=fmt_bytes(max_bytes)))
     fmt = sniff_format(data)
     if fmt is None:
-        raise ImageInputError(f"{name} is {_what_is_it(data)}, not a PNG, JPEG or WebP image: "
-                              "upload a PNG, JPEG or WebP file")
+        raise ImageInputError(_("{name} is {what}, not a PNG, JPEG or WebP image: upload a PNG, JPEG or WebP file",
+                                name=name, what=_what_is_it(data)))
     label = FORMAT_NAMES[fmt]
     notes: list[str] = []
     try:
@@ -282,37 +284,43 @@ def decode_image(data: bytes, filename: str | None = None, max_bytes: int = MAX_
         width, height = img.size
     except Image.DecompressionBombError as e:
         found = re.search(r"\((\d+) pixels\)", str(e))
-        declared = f"{int(found.group(1)):,} pixels" if found else "more pixels than an image may have"
-        raise ImageInputError(f"{name} declares {declared} (a decompression bomb?); images have at most "
-                              f"{max_pixels:,} pixels: it was not decoded") from None
+        declared = (_("{n} pixels", n=f"{int(found.group(1)):,}") if found
+                    else _("more pixels than an image may have"))
+        raise ImageInputError(_("{name} declares {declared} (a decompression bomb?); images have at most {limit} "
+                                "pixels: it was not decoded", name=name, declared=declared,
+                                limit=f"{max_pixels:,}")) from None
     except UnidentifiedImageError:
-        raise ImageInputError(f"{name} starts like a {label} file but its header is damaged (the decoder cannot "
-                              "identify it); open it in an image editor and save it again") from None
+        raise ImageInputError(_("{name} starts like a {kind} file but its header is damaged (the decoder cannot "
+                                "identify it); open it in an image editor and save it again", name=name,
+                                kind=label)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageInputError(f"{name} starts like a {label} file but its header is damaged ({_reason(e)}); "
-                              "open it in an image editor and save it again") from None
+        raise ImageInputError(_("{name} starts like a {kind} file but its header is damaged ({reason}); open it in "
+                                "an image editor and save it again", name=name, kind=label, reason=_reason(e))) from None
     if width < 1 or height < 1:
-        raise ImageInputError(f"{name} is a {width}×{height} image: it has no pixels")
+        raise ImageInputError(_("{name} is a {w}×{h} image: it has no pixels", name=name, w=width, h=height))
     longer, shorter = max(width, height), min(width, height)
     if longer > MAX_SIDE or longer > MAX_ASPECT * shorter:
-        raise ImageInputError(
-            f"{name} is {width:,}×{height:,} pixels: its sides may be at most {MAX_SIDE:,} pixels and at most "
-            f"{MAX_ASPECT}:1 (this one is {longer / shorter:,.0f}:1); crop or scale it before uploading "
-            "(it was not decoded)")
+        raise ImageInputError(_(
+            "{name} is {w}×{h} pixels: its sides may be at most {side} pixels and at most {aspect}:1 (this one is "
+            "{ratio}:1); crop or scale it before uploading (it was not decoded)", name=name, w=f"{width:,}",
+            h=f"{height:,}", side=f"{MAX_SIDE:,}", aspect=MAX_ASPECT, ratio=f"{longer / shorter:,.0f}"))
     if width * height > max_pixels:
-        raise ImageInputError(
-            f"{name} is {width:,}×{height:,} pixels ({width * height / 1e6:.0f} megapixels); the limit is "
-            f"{max_pixels / 1e6:.0f} megapixels: scale it down before uploading (it was not decoded)")
+        raise ImageInputError(_(
+            "{name} is {w}×{h} pixels ({mp} megapixels); the limit is {limit} megapixels: scale it down before "
+            "uploading (it was not decoded)", name=name, w=f"{width:,}", h=f"{height:,}",
+            mp=f"{width * height / 1e6:.0f}", limit=f"{max_pixels / 1e6:.0f}"))
     try:
         if getattr(img, "n_frames", 1) > 1:
             img.seek(0)
             notes.append("animated image: the first frame is used")
         img.load()
     except Image.DecompressionBombError:
-        raise ImageInputError(f"{name} decodes to more pixels than allowed (a decompression bomb?)") from None
+        raise ImageInputError(_("{name} decodes to more pixels than allowed (a decompression bomb?)",
+                                name=name)) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as e:
-        raise ImageInputError(f"{name} is a damaged or truncated {label} file ({_reason(e)}); "
-                              "open it in an image editor and save it again, or try another image") from None
+        raise ImageInputError(_("{name} is a damaged or truncated {kind} file ({reason}); open it in an image editor "
+                                "and save it again, or try another image", name=name, kind=label,
+                                reason=_reason(e))) from None
     try:
         orientation = img.getexif().get(0x0112, 1)  # EXIF "Orientation": 1 is upright
         if orientation not in (1, None):
@@ -385,6 +393,18 @@ def noise_input(input_shape: Sequence[int], seed: int = 0) -> ImageInput:
     mean, std = normalisation(c)
     return ImageInput(tensor=x, display=to_display(x), source=f"noise (seed {seed})", input_shape=(c, h, w),
                       mean=mean, std=std)
+
+
+def source_text(source: str) -> str:
+    """An `ImageInput.source` ("sample chelsea.jpg", "upload cat.png (PNG, 64×64)", "noise (seed 0)") in this
+    run's language; the source itself stays English (it is also a key)."""
+    for prefix, message in (("sample ", N_("sample {name}")), ("upload ", N_("upload {name}"))):
+        if source.startswith(prefix):
+            return _(message, name=source[len(prefix):])
+    noise = re.fullmatch(r"noise \(seed (\d+)\)", source)
+    if noise:
+        return _("noise (seed {seed})", seed=noise.group(1))
+    return source
 
 
 def stack_inputs(inputs: Sequence[ImageInput]) -> torch.Tensor:

@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from resnet_core.i18n import N_, _
 from resnet_core.lab.probes import ProbeError
 from resnet_core.structure.plan import Plan
 from resnet_core.structure.records import Shape
 
-FEATURE_SCALING = ("Each channel is scaled on its own: its minimum shows as black and its maximum as white "
+FEATURE_SCALING = N_("Each channel is scaled on its own: its minimum shows as black and its maximum as white "
                    "(the raw range of every channel is listed). Brightness compares positions within one "
                    "channel, not channels with each other; compare channels by their energy (the mean "
-                   "square activation). A constant channel (e.g. all zero after a ReLU) shows black.")
+                   "square activation). A constant channel (e.g. all zero after a ReLU) shows black.")  # shown as _()
 
 
 @dataclass(frozen=True)
@@ -246,15 +247,18 @@ def ratio_trend(rows: list[dict[str, Any]]) -> str | None:
     lo = min(finite, key=lambda r: r["ratio"])
     hi = max(finite, key=lambda r: r["ratio"])
     if hi["ratio"] == 0:
-        return "is 0 at every block: each residual branch outputs zero, so every block starts as the identity"
+        return _("is 0 at every block: each residual branch outputs zero, so every block starts as the identity")
     first, last = finite[0], finite[-1]
     a, b = f"{first['ratio']:.3g}", f"{last['ratio']:.3g}"
     if a == b:
-        ends = f"is {a} at both the first block ({first['block']}) and the last ({last['block']})"
+        ends = _("is {a} at both the first block ({first}) and the last ({last})", a=a, first=first["block"],
+                 last=last["block"])
+    elif last["ratio"] < first["ratio"]:
+        ends = _("falls from {a} at {first} to {b} at {last}", a=a, b=b, first=first["block"], last=last["block"])
     else:
-        way = "falls" if last["ratio"] < first["ratio"] else "rises"
-        ends = f"{way} from {a} at {first['block']} to {b} at {last['block']}"
-    return f"{ends}; smallest {lo['ratio']:.3g} ({lo['block']}), largest {hi['ratio']:.3g} ({hi['block']})"
+        ends = _("rises from {a} at {first} to {b} at {last}", a=a, b=b, first=first["block"], last=last["block"])
+    return _("{ends}; smallest {lo} ({lo_block}), largest {hi} ({hi_block})", ends=ends, lo=f"{lo['ratio']:.3g}",
+             lo_block=lo["block"], hi=f"{hi['ratio']:.3g}", hi_block=hi["block"])
 
 
 def kept_channels(p: Plan, budget: int = RECORD_BUDGET, most: int = MAX_TOP_K) -> int:

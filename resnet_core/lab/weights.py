@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import N_, _
 from resnet_core.lab.checkpoint_scan import CheckpointError, check_loaded, head_bytes, scan_checkpoint, sniff_checkpoint
 from resnet_core.paths import ASSETS
 from resnet_core.structure.spec import ArchSpec
@@ -115,25 +116,26 @@ class LoadReport:
 
     def lines(self, limit: int = 12) -> list[str]:
         """Human-readable lines: a summary, then each problem by name (at most `limit` per kind)."""
-        out = [f"{self.source}: {self.matched} of {self.total_model_keys} model tensors found with the right shape"
-               + (f"; {len(self.loaded)} loaded" if self.loaded else "; nothing loaded")]
+        out = [_("{source}: {matched} of {total} model tensors found with the right shape", source=self.source,
+                 matched=self.matched, total=self.total_model_keys)
+               + (_("; {n} loaded", n=len(self.loaded)) if self.loaded else _("; nothing loaded"))]
         if self.wrapper:
-            out.append(f"the tensors were read from the checkpoint's '{self.wrapper}' entry")
+            out.append(_("the tensors were read from the checkpoint's '{entry}' entry", entry=self.wrapper))
         if self.stripped_prefix:
-            out.append(f"the '{self.stripped_prefix}' prefix (DataParallel) was removed from the keys")
+            out.append(_("the '{prefix}' prefix (DataParallel) was removed from the keys", prefix=self.stripped_prefix))
 
         def listed(title: str, items: Sequence[Any]) -> None:
             if not items:
                 return
-            out.append(f"{title} ({len(items)}):")
+            out.append(f"{_(title)} ({len(items)}):")
             out.extend(f"  {item}" for item in items[:limit])
             if len(items) > limit:
-                out.append(f"  … and {len(items) - limit} more")
+                out.append(_("  … and {n} more", n=len(items) - limit))
 
-        listed("missing from the checkpoint", self.missing)
-        listed("in the checkpoint but not in this network", self.unexpected)
-        listed("shape mismatches", self.mismatched)
-        listed("tensors holding NaN or Inf", self.nonfinite)
+        listed(N_("missing from the checkpoint"), self.missing)
+        listed(N_("in the checkpoint but not in this network"), self.unexpected)
+        listed(N_("shape mismatches"), self.mismatched)
+        listed(N_("tensors holding NaN or Inf"), self.nonfinite)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,8 +154,8 @@ class CheckpointMismatch(CheckpointError):
 
     def __init__(self, report: LoadReport):
         self.report = report
-        super().__init__("the checkpoint does not fit this network; nothing was loaded "
-                         "(load non-strict to take the matching tensors only)\n" + "\n".join(report.lines()))
+        super().__init__(_("the checkpoint does not fit this network; nothing was loaded (load non-strict to take "
+                           "the matching tensors only)") + "\n" + "\n".join(report.lines()))
 
 
 def read_checkpoint(source: str | os.PathLike | bytes | bytearray | memoryview,
@@ -161,11 +163,12 @@ def read_checkpoint(source: str | os.PathLike | bytes | bytearray | memoryview,
     """Read a checkpoint safely: (state_dict on the CPU, a label for messages, the wrapper key or None)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        label = "the uploaded checkpoint"
+        label = _("the uploaded checkpoint")
         if not data:
-            raise CheckpointError(f"{label} is empty (0 bytes)")
+            raise CheckpointError(_("{label} is empty (0 bytes)", label=label))
         if len(data) > max_bytes:
-            raise CheckpointError(f"{label} is {len(data) / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+            raise CheckpointError(_("{label} is {size} MB; the limit is {limit} MB", label=label,
+                                    size=f"{len(data) / 2**20:.0f}", limit=f"{max_bytes / 2**20:.0f}"))
         stream: Any = io.BytesIO(data)
     else:
         path = Path(source)
@@ -176,31 +179,31 @@ def read_checkpoint(source: str | os.PathLike | bytes | bytearray | memoryview,
             raise CheckpointError(f"{label} is a folder, not a checkpoint file")
         size = path.stat().st_size
         if size == 0:
-            raise CheckpointError(f"{label} is empty (0 bytes)")
+            raise CheckpointError(_("{label} is empty (0 bytes)", label=label))
         if size > max_bytes:
             raise CheckpointError(f"{label} is {size / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB")
         stream = path
     head = data[:16] if isinstance(source, (bytes, bytearray, memoryview)) else head_bytes(path)
     kind = sniff_checkpoint(head)
     if kind is None:
-        what = "a plain Python pickle, not a file written by torch.save" if head[:1] == b"\x80" else \
-            "neither torch.save's zip format nor its legacy format"
-        raise CheckpointError(f"{label} is not a PyTorch checkpoint: it is {what}")
+        what = _("a plain Python pickle, not a file written by torch.save") if head[:1] == b"\x80" else \
+            _("neither torch.save's zip format nor its legacy format")
+        raise CheckpointError(_("{label} is not a PyTorch checkpoint: it is {what}", label=label, what=what))
     scan_checkpoint(data if isinstance(source, (bytes, bytearray, memoryview)) else path, label, kind)
     try:
         obj = torch.load(stream, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
         found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        detail = f"e.g. {found.group(1)}" if found else (text.strip().splitlines() or ["refused"])[-1][:120]
-        raise CheckpointError(
-            f"{label} holds Python objects besides tensors ({detail}), which safe loading (weights_only=True) "
-            "refuses; save just the weights: torch.save(model.state_dict(), path)") from None
+        detail = _("e.g. {name}", name=found.group(1)) if found else (text.strip().splitlines() or ["refused"])[-1][:120]
+        raise CheckpointError(_(
+            "{label} holds Python objects besides tensors ({detail}), which safe loading (weights_only=True) "
+            "refuses; save just the weights: torch.save(model.state_dict(), path)", label=label, detail=detail)) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, KeyError,
             IndexError, TypeError) as e:
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{label} is not a PyTorch checkpoint, or it is damaged "
-                              f"(torch.load could not read it: {text[:160]})") from None
+        raise CheckpointError(_("{label} is not a PyTorch checkpoint, or it is damaged (torch.load could not read "
+                                "it: {reason})", label=label, reason=text[:160])) from None
     state, wrapper = _find_state_dict(obj, label)
     check_loaded(state, label)
     return state, label, wrapper
@@ -221,15 +224,16 @@ def _find_state_dict(obj: Any, label: str) -> tuple[dict[str, torch.Tensor], str
         tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
         keys = ", ".join(repr(k) for k in list(obj)[:8]) or "none"
         if not obj:
-            raise CheckpointError(f"{label} is an empty dictionary: it holds no tensors")
+            raise CheckpointError(_("{label} is an empty dictionary: it holds no tensors", label=label))
         if not tensors:
-            raise CheckpointError(f"{label} holds no tensors under a key this loader knows (top-level keys: {keys}); "
-                                  "expected a state_dict, or one under 'state_dict' or 'model'")
+            raise CheckpointError(_("{label} holds no tensors under a key this loader knows (top-level keys: {keys}); "
+                                    "expected a state_dict, or one under 'state_dict' or 'model'", label=label, keys=keys))
         return tensors, None
     what = type(obj).__name__
     if isinstance(obj, torch.Tensor):
-        what = f"a single tensor of shape {tuple(obj.shape)}"
-    raise CheckpointError(f"{label} holds {what}, not a state_dict (a mapping from names to tensors)")
+        what = _("a single tensor of shape {shape}", shape=tuple(obj.shape))
+    raise CheckpointError(_("{label} holds {what}, not a state_dict (a mapping from names to tensors)", label=label,
+                            what=what))
 
 
 def _strip_prefix(state: dict[str, torch.Tensor], model_keys: set[str]) -> tuple[dict[str, torch.Tensor], str | None]:
@@ -280,8 +284,9 @@ def load_checkpoint(model: nn.Module, source: str | os.PathLike | bytes | bytear
     report, matching = compare_state_dict(model, state, label, wrapper)
     if not matching:
         sample = ", ".join(repr(k) for k in list(state)[:4])
-        raise CheckpointError(f"{label}: none of its {len(state)} tensors matches this network by name and shape "
-                              f"(its keys look like {sample}); is it a checkpoint for another architecture?")
+        raise CheckpointError(_("{label}: none of its {n} tensors matches this network by name and shape (its keys "
+                                "look like {sample}); is it a checkpoint for another architecture?", label=label,
+                                n=len(state), sample=sample))
     if strict and not report.complete:
         raise CheckpointMismatch(report)
     with torch.no_grad():
@@ -350,8 +355,9 @@ def download_imagenet_weights(name: str, variant: str = DEFAULT_VARIANT, cache: 
         return found
     folder = cache_dir(cache)
     filename = url.rsplit("/", 1)[-1]
-    advice = (f"The explorer works without it: use random initialisation, or download {filename} on a connected "
-              f"machine ({url}) and load it as a local checkpoint file, or put it in {folder}")
+    advice = _("The explorer works without it: use random initialisation, or download {file} on a connected "
+               "machine ({url}) and load it as a local checkpoint file, or put it in {folder}", file=filename, url=url,
+               folder=folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -383,8 +389,8 @@ def download_imagenet_weights(name: str, variant: str = DEFAULT_VARIANT, cache: 
     except (URLError, TimeoutError, OSError, ValueError) as e:
         partial.unlink(missing_ok=True)
         reason = getattr(e, "reason", None) or e
-        raise WeightsUnavailable(f"could not download the ImageNet weights for {name} from {url} "
-                                 f"(no network? {reason}). {advice}") from None
+        raise WeightsUnavailable(_("could not download the ImageNet weights for {name} from {url} (no network? "
+                                   "{reason}). {advice}", name=name, url=url, reason=reason, advice=advice)) from None
     expected = _expected_hash(url)
     got = digest.hexdigest()
     if expected and not got.startswith(expected):
