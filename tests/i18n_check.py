@@ -79,7 +79,8 @@ def english_in(text: str, allowed: set[str] | None = None, run: int = 3) -> list
 
 _NOT_SHOWN = {"id", "form_id", "key", "icon", "type", "default", "value_type", "format", "placeholder_type",
               "dataframe_arrow", "element_type", "spec_id", "theme", "use_container_width", "selection_mode",
-              "vega_lite_chart_spec_id", "datasets", "data", "arrow_data", "url", "icon_name", "gap"}
+              "vega_lite_chart_spec_id", "datasets", "data", "arrow_data", "url", "icon_name", "gap",
+              "code_text"}  # code (st.code) stays as it is in Chinese
 
 
 def _proto_strings(msg, out: list[str]) -> None:
@@ -105,7 +106,7 @@ def _proto_strings(msg, out: list[str]) -> None:
 _CHART_KEYS_NOT_SHOWN = {"$schema", "field", "type", "name", "mark", "data", "format", "scheme", "aggregate",
                          "fontWeight", "font", "labelFont", "titleFont", "stroke", "fill", "color", "shape",
                          "strokeDash", "datasets", "param", "bind", "orient", "align", "baseline", "as", "op",
-                         "timeUnit", "sort", "stack", "interpolate", "cursor", "legend_key", "encoding"}
+                         "timeUnit", "sort", "stack", "interpolate", "cursor", "legend_key"}
 
 
 def _json_strings(obj, out: list[str], key: str = "") -> None:

@@ -146,8 +146,9 @@ HOUSE_MODULES = _house_modules()
 
 
 def _private(name: str) -> bool:
-    """`_y` is private; `__version__`-style dunders are not."""
-    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+    """`_y` is private; `__version__`-style dunders are not, nor gettext's `_` (resnet_core.i18n's public name for
+    "translate this", by the convention every gettext tool extracts)."""
+    return name.startswith("_") and name != "_" and not (name.startswith("__") and name.endswith("__"))
 
 
 def _in_house(name: str) -> bool:

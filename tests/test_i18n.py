@@ -170,3 +170,22 @@ def test_no_module_that_translates_reuses_the_name_underscore():
             if isinstance(n, ast.Name) and n.id == "_" and isinstance(n.ctx, ast.Store):
                 bad.append(f"{f.relative_to(ROOT)}:{n.lineno}")
     assert not bad, "assigns to `_` where `_` translates: " + ", ".join(bad)
+
+
+@pytest.mark.parametrize("value, want", [("zh", "zh"), ("zh-CN", "zh"), ("ZH-hans", "zh"), ("en", "en"),
+                                         ("en-GB", "en"), ("fr", None), ("", None), (None, None),
+                                         ("<script>alert(1)</script>", None), ("../../etc/passwd", None),
+                                         ("zh\x00" + "x" * 100_000, "zh"), ("\u202ezh", None)])
+def test_a_links_lang_value(value, want):
+    from app.lang import from_link
+    assert from_link(value) == want
+
+
+@pytest.mark.parametrize("value", ["<b>zh</b>", "x" * 100_000, "zh;DROP TABLE", "%00", "ja"])
+def test_a_hostile_lang_link_opens_the_app_in_a_language_it_has(value, fresh_state):
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120)
+    at.query_params["lang"] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["ui.lang"] in i18n.LANGUAGES

@@ -110,7 +110,9 @@ def test_a_locked_builder_goes_back_to_the_teachers_network(class_db):
     ada.run()
     assert ada.session_state["spec"] == rc.get_preset("resnet20")
     assert ada.toggle(key="class.follow_switch").disabled
-    ada.toggle(key="net.skip").set_value(False).run()  # the student tries to edit
+    assert ada.toggle(key="net.skip").disabled  # the lock: the builder's widgets cannot be changed
+    ada.session_state["net.skip"] = False  # (and a changed value, however it came, goes back)
+    ada.run()  # the student tries to edit
     no_exception(ada)
     assert ada.session_state["spec"] == rc.get_preset("resnet20")
 

@@ -66,3 +66,24 @@ def test_every_page_in_chinese_is_whole_and_chinese(browser, app_url, size, pres
     finally:
         context.close()
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("locale, nav, lang", [("zh-CN", "形状追踪", "zh"), ("en-US", "Shape trace", None)])
+def test_a_link_without_lang_opens_in_the_browsers_language_and_the_switch_changes_it(browser, app_url, locale,
+                                                                                     nav, lang):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale=locale)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(f"{app_url}/?net=resnet18")
+        page.locator('[data-testid="stTopNavLink"]', has_text=nav).first.wait_for()
+        wait_idle(page)
+        assert (f"lang={lang}" in page.url) if lang else ("lang=" not in page.url)
+        other = "English" if lang == "zh" else "简体中文"
+        page.locator('[data-testid="stSidebar"]').get_by_text(other, exact=True).click()
+        wait_idle(page)
+        page.locator('[data-testid="stTopNavLink"]', has_text="Shape trace" if lang == "zh" else "形状追踪").first.wait_for()
+        assert ("lang=en" in page.url) if lang == "zh" else ("lang=zh" in page.url)  # a link opens as it is now
+        assert page.evaluate("document.documentElement.lang") == ("en" if lang == "zh" else "zh-CN")
+    finally:
+        context.close()
