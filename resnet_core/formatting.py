@@ -70,6 +70,11 @@ def fmt_int(v: int, exact_digits: int = 15) -> str:
     return _("a {n:,}-digit number", n=digits)
 
 
+def listing(items: Iterable[str]) -> str:
+    """Names in a sentence: "a, b, c" (Chinese: "a、b、c", so that option names do not read as English words)."""
+    return _(", ").join(items)
+
+
 def did_you_mean(value: str, choices: Iterable[str], n: int = 1) -> list[str]:
     """Up to `n` of `choices` close to `value` (difflib's ratio ≥ 0.6), best first."""
     return difflib.get_close_matches(str(value), list(choices), n=n)

@@ -131,7 +131,7 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
                 inside = [x for x in rows if stage_of(x) == stage]
                 params = sum(x.params for x in inside)
                 out = inside[-1].out_shape
-                g.node(stage_nodes[stage], dot_text((stage or _("blocks")) + "\n" + _(
+                g.node(stage_nodes[stage], dot_text((stage or "blocks") + "\n" + _(
                     "{n} residual blocks · {params:,} params", n=len(run), params=params) + f"\n→{_shape(out)}"),
                     fillcolor="#c6dbef")
             node_of[r.index] = stage_nodes[stage]

@@ -62,9 +62,9 @@ def _work_problems(spec: ArchSpec) -> list[PlanProblem]:
     if blocks > MAX_BLOCKS:
         return [PlanProblem(
             "out_of_range", Location(part="stages"),
-            _("the stages hold {blocks} blocks in all (up to {layers} layers to plan); the explorer plans "
-              "at most {limit} blocks in a network", blocks=f"{blocks:,}", layers=f"{layers:,}", limit=f"{MAX_BLOCKS:,}"),
-            _("use fewer blocks per stage, or fewer stages ({limit} blocks or less in all)", limit=f"{MAX_BLOCKS:,}"))]
+            _("the stages hold {blocks:,} blocks in all (up to {layers:,} layers to plan); the explorer plans "
+              "at most {limit:,} blocks in a network", blocks=blocks, layers=layers, limit=MAX_BLOCKS),
+            _("use fewer blocks per stage, or fewer stages ({limit:,} blocks or less in all)", limit=MAX_BLOCKS))]
     return []
 
 

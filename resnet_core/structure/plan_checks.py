@@ -48,8 +48,8 @@ def check_stage_options(spec: ArchSpec, i: int) -> list[PlanProblem]:
         if spec.attention == "eca" and (k < 0 or (k and k % 2 == 0) or k > MAX_KERNEL):
             errs.append(PlanProblem("out_of_range", Location(part="attention · ECA kernel"),
                                     _("the ECA kernel is {k}; it must be odd (the 1-D conv keeps the channel "
-                                      "count), at most {limit}, or 0 to pick it from the channels", k=k,
-                                      limit=f"{MAX_KERNEL:,}"),
+                                      "count), at most {limit:,}, or 0 to pick it from the channels", k=k,
+                                      limit=MAX_KERNEL),
                                     _("use 0 (Wang et al.'s rule: 5 for 256 channels, 7 for 2048) or an odd "
                                       "number")))
         if not (math.isfinite(spec.layer_scale) and spec.layer_scale >= 0):

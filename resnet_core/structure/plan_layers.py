@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from resnet_core.formatting import did_you_mean, fmt_int
+from resnet_core.formatting import did_you_mean, fmt_int, listing
 from resnet_core.i18n import _
 from resnet_core.structure.records import (
     ACT_TYPES,
@@ -36,7 +36,7 @@ def choice_error(where: Location, what: str, value: str, choices: tuple[str, ...
     close = did_you_mean(value, choices)
     hint = _("did you mean '{value}'? ", value=close[0]) if close else ""
     return PlanProblem("unknown_value", where, _("unknown {what} '{value}'", what=_(what), value=value),
-                       hint + _("choose one of {choices}", choices=", ".join(choices)))
+                       hint + _("choose one of {choices}", choices=listing(choices)))
 
 
 def positive(where: Location, what: str, value: int, minimum: int = 1) -> PlanProblem | None:
@@ -61,9 +61,9 @@ def some(values: list[int], most: int = 8) -> str:
 def at_most(where: Location, what: str, value: int, limit: int) -> PlanProblem | None:
     if value > limit:
         return PlanProblem("out_of_range", where,
-                           _("{what} is {value}; the explorer plans at most {limit}", what=_(what),
-                             value=fmt_int(value), limit=f"{limit:,}"),
-                           _("set {what} to {limit} or less", what=_(what), limit=f"{limit:,}"))
+                           _("{what} is {value}; the explorer plans at most {limit:,}", what=_(what),
+                             value=fmt_int(value), limit=limit),
+                           _("set {what} to {limit:,} or less", what=_(what), limit=limit))
     return None
 
 

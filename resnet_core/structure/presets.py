@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from resnet_core.formatting import did_you_mean
+from resnet_core.formatting import did_you_mean, listing
 from resnet_core.i18n import N_, _
 from resnet_core.structure.presets_family import FAMILY
 from resnet_core.structure.spec import ArchSpec, BlockType, ShortcutOption, Stage, Stem
@@ -133,7 +133,7 @@ def preset_info(name: str) -> PresetInfo:
         return _REGISTRY[name]
     except KeyError:
         close = did_you_mean(name, _REGISTRY, n=3)
-        hint = _(" Did you mean {names}?", names=", ".join(close)) if close else ""
+        hint = _(" Did you mean {names}?", names=listing(close)) if close else ""
         raise KeyError(_("unknown preset '{name}'.{hint} `python -m resnet_core presets` lists them.", name=name,
                          hint=hint)) from None
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from resnet_core.errors import ExplorerError
-from resnet_core.formatting import did_you_mean, fmt_int
+from resnet_core.formatting import did_you_mean, fmt_int, listing
 from resnet_core.i18n import N_, _
 
 
@@ -212,7 +212,7 @@ class Reader:
             if key not in known:
                 close = did_you_mean(str(key), known)
                 hint = (_("; did you mean '{close}'?", close=close[0]) if close
-                        else _("; known keys: {keys}", keys=", ".join(known)))
+                        else _("; known keys: {keys}", keys=listing(known)))
                 self.problem(join(where, str(key)), _("unknown key '{key}'{hint}", key=key, hint=hint))
 
     def value(self, data: Mapping[str, Any], key: str, kind: type, where: str, default: Any,
