@@ -125,8 +125,8 @@ DEPTHS = DETAILS  # a table's depth: the words of a graph's detail
 
 def depth_text(t: Trace) -> str:
     """'18 weight layers (69 layers planned)'; on a broken network, what was planned before the failure."""
-    text = ngettext("{n} weight layer", "{n} weight layers", t.depth, n=t.depth) + " " + ngettext(
-        "({n} layer planned)", "({n} layers planned)", t.layers_planned, n=t.layers_planned)
+    text = ngettext("{n} weight layer", "{n} weight layers", t.depth, n=t.depth) + ngettext(
+        " ({n} layer planned)", " ({n} layers planned)", t.layers_planned, n=t.layers_planned)
     return text if t.ok else text + _(", up to the failure")
 
 
