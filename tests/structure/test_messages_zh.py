@@ -184,3 +184,39 @@ def test_the_command_line_says_byte_for_byte_what_it_said_before(tmp_path):
         out = subprocess.run([sys.executable, "-m", "resnet_core", *command.split()], capture_output=True,
                              text=True, cwd=tmp_path, env=env, timeout=300)
         assert (out.returncode, out.stdout, out.stderr) == (want["rc"], want["stdout"], want["stderr"]), command
+
+
+# ---- a model of your own (resnet_core/modules): the located errors' fixes, the notes and the graph ----
+
+def _own_models():
+    from torch import nn
+
+    from tests.modules.test_own_models import Tiny, ValueDependent
+    return {"unprojected_shortcut": (Tiny(project=False), (3, 16, 16)),
+            "linear_size": (Tiny(fc_in=64), (3, 16, 16)),
+            "conv_channels": (nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(16, 8, 3)), (3, 12, 12)),
+            "norm_features": (nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(4)), (3, 12, 12)),
+            "hooks": (ValueDependent(), (3, 8, 8))}
+
+
+def test_an_own_models_errors_and_notes_in_chinese():
+    from resnet_core.modules import inspect_module
+    from resnet_core.modules.graph import module_dot
+    for key, (model, shape) in _own_models().items():
+        english = inspect_module(model, shape)
+        with i18n.use("zh"):
+            t = inspect_module(model, shape)
+            dot = module_dot(t, "block")
+            shown = [str(e) for e in t.errors]
+        for note in t.notes:  # less torch.fx's own reason, quoted in （…）
+            assert _cjk(note) and english_in(re.sub(r"（[^）\u4e00-\u9fff]*）", "", note)) == [], note
+        for e, text, before in zip(t.errors, shown, english.errors, strict=True):
+            assert _cjk(e.fix) and english_in(e.fix) == [], e.fix
+            assert text.startswith(e.where + "（") and "修改方法：" in text, text  # the module path, verbatim
+            assert str(before).startswith(f"{before.where} ({before.op}): ")  # English as it was
+        if key == "unprojected_shortcut":
+            assert t.errors[0].message == "两个操作数无法相加：32×8×8 与 16×16×16 不同"
+        raw = [e.message for e in t.errors]  # PyTorch's own words, shown as they are in any language
+        labels = [s.replace("\\n", " ") for s in re.findall(r'label="((?:[^"\\]|\\.)*)"', dot)]
+        labels = [lab.replace(m, "") for lab in labels for m in raw or [""]]
+        assert [lab for lab in labels if english_in(lab)] == [], key
