@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import difflib
 import math
+import unicodedata
 from collections.abc import Iterable, Sequence
+
+from resnet_core.i18n import _
+
+
+def _width(text: str) -> int:
+    """Columns a text takes in a monospaced terminal: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def fmt_bytes(n: int | float | None) -> str:
@@ -59,7 +67,12 @@ def fmt_int(v: int, exact_digits: int = 15) -> str:
     digits = int(n.bit_length() * 0.30102999566398120) + 1  # log10(2): the digit count, or one more
     if n < 10 ** (digits - 1):
         digits -= 1
-    return f"a {digits:,}-digit number"
+    return _("a {n:,}-digit number", n=digits)
+
+
+def listing(items: Iterable[str]) -> str:
+    """Names in a sentence: "a, b, c" (Chinese: "a、b、c", so that option names do not read as English words)."""
+    return _(", ").join(items)
 
 
 def did_you_mean(value: str, choices: Iterable[str], n: int = 1) -> list[str]:
@@ -72,10 +85,14 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Iter
     rows = [[str(c) for c in r] for r in rows]
     header = [str(h) for h in header]
     right = set(right)
-    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)] if rows else [len(h) for h in header]
+    widths = [max(_width(x) for x in col) for col in zip(header, *rows, strict=True)] if rows else \
+        [_width(h) for h in header]
+
+    def pad(c: str, w: int, at_right: bool) -> str:
+        fill = " " * (w - _width(c))
+        return fill + c if at_right else c + fill
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(pad(c, w, i in right) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     return [line(header), line(["─" * w for w in widths])] + [line(r) for r in rows]

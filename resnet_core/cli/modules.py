@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_core.cli.common import CliError, write_output
+from resnet_core.i18n import _
 
 _FILE_SOURCE = re.compile(r"^(?P<path>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 _HUB_SOURCE = re.compile(r"^(?P<hub>timm|torchvision):(?P<name>[A-Za-z0-9_.\-]+)$")
@@ -54,26 +55,27 @@ def load_source(text: str) -> tuple[Callable[[], Any], str]:
                 with contextlib.redirect_stdout(sys.stderr):  # its optional hub client may print on import
                     import timm
             except ImportError:
-                raise CliError("error: timm is not installed here (pip install timm): timm:NAME needs it") from None
+                raise CliError("error: " + _("timm is not installed here (pip install timm): timm:NAME needs it")) from None
             if name not in timm.list_models():
-                raise CliError(f"error: timm has no model {name!r} (timm.list_models() lists them)")
+                raise CliError("error: " + _("timm has no model {name!r} (timm.list_models() lists them)", name=name))
             return (lambda: timm.create_model(name, pretrained=False)), name
         try:
             import torchvision.models as tvm
         except ImportError:
-            raise CliError("error: torchvision is not installed here: torchvision:NAME needs it") from None
+            raise CliError("error: " + _("torchvision is not installed here: torchvision:NAME needs it")) from None
         if name not in tvm.list_models():
-            raise CliError(f"error: torchvision has no model {name!r} (torchvision.models.list_models() lists them)")
+            raise CliError("error: " + _("torchvision has no model {name!r} (torchvision.models.list_models() lists them)",
+                                          name=name))
         return (lambda: tvm.get_model(name, weights=None)), name
     m = _FILE_SOURCE.match(text)
     if m is None:
-        raise CliError(f"error: {text!r} is not FILE.py:NAME, timm:NAME or torchvision:NAME")
+        raise CliError("error: " + _("{text!r} is not FILE.py:NAME, timm:NAME or torchvision:NAME", text=text))
     path = Path(m["path"]).expanduser()
     if not path.is_file():
-        raise CliError(f"error: no such file: {path}")
+        raise CliError("error: " + _("no such file: {path}", path=path))
     spec = importlib.util.spec_from_file_location(f"resnet_explorer_user_{path.stem}", path)
     if spec is None or spec.loader is None:
-        raise CliError(f"error: cannot load {path} as Python")
+        raise CliError("error: " + _("cannot load {path} as Python", path=path))
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.parent.resolve()))  # the file's own imports of its neighbours
     try:
@@ -81,14 +83,16 @@ def load_source(text: str) -> tuple[Callable[[], Any], str]:
     except SyntaxError as e:
         raise CliError(f"error: {path}:{e.lineno}: {e.msg}") from None
     except Exception as e:  # noqa: BLE001 - the user's module failed to import: one line saying where
-        raise CliError(f"error: importing {path} failed: {type(e).__name__}: {e}") from None
+        raise CliError("error: " + _("importing {path} failed: {kind}: {reason}", path=path, kind=type(e).__name__,
+                                                 reason=e)) from None
     finally:
         sys.path.remove(str(path.parent.resolve()))
     target = getattr(module, m["name"], None)
     if target is None:
-        raise CliError(f"error: {path} has no {m['name']!r}")
+        raise CliError("error: " + _("{path} has no {name!r}", path=path, name=m["name"]))
     if not callable(target):
-        raise CliError(f"error: {path}:{m['name']} is not an nn.Module class or a function returning one")
+        raise CliError("error: " + _("{path}:{name} is not an nn.Module class or a function returning one", path=path,
+                                       name=m["name"]))
     return target, m["name"]
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import fx, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from resnet_core.i18n import _
 from resnet_core.text import plain
 
 ADDS = {operator.add, operator.iadd, torch.add}
@@ -207,31 +208,33 @@ def message_for(op: str, shapes: list[tuple[int, ...]], raw: str) -> str:
     side by side (PyTorch's broadcast message names dimensions from the end); otherwise PyTorch's own line."""
     if op in ("add", "sub", "mul", "iadd") and len(shapes) == 2 and shapes[0] != shapes[1]:
         a, b = ("×".join(map(str, s[1:])) for s in shapes)
-        return f"the two operands cannot be added: {a} and {b} differ" if op in ("add", "iadd") else \
-            f"the two operands cannot be combined element-wise: {a} and {b} differ"
+        return _("the two operands cannot be added: {a} and {b} differ", a=a, b=b) if op in ("add", "iadd") else \
+            _("the two operands cannot be combined element-wise: {a} and {b} differ", a=a, b=b)
     return raw
 
 
 def fix_for(op: str, module: nn.Module | None, shapes: list[tuple[int, ...]], message: str) -> str:
     if op in ("add", "add_", "iadd", "sub", "mul") and len(shapes) == 2 and len(shapes[0]) == len(shapes[1]) == 4:
-        (_, c1, h1, w1), (_, c2, h2, w2) = shapes
+        (_n1, c1, h1, w1), (_n2, c2, h2, w2) = shapes
         stride = max(1, round(h2 / h1)) if h1 else 1
         if (c1, h1, w1) != (c2, h2, w2):
-            return (f"give the shortcut a projection to the branch's shape: a 1×1 conv from {c2} to {c1} "
-                    f"channels with stride {stride}, then a norm (torchvision's `downsample`), or make the "
-                    f"branch keep {c2}×{h2}×{w2}")
+            return (_("give the shortcut a projection to the branch's shape: a 1×1 conv from {c2} to {c1} channels "
+                      "with stride {stride}, then a norm (torchvision's `downsample`), or make the branch keep "
+                      "{c2}×{h2}×{w2}", c2=c2, c1=c1, stride=stride, h2=h2, w2=w2))
     if isinstance(module, nn.Linear) and shapes and shapes[0][-1] != module.in_features:
-        return (f"the layer expects {module.in_features} input features and gets {shapes[0][-1]}: use "
-                f"nn.Linear({shapes[0][-1]}, {module.out_features}), or pool to 1×1 first "
-                f"(nn.AdaptiveAvgPool2d(1)) so the flattened size does not depend on the input size")
+        return (_("the layer expects {in_features} input features and gets {got}: use nn.Linear({got}, "
+                  "{out_features}), or pool to 1×1 first (nn.AdaptiveAvgPool2d(1)) so the flattened size does not "
+                  "depend on the input size",
+                  in_features=module.in_features, got=shapes[0][-1], out_features=module.out_features))
     if isinstance(module, CONV) and shapes and len(shapes[0]) >= 2 and shapes[0][1] != module.in_channels:
-        return (f"the convolution expects {module.in_channels} input channels and gets {shapes[0][1]}: set "
-                f"in_channels={shapes[0][1]}, or make the layer before it output {module.in_channels}")
+        return (_("the convolution expects {in_channels} input channels and gets {got}: set in_channels={got}, "
+                  "or make the layer before it output {in_channels}",
+                  in_channels=module.in_channels, got=shapes[0][1]))
     if isinstance(module, CONV) and "kernel size" in message.lower():
-        return "the feature map is smaller than the kernel here: use a larger input or fewer stride-2 layers"
+        return _("the feature map is smaller than the kernel here: use a larger input or fewer stride-2 layers")
     if isinstance(module, nn.modules.batchnorm._NormBase) and shapes and len(shapes[0]) >= 2:
-        return (f"the norm has {module.num_features} features and its input {shapes[0][1]} channels: set "
-                f"num_features={shapes[0][1]}")
+        return (_("the norm has {num_features} features and its input {got} channels: set num_features={got}",
+                  num_features=module.num_features, got=shapes[0][1]))
     return ""
 
 

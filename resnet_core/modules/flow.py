@@ -21,6 +21,7 @@ from torch import nn
 
 from resnet_core.device import check_fits, reserve
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import N_, _
 from resnet_core.modules.residual import skips_off
 from resnet_core.modules.trace import inspect_module
 
@@ -34,7 +35,7 @@ class ModuleFlow:
     layers: list[str]  # conv/linear module paths, in forward order
     with_skips: list[float]  # ‖∂L/∂W‖ per layer
     without_skips: list[float] = field(default_factory=list)
-    loss: str = "cross-entropy on seeded labels"
+    loss: str = N_("cross-entropy on seeded labels")  # a marked message: a page shows _(loss)
 
     def rows(self) -> list[dict]:
         out = []
@@ -75,13 +76,14 @@ def module_gradient_flow(model: nn.Module | Callable[[], nn.Module], input_shape
     `should_stop()` is asked before each pass."""
     stop = should_stop or (lambda: False)
     if batch < 2:
-        raise ExplorerError("the batch must hold at least 2 images (batch norm needs more than one in training)")
+        raise ExplorerError(_("the batch must hold at least 2 images (batch norm needs more than one in training)"))
     t = inspect_module(model, input_shape, name=name)
     if not t.ok:
-        raise ExplorerError(f"the model does not run on {'×'.join(map(str, input_shape))}: {t.errors[0]}")
+        raise ExplorerError(_("the model does not run on {shape}: {error}",
+                              shape="×".join(map(str, input_shape)), error=t.errors[0]))
     if compare_skip and not t.residual_adds:
-        raise ExplorerError("no residual addition was found in this model: there is nothing to switch off "
-                            f"(traced by {t.method})")
+        raise ExplorerError(_("no residual addition was found in this model: there is nothing to switch off "
+                              "(traced by {method})", method=t.method))
     params_bytes = 4 * t.total_params
     needed = 3 * params_bytes + 3 * batch * t.activation_bytes  # weights, grads, optimiser-free; activations ×3
     what = f"gradient flow of {t.name} on a batch of {batch}"
@@ -97,14 +99,14 @@ def module_gradient_flow(model: nn.Module | Callable[[], nn.Module], input_shape
         layers = _weight_layers(real)
         state = copy.deepcopy(real.state_dict())  # BN's running statistics move in train mode: both start alike
         if stop():
-            raise FlowStopped("stopped before the first pass")
+            raise FlowStopped(_("stopped before the first pass"))
         with_skips = _pass(real, x, labels, layers)
-        flow = ModuleFlow(t.name, batch, seed, len(t.residual_adds), [n for n, _ in layers], with_skips)
+        flow = ModuleFlow(t.name, batch, seed, len(t.residual_adds), [n for n, _w in layers], with_skips)
         if labels is None:
-            flow.loss = "mean squared output (the output is not one score per class)"
+            flow.loss = N_("mean squared output (the output is not one score per class)")
         if compare_skip:
             if stop():
-                raise FlowStopped("stopped after the pass with skips")
+                raise FlowStopped(_("stopped after the pass with skips"))
             real.load_state_dict(state)
             plain = skips_off(real)  # the same submodules and parameters
             flow.without_skips = _pass(plain, x, labels, layers)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import graphviz
 
 from resnet_core import palette
+from resnet_core.i18n import _
 from resnet_core.modules.records import ModuleRow, ModuleTrace, ResidualAdd
 from resnet_core.structure.records import Detail
 from resnet_core.text import dot_text, plain
@@ -130,15 +131,17 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
                 inside = [x for x in rows if stage_of(x) == stage]
                 params = sum(x.params for x in inside)
                 out = inside[-1].out_shape
-                g.node(stage_nodes[stage], dot_text(f"{stage or 'blocks'}\n{len(run)} residual blocks · "
-                                                    f"{params:,} params\n→{_shape(out)}"), fillcolor="#c6dbef")
+                g.node(stage_nodes[stage], dot_text((stage or "blocks") + "\n" + _(
+                    "{n} residual blocks · {params:,} params", n=len(run), params=params) + f"\n→{_shape(out)}"),
+                    fillcolor="#c6dbef")
             node_of[r.index] = stage_nodes[stage]
             continue
         if b is not None and b.block in hidden:
             parent = _parent(b.block)
             if parent not in more_nodes:
                 more_nodes[parent] = f"more_{len(more_nodes)}"
-                g.node(more_nodes[parent], dot_text(f"⋯ {hidden[b.block]} more blocks ⋯"), shape="plaintext",
+                g.node(more_nodes[parent], dot_text(_("⋯ {hidden} more blocks ⋯",
+                                                      hidden=hidden[b.block])), shape="plaintext",
                        style="")
                 src = node_of.get(by_path[b.input].index if b.input in by_path else -1, "input")
                 g.edge(src, more_nodes[parent])
@@ -148,7 +151,8 @@ def module_dot(trace: ModuleTrace, detail: Detail = "block", max_blocks: int = 6
             if b.block not in drawn_blocks:  # F(x) as one node
                 nid = f"b{len(drawn_blocks)}"
                 params = sum(by_path[p].params for p in b.branch if p in by_path)
-                g.node(nid, dot_text(f"{b.block or 'block'}\nF(x): {len(b.branch)} ops, {params:,} params"))
+                g.node(nid, dot_text((b.block or _("block")) + "\n" + _("F(x): {n} ops, {params:,} params",
+                                                                       n=len(b.branch), params=params)))
                 drawn_blocks[b.block] = nid
             node_of[r.index] = drawn_blocks[b.block]
             continue

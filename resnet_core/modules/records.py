@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import _
 
 Method = Literal["fx", "hooks"]
 
@@ -77,9 +78,11 @@ class ModuleError:
     cause: BaseException | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
-        shapes = " and ".join(f"{shape_text(s)} (from {p})" for s, p in zip(self.shapes, self.produced_by, strict=True))
-        text = f"{self.where} ({self.op}): {self.message}; inputs {shapes}"
-        return f"{text}. Fix: {self.fix}" if self.fix else text
+        shapes = _(" and ").join(_("{shape} (from {producer})", shape=shape_text(s), producer=p)
+                                 for s, p in zip(self.shapes, self.produced_by, strict=True))
+        text = _("{where} ({op}): {message}; inputs {shapes}", where=self.where, op=self.op, message=self.message,
+                 shapes=shapes)
+        return _("{text}. Fix: {fix}", text=text, fix=self.fix) if self.fix else text
 
     def to_dict(self) -> dict:
         return {"where": self.where, "op": self.op, "shapes": [list(s) for s in self.shapes],

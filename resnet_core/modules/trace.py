@@ -36,6 +36,7 @@ from typing import Any, Literal
 import torch
 from torch import fx, nn
 
+from resnet_core.i18n import _
 from resnet_core.modules.counting import (
     SHAPE_QUERIES,
     AtenMultAdds,
@@ -63,10 +64,10 @@ __all__ = ["ModuleTrace", "inspect_module", "skips_off"]
 def _meta_copy(model: nn.Module) -> nn.Module:
     """A copy of `model` whose parameters and buffers are meta tensors (same shapes, same sharing)."""
     memo: dict[int, Any] = {}
-    for _, p in model.named_parameters(remove_duplicate=False):
+    for _name, p in model.named_parameters(remove_duplicate=False):
         if id(p) not in memo:
             memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
-    for _, b in model.named_buffers(remove_duplicate=False):
+    for _name, b in model.named_buffers(remove_duplicate=False):
         if id(b) not in memo:
             memo[id(b)] = torch.empty_like(b, device="meta")
     return copy.deepcopy(model, memo)
@@ -336,25 +337,28 @@ def inspect_module(model: nn.Module | Callable[[], nn.Module], input_shape: Iter
     factory = None
     if not isinstance(model, nn.Module):
         if not callable(model):
-            raise ModuleTraceError(f"expected an nn.Module or a function returning one, got {type(model).__name__}")
+            raise ModuleTraceError(_("expected an nn.Module or a function returning one, got {kind}",
+                                     kind=type(model).__name__))
         try:
             with torch.device("meta"):
                 built = model()
         except Exception:  # noqa: BLE001 - a builder that computes with tensors (regnet's widths): build for real
             built = model()
         if not isinstance(built, nn.Module):
-            raise ModuleTraceError(f"the function returned a {type(built).__name__}, not an nn.Module")
+            raise ModuleTraceError(_("the function returned a {kind}, not an nn.Module",
+                                     kind=type(built).__name__))
         factory, model = model, built
     shape = tuple(int(v) for v in input_shape)
     if not shape or any(v < 1 for v in shape) or math.prod(shape) > 2**34:
-        raise ModuleTraceError(f"the input shape must be positive sizes such as 3,224,224, got {shape}")
+        raise ModuleTraceError(_("the input shape must be positive sizes such as 3,224,224, got {shape}",
+                                 shape=shape))
     total, shared, trainable, buffers = _param_counts(model)
     meta = _meta_copy(model)
     meta.eval()
     x = torch.empty((1, *shape), device="meta")
     notes: list[str] = []
     if shared:
-        notes.append(f"{shared:,} parameters are reached under more than one name and counted once")
+        notes.append(_("{n:,} parameters are reached under more than one name and counted once", n=shared))
     used: Method = "fx"
     residual: list[ResidualAdd] = []
     if method in ("auto", "fx"):
@@ -363,10 +367,10 @@ def inspect_module(model: nn.Module | Callable[[], nn.Module], input_shape: Iter
             residual = residual_adds(gm, found, rows)
         except Exception as e:  # noqa: BLE001 - fx cannot trace this model: fall back to hooks
             if method == "fx":
-                raise ModuleTraceError(f"torch.fx cannot trace this model: {first_line(e)}") from None
+                raise ModuleTraceError(_("torch.fx cannot trace this model: {reason}", reason=first_line(e))) from None
             used = "hooks"
-            notes.append(f"torch.fx could not trace it ({first_line(e)}); traced with forward hooks, which see "
-                         f"modules only: functional operations and residual additions are not shown")
+            notes.append(_("torch.fx could not trace it ({reason}); traced with forward hooks, which see modules only: "
+                           "functional operations and residual additions are not shown", reason=first_line(e)))
     else:
         used = "hooks"
     if used == "hooks":
@@ -374,19 +378,20 @@ def inspect_module(model: nn.Module | Callable[[], nn.Module], input_shape: Iter
         if errors and _on_meta_only(errors[0].cause):
             real = _real_copy(model, factory)
             if real is None:
-                errors[0].fix = (f"its forward needs the values of its tensors ({errors[0].message}), which the meta "
-                                 f"device does not have, and a real run would allocate over {REAL_RUN_LIMIT:,} bytes")
+                errors[0].fix = (_("its forward needs the values of its tensors ({message}), which the meta device "
+                                   "does not have, and a real run would allocate over {limit:,} bytes",
+                                   message=errors[0].message, limit=REAL_RUN_LIMIT))
             else:
                 real.eval()
                 gen = torch.Generator().manual_seed(0)
                 with torch.no_grad():
                     rows, errors, output = _trace_hooks(real, torch.randn((1, *shape), generator=gen))
-                notes.append("its forward needs tensor values, so a copy ran for real on the CPU on a seeded "
-                             "random input: branches taken on other inputs are not shown")
+                notes.append(_("its forward needs tensor values, so a copy ran for real on the CPU on a seeded "
+                               "random input: branches taken on other inputs are not shown"))
     out = first_tensor(output)
     row_params = sum(r.params for r in rows)
     if not errors and row_params < total:
-        notes.append(f"{total - row_params:,} parameters are not used by forward on this input")
+        notes.append(_("{n:,} parameters are not used by forward on this input", n=total - row_params))
     from resnet_core.modules.graph import module_dot
     return ModuleTrace(name or type(model).__name__, used, shape, rows, residual, errors, total, shared, trainable,
                        buffers, tuple(out.shape[1:]) if out is not None and not errors else None, notes,

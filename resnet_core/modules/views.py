@@ -21,6 +21,7 @@ from torch import fx, nn
 
 from resnet_core.device import check_fits, reserve
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import _
 from resnet_core.modules.residual import find_residuals
 from resnet_core.modules.trace import inspect_module
 
@@ -62,7 +63,8 @@ class ModuleForward:
         """The k channels of `layer` with the largest mean activation, as (index, (H, W) map)."""
         t = self.maps[layer]
         if t.dim() != 3:
-            raise ExplorerError(f"{layer} outputs {tuple(t.shape)}: feature maps need (C, H, W)")
+            raise ExplorerError(_("{layer} outputs {shape}: feature maps need (C, H, W)",
+                                  layer=layer, shape=tuple(t.shape)))
         order = t.flatten(1).mean(1).argsort(descending=True)[:k]
         return [(int(i), t[i]) for i in order]
 
@@ -74,10 +76,11 @@ def module_forward(model: nn.Module | Callable[[], nn.Module], input_shape: tupl
     noise, keeping the views. `layers`: module paths whose full output maps are kept."""
     t = inspect_module(model, input_shape, name=name)
     if not t.ok:
-        raise ExplorerError(f"the model does not run on {'×'.join(map(str, input_shape))}: {t.errors[0]}")
+        raise ExplorerError(_("the model does not run on {shape}: {error}",
+                              shape="×".join(map(str, input_shape)), error=t.errors[0]))
     if t.method != "fx":
-        raise ExplorerError("the forward views read the model's graph, and torch.fx cannot trace this model "
-                            f"({t.notes[-1] if t.notes else 'traced by hooks'})")
+        raise ExplorerError(_("the forward views read the model's graph, and torch.fx cannot trace this model "
+                              "({how})", how=t.notes[-1] if t.notes else _("traced by hooks")))
     needed = 2 * 4 * t.total_params + 3 * t.activation_bytes
     what = f"a forward pass of {t.name}"
     check_fits(needed, "cpu", what=what)
@@ -88,11 +91,12 @@ def module_forward(model: nn.Module | Callable[[], nn.Module], input_shape: tupl
         if x is None:
             x = torch.randn((1, *input_shape), generator=torch.Generator().manual_seed(seed))
         if tuple(x.shape[1:]) != tuple(input_shape):
-            raise ExplorerError(f"the input is {tuple(x.shape[1:])}, the model was traced for {tuple(input_shape)}")
+            raise ExplorerError(_("the input is {shape}, the model was traced for {traced}",
+                                  shape=tuple(x.shape[1:]), traced=tuple(input_shape)))
         gm = fx.symbolic_trace(real)
         residuals = find_residuals(gm)
         keep: set[fx.Node] = set()
-        for add, branch_operand, _, _, fork in residuals:
+        for add, branch_operand, _x, _y, fork in residuals:
             keep |= {add, branch_operand, fork, *(a for a in add.args[:2] if isinstance(a, fx.Node))}
         rows = {r.path: r for r in t.rows}
         wanted = set(layers)
@@ -121,7 +125,7 @@ def module_forward(model: nn.Module | Callable[[], nn.Module], input_shape: tupl
                 if path in wanted:
                     maps[path] = value[0].detach().clone()
         blocks = []
-        for add, branch_operand, _, _, fork in residuals:
+        for add, branch_operand, _x, _y, fork in residuals:
             operands = [a for a in add.args[:2] if isinstance(a, fx.Node)]
             shortcut_operand = operands[1] if operands[0] is branch_operand else operands[0]
             owner = next(reversed(add.meta.get("nn_module_stack", {}).values()), ("", None))[0]

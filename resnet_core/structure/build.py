@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import _
 from resnet_core.structure.blocks import (  # noqa: F401 - re-exported: the labs import the blocks from here
     BLOCKS,
     Add,
@@ -59,7 +60,7 @@ class BuildError(ExplorerError):
 
     def __init__(self, plan: Plan):
         self.plan = plan
-        super().__init__("cannot build this network:\n" + "\n".join(f"  {e}" for e in plan.errors))
+        super().__init__(_("cannot build this network:") + "\n" + "\n".join(f"  {e}" for e in plan.errors))
 
 
 def _layer_data(lay: Layer) -> dict:

@@ -19,6 +19,7 @@ import graphviz
 
 from resnet_core import palette
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import _
 from resnet_core.structure.records import DETAILS, BlockPlan, Detail, Layer, LayerOp, Plan, Shape, StagePlan, shape_str
 from resnet_core.text import dot_text
 
@@ -49,25 +50,28 @@ def _layer_label(lay: Layer) -> str:
     if lay.op == "conv":
         groups = f", g{lay.groups}" if lay.groups > 1 else ""
         stride = f"/{lay.stride}" if lay.stride > 1 else ""
-        return f"{lay.label}\nconv {lay.kernel}×{lay.kernel}{stride}, {lay.out_shape[0] if lay.out_shape else '?'}{groups}"
+        return lay.label + "\n" + _("conv {k}×{k}{stride}, {c}{groups}", k=lay.kernel, stride=stride,
+                                     c=lay.out_shape[0] if lay.out_shape else "?", groups=groups)
     if lay.op == "add":
         return "+"
     if lay.op in ("maxpool", "avgpool"):
-        return f"{lay.label}\n{lay.kernel}×{lay.kernel}/{lay.stride} {lay.op[:3]} pool"
+        pool = (_("{k}×{k}/{s} max pool", k=lay.kernel, s=lay.stride) if lay.op == "maxpool" else
+                _("{k}×{k}/{s} avg pool", k=lay.kernel, s=lay.stride))
+        return f"{lay.label}\n{pool}"
     if lay.op == "gap":
-        return "global avg pool"
+        return _("global avg pool")
     if lay.op == "linear" and lay.channels_last:
-        return f"{lay.label}\n1×1 (linear), {lay.out_shape[-1] if lay.out_shape else '?'}"
+        return lay.label + "\n" + _("1×1 (linear), {c}", c=lay.out_shape[-1] if lay.out_shape else "?")
     if lay.op == "linear":
         return f"fc {lay.in_shape[0]} → {lay.out_shape[0] if lay.out_shape else '?'}"
     if lay.op == "conv1d":
-        return f"{lay.label}\nECA conv1d k{lay.kernel} over channels"
+        return lay.label + "\n" + _("ECA conv1d k{k} over channels", k=lay.kernel)
     if lay.op == "scale":
-        return f"{lay.label}\n× γ (layer scale)" if lay.type == "LayerScale" else f"{lay.label}\nx × gate"
+        return lay.label + "\n" + (_("× γ (layer scale)") if lay.type == "LayerScale" else _("x × gate"))
     if lay.op == "permute":
-        return f"{lay.label}\n{'to channels-last' if not lay.channels_last else 'to channels-first'}"
+        return lay.label + "\n" + (_("to channels-last") if not lay.channels_last else _("to channels-first"))
     if lay.op == "pad":
-        return f"{lay.label}\nsubsample /{lay.stride} + zero-pad"
+        return lay.label + "\n" + _("subsample /{s} + zero-pad", s=lay.stride)
     return f"{lay.label}\n{lay.type}"
 
 
@@ -123,7 +127,7 @@ class _Drawer:
                 label = f"✗ +\n{shape_str(lay.in_shape)} ≠ {shape_str(lay.other_shape)}"
                 extra = dict(shape="box", fixedsize="false", width="0", height="0", fontsize="11")
             else:
-                label += "\n✗ " + (str(err.where) if err else "fails")
+                label += "\n✗ " + (str(err.where) if err else _("fails"))
         return self.node(label, g, op=lay.op, failed=lay.failed, tooltip=f"{lay.label}: {lay.type}", **extra)
 
     def chain(self, layers: list[Layer], prev: str, g: graphviz.Digraph | None = None) -> str:
@@ -137,8 +141,9 @@ class _Drawer:
         st = sp.stage
         first = sp.blocks[0] if sp.blocks else None
         out = sp.out_shape or (sp.blocks[-1].out_shape if sp.blocks else None)
-        skip = "plain (no skips)" if not self.plan.spec.skip else f"skips, option {self.plan.spec.shortcut}"
-        stride = f", first stride {first.stride}" if first else ""
+        skip = _("plain (no skips)") if not self.plan.spec.skip else _("skips, option {option}",
+                                                                        option=self.plan.spec.shortcut)
+        stride = _(", first stride {s}", s=first.stride) if first else ""
         lines = [f"{sp.name} · {st.block} × {len(sp.blocks)}",
                  f"{shape_str(sp.in_shape)} → {shape_str(out)}{stride}", skip]
         failed = self.failed is not None and self.failed.stage == sp.index
@@ -158,7 +163,7 @@ class _Drawer:
         extras = [name for name, found in (
             ("SE", any(lay.name.endswith(".se.fc1") for lay in layers)),
             ("ECA", any(lay.op == "conv1d" for lay in layers)),
-            ("layer scale", any(lay.type == "LayerScale" for lay in layers))) if found]
+            (_("layer scale"), any(lay.type == "LayerScale" for lay in layers))) if found]
         norms = sorted({lay.type for lay in main if lay.op == "norm"})
         acts = sorted({lay.type for lay in main if lay.op == "act"})
         # the norm and activation are named when they are not the 2015 ResNet's (BatchNorm2d, ReLU)
@@ -174,10 +179,12 @@ class _Drawer:
         src = prev
         sc_shape: Shape | None = b.in_shape
         if sc_layers:
-            label = (f"1×1 projection{'/' + str(b.stride) if b.stride > 1 else ''}, {b.out_channels}"
+            stride = "/" + str(b.stride) if b.stride > 1 else ""
+            pool = _("avg pool /{s} → ", s=b.stride) if b.stride > 1 else ""
+            label = (_("1×1 projection{stride}, {c}", stride=stride, c=b.out_channels)
                      if b.shortcut == "projection" else
-                     f"{'avg pool /' + str(b.stride) + ' → ' if b.stride > 1 else ''}1×1 projection, {b.out_channels}"
-                     if b.shortcut == "avg_projection" else f"zero-pad /{b.stride} → {b.out_channels} ch")
+                     pool + _("1×1 projection, {c}", c=b.out_channels)
+                     if b.shortcut == "avg_projection" else _("zero-pad /{s} → {c} ch", s=b.stride, c=b.out_channels))
             src = self.node(label, g, op="pad", failed=sc_layers[-1].failed, color=PROJ_COLOR)
             self.edge(prev, src, b.in_shape, skip=True, g=g)
             sc_shape = sc_layers[-1].out_shape
@@ -247,21 +254,22 @@ class _Drawer:
                 shown = list(blocks[:head]) + [hidden] + list(blocks[-tail:])
         for item in shown:
             if isinstance(item, int):
-                nid = self.node(f"⋯ {item} more blocks like the one above ⋯", op="flatten",
+                nid = self.node(_("⋯ {n} more blocks like the one above ⋯", n=item), op="flatten",
                                 style="dashed,rounded", fillcolor="#ffffff")
                 self.edge(prev, nid, None)
                 prev = nid
                 continue
             b = item
             with self.g.subgraph(name=f"cluster_{b.name}") as c:
-                c.attr(label=dot_text(f"{b.name} ({b.kind}, stride {b.stride})"), style="rounded,dashed", color="#999999",
+                c.attr(label=dot_text(_("{name} ({kind}, stride {s})", name=b.name, kind=b.kind, s=b.stride)),
+                       style="rounded,dashed", color="#999999",
                        fontsize="10", fontcolor="#555555")
                 prev = self.block_layers(b, prev, c) if self.detail == "layer" else self.block_nodes(b, prev, c)
         return prev
 
     def draw(self) -> graphviz.Digraph:
         plan = self.plan
-        inp = self.node(f"input\n{shape_str(plan.input_shape)}", op="flatten", fillcolor="#ffffff")
+        inp = self.node(_("input") + "\n" + shape_str(plan.input_shape), op="flatten", fillcolor="#ffffff")
         stem = [lay for lay in plan.layers if lay.part == "stem"]
         prev = inp
         if self.detail == "layer":
@@ -269,7 +277,7 @@ class _Drawer:
         elif stem:
             ops = " → ".join(_layer_label(lay).split("\n")[-1] for lay in stem if lay.op in ("conv", "maxpool", "avgpool"))
             failed = any(lay.failed for lay in stem)
-            nid = self.node(f"stem\n{ops}", op="conv", failed=failed)
+            nid = self.node(_("stem") + "\n" + ops, op="conv", failed=failed)
             self.edge(prev, nid, plan.input_shape)
             prev = nid
         for sp in plan.stages:
@@ -277,7 +285,7 @@ class _Drawer:
             if ds and self.detail == "layer":
                 prev = self.chain(ds, prev)
             elif ds:  # ConvNeXt's downsampling layer between stages
-                nid = self.node("downsampling\n" + " → ".join(_layer_label(lay).split("\n")[-1] for lay in ds),
+                nid = self.node(_("downsampling") + "\n" + " → ".join(_layer_label(lay).split("\n")[-1] for lay in ds),
                                 op="conv", failed=any(lay.failed for lay in ds))
                 self.edge(prev, nid, ds[0].in_shape)
                 prev = nid
@@ -294,14 +302,15 @@ class _Drawer:
                 prev = self.chain(head, prev)
             else:
                 label = " → ".join(_layer_label(lay) if lay.op in ("gap", "linear") else lay.type for lay in head)
-                nid = self.node(f"head\n{label}", op="linear")
+                nid = self.node(_("head") + "\n" + label, op="linear")
                 self.edge(prev, nid, head[0].in_shape)
                 prev = nid
-            out = self.node(f"output\n{shape_str(plan.output_shape)}", op="flatten", fillcolor="#ffffff")
+            out = self.node(_("output") + "\n" + shape_str(plan.output_shape), op="flatten", fillcolor="#ffffff")
             self.edge(prev, out, None)
         if plan.errors:
             e = plan.errors[0]
-            self.g.attr(label=dot_text(f"✗ stops at {e.where}: {e.message}"), fontcolor=FAIL_COLOR)
+            self.g.attr(label=dot_text(_("✗ stops at {where}: {message}", where=e.where, message=e.message)),
+                        fontcolor=FAIL_COLOR)
         return self.g
 
 
@@ -322,7 +331,8 @@ def block_dot(plan: Plan, block_name: str) -> str:
     d = _Drawer(plan, "layer", None, 8)
     x = d.node(f"x\n{shape_str(b.in_shape)}", op="flatten", fillcolor="#ffffff")
     with d.g.subgraph(name=f"cluster_{b.name}") as c:
-        c.attr(label=dot_text(f"{b.name} ({b.kind}, stride {b.stride}, shortcut: {b.shortcut})"), style="rounded,dashed",
+        c.attr(label=dot_text(_("{name} ({kind}, stride {s}, shortcut: {shortcut})", name=b.name, kind=b.kind,
+                                s=b.stride, shortcut=b.shortcut)), style="rounded,dashed",
                color="#999999", fontsize="10", fontcolor="#555555")
         last = d.block_layers(b, x, c)
     out = d.node(f"out\n{shape_str(b.out_shape)}", op="flatten", fillcolor="#ffffff")
@@ -349,11 +359,11 @@ def render(plan_or_dot: Plan | str, fmt: Literal["svg", "png"] = "svg", detail: 
         raise ValueError(f"format must be svg or png, got {fmt!r}")
     source = plan_or_dot if isinstance(plan_or_dot, str) else to_dot(plan_or_dot, detail, expand)
     if not dot_available():
-        raise RenderUnavailable("Graphviz's `dot` program is not installed, so SVG/PNG cannot be made here "
-                                "(install the Debian package `graphviz`); the DOT file renders anywhere")
+        raise RenderUnavailable(_("Graphviz's `dot` program is not installed, so SVG/PNG cannot be made here "
+                                  "(install the Debian package `graphviz`); the DOT file renders anywhere"))
     try:
         return graphviz.Source(source).pipe(format=fmt)
     except graphviz.ExecutableNotFound:
-        raise RenderUnavailable("Graphviz's `dot` program was not found on PATH") from None
+        raise RenderUnavailable(_("Graphviz's `dot` program was not found on PATH")) from None
     except graphviz.CalledProcessError as e:
-        raise RenderUnavailable(f"dot failed: {e.stderr.decode(errors='replace')[:300]}") from None
+        raise RenderUnavailable(_("dot failed: {reason}", reason=e.stderr.decode(errors="replace")[:300])) from None

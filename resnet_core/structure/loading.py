@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from resnet_core.i18n import _
 from resnet_core.structure.presets import get_preset, is_preset, preset_info
 from resnet_core.structure.spec import ArchSpec, parse_spec_text, read_spec_file, spec_from_dict
 from resnet_core.structure.spec_text import SpecError
@@ -27,7 +28,7 @@ def load_spec(source: ArchSpec | Mapping[str, Any] | str | Path) -> ArchSpec:
     if isinstance(source, Path):
         return read_spec_file(source)
     if not isinstance(source, str):
-        raise SpecError(f"cannot read a spec from {type(source).__name__}")
+        raise SpecError(_("cannot read a spec from {kind}", kind=type(source).__name__))
     text = source.strip()
     if is_preset(text):
         return get_preset(text)
@@ -37,7 +38,8 @@ def load_spec(source: ArchSpec | Mapping[str, Any] | str | Path) -> ArchSpec:
         try:
             preset_info(text)
         except KeyError as e:
-            raise SpecError(f"'{plain(text, 120)}' is neither a preset nor a file. {e.args[0].split('. ', 1)[-1]}") from None
+            raise SpecError(_("'{name}' is neither a preset nor a file. {hint}", name=plain(text, 120),
+                              hint=e.args[0].split(". ", 1)[-1])) from None
     return parse_spec_text(source)
 
 

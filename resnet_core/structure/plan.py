@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 
+from resnet_core.i18n import N_, _
 from resnet_core.structure.limits import (
     MAX_BLOCKS,
     MAX_CHANNELS,
@@ -52,7 +53,7 @@ def _work_problems(spec: ArchSpec) -> list[PlanProblem]:
     """The planner's total work, bounded before any stage is planned: every stage's block count (located
     at the stage), then the blocks of all stages together. Each stage under its own limit is not enough:
     64 stages of 10,000 blocks would plan 7.7 million layers."""
-    over = [_at_most(Location(i, None, "blocks"), "blocks", st.blocks, MAX_BLOCKS)
+    over = [_at_most(Location(i, None, "blocks"), N_("blocks"), st.blocks, MAX_BLOCKS)
             for i, st in enumerate(spec.stages[:MAX_STAGES])]
     found = [e for e in over if e is not None]
     if found:
@@ -61,9 +62,9 @@ def _work_problems(spec: ArchSpec) -> list[PlanProblem]:
     if blocks > MAX_BLOCKS:
         return [PlanProblem(
             "out_of_range", Location(part="stages"),
-            f"the stages hold {blocks:,} blocks in all (up to {layers:,} layers to plan); the explorer plans "
-            f"at most {MAX_BLOCKS:,} blocks in a network",
-            f"use fewer blocks per stage, or fewer stages ({MAX_BLOCKS:,} blocks or less in all)")]
+            _("the stages hold {blocks:,} blocks in all (up to {layers:,} layers to plan); the explorer plans "
+              "at most {limit:,} blocks in a network", blocks=blocks, layers=layers, limit=MAX_BLOCKS),
+            _("use fewer blocks per stage, or fewer stages ({limit:,} blocks or less in all)", limit=MAX_BLOCKS))]
     return []
 
 
@@ -77,54 +78,57 @@ class _Planner(BlockEmitter):
         spec = self.spec
         errs: list[PlanProblem | None] = []
         inp = Location(part="input")
-        errs.append(_positive(inp, "input channels", spec.in_channels))
-        errs.append(_positive(inp, "input height", spec.input_size[0]))
-        errs.append(_positive(inp, "input width", spec.input_size[1]))
+        errs.append(_positive(inp, N_("input channels"), spec.in_channels))
+        errs.append(_positive(inp, N_("input height"), spec.input_size[0]))
+        errs.append(_positive(inp, N_("input width"), spec.input_size[1]))
         stem = spec.stem
         sl = Location(part="stem")
         if stem.type not in STEM_TYPES:
-            errs.append(_choice_error(sl, "stem type", stem.type, STEM_TYPES))
-        errs.append(_positive(sl, "stem channels", stem.channels))
+            errs.append(_choice_error(sl, N_("stem type"), stem.type, STEM_TYPES))
+        errs.append(_positive(sl, N_("stem channels"), stem.channels))
         if stem.type in ("custom", "deep", "patchify"):
-            errs.append(_positive(sl, "stem kernel", stem.kernel))
-            errs.append(_positive(sl, "stem stride", stem.stride))
+            errs.append(_positive(sl, N_("stem kernel"), stem.kernel))
+            errs.append(_positive(sl, N_("stem stride"), stem.stride))
             if stem.padding is not None:
-                errs.append(_positive(sl, "stem padding", stem.padding, 0))
+                errs.append(_positive(sl, N_("stem padding"), stem.padding, 0))
             if stem.pool not in POOL_TYPES:
-                errs.append(_choice_error(sl, "stem pool", stem.pool, POOL_TYPES))
+                errs.append(_choice_error(sl, N_("stem pool"), stem.pool, POOL_TYPES))
             elif stem.pool != "none":
-                errs.append(_positive(sl, "stem pool kernel", stem.pool_kernel))
-                errs.append(_positive(sl, "stem pool stride", stem.pool_stride))
+                errs.append(_positive(sl, N_("stem pool kernel"), stem.pool_kernel))
+                errs.append(_positive(sl, N_("stem pool stride"), stem.pool_stride))
         net = Location(part="options")
         if spec.shortcut not in SHORTCUTS:
-            errs.append(_choice_error(Location(part="shortcut option"), "shortcut option", spec.shortcut, SHORTCUTS))
+            errs.append(_choice_error(Location(part="shortcut option"), N_("shortcut option"), spec.shortcut, SHORTCUTS))
         if spec.norm not in NORMS:
-            errs.append(_choice_error(Location(part="normalisation"), "normalisation", spec.norm, NORMS))
+            errs.append(_choice_error(Location(part="normalisation"), N_("normalisation"), spec.norm, NORMS))
         if spec.activation not in ACTIVATIONS:
-            errs.append(_choice_error(Location(part="activation"), "activation", spec.activation, ACTIVATIONS))
+            errs.append(_choice_error(Location(part="activation"), N_("activation"), spec.activation, ACTIVATIONS))
         if spec.init not in INITS:
-            errs.append(_choice_error(Location(part="initialisation"), "initialisation", spec.init, INITS))
+            errs.append(_choice_error(Location(part="initialisation"), N_("initialisation"), spec.init, INITS))
         errs += check_options(spec)
         if spec.norm == "batch":
             if not spec.bn_eps > 0:
-                errs.append(PlanProblem("out_of_range", net, f"batch-norm eps is {spec.bn_eps}; it must be > 0",
-                                      "use 1e-5 (PyTorch's default)"))
+                errs.append(PlanProblem("out_of_range", net,
+                                        _("batch-norm eps is {eps}; it must be > 0", eps=spec.bn_eps),
+                                        _("use 1e-5 (PyTorch's default)")))
             if not 0.0 <= spec.bn_momentum <= 1.0:
-                errs.append(PlanProblem("out_of_range", net, f"batch-norm momentum is {spec.bn_momentum}; "
-                                      "it must lie in [0, 1]", "use 0.1 (PyTorch's default)"))
-        errs.append(_positive(Location(part="head · fc"), "number of classes", spec.num_classes))
-        limits = [(inp, "input channels", spec.in_channels, MAX_CHANNELS),
-                  (inp, "input height", spec.input_size[0], MAX_SPATIAL),
-                  (inp, "input width", spec.input_size[1], MAX_SPATIAL),
-                  (sl, "stem channels", stem.channels, MAX_CHANNELS),
-                  (Location(part="head · fc"), "number of classes", spec.num_classes, MAX_CLASSES),
-                  (Location(part="stages"), "the number of stages", len(spec.stages), MAX_STAGES)]
+                errs.append(PlanProblem("out_of_range", net,
+                                        _("batch-norm momentum is {momentum}; it must lie in [0, 1]",
+                                          momentum=spec.bn_momentum),
+                                        _("use 0.1 (PyTorch's default)")))
+        errs.append(_positive(Location(part="head · fc"), N_("number of classes"), spec.num_classes))
+        limits = [(inp, N_("input channels"), spec.in_channels, MAX_CHANNELS),
+                  (inp, N_("input height"), spec.input_size[0], MAX_SPATIAL),
+                  (inp, N_("input width"), spec.input_size[1], MAX_SPATIAL),
+                  (sl, N_("stem channels"), stem.channels, MAX_CHANNELS),
+                  (Location(part="head · fc"), N_("number of classes"), spec.num_classes, MAX_CLASSES),
+                  (Location(part="stages"), N_("the number of stages"), len(spec.stages), MAX_STAGES)]
         errs += _work_problems(spec)
         if stem.type in ("custom", "deep", "patchify"):
-            limits += [(sl, "stem kernel", stem.kernel, MAX_KERNEL), (sl, "stem stride", stem.stride, MAX_KERNEL),
-                       (sl, "stem padding", stem.padding or 0, MAX_KERNEL),
-                       (sl, "stem pool kernel", stem.pool_kernel, MAX_KERNEL),
-                       (sl, "stem pool stride", stem.pool_stride, MAX_KERNEL)]
+            limits += [(sl, N_("stem kernel"), stem.kernel, MAX_KERNEL), (sl, N_("stem stride"), stem.stride, MAX_KERNEL),
+                       (sl, N_("stem padding"), stem.padding or 0, MAX_KERNEL),
+                       (sl, N_("stem pool kernel"), stem.pool_kernel, MAX_KERNEL),
+                       (sl, N_("stem pool stride"), stem.pool_stride, MAX_KERNEL)]
         errs += [_at_most(*args) for args in limits]
         self.errors.extend(e for e in errs if e is not None)
         if self.errors:
@@ -167,17 +171,17 @@ class _Planner(BlockEmitter):
     def check_stage(self, i: int, st: Stage) -> None:
         where = lambda part: Location(i, None, part)  # noqa: E731
         if st.block not in BLOCK_TYPES:
-            self.fail(_choice_error(where("block type"), "block type", st.block, BLOCK_TYPES))
-        for what, value, limit in (("blocks", st.blocks, MAX_BLOCKS), ("width", st.width, MAX_CHANNELS),
-                                   ("stride", st.stride, MAX_KERNEL), ("groups", st.groups, MAX_CHANNELS),
-                                   ("width per group", st.width_per_group, MAX_CHANNELS),
-                                   ("expansion", st.expansion_or_default, MAX_CHANNELS),
-                                   ("kernel", st.kernel_or_default, MAX_KERNEL)):
+            self.fail(_choice_error(where("block type"), N_("block type"), st.block, BLOCK_TYPES))
+        for what, value, limit in ((N_("blocks"), st.blocks, MAX_BLOCKS), (N_("width"), st.width, MAX_CHANNELS),
+                                   (N_("stride"), st.stride, MAX_KERNEL), (N_("groups"), st.groups, MAX_CHANNELS),
+                                   (N_("width per group"), st.width_per_group, MAX_CHANNELS),
+                                   (N_("expansion"), st.expansion_or_default, MAX_CHANNELS),
+                                   (N_("kernel"), st.kernel_or_default, MAX_KERNEL)):
             err = _positive(where(what), what, value) or _at_most(where(what), what, value, limit)
             if err:
                 self.fail(err)
-        for what, value in (("output width (width × expansion)", st.width * st.expansion_or_default),
-                            ("branch width", inner_width(st))):
+        for what, value in ((N_("output width (width × expansion)"), st.width * st.expansion_or_default),
+                            (N_("branch width"), inner_width(st))):
             err = _at_most(where(what.split(" (")[0]), what, value, MAX_CHANNELS)
             if err:
                 self.fail(err)
@@ -185,8 +189,9 @@ class _Planner(BlockEmitter):
             k = st.kernel_or_default
             self.fail(PlanProblem(
                 "out_of_range", where("kernel"),
-                f"kernel {k} is even: a {k}×{k} conv with padding {k // 2} makes the map one pixel larger, "
-                "and F(x) could not be added to x", f"use an odd kernel ({k - 1} or {k + 1})"))
+                _("kernel {k} is even: a {k}×{k} conv with padding {half} makes the map one pixel larger, "
+                  "and F(x) could not be added to x", k=k, half=k // 2),
+                _("use an odd kernel ({below} or {above})", below=k - 1, above=k + 1)))
         for problem in check_stage_options(self.spec, i):
             self.fail(problem)
         if st.block == "convnext":
@@ -195,9 +200,10 @@ class _Planner(BlockEmitter):
         if d < 1:
             self.fail(PlanProblem(
                 "non_positive", where("width per group"),
-                f"the branch width int({st.width} · {st.width_per_group}/64) · {st.groups} is {d}",
-                f"raise width or width per group so that width · width_per_group ≥ 64 (e.g. width_per_group "
-                f"{math.ceil(64 / st.width)})"))
+                _("the branch width int({width} · {wpg}/64) · {groups} is {d}", width=st.width,
+                  wpg=st.width_per_group, groups=st.groups, d=d),
+                _("raise width or width per group so that width · width_per_group ≥ 64 (e.g. width_per_group "
+                  "{wpg})", wpg=math.ceil(64 / st.width))))
 
     def head(self, final_norm: bool) -> None:
         self.stage = self.block = None
@@ -246,8 +252,8 @@ class _Planner(BlockEmitter):
             sp.out_shape = self.shape
             if spec.stages[i].blocks and self.shape[1] == 1 and self.shape[2] == 1:
                 self.warnings.append(
-                    f"stage {i + 1} runs on 1×1 maps: its {st.kernel_or_default}×{st.kernel_or_default} convs see "
-                    "mostly zero padding (use a larger input or fewer stride-2 steps)")
+                    _("stage {n} runs on 1×1 maps: its {k}×{k} convs see mostly zero padding (use a larger input "
+                      "or fewer stride-2 steps)", n=i + 1, k=st.kernel_or_default))
         self.head(final_norm=self.final_norm)
         return True
 
@@ -269,9 +275,10 @@ def plan(spec: ArchSpec, input_shape: Shape | None = None) -> Plan:
         ok = p.run()
     warnings = list(p.warnings)
     if spec.zero_init_residual and not spec.skip:
-        warnings.append("zero-init residual on a plain net (no skips) zeroes every block's output at initialisation")
+        warnings.append(_("zero-init residual on a plain net (no skips) zeroes every block's output at "
+                          "initialisation"))
     if not spec.stages:
-        warnings.append("the network has no stages: only the stem and the head")
+        warnings.append(_("the network has no stages: only the stem and the head"))
     _number_uses(p.layers)
     return Plan(spec=spec, input_shape=shape, layers=p.layers, stages=p.stages, errors=p.errors,
                 warnings=warnings, output_shape=p.shape if ok else None, final_norm=p.final_norm)

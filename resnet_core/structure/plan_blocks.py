@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from resnet_core.i18n import N_, _, language
 from resnet_core.structure.plan_layers import LayerEmitter
 from resnet_core.structure.records import BlockPlan, BlockShortcut, PlanProblem, Shape, conv_out, shape_str
 from resnet_core.structure.spec import Stage
@@ -145,7 +146,7 @@ class BlockEmitter(LayerEmitter):
         name = lambda: f"{n}.block.{next(idx)}"  # noqa: E731
         k = b.kernel
         y = self.conv(name(), b.in_shape, b.in_channels, k, b.stride, k // 2, "main", b.in_channels,
-                      label="depthwise conv")
+                      label=N_("depthwise conv"))
         if cl:
             y = self.permute(name(), y, to_last=True)
 
@@ -197,7 +198,7 @@ class BlockEmitter(LayerEmitter):
     def downsample_layer(self, name: str, x: Shape, out_c: int, stride: int) -> Shape:
         """ConvNeXt's layer between stages: norm, then a stride×stride conv with that stride."""
         x = self.norm(f"{name}.0", x, "downsample")
-        return self.conv(f"{name}.1", x, out_c, stride, stride, 0, "downsample", label="downsampling layer",
+        return self.conv(f"{name}.1", x, out_c, stride, stride, 0, "downsample", label=N_("downsampling layer"),
                          in_depth=False)
 
     def pad_shortcut(self, name: str, x: Shape, out_c: int, stride: int) -> Shape:
@@ -208,24 +209,25 @@ class BlockEmitter(LayerEmitter):
                       stride=stride, failed=True)
             self.fail(PlanProblem(
                 "channels_decrease", self.loc("shortcut"),
-                f"option A pads x with zero channels, but this block goes from {c} to {out_c} channels: "
-                "zero-padding cannot remove channels",
-                f"use shortcut option B or C (a 1×1 projection), or make this stage at least {c} channels wide",
+                _("option A pads x with zero channels, but this block goes from {c} to {out_c} channels: "
+                  "zero-padding cannot remove channels", c=c, out_c=out_c),
+                _("use shortcut option B or C (a 1×1 projection), or make this stage at least {c} channels wide", c=c),
                 shapes=(x, out), layer=len(self.layers) - 1))
         self._add(name=name, op="pad", type="PadShortcut", in_shape=x, out_shape=out, part="shortcut",
                   kernel=1, stride=stride)
         return out
 
     def mismatch(self, b: BlockPlan, fx: Shape, sc: Shape) -> PlanProblem:
-        fixes = ["use a 1×1 projection shortcut (option B)"]
+        fixes = [_("use a 1×1 projection shortcut (option B)")]
         if fx[0] >= sc[0]:  # option A can subsample and add zero channels, never remove channels
             if fx[1:] != sc[1:] and fx[0] == sc[0]:
-                fixes.append(f"or stride {b.stride} in the shortcut (option A subsamples x)")
+                fixes.append(_("or stride {stride} in the shortcut (option A subsamples x)", stride=b.stride))
             elif fx[1:] != sc[1:]:
-                fixes.append(f"or a zero-padded identity with stride {b.stride} (option A)")
+                fixes.append(_("or a zero-padded identity with stride {stride} (option A)", stride=b.stride))
             else:
-                fixes.append("or a zero-padded identity (option A)")
+                fixes.append(_("or a zero-padded identity (option A)"))
         return PlanProblem(
             "shape_mismatch", self.loc("shortcut"),
-            f"F(x) is {shape_str(fx)} but the identity shortcut x is {shape_str(sc)}: they cannot be added",
-            " ".join(fixes), shapes=(fx, sc), layer=len(self.layers) - 1)
+            _("F(x) is {fx} but the identity shortcut x is {sc}: they cannot be added", fx=shape_str(fx),
+              sc=shape_str(sc)),
+            ("" if language() == "zh" else " ").join(fixes), shapes=(fx, sc), layer=len(self.layers) - 1)

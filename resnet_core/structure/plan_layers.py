@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from resnet_core.formatting import did_you_mean, fmt_int
+from resnet_core.formatting import did_you_mean, fmt_int, listing
+from resnet_core.i18n import _
 from resnet_core.structure.records import (
     ACT_TYPES,
     Layer,
@@ -33,15 +34,17 @@ def article(n: int) -> str:
 
 def choice_error(where: Location, what: str, value: str, choices: tuple[str, ...]) -> PlanProblem:
     close = did_you_mean(value, choices)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return PlanProblem("unknown_value", where, f"unknown {what} '{value}'",
-                       f"{hint}choose one of {', '.join(choices)}")
+    hint = _("did you mean '{value}'? ", value=close[0]) if close else ""
+    return PlanProblem("unknown_value", where, _("unknown {what} '{value}'", what=_(what), value=value),
+                       hint + _("choose one of {choices}", choices=listing(choices)))
 
 
 def positive(where: Location, what: str, value: int, minimum: int = 1) -> PlanProblem | None:
     if value < minimum:
-        return PlanProblem("non_positive", where, f"{what} is {value}; it must be at least {minimum}",
-                           f"set {what} to {minimum} or more")
+        return PlanProblem("non_positive", where,
+                           _("{what} is {value}; it must be at least {minimum}", what=_(what), value=value,
+                             minimum=minimum),
+                           _("set {what} to {minimum} or more", what=_(what), minimum=minimum))
     return None
 
 
@@ -57,8 +60,10 @@ def some(values: list[int], most: int = 8) -> str:
 
 def at_most(where: Location, what: str, value: int, limit: int) -> PlanProblem | None:
     if value > limit:
-        return PlanProblem("out_of_range", where, f"{what} is {fmt_int(value)}; the explorer plans at most {limit:,}",
-                           f"set {what} to {limit:,} or less")
+        return PlanProblem("out_of_range", where,
+                           _("{what} is {value}; the explorer plans at most {limit:,}", what=_(what),
+                             value=fmt_int(value), limit=limit),
+                           _("set {what} to {limit:,} or less", what=_(what), limit=limit))
     return None
 
 
@@ -106,21 +111,30 @@ class LayerEmitter:
                                   padding=p, groups=groups, bias=bias, in_depth=in_depth)
         if c % groups or out_c % groups:
             self._add(out_shape=None, failed=True, **kw)
-            bad = " and ".join(f"{v}" for v in (c, out_c) if v % groups)
+            bad = [v for v in (c, out_c) if v % groups]
             common = math.gcd(c, out_c)
+            if len(bad) == 1:
+                message = _("groups={groups} must divide the conv's input and output channels ({c} → {out_c}); "
+                            "{bad} is not a multiple of {groups}", groups=groups, c=c, out_c=out_c, bad=bad[0])
+            else:
+                message = _("groups={groups} must divide the conv's input and output channels ({c} → {out_c}); "
+                            "{c} and {out_c} are not a multiple of {groups}", groups=groups, c=c, out_c=out_c)
             self.fail(PlanProblem(
-                "groups", where,
-                f"groups={groups} must divide the conv's input and output channels ({c} → {out_c}); {bad} "
-                f"{'is' if ' and ' not in bad else 'are'} not a multiple of {groups}",
-                f"use groups in {some(divisors(common))}, or change the widths",
+                "groups", where, message,
+                _("use groups in {some}, or change the widths", some=some(divisors(common))),
                 layer=len(self.layers) - 1))
         if oh < 1 or ow < 1:
             self._add(out_shape=None, failed=True, **kw)
             self.fail(PlanProblem(
                 "spatial_underflow", where,
-                f"{article(k)} {k}×{k} conv (stride {s}, padding {p}) needs a map of at least {k - 2 * p}×{k - 2 * p}, "
-                f"and this one is {h}×{w}: no output position is left (the spatial size would shrink below 1)",
-                f"use a larger input, more padding (padding {k // 2} keeps it ≥ 1), or fewer stride steps before here",
+                (_("an {k}×{k} conv (stride {s}, padding {p}) needs a map of at least {m}×{m}, and this one "
+                   "is {h}×{w}: no output position is left (the spatial size would shrink below 1)",
+                   k=k, s=s, p=p, m=k - 2 * p, h=h, w=w) if article(k) == "an" else
+                 _("a {k}×{k} conv (stride {s}, padding {p}) needs a map of at least {m}×{m}, and this one "
+                   "is {h}×{w}: no output position is left (the spatial size would shrink below 1)",
+                   k=k, s=s, p=p, m=k - 2 * p, h=h, w=w)),
+                _("use a larger input, more padding (padding {half} keeps it ≥ 1), or fewer stride steps before here",
+                  half=k // 2),
                 layer=len(self.layers) - 1))
         self._add(out_shape=out, **kw)
         return out
@@ -171,9 +185,13 @@ class LayerEmitter:
                       padding=p, failed=True)
             self.fail(PlanProblem(
                 "spatial_underflow", self.loc(where) if self.stage is not None else Location(None, None, where),
-                f"{article(k)} {k}×{k} pool (stride {s}, padding {p}) needs a map of at least {k - 2 * p}×{k - 2 * p}, "
-                f"and this one is {h}×{w}: no output position is left (the spatial size would shrink below 1)",
-                "use a larger input, or no stem pool", layer=len(self.layers) - 1))
+                (_("an {k}×{k} pool (stride {s}, padding {p}) needs a map of at least {m}×{m}, and this one "
+                   "is {h}×{w}: no output position is left (the spatial size would shrink below 1)",
+                   k=k, s=s, p=p, m=k - 2 * p, h=h, w=w) if article(k) == "an" else
+                 _("a {k}×{k} pool (stride {s}, padding {p}) needs a map of at least {m}×{m}, and this one "
+                   "is {h}×{w}: no output position is left (the spatial size would shrink below 1)",
+                   k=k, s=s, p=p, m=k - 2 * p, h=h, w=w)),
+                _("use a larger input, or no stem pool"), layer=len(self.layers) - 1))
         out = (c, oh, ow)
         self._add(name=name, op=op, type=typ, in_shape=x, out_shape=out, part=part, kernel=k, stride=s, padding=p)
         return out

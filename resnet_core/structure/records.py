@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from resnet_core.i18n import N_, _
 from resnet_core.structure.spec import ArchSpec, BlockType, Stage
 
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
@@ -41,6 +42,16 @@ def act_attr(activation: str) -> str:
 # Records
 # --------------------------------------------------------------------------------------------
 
+# The words a location's part is made of (joined with " · "), for the catalogue; a layer's name is kept as it is.
+PART_WORDS = (N_("input"), N_("stem"), N_("options"), N_("stages"), N_("head"), N_("blocks"), N_("width"),
+              N_("stride"), N_("groups"), N_("width per group"), N_("expansion"), N_("kernel"), N_("output width"),
+              N_("branch width"), N_("block type"), N_("shortcut option"), N_("normalisation"), N_("activation"),
+              N_("initialisation"), N_("attention"), N_("SE ratio"), N_("ECA kernel"), N_("layer scale"),
+              N_("block norms"), N_("block activations"), N_("downsampling"), N_("shortcut"), N_("1×1 projection"),
+              N_("average pool"), N_("pool"), N_("deep conv"), N_("pool conv"), N_("depthwise conv"),
+              N_("downsampling layer"))
+
+
 @dataclass(frozen=True)
 class Location:
     stage: int | None = None  # 0-based stage index (shown 1-based: stage 1 is torchvision's layer1)
@@ -50,12 +61,12 @@ class Location:
     def __str__(self) -> str:
         bits = []
         if self.stage is not None:
-            bits.append(f"stage {self.stage + 1}")
+            bits.append(_("stage {n}", n=self.stage + 1))
         if self.block is not None:
-            bits.append(f"block {self.block}")
-        if self.part:
-            bits.append(self.part)
-        return " · ".join(bits) or "network"
+            bits.append(_("block {n}", n=self.block))
+        if self.part:  # a field or a labelled place (marked where it is made), or a layer's name (kept)
+            bits.append(" · ".join(_(bit) for bit in self.part.split(" · ")))
+        return " · ".join(bits) or _("network")
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,7 @@ class PlanProblem:
     layer: int | None = None  # index in plan.layers of the failing layer, when there is one
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}. Fix: {self.fix}"
+        return _("{where}: {message}. Fix: {fix}", where=self.where, message=self.message, fix=self.fix)
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "where": str(self.where), "message": self.message, "fix": self.fix,

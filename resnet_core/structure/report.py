@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from resnet_core.formatting import fmt_bytes, fmt_count, text_table
+from resnet_core.i18n import N_, _, ngettext
 from resnet_core.structure.records import DETAILS, Detail, Layer, PlanProblem, Shape, shape_str
 from resnet_core.structure.trace import GroupTotals, Trace, TraceRow, is_depth_layer
 from resnet_core.text import csv_cell
@@ -15,6 +17,39 @@ from resnet_core.text import csv_cell
 CSV_COLUMNS = ["index", "name", "module", "type", "stage", "block", "part", "input_shape", "output_shape", "shortcut_shape",
                "kernel", "stride", "padding", "groups", "params", "mult_adds", "elementwise", "receptive_field",
                "effective_stride", "activation_bytes", "failed"]
+
+
+# The tables' column names: the rows' keys stay English (code reads them); a page shows `column_label(key)`.
+COLUMNS = (N_("Layer"), N_("Type"), N_("Where"), N_("Input"), N_("Output"), N_("Kernel"), N_("Params"),
+           N_("Mult-adds"), N_("Element-wise"), N_("RF"), N_("Stride"), N_("Memory (KiB)"), N_("Part"), N_("Name"),
+           N_("Blocks"), N_("Layers"), N_("Activations"), N_("Δ params"), N_("Δ mult-adds"))
+
+
+def column_label(key: str) -> str:
+    """A table column's name in this run's language: "Output A" → _("Output") + " A" (compare_rows' keys)."""
+    head, sep, tail = key.rpartition(" ")
+    if key not in COLUMNS and head in COLUMNS:
+        return _(head) + sep + tail
+    return _(key)
+
+
+_PART = re.compile(r"stage (\d+)(?: \((.+)\)| · block (\d+)| · (downsampling))?")
+
+
+def part_text(label: str) -> str:
+    """A group's label (trace.py's GroupTotals.label: "stem", "stage 2 (layer2)", "stage 2 · block 0", "head") in
+    this run's language; the labels themselves stay English, since they are also keys."""
+    m = _PART.fullmatch(label)
+    if m is None:
+        return _(label) if label in ("stem", "head") else label
+    n, name, block, down = m.groups()
+    if name:
+        return _("stage {n} ({name})", n=n, name=name)
+    if block is not None:
+        return _("stage {n} · block {block}", n=n, block=block)
+    if down:
+        return _("stage {n} · downsampling", n=n)
+    return _("stage {n}", n=n)
 
 
 def kernel_str(row: TraceRow) -> str:
@@ -49,33 +84,35 @@ def to_csv(t: Trace) -> str:
 
 def to_table(t: Trace) -> str:
     """The layer-by-layer table, the per-stage breakdown and the totals, as fixed-width text."""
-    lines = [f"{t.spec.name} · input {shape_str(t.input_shape)} → output {shape_str(t.output_shape)}", ""]
-    header = ["Layer", "Type", "Input", "Output", "Kernel", "Params", "Mult-adds", "RF"]
+    lines = [_("{name} · input {input} → output {output}", name=t.spec.name, input=shape_str(t.input_shape),
+               output=shape_str(t.output_shape)), ""]
+    header = [_(h) for h in ("Layer", "Type", "Input", "Output", "Kernel", "Params", "Mult-adds", "RF")]
     rows = []
     for r in t.layers:
         rows.append([r.layer.label, r.type, shape_str(r.in_shape), _out_text(r.layer), kernel_str(r), f"{r.params:,}",
                      f"{r.mult_adds:,}", str(r.receptive_field)])
     lines += text_table(header, rows, right={5, 6, 7})
-    lines += ["", "Per stage:"]
-    grows = [[g.label, str(g.blocks or ""), shape_str(g.out_shape), f"{g.params:,}", f"{g.mult_adds:,}",
+    lines += ["", _("Per stage:")]
+    grows = [[part_text(g.label), str(g.blocks or ""), shape_str(g.out_shape), f"{g.params:,}", f"{g.mult_adds:,}",
               fmt_bytes(g.activation_bytes)] for g in t.groups()]
-    lines += text_table(["Part", "Blocks", "Output", "Params", "Mult-adds", "Activations"], grows, right={1, 3, 4, 5})
+    lines += text_table([_(h) for h in ("Part", "Blocks", "Output", "Params", "Mult-adds", "Activations")], grows,
+                        right={1, 3, 4, 5})
     lines += [
         "",
-        f"Depth:              {depth_text(t)}",
-        f"Total params:       {t.total_params:,}",
-        f"Total mult-adds:    {t.mult_adds:,} ({fmt_count(t.mult_adds)}; torchinfo's rule)",
-        f"Conv/linear only:   {t.weight_mult_adds:,} ({fmt_count(t.weight_mult_adds)}; torchvision's GFLOPS and "
-        "FlopCounterMode ÷ 2 count these)",
-        f"Element-wise ops:   {t.elementwise:,} (additions, activations, norms, pools; not in mult-adds)",
-        f"Receptive field:    {t.receptive_field} px",
-        f"Activations:        {fmt_bytes(t.activation_bytes)} per image (float32, all layer outputs)",
-        f"Parameters:         {fmt_bytes(t.param_bytes)} (float32)",
+        _("Depth:              {depth}", depth=depth_text(t)),
+        _("Total params:       {n:,}", n=t.total_params),
+        _("Total mult-adds:    {n:,} ({count}; torchinfo's rule)", n=t.mult_adds, count=fmt_count(t.mult_adds)),
+        _("Conv/linear only:   {n:,} ({count}; torchvision's GFLOPS and FlopCounterMode ÷ 2 count these)",
+          n=t.weight_mult_adds, count=fmt_count(t.weight_mult_adds)),
+        _("Element-wise ops:   {n:,} (additions, activations, norms, pools; not in mult-adds)", n=t.elementwise),
+        _("Receptive field:    {n} px", n=t.receptive_field),
+        _("Activations:        {size} per image (float32, all layer outputs)", size=fmt_bytes(t.activation_bytes)),
+        _("Parameters:         {size} (float32)", size=fmt_bytes(t.param_bytes)),
     ]
     for w in t.warnings:
-        lines.append(f"Warning: {w}")
+        lines.append(_("Warning: {warning}", warning=w))
     for e in t.errors:
-        lines.append(f"Error: {e}")
+        lines.append(_("Error: {error}", error=e))
     return "\n".join(lines) + "\n"
 
 
@@ -88,8 +125,9 @@ DEPTHS = DETAILS  # a table's depth: the words of a graph's detail
 
 def depth_text(t: Trace) -> str:
     """'18 weight layers (69 layers planned)'; on a broken network, what was planned before the failure."""
-    text = f"{t.depth} weight {plural(t.depth, 'layer')} ({t.layers_planned} {plural(t.layers_planned, 'layer')} planned)"
-    return text if t.ok else text + ", up to the failure"
+    text = ngettext("{n} weight layer", "{n} weight layers", t.depth, n=t.depth) + ngettext(
+        " ({n} layer planned)", " ({n} layers planned)", t.layers_planned, n=t.layers_planned)
+    return text if t.ok else text + _(", up to the failure")
 
 
 def plural(n: int, word: str) -> str:
@@ -98,7 +136,7 @@ def plural(n: int, word: str) -> str:
 
 def sides_text(fx: Shape | None, shortcut: Shape | None) -> str:
     """The two sides of an addition, always in the same order: 'F(x) 128×28×28 vs shortcut 64×56×56'."""
-    return f"F(x) {shape_str(fx)} vs shortcut {shape_str(shortcut)}"
+    return _("F(x) {fx} vs shortcut {shortcut}", fx=shape_str(fx), shortcut=shape_str(shortcut))
 
 
 def problem_sides(problem: PlanProblem) -> str | None:
@@ -107,7 +145,7 @@ def problem_sides(problem: PlanProblem) -> str | None:
         return None
     a, b = problem.shapes
     if problem.code == "channels_decrease":  # (x entering the zero-pad shortcut, the F(x) shape it must reach)
-        return f"F(x) {shape_str(b)} vs shortcut input x {shape_str(a)}"
+        return _("F(x) {fx} vs shortcut input x {x}", fx=shape_str(b), x=shape_str(a))
     return sides_text(a, b)
 
 
@@ -115,8 +153,8 @@ def _out_text(lay: Layer) -> str:
     if not lay.failed:
         return shape_str(lay.out_shape)
     if lay.op == "add":  # F(x) and the shortcut that cannot be added
-        return f"✗ F(x) {shape_str(lay.in_shape)} ≠ shortcut {shape_str(lay.other_shape)}"
-    return "✗ fails here"
+        return _("✗ F(x) {fx} ≠ shortcut {shortcut}", fx=shape_str(lay.in_shape), shortcut=shape_str(lay.other_shape))
+    return _("✗ fails here")
 
 
 def _stop_row(t: Trace, keys: list[str]) -> dict[str, Any] | None:
@@ -127,15 +165,17 @@ def _stop_row(t: Trace, keys: list[str]) -> dict[str, Any] | None:
     e = t.errors[0]
     row: dict[str, Any] = {k: None for k in keys}
     row[keys[0]] = f"✗ {e.where}"
-    row.update({"Output": "✗ fails here", "Params": 0, "Mult-adds": 0, "Element-wise": 0})
+    row.update({"Output": _("✗ fails here"), "Params": 0, "Mult-adds": 0, "Element-wise": 0})
     return row
 
 
 def _where(lay: Layer) -> str:
     """Where a layer sits, in words: "stem", "head", "stage 2 · block 0", "stage 2 · block 0 · shortcut"."""
     if lay.stage is None:
-        return "head" if lay.part == "head" else "stem"
-    return f"stage {lay.stage + 1} · block {lay.block}" + (" · shortcut" if lay.part == "shortcut" else "")
+        return _("head") if lay.part == "head" else _("stem")
+    if lay.part == "shortcut":
+        return _("stage {n} · block {block} · shortcut", n=lay.stage + 1, block=lay.block)
+    return _("stage {n} · block {block}", n=lay.stage + 1, block=lay.block)
 
 
 def _group(lay: Layer) -> str:
@@ -166,8 +206,8 @@ def table_rows(t: Trace, depth: Detail = "layer") -> list[dict[str, Any]]:
         return rows + ([stop] if stop else [])
     groups = t.groups() if depth == "stage" else t.blocks()
     for g in groups:
-        row: dict[str, Any] = {"Part": g.label, "Name": g.name, "Input": shape_str(g.in_shape),
-               "Output": "✗ fails here" if g.failed else shape_str(g.out_shape)}
+        row: dict[str, Any] = {"Part": part_text(g.label), "Name": g.name, "Input": shape_str(g.in_shape),
+               "Output": _("✗ fails here") if g.failed else shape_str(g.out_shape)}
         if depth == "stage":
             row["Blocks"] = g.blocks
         row.update({"Layers": g.layers, "Params": g.params, "Mult-adds": g.mult_adds, "Element-wise": g.elementwise,
@@ -236,7 +276,7 @@ def compare_rows(a: Trace, b: Trace, label_a: str = "A", label_b: str = "B") -> 
     rows: list[dict[str, Any]] = []
 
     def out(g: GroupTotals | None) -> str:
-        return "—" if g is None else "✗ breaks here" if g.failed else shape_str(g.out_shape)
+        return "—" if g is None else _("✗ breaks here") if g.failed else shape_str(g.out_shape)
 
     def diff(x: GroupTotals | None, y: GroupTotals | None, field: str) -> int | None:  # no difference against a part one network does not have
         return None if x is None or y is None else getattr(y, field) - getattr(x, field)
@@ -247,7 +287,7 @@ def compare_rows(a: Trace, b: Trace, label_a: str = "A", label_b: str = "B") -> 
         if either is None:  # every name comes from one of the two networks
             continue
         rows.append({
-            "Part": either.label,
+            "Part": part_text(either.label),
             f"Output {label_a}": out(x), f"Output {label_b}": out(y),
             f"Params {label_a}": x.params if x else None, f"Params {label_b}": y.params if y else None,
             "Δ params": diff(x, y, "params"),
@@ -280,16 +320,18 @@ def compare_totals(a: Trace, b: Trace) -> list[tuple[str, str, str, str]]:
     complete = a.ok and b.ok
 
     def mark(t: Trace, text: str) -> str:
-        return text if t.ok else f"{text} (partial)"
+        return text if t.ok else _("{text} (partial)", text=text)
 
+    breaks = _("breaks")
     return [
-        ("Depth (weight layers)", mark(a, f"{a.depth}"), mark(b, f"{b.depth}"), change_text(a.depth, b.depth, False)),
-        ("Parameters", mark(a, f"{a.total_params:,} ({fmt_count(a.total_params)})"),
+        (_("Depth (weight layers)"), mark(a, f"{a.depth}"), mark(b, f"{b.depth}"),
+         change_text(a.depth, b.depth, False)),
+        (_("Parameters"), mark(a, f"{a.total_params:,} ({fmt_count(a.total_params)})"),
          mark(b, f"{b.total_params:,} ({fmt_count(b.total_params)})"),
          change_text(a.total_params, b.total_params, complete)),
-        ("Mult-adds", mark(a, fmt_count(a.mult_adds)), mark(b, fmt_count(b.mult_adds)),
+        (_("Mult-adds"), mark(a, fmt_count(a.mult_adds)), mark(b, fmt_count(b.mult_adds)),
          change_text(a.mult_adds, b.mult_adds, complete)),
-        ("Layers planned", mark(a, f"{a.layers_planned}"), mark(b, f"{b.layers_planned}"),
+        (_("Layers planned"), mark(a, f"{a.layers_planned}"), mark(b, f"{b.layers_planned}"),
          change_text(a.layers_planned, b.layers_planned, False)),
-        ("Output", shape_str(a.output_shape) if a.ok else "breaks", shape_str(b.output_shape) if b.ok else "breaks", ""),
+        (_("Output"), shape_str(a.output_shape) if a.ok else breaks, shape_str(b.output_shape) if b.ok else breaks, ""),
     ]

@@ -23,6 +23,7 @@ from typing import Any, Literal, TypedDict, get_args
 import yaml
 
 from resnet_core.formatting import fmt_int
+from resnet_core.i18n import N_, _
 from resnet_core.structure.spec_text import (
     MAX_SPEC_INT,
     MAX_SPEC_STAGES,
@@ -64,12 +65,12 @@ DOWNSAMPLINGS: tuple[DownsamplingName, ...] = get_args(DownsamplingName)
 HOW_MANY: tuple[HowMany, ...] = get_args(HowMany)
 
 SHORTCUT_HELP: dict[ShortcutOption, str] = {
-    "A": "zero-padded identity: no parameters; subsample and pad channels with zeros where the shape changes",
-    "B": "1×1 projection (conv + norm) only where the shape changes, identity elsewhere",
-    "C": "1×1 projection (conv + norm) on every block",
-    "D": "2×2 average pool with the stride, then a 1×1 conv + norm, where the shape changes (He et al. 2019): "
-         "no input pixel is skipped, 0 extra parameters over B",
-    "identity": "bare identity x, never padded or projected: breaks wherever the shape changes",
+    "A": N_("zero-padded identity: no parameters; subsample and pad channels with zeros where the shape changes"),
+    "B": N_("1×1 projection (conv + norm) only where the shape changes, identity elsewhere"),
+    "C": N_("1×1 projection (conv + norm) on every block"),
+    "D": N_("2×2 average pool with the stride, then a 1×1 conv + norm, where the shape changes (He et al. 2019): "
+         "no input pixel is skipped, 0 extra parameters over B"),
+    "identity": N_("bare identity x, never padded or projected: breaks wherever the shape changes"),
 }
 
 class StemNumbers(TypedDict):
@@ -264,7 +265,7 @@ def spec_to_dict(spec: ArchSpec) -> dict[str, Any]:
 
 def _read_stem(data: Any, r: Reader) -> Stem:
     if not isinstance(data, Mapping):
-        r.problem("stem", f"expected a mapping, got {describe(data)}")
+        r.problem("stem", _("expected a mapping, got {data}", data=describe(data)))
         return Stem()
     keys = [f.name for f in fields(Stem)]
     r.unknown_keys(data, keys, "stem")
@@ -279,8 +280,9 @@ def _read_stem(data: Any, r: Reader) -> Stem:
             owners = [t for t, ks in STEM_KEYS.items() if k in ks]
             now = getattr(Stem(type=stem_type), k) if stem_type in STEM_KEYS else getattr(d, k)
             shown = list(now) if isinstance(now, tuple) else now
-            r.problem(f"stem.{k}", f"only for stem type {' or '.join(repr(t) for t in owners)} (the {stem_type} "
-                                   f"stem uses {shown}); set type: {owners[0]} to change it")
+            r.problem(f"stem.{k}", _("only for stem type {owners} (the {stem_type} stem uses {shown}); set type: "
+                                     "{first} to change it", owners=_(" or ").join(repr(t) for t in owners),
+                                     stem_type=stem_type, shown=shown, first=owners[0]))
         elif k == "widths":
             values[k] = _read_widths(data[k], r)
         else:
@@ -293,14 +295,14 @@ def _read_widths(raw: Any, r: Reader) -> tuple[int, int]:
     if (isinstance(raw, (list, tuple)) and len(raw) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) and abs(v) <= MAX_SPEC_INT for v in raw)):
         return (raw[0], raw[1])
-    r.problem("stem.widths", f"expected two integers [first, second], got {describe(raw)}")
+    r.problem("stem.widths", _("expected two integers [first, second], got {data}", data=describe(raw)))
     return Stem().widths
 
 
 def _read_stage(data: Any, i: int, r: Reader) -> Stage:
     where = f"stages[{i}]"
     if not isinstance(data, Mapping):
-        r.problem(where, f"expected a mapping, got {describe(data)}")
+        r.problem(where, _("expected a mapping, got {data}", data=describe(data)))
         return Stage()
     keys = [f.name for f in fields(Stage)]
     r.unknown_keys(data, keys, where)
@@ -321,40 +323,44 @@ def _read_stage(data: Any, i: int, r: Reader) -> Stage:
 def spec_from_dict(data: Any, source: str | None = None) -> ArchSpec:
     """Build an ArchSpec from parsed JSON/YAML, or raise SpecError naming every problem."""
     if not isinstance(data, Mapping):
-        raise SpecError(f"a spec is a mapping of fields, got {describe(data)}", source)
+        raise SpecError(_("a spec is a mapping of fields, got {data}", data=describe(data)), source)
     problems: list[FieldProblem] = []
     r = Reader(problems)
     keys = ["version"] + [f.name for f in fields(ArchSpec)]
     r.unknown_keys(data, keys, "")
     version = r.value(data, "version", int, "", SPEC_VERSION)
     if version != SPEC_VERSION:
-        r.problem("version", f"this is ResNet Explorer spec version {SPEC_VERSION}; got {version}")
+        r.problem("version", _("this is ResNet Explorer spec version {expected}; got {version}",
+                               expected=SPEC_VERSION, version=version))
     d = ArchSpec()
 
     size_raw = data.get("input_size", list(d.input_size))
     input_size = d.input_size
     if isinstance(size_raw, int) and not isinstance(size_raw, bool) and abs(size_raw) > MAX_SPEC_INT:
-        r.problem("input_size", f"{fmt_int(size_raw, 30)} is out of range; a spec's numbers lie "
-                                f"within ±{MAX_SPEC_INT:,}")
+        r.problem("input_size", _("{v} is out of range; a spec's numbers lie within ±{limit:,}",
+                                  v=fmt_int(size_raw, 30), limit=MAX_SPEC_INT))
     elif isinstance(size_raw, int) and not isinstance(size_raw, bool):
         input_size = (size_raw, size_raw)
     elif (isinstance(size_raw, (list, tuple)) and len(size_raw) == 2
           and all(isinstance(v, int) and not isinstance(v, bool) for v in size_raw)):
         if any(abs(v) > MAX_SPEC_INT for v in size_raw):
-            r.problem("input_size", f"a number out of range; a spec's numbers lie within ±{MAX_SPEC_INT:,}")
+            r.problem("input_size", _("a number out of range; a spec's numbers lie within ±{limit:,}",
+                                      limit=MAX_SPEC_INT))
         else:
             input_size = (size_raw[0], size_raw[1])
     else:
-        r.problem("input_size", f"expected an integer or [height, width], got {describe(size_raw)}")
+        r.problem("input_size", _("expected an integer or [height, width], got {data}",
+                                  data=describe(size_raw)))
 
     stages_raw = data.get("stages", [])
     stages: list[Stage] = []
     if isinstance(stages_raw, (list, tuple)) and len(stages_raw) > MAX_SPEC_STAGES:
-        r.problem("stages", f"{len(stages_raw):,} stages; a spec lists at most {MAX_SPEC_STAGES:,}")
+        r.problem("stages", _("{n:,} stages; a spec lists at most {limit:,}",
+                              n=len(stages_raw), limit=MAX_SPEC_STAGES))
     elif isinstance(stages_raw, (list, tuple)):
         stages = [_read_stage(s, i, r) for i, s in enumerate(stages_raw)]
     else:
-        r.problem("stages", f"expected a list of stages, got {describe(stages_raw)}")
+        r.problem("stages", _("expected a list of stages, got {data}", data=describe(stages_raw)))
 
     name = r.value(data, "name", str, "", d.name)
     name_problem = check_name(name)
@@ -400,12 +406,13 @@ _DEFAULT = ArchSpec()
 def parse_spec_text(text: str, source: str | None = None) -> ArchSpec:
     """Parse JSON or YAML text (JSON is YAML, but JSON errors read better from json)."""
     if not isinstance(text, str):
-        raise SpecError(f"expected text, got {type(text).__name__}", source)
+        raise SpecError(_("expected text, got {data}", data=type(text).__name__), source)
     if len(text) > MAX_SPEC_BYTES:
-        raise SpecError(f"the text is {len(text):,} characters; a spec is at most {MAX_SPEC_BYTES:,}", source)
+        raise SpecError(_("the text is {n:,} characters; a spec is at most {limit:,}",
+                          n=len(text), limit=MAX_SPEC_BYTES), source)
     stripped = text.lstrip()
     if not stripped:
-        raise SpecError("the text is empty", source)
+        raise SpecError(_("the text is empty"), source)
     data = load_json(text, source) if stripped.startswith("{") else load_yaml(text, source)
     return spec_from_dict(data, source)
 
@@ -419,27 +426,28 @@ def read_spec_file(path: str | Path) -> ArchSpec:
     try:
         p.stat()
     except FileNotFoundError:
-        raise SpecError(f"no such file: {shown}") from None
+        raise SpecError(_("no such file: {shown}", shown=shown)) from None
     except (OSError, ValueError) as e:  # too long, a NUL byte, no permission, a loop
         reason = getattr(e, "strerror", None) or str(e)
-        raise SpecError(f"cannot read {shown}: {reason}") from None
+        raise SpecError(_("cannot read {shown}: {reason}", shown=shown, reason=reason)) from None
     if not p.exists():
-        raise SpecError(f"no such file: {shown}")
+        raise SpecError(_("no such file: {shown}", shown=shown))
     if p.is_dir():
-        raise SpecError(f"{shown} is a folder, not a spec file")
+        raise SpecError(_("{shown} is a folder, not a spec file", shown=shown))
     if not p.is_file():  # a device, a pipe, a socket: never read something that may not end
-        raise SpecError(f"{shown} is not a regular file (a device or a pipe?); give a JSON or YAML spec file")
+        raise SpecError(_("{shown} is not a regular file (a device or a pipe?); give a JSON or YAML spec file",
+                          shown=shown))
     try:
         with p.open("rb") as f:
             raw = f.read(MAX_SPEC_BYTES + 1)
     except OSError as e:
-        raise SpecError(f"cannot read {shown}: {e.strerror}") from None
+        raise SpecError(_("cannot read {shown}: {reason}", shown=shown, reason=e.strerror)) from None
     if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(f"{shown} is larger than 1 MB; a spec is a small JSON/YAML file")
+        raise SpecError(_("{shown} is larger than 1 MB; a spec is a small JSON/YAML file", shown=shown))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise SpecError(f"{shown} is not UTF-8 text (is it a binary file?)") from None
+        raise SpecError(_("{shown} is not UTF-8 text (is it a binary file?)", shown=shown)) from None
     return parse_spec_text(text, source=shown)
 
 
@@ -452,23 +460,23 @@ def to_url_token(spec: ArchSpec) -> str:
 def from_url_token(token: str) -> ArchSpec:
     """Inverse of to_url_token; SpecError for anything tampered or truncated."""
     if not token:
-        raise SpecError("the link's network token is empty")
+        raise SpecError(_("the link's network token is empty"))
     if len(token) > MAX_TOKEN_CHARS:
-        raise SpecError(f"the link's network token is {len(token):,} characters; a link carries at most "
-                        f"{MAX_TOKEN_CHARS:,}")
+        raise SpecError(_("the link's network token is {n:,} characters; a link carries at most {limit:,}",
+                          n=len(token), limit=MAX_TOKEN_CHARS))
     try:
         d = zlib.decompressobj()
         raw = d.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), MAX_TOKEN_JSON_BYTES + 1)
         if len(raw) > MAX_TOKEN_JSON_BYTES:
-            raise SpecError(f"the link's network token expands past {MAX_TOKEN_JSON_BYTES:,} bytes; "
-                            "a spec is far smaller")
+            raise SpecError(_("the link's network token expands past {limit:,} bytes; a spec is far smaller",
+                              limit=MAX_TOKEN_JSON_BYTES))
         text = raw.decode("utf-8")
     except SpecError:
         raise
     except Exception:  # noqa: BLE001 - any decoding failure means the same thing to the user
-        raise SpecError("the link's network token is damaged (it does not decode to a spec)") from None
+        raise SpecError(_("the link's network token is damaged (it does not decode to a spec)")) from None
     if not text.lstrip().startswith("{"):
-        raise SpecError("the link's network token is damaged (it does not decode to a spec)")
+        raise SpecError(_("the link's network token is damaged (it does not decode to a spec)"))
     return spec_from_dict(load_json(text, "link"), source="link")
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from resnet_core.errors import ExplorerError
-from resnet_core.formatting import did_you_mean, fmt_int
+from resnet_core.formatting import did_you_mean, fmt_int, listing
+from resnet_core.i18n import N_, _
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,10 @@ def check_name(name: str) -> str | None:
     """Why `name` cannot be a network's name (None when it can): too long, or holding control
     characters (line breaks, NUL) or lone surrogates, which no file, page or code could show as written."""
     if len(name) > MAX_NAME_CHARS:
-        return f"the name is {len(name):,} characters long; a name has at most {MAX_NAME_CHARS}"
+        return _("the name is {n:,} characters long; a name has at most {limit}", n=len(name), limit=MAX_NAME_CHARS)
     for ch in name:
         if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ch in _BIDI_CONTROLS:
-            return f"the name holds the control character U+{ord(ch):04X}; use printable characters only"
+            return _("the name holds the control character U+{ch:04X}; use printable characters only", ch=ord(ch))
     return None
 
 
@@ -74,23 +75,23 @@ _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u20
 
 def _json_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_NUMBER_CHARS:
-        raise _TextLimit(f"an integer with {len(text.lstrip('-')):,} digits; a spec's numbers have at most "
-                         f"{MAX_NUMBER_CHARS} digits")
+        raise _TextLimit(_("an integer with {n:,} digits; a spec's numbers have at most {limit} digits",
+                           n=len(text.lstrip("-")), limit=MAX_NUMBER_CHARS))
     return int(text)
 
 
 def _json_float(text: str) -> float:
     if len(text) > MAX_NUMBER_CHARS:
-        raise _TextLimit(f"a number written with {len(text):,} characters; a spec's numbers have at most "
-                         f"{MAX_NUMBER_CHARS}")
+        raise _TextLimit(_("a number written with {n:,} characters; a spec's numbers have at most {limit}",
+                           n=len(text), limit=MAX_NUMBER_CHARS))
     value = float(text)
     if not math.isfinite(value):
-        raise _TextLimit(f"the number {text} is too large (it overflows to infinity)")
+        raise _TextLimit(_("the number {text} is too large (it overflows to infinity)", text=text))
     return value
 
 
 def _json_constant(text: str) -> float:
-    raise _TextLimit(f"{text} is not a number JSON allows; a spec's numbers are finite")
+    raise _TextLimit(_("{text} is not a number JSON allows; a spec's numbers are finite", text=text))
 
 
 class _TextLimit(Exception):
@@ -111,18 +112,22 @@ def load_json(text: str, source: str | None = None) -> Any:
         if depth > deepest:
             deepest = depth
             if deepest > MAX_SPEC_DEPTH:
-                raise SpecError(f"the JSON nests more than {MAX_SPEC_DEPTH} levels deep; a spec needs 3", source)
+                raise SpecError(_("the JSON nests more than {limit} levels deep; a spec needs 3",
+                                  limit=MAX_SPEC_DEPTH), source)
     nodes = skeleton.count(",") + skeleton.count(":") + 1
     if nodes > MAX_SPEC_NODES:
-        raise SpecError(f"the JSON holds about {nodes:,} values; a spec holds at most {MAX_SPEC_NODES:,}", source)
+        raise SpecError(_("the JSON holds about {nodes:,} values; a spec holds at most {limit:,}",
+                          nodes=nodes, limit=MAX_SPEC_NODES), source)
     try:
         return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
     except _TextLimit as e:
-        raise SpecError(f"not a spec: {e}", source) from None
+        raise SpecError(_("not a spec: {reason}", reason=e), source) from None
     except json.JSONDecodeError as e:
-        raise SpecError(f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}", source) from None
+        raise SpecError(_("not valid JSON: {msg} at line {lineno}, column {colno}",
+                          msg=e.msg, lineno=e.lineno, colno=e.colno), source) from None
     except (ValueError, RecursionError) as e:  # anything else json refuses, said in one line
-        raise SpecError(f"not valid JSON: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}",
+        raise SpecError(_("not valid JSON: {value}",
+                          value=str(e).splitlines()[0][:120] if str(e) else type(e).__name__),
                         source) from None
 
 
@@ -138,15 +143,18 @@ def _check_yaml_events(text: str, source: str | None) -> None:
     depth = nodes = 0
     numeric = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
     for ev in yaml.parse(text, Loader=_yaml_loader()):
-        where = f" at line {ev.start_mark.line + 1}, column {ev.start_mark.column + 1}" if ev.start_mark else ""
+        where = _(" at line {line}, column {column}",
+                  line=ev.start_mark.line + 1, column=ev.start_mark.column + 1) if ev.start_mark else ""
         if isinstance(ev, yaml.AliasEvent):
-            raise SpecError(f"the YAML uses an alias (*{ev.anchor}){where}; a spec spells every value out "
-                            "(aliases, anchors and '<<' merge keys are not accepted)", source)
+            raise SpecError(_("the YAML uses an alias (*{anchor}){where}; a spec spells every value out (aliases, "
+                              "anchors and '<<' merge keys are not accepted)",
+                              anchor=ev.anchor, where=where), source)
         if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             nodes += 1
             if depth > MAX_SPEC_DEPTH:
-                raise SpecError(f"the YAML nests more than {MAX_SPEC_DEPTH} levels deep{where}; a spec needs 3",
+                raise SpecError(_("the YAML nests more than {limit} levels deep{where}; a spec needs 3",
+                                  limit=MAX_SPEC_DEPTH, where=where),
                                 source)
         elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
@@ -154,14 +162,15 @@ def _check_yaml_events(text: str, source: str | None) -> None:
             nodes += 1
             if (len(ev.value) > MAX_NUMBER_CHARS and not ev.style and ev.tag is None
                     and resolver.resolve(yaml.ScalarNode, ev.value, (True, False)) in numeric):
-                raise SpecError(f"a number written with {len(ev.value):,} characters{where}; a spec's numbers have "
-                                f"at most {MAX_NUMBER_CHARS}", source)
+                raise SpecError(_("a number written with {n:,} characters{where}; a spec's numbers have at most "
+                                  "{limit}", n=len(ev.value), where=where, limit=MAX_NUMBER_CHARS), source)
             if ev.tag is not None and ev.tag.lstrip("!").replace("tag:yaml.org,2002:", "") in ("int", "float") \
                     and len(ev.value) > MAX_NUMBER_CHARS:
-                raise SpecError(f"a number written with {len(ev.value):,} characters{where}; a spec's numbers have "
-                                f"at most {MAX_NUMBER_CHARS}", source)
+                raise SpecError(_("a number written with {n:,} characters{where}; a spec's numbers have at most "
+                                  "{limit}", n=len(ev.value), where=where, limit=MAX_NUMBER_CHARS), source)
         if nodes > MAX_SPEC_NODES:
-            raise SpecError(f"the YAML holds more than {MAX_SPEC_NODES:,} values; a spec holds far fewer", source)
+            raise SpecError(_("the YAML holds more than {limit:,} values; a spec holds far fewer",
+                              limit=MAX_SPEC_NODES), source)
 
 
 def load_yaml(text: str, source: str | None = None) -> Any:
@@ -173,11 +182,12 @@ def load_yaml(text: str, source: str | None = None) -> Any:
         raise
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = getattr(e, "problem", None) or "unreadable"
-        raise SpecError(f"not valid YAML: {what}{at}", source) from None
+        at = _(" at line {line}, column {column}", line=mark.line + 1, column=mark.column + 1) if mark else ""
+        what = getattr(e, "problem", None) or _("unreadable")
+        raise SpecError(_("not valid YAML: {what}{at}", what=what, at=at), source) from None
     except (ValueError, RecursionError, OverflowError) as e:
-        raise SpecError(f"not valid YAML: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}",
+        raise SpecError(_("not valid YAML: {value}",
+                          value=str(e).splitlines()[0][:120] if str(e) else type(e).__name__),
                         source) from None
 
 
@@ -185,7 +195,7 @@ def load_yaml(text: str, source: str | None = None) -> Any:
 # reading a parsed mapping field by field (spec.py)
 # --------------------------------------------------------------------------------------------
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_TYPE_NAMES = {int: N_("an integer"), float: N_("a number"), bool: N_("true or false"), str: N_("a string")}
 
 
 class Reader:
@@ -201,8 +211,9 @@ class Reader:
         for key in data:
             if key not in known:
                 close = did_you_mean(str(key), known)
-                hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
-                self.problem(join(where, str(key)), f"unknown key '{key}'{hint}")
+                hint = (_("; did you mean '{close}'?", close=close[0]) if close
+                        else _("; known keys: {keys}", keys=listing(known)))
+                self.problem(join(where, str(key)), _("unknown key '{key}'{hint}", key=key, hint=hint))
 
     def value(self, data: Mapping[str, Any], key: str, kind: type, where: str, default: Any,
               optional: bool = False) -> Any:
@@ -213,24 +224,25 @@ class Reader:
         if v is None and optional:
             return None
         if kind in (int, float) and isinstance(v, float) and not math.isfinite(v):
-            self.problem(path, f"expected a finite number, got {v}")
+            self.problem(path, _("expected a finite number, got {v}", v=v))
             return default
         if kind in (int, float) and isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SPEC_INT:
-            self.problem(path, f"{fmt_int(v, 30)} is out of range; a spec's numbers lie within "
-                               f"±{MAX_SPEC_INT:,}")
+            self.problem(path, _("{v} is out of range; a spec's numbers lie within ±{limit:,}",
+                                 v=fmt_int(v, 30), limit=MAX_SPEC_INT))
             return default
         if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
             return float(v)
         if kind is int and isinstance(v, float) and v.is_integer():
             if abs(v) > MAX_SPEC_INT:
-                self.problem(path, f"the number {v:g} is out of range; a spec's numbers lie within ±{MAX_SPEC_INT:,}")
+                self.problem(path, _("the number {v:g} is out of range; a spec's numbers lie within ±{limit:,}",
+                                     v=v, limit=MAX_SPEC_INT))
                 return default
             return int(v)
         if kind is bool and isinstance(v, bool):
             return v
         if kind is not bool and isinstance(v, kind) and not isinstance(v, bool):
             return v
-        self.problem(path, f"expected {_TYPE_NAMES[kind]}, got {describe(v)}")
+        self.problem(path, _("expected {kind}, got {v}", kind=_(_TYPE_NAMES[kind]), v=describe(v)))
         return default
 
 
@@ -244,8 +256,8 @@ def describe(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (list, tuple)):
-        return "a list"
+        return _("a list")
     if isinstance(v, Mapping):
-        return "a mapping"
+        return _("a mapping")
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
