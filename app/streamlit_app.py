@@ -18,7 +18,7 @@ from resnet_core.i18n import _  # noqa: E402
 lang.apply()  # this run's language (the switch, the link's ?lang=, the browser's), for every message below
 
 # projector mode (`?present=1`) collapses the sidebar to the network chip; Streamlit applies a changed state
-st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",
+st.set_page_config(page_title="ResNet Explorer", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide",  # i18n: not shown (a name)
                    initial_sidebar_state=projector.sidebar_state(state.presenting()))
 
 server.settle_once()

@@ -5,6 +5,7 @@
     .venv/bin/python scripts/i18n.py missing [FILE...]       the messages (of FILEs, default: all) that no .po
                                                             translates yet, with where they are
     .venv/bin/python scripts/i18n.py unmarked [FILE...]      literal English in app/ files not marked with _()
+    .venv/bin/python scripts/i18n.py dedupe                  a message in several .po files kept in the first only
     .venv/bin/python scripts/i18n.py unused                  catalogue entries no source uses any more
     .venv/bin/python scripts/i18n.py pot                     write resnet_core/locale/messages.pot (all messages)
 
@@ -31,6 +32,9 @@ KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "gettext": None}
 ZH = ROOT / "resnet_core" / "locale" / "zh" / "LC_MESSAGES"
 
 
+ORDER = ["app", "shell", "structure", "learn", "live", "train", "why", "classroom"]  # dedupe's precedence
+
+
 def sources() -> list[Path]:
     files = sorted((ROOT / "app").rglob("*.py")) + sorted((ROOT / "resnet_core").rglob("*.py"))
     return [f for f in files if "__pycache__" not in f.parts]
@@ -39,9 +43,12 @@ def sources() -> list[Path]:
 def messages(files: list[Path]) -> dict[str | tuple[str, str], list[str]]:
     """msgid (a plural: (singular, plural)) → where it is marked."""
     found: dict[str | tuple[str, str], list[str]] = {}
+    import contextlib
+    import io
     for f in files:
-        with f.open("rb") as fh:
-            for lineno, msg, _comments, _ctx in extract("python", fh, keywords=KEYWORDS):
+        # (Babel warns of every f-string among a call's arguments, e.g. `_("{n} MB", n=f"{x:.1f}")`: not a message)
+        with f.open("rb") as fh, contextlib.redirect_stderr(io.StringIO()):
+            for lineno, msg, _comments, _ctx in list(extract("python", fh, keywords=KEYWORDS)):
                 key = tuple(msg[:2]) if isinstance(msg, tuple) else msg
                 if not key or (isinstance(key, tuple) and not all(key)):
                     continue
@@ -172,6 +179,25 @@ def main(argv: list[str]) -> int:
         print("\n".join(hits))
         print(f"{len(hits)} unmarked English strings", file=sys.stderr)
         return 1 if hits else 0
+    if cmd == "dedupe":  # a message in several domains stays in the first (ORDER), the others lose it
+        cats = catalogues()
+        order = sorted(cats, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+        kept: dict = {}
+        for name in order:
+            cat = cats[name]
+            for m in list(cat):
+                key = tuple(m.id[:2]) if isinstance(m.id, (tuple, list)) else m.id
+                if not m.id:
+                    continue
+                if key in kept:
+                    first, text = kept[key]
+                    if text != m.string:
+                        print(f"{key!r}: {first}.po {text!r} kept, {name}.po {m.string!r} dropped")
+                    cat.delete(m.id)
+                else:
+                    kept[key] = (name, m.string)
+            write(cat, ZH / f"{name}.po")
+        return 0
     if cmd == "unused":
         used = set(messages(sources()))
         for name, cat in catalogues().items():

@@ -120,7 +120,7 @@ def gradient_charts(chart_rows: list[dict], labels: list[str], vanished_below: f
             x="depth:Q", y="plot_norm:Q", color=alt.Color("variant:N", scale=colors),
             shape=alt.Shape("status:N", scale=shapes, legend=None),
             tooltip=[alt.Tooltip("variant:N", title=_("variant")), alt.Tooltip("name:N", title=_("name")),
-                     alt.Tooltip("depth:Q", title=_("depth")), alt.Tooltip("norm:Q", format=".3g", title=_("norm")),
+                     alt.Tooltip("depth:Q", title=_("depth")), alt.Tooltip("norm:Q", format=".3g", title=_("gradient norm")),
                      alt.Tooltip("status:N", title=_("status"))])
         rules = alt.Chart(thresholds).mark_rule(strokeDash=[4, 4], color="#888").encode(y="y:Q")
         text = alt.Chart(thresholds).mark_text(align="left", dx=4, dy=-6 * s, color="#666", fontSize=px(12, s)).encode(

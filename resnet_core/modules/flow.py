@@ -62,7 +62,7 @@ def _pass(model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None,
     out = model(x)
     loss = F.cross_entropy(out, labels) if labels is not None else out.float().pow(2).mean()
     loss.backward()
-    return [float(p.grad.norm()) if p.grad is not None else 0.0 for _, p in layers]
+    return [float(p.grad.norm()) if p.grad is not None else 0.0 for _name, p in layers]
 
 
 class FlowStopped(ExplorerError):

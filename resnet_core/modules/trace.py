@@ -75,7 +75,7 @@ def _meta_copy(model: nn.Module) -> nn.Module:
 
 def _param_counts(model: nn.Module) -> tuple[int, int, int, int]:
     unique = list(model.parameters())  # shared parameters once
-    every = [p for _, p in model.named_parameters(remove_duplicate=False)]
+    every = [p for _name, p in model.named_parameters(remove_duplicate=False)]
     total = sum(p.numel() for p in unique)
     shared = sum(p.numel() for p in every) - total
     trainable = sum(p.numel() for p in unique if p.requires_grad)
@@ -250,7 +250,7 @@ def _trace_hooks(meta_model: nn.Module, x: torch.Tensor) -> tuple[list[ModuleRow
 
     def post(module: nn.Module, args: tuple, out: Any) -> None:
         stack.pop()
-        if any(True for _ in module.children()):  # a container: only parameters it holds itself get a row
+        if any(True for _child in module.children()):  # a container: only parameters it holds itself get a row
             own = [p for p in module.parameters(recurse=False) if id(p) not in seen]
             t = first_tensor(out)
             if own and t is not None:
