@@ -90,7 +90,7 @@ def _presets_select(off: bool) -> None:
                         "layers, no shortcuts) of each."))
     name = ss.get("ui.preset")
     if name is not None:
-        st.caption(_(preset_info(name).summary))
+        st.caption(preset_info(name).shown_summary)
     else:
         st.caption(_("A custom network, loaded from {source}.", source=md(ss.get(P + "source", _("elsewhere")))))
 

@@ -135,8 +135,6 @@ def test_each_exercise_wrong_then_right_in_chinese(ex):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="the builder's sidebar is other areas' to translate (app/builder*.py, app/ui.py); "
-                          "this passes once their catalogues are merged", strict=False)
 def test_the_whole_window_in_chinese_shows_no_english():
     at = learn_zh()
     assert english_shown(at) == []

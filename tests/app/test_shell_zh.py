@@ -4,7 +4,7 @@ network that breaks, so that the located error shows), and nothing the shell dra
 The library's own texts (the shortcut options' help, the preset descriptions, located errors, table cells) are
 translated by the library's catalogue (domain `structure`, another helper's): the strict test below checks
 every English run that is not the library's; the full check (`english_shown(at) == []`) waits for that
-catalogue (xfail until it is merged)."""
+catalogue."""
 
 from __future__ import annotations
 
@@ -104,9 +104,6 @@ def test_every_page_of_the_shell_in_chinese(edited):
     edited.switch_page("app_pages/trace.py").run()
 
 
-@pytest.mark.xfail(reason="the library's texts (shortcut help, presets, located errors, table cells) are "
-                          "translated by the structure helper's catalogue (domain `structure`), not yet merged",
-                   strict=False)
 def test_nothing_in_english_at_all(edited):
     found = english_shown(edited)
     assert not found, f"{len(found)} English runs:\n" + "\n".join(found[:40])
