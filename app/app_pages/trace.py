@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import model_views, ui
+from app.charts import show
 from app.charts import structure as charts
 from resnet_core.i18n import _
 from resnet_core.structure.report import DEPTHS, stage_chart_rows, staircase_rows, staircase_summary, table_rows
@@ -29,12 +30,13 @@ st.markdown(_("**Spatial size:** {spatial} &nbsp;&nbsp;·&nbsp;&nbsp; **Channels
                channels=channels))
 rows = staircase_rows(t)
 left, right = st.columns(2)
-left.altair_chart(charts.staircase(rows, "spatial"), width="stretch")
-right.altair_chart(charts.staircase(rows, "channels"), width="stretch")
+# each chart's Vega-Lite is made once per network, scale and language (a class redraws this page 40 times)
+show(left, charts.staircase, rows, "spatial")
+show(right, charts.staircase, rows, "channels")
 stage_rows = stage_chart_rows(t)
 left, right = st.columns(2)
-left.altair_chart(charts.stage_bars(stage_rows, "parameters"), width="stretch")
-right.altair_chart(charts.stage_bars(stage_rows, "mult-adds"), width="stretch")
+show(left, charts.stage_bars, stage_rows, "parameters")
+show(right, charts.stage_bars, stage_rows, "mult-adds")
 
 st.subheader(_("Layer by layer"))
 depth = st.segmented_control(_("Depth"), DEPTHS, default="block", key="trace.depth", required=True,
