@@ -12,6 +12,17 @@ KEY = "ui.lang"  # session_state: the language the visitor chose ("en" / "zh")
 DEFAULT_KEY = "ui.lang_browser"  # session_state: the browser's language, read once
 
 
+def _session_language() -> str | None:
+    """The session's chosen language, inside any of its runs (a fragment's too); None outside one."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return None
+    return st.session_state.get(KEY)
+
+
+i18n.set_resolver(_session_language)  # a fragment's rerun, which does not run apply(), speaks the session's
+
+
 def browser_language() -> str:
     """What the browser asks for (its locale, else its Accept-Language header); English when it says nothing."""
     try:

@@ -10,7 +10,9 @@ message a person sees is written in English and marked where it is written:
                                               translate it where it is shown: _(LABEL)
 
 The language is a context variable, so each Streamlit run (one per browser session, in its own thread) sets
-its own (`use(...)`), and code that never sets it (the command line, the tests) speaks English. Numbers,
+its own (`use(...)`), and code that never sets it (the command line, the tests) speaks English. Where a run
+has not set it (a Streamlit fragment's rerun starts in a fresh thread without the app's first lines), the
+app's `resolver` (app/lang.py: the session's chosen language) answers. Numbers,
 units and layer names (conv1, layer3.2) are never translated. A message missing from a catalogue is shown
 in English, never an error; tests/test_i18n.py fails when one is missing.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,12 +30,25 @@ LANGUAGES = {"en": "English", "zh": "简体中文"}
 DEFAULT = "en"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
-_current: contextvars.ContextVar[str] = contextvars.ContextVar("resnet_explorer_language", default=DEFAULT)
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("resnet_explorer_language", default=None)
+_resolver: Callable[[], str | None] | None = None
+
+
+def set_resolver(resolver: Callable[[], str | None] | None) -> None:
+    """What answers `language()` where no language was set in this context (the app: the session's)."""
+    global _resolver
+    _resolver = resolver
 
 
 def language() -> str:
     """The language of this run: "en" or "zh"."""
-    return _current.get()
+    code = _current.get()
+    if code is None and _resolver is not None:
+        try:
+            code = _resolver()
+        except Exception:  # noqa: BLE001 - a resolver that cannot tell: English
+            code = None
+    return code if code in LANGUAGES else DEFAULT
 
 
 def set_language(code: str) -> None:
@@ -91,7 +106,7 @@ def _format(text: str, fields: dict[str, object]) -> str:
 
 def gettext(message: str, /, **fields: object) -> str:
     """`message` in this run's language, with `fields` put in its `{name}` places."""
-    code = _current.get()
+    code = language()
     if code != DEFAULT:
         found = catalogue(code).get(message)
         if isinstance(found, str):
@@ -104,7 +119,7 @@ _ = gettext
 
 def ngettext(singular: str, plural: str, count: int, /, **fields: object) -> str:
     """The singular or plural of a message (English: n == 1 is singular; Chinese has one form)."""
-    code = _current.get()
+    code = language()
     if code != DEFAULT:
         found = catalogue(code).get((singular, plural))
         if isinstance(found, tuple) and found:

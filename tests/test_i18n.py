@@ -189,3 +189,25 @@ def test_a_hostile_lang_link_opens_the_app_in_a_language_it_has(value, fresh_sta
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state["ui.lang"] in i18n.LANGUAGES
+
+
+def test_where_no_language_was_set_the_apps_resolver_answers():
+    """A Streamlit fragment's rerun runs in a thread where the app's first lines (which set the language) did not
+    run: the session's language comes from the resolver app/lang.py installs."""
+    import threading
+    saved = i18n._resolver
+    try:
+        i18n.set_resolver(lambda: "zh")
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(i18n.language()))  # a fresh context, as a fragment's
+        t.start()
+        t.join()
+        assert seen == ["zh"]
+        with i18n.use("en"):  # a run that set its language keeps it
+            assert i18n.language() == "en"
+        i18n.set_resolver(lambda: "klingon")
+        assert i18n.language() == "en"
+        i18n.set_resolver(lambda: 1 / 0)
+        assert i18n.language() == "en"
+    finally:
+        i18n.set_resolver(saved)
