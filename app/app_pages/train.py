@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import resnet_core as rc
-from app import delivery, handoff, jobs, state, train_session, ui
+from app import delivery, handoff, jobs, lang, state, train_session, ui
 from app.charts import training as train_charts
 from resnet_core import i18n
 from resnet_core.device import BusyError, DeviceError, MemoryGuardError, pick_device
@@ -205,7 +205,7 @@ if not busy and not (experiment == "custom" and (builder_chosen or not chosen)) 
         kept = prepared.listing(data_root)
         if kept:
             with st.expander(_("Prepared on this server ({n})", n=len(kept)), icon=":material/inventory_2:"):
-                st.markdown("\n".join(f"- {md(prepared.describe(e))}" for e in kept))
+                st.markdown("\n".join(f"- {md(train_session.shown_device(prepared.describe(e)))}" for e in kept))
 if start or start_many or prepare_clicked:
     try:
         source = source_for(data_kind, cifar_path)
@@ -277,6 +277,7 @@ def curves(run) -> None:
 
 @st.fragment(run_every=1.0 if busy else None)
 def live_view() -> None:
+    lang.apply()  # a fragment's own rerun does not run the app's top, where each run's language is set
     job = train_session.current()
     if job is None:
         est, measuring = train_session.default_estimate(device, defaults, data_root)

@@ -308,4 +308,5 @@ def describe(entry: Mapping[str, Any]) -> str:
         trained = _("trained {when} by {how} in {wall} s", when=when, how=how, wall=f"{entry['wall_s']:.0f}")
     else:
         trained = _("trained {when} by {how}", when=when, how=how)
-    return f"{what} ({knobs}) · {trained} · {entry['device']}"
+    return _("{what} ({settings}) · {trained} · {device}", what=what, settings=knobs, trained=trained,
+             device=entry["device"])

@@ -134,3 +134,46 @@ def test_the_curves_axes_and_tooltips_in_chinese():
     assert [t.get("title") for t in smooth["tooltip"]] == ["网络", "步", "损失"]
     english = train_charts.curve(df, "loss", ["plain20", "resnet20"], "training loss (log)").to_dict()
     assert english["layer"][1]["encoding"]["x"]["title"] == "step"
+
+
+@pytest.mark.slow
+def test_a_chinese_teachers_prepared_run_reads_english_to_an_english_student(code_blocks_are_code):
+    """Sentences are made where they are shown: what a Chinese teacher prepared is English for an English
+    student (and Chinese again for a Chinese one), the run's kept texts included."""
+    from resnet_core.training import prepared
+
+    from .test_app import new_app
+    from .test_train_page import page_text
+
+    def lab(**query):
+        at = new_app(**query)
+        at.switch_page("app_pages/train.py").run()
+        at.number_input(key="train.steps").set_value(3)
+        at.number_input(key="train.size").set_value(8).run()
+        no_exception(at)
+        return at
+
+    with i18n.use("zh"):
+        teacher = lab(lang="zh")
+        teacher.button(key="train.prepare").click().run()
+        no_exception(teacher)
+        assert wait_finished(teacher).error is None
+        assert any("已为课堂保存" in s.value for s in teacher.success)
+    (entry,) = prepared.listing()
+    assert entry["how"] == "a teacher in the app"  # kept in English: translated where shown
+    student = lab()
+    text = page_text(student)
+    assert "Prepared for the class" in text and "by a teacher in the app" in text and "准备" not in text
+    student.button(key="train.use_prepared").click().run()
+    assert wait_finished(student, timeout=30).name == "prepared"
+    told = next(i.value for i in student.info if "training loss" in i.value)
+    assert told.startswith("After all 3 steps") and not re.search(r"[\u4e00-\u9fff]", told)
+    with i18n.use("zh"):
+        other = lab(lang="zh")
+        text = page_text(other)
+        assert "已为课堂准备好" in text and "由一位教师在应用中训练" in text
+        assert "训练实验室：degradation（数据 digits, 步数 3, 批量 32" in text  # the listing
+        other.button(key="train.use_prepared").click().run()
+        assert wait_finished(other, timeout=30).name == "prepared"
+        assert english_shown(page_only(other)) == [], english_shown(page_only(other))
+        assert any(i.value.startswith("全部 3 步训练完后") for i in other.info)
