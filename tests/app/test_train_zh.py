@@ -177,3 +177,33 @@ def test_a_chinese_teachers_prepared_run_reads_english_to_an_english_student(cod
         assert wait_finished(other, timeout=30).name == "prepared"
         assert english_shown(page_only(other)) == [], english_shown(page_only(other))
         assert any(i.value.startswith("全部 3 步训练完后") for i in other.info)
+
+
+@pytest.mark.slow
+def test_a_long_run_announced_then_stopped_in_chinese(code_blocks_are_code):
+    """The estimate's warning, Stop, and the stopped run's results and story: all Chinese."""
+    import time
+
+    from .test_app import new_app
+    with i18n.use("zh"):
+        at = new_app(lang="zh")
+        at.switch_page("app_pages/train.py").run()
+        at.number_input(key="train.steps").set_value(5000)
+        at.number_input(key="train.size").set_value(8)
+        at.button(key="train.start").click().run()
+        no_exception(at)
+        warning = at.warning[0].value
+        assert warning.startswith("这次训练需要约 ") and "5,000 步" in warning and "当前负载" in warning
+        assert english_shown(page_only(at)) == [], english_shown(page_only(at))
+        at.button(key="train.start_anyway").click().run()
+        job = at.session_state["train.job"]
+        deadline = time.time() + 60
+        while (job.progress is None or job.progress.step < 3) and time.time() < deadline:
+            time.sleep(0.2)
+        at.button(key="train.stop").click().run()
+        job = wait_finished(at)
+        assert job.result.stopped
+        assert at.subheader[0].value == "结果（提前停止：到目前为止学到的内容）"
+        told = next(i.value for i in at.info if "训练损失" in i.value)
+        assert told.startswith(f"在第 {job.result.steps_done:,} 步（共 5,000 步）停止")
+        assert english_shown(page_only(at)) == [], english_shown(page_only(at))
