@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import _
 
 GRACE_S = 10.0  # a session disconnected this long is gone
 STOP_GRACE_S = 10.0  # a process group asked to stop (SIGINT) gets this long before SIGTERM, and as long again before SIGKILL
@@ -125,7 +126,7 @@ def one_line(error: BaseException | str) -> str:
         text = str(error) if isinstance(error, ExplorerError) else f"{type(error).__name__}: {error}"
     else:
         text = str(error)
-    text = " ".join(text.split()) or "the job ended with an error"
+    text = " ".join(text.split()) or _("the job ended with an error")
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
@@ -153,7 +154,7 @@ class Job:
         self.alive: Check | None = None
         for key, value in details.items():
             if hasattr(self, key):
-                raise TypeError(f"a job detail may not be called {key!r}")
+                raise TypeError(f"a job detail may not be called {key!r}")  # i18n: not shown (a programming error)
             setattr(self, key, value)
 
     @property
@@ -218,7 +219,7 @@ class Capacity:
     def take(self) -> None:
         with self._lock:
             if self._held >= self.n:
-                raise Refused(self.refusal)
+                raise Refused(_(self.refusal))  # marked N_ where the capacity is made; shown in this run's language
             self._held += 1
 
     def give(self) -> None:
@@ -252,7 +253,7 @@ def end_all(grace_s: float = 3.0) -> None:
     """End every job process group still running (the server is exiting): SIGTERM, then SIGKILL."""
     with _GROUPS_LOCK:
         running = list(_GROUPS.values())
-    for proc, _ in running:
+    for proc, _folder in running:
         _signal_group(proc, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     for proc, workdir in running:
@@ -305,7 +306,7 @@ atexit.register(end_all)
 # Linux: the launcher asks the kernel for SIGTERM when the server dies (even by SIGKILL), then becomes the
 # command. Set in the child itself, not with preexec_fn (unsafe in a threaded server); `parent` guards the
 # race where the server died before the request was made.
-_DIE_WITH_PARENT = ("import ctypes, os, signal, sys\n"
+_DIE_WITH_PARENT = ("import ctypes, os, signal, sys\n"  # i18n: not shown (code)
                     "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
                     "if os.getppid() != int(sys.argv[1]): sys.exit(143)\n"
                     "os.execv(sys.argv[2], sys.argv[2:])\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import sys
 import threading
@@ -24,8 +25,9 @@ import streamlit as st
 import torch
 
 from app.jobs import Capacity, Failed, Job, make_workdir, replace_job, start_process
-from resnet_core import calibration
+from resnet_core import calibration, i18n
 from resnet_core.calibration import Span
+from resnet_core.i18n import N_, _, ngettext
 from resnet_core.paths import ROOT
 from resnet_core.training import prepared
 from resnet_core.training.data import Dataset, load_data
@@ -65,6 +67,19 @@ def visitor_text(text: object) -> str:
     return out
 
 
+def shown_device(text: str) -> str:
+    """A device line as a run keeps it ('CPU · 2 threads', 'CUDA · H100 (79.1 GiB free) · bf16 autocast', '… per
+    worker · 2 workers (gloo, CPU)') in this run's language (English: as it is)."""
+    if i18n.language() == i18n.DEFAULT:
+        return text
+    text = re.sub(r"\b(\d+) threads?\b",
+                  lambda m: ngettext("{n} thread", "{n} threads", int(m.group(1)), n=m.group(1)), text)
+    text = re.sub(r"\b(\d+) workers?\b",
+                  lambda m: ngettext("{n} worker", "{n} workers", int(m.group(1)), n=m.group(1)), text)
+    text = re.sub(r"\(([^()]+) free\)", lambda m: _("({amount} free)", amount=m.group(1)), text)
+    return text.replace(" per worker", _(" per worker"))  # i18n: not shown (what is replaced)
+
+
 def current() -> Job | None:
     return st.session_state.get(JOB)
 
@@ -87,10 +102,14 @@ class Evaluating:
 
     def text(self) -> str:
         if not self.net:
-            return f"evaluated every net at step {self.step:,}"
-        left = f" · {self.left.text()} left" if self.left is not None else ""
-        return (f"training ended at step {self.step:,} of {self.total:,}; evaluating {self.net} ({self.index + 1} of "
-                f"{self.nets}) on {self.images:,} images, train and held-out splits{left}")
+            return _("evaluated every net at step {step}", step=f"{self.step:,}")
+        fields = {"step": f"{self.step:,}", "total": f"{self.total:,}", "net": self.net, "i": self.index + 1,
+                  "n": self.nets, "images": f"{self.images:,}"}
+        if self.left is None:
+            return _("training ended at step {step} of {total}; evaluating {net} ({i} of {n}) on {images} images, "
+                     "train and held-out splits", **fields)
+        return _("training ended at step {step} of {total}; evaluating {net} ({i} of {n}) on {images} images, "
+                 "train and held-out splits · {left} left", left=self.left.text(), **fields)
 
 
 def training_work(run: TrainingRun, estimate=None, prepare: dict | None = None):
@@ -111,7 +130,7 @@ def training_work(run: TrainingRun, estimate=None, prepare: dict | None = None):
                               run.config.steps))
         result = run.result(evaluating)
         if prepare is not None and not result.stopped:
-            prepared.save_training(result, prepare, "a teacher in the app", data_root())
+            prepared.save_training(result, prepare, prepared.HOWS[0], data_root())  # "a teacher in the app"
         return result
     return work
 
@@ -242,15 +261,16 @@ class ProcessFollower:
             return self.result
         lines = [x for x in stderr_text.splitlines() if x.strip()]
         errors = [x for x in lines if x.startswith("error:")]
-        raise Failed(visitor_text(errors[-1] if errors else (lines[-1] if lines else f"exit status {returncode}")))
+        raise Failed(visitor_text(errors[-1] if errors else (lines[-1] if lines else
+                                                            _("exit status {code}", code=returncode))))
 
 
 # At most this many multi-process runs at once on the server: each takes every core (or GPU) it is given.
 MAX_PROCESS_RUNS = 1
 WORKDIR_PREFIX = "resnet-explorer-nproc-"
-PROCESS_RUNS = Capacity(MAX_PROCESS_RUNS, "another session's run on several processes is using this server's "
-                                          "workers (one such run at a time): try again when it ends, or train "
-                                          "on one process (Start training)")
+PROCESS_RUNS = Capacity(MAX_PROCESS_RUNS, N_("another session's run on several processes is using this server's "
+                                             "workers (one such run at a time): try again when it ends, or train "
+                                             "on one process (Start training)"))
 
 
 def start_processes(args: list[str], nproc: int, labels: list[str], data_args: dict, device: str,

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resnet_core.i18n import _, ngettext
+
 STATE_ENV = "RESNET_EXPLORER_STATE_DIR"  # where the server keeps what it measured and prepared
 DATA_ENV = "RESNET_EXPLORER_DATA_DIR"  # the operator's data folder (the app reads CIFAR-10 below it)
 CACHE_ENV = "RESNET_EXPLORER_CACHE"
@@ -109,10 +111,10 @@ class Measured:
     def when_text(self) -> str:
         t = time.gmtime(self.when)
         age = time.time() - self.when
-        ago = "just now" if age < 90 else (f"{age / 60:.0f} min ago" if age < 5400 else
-                                           f"on {time.strftime('%Y-%m-%d %H:%M', t)} UTC")
-        runs = "a few steps timed" if self.probe else f"{self.n} run{'s' if self.n != 1 else ''}"
-        return f"measured {ago} at load {self.load:.1f} ({runs})"
+        ago = _("just now") if age < 90 else (_("{n} min ago", n=f"{age / 60:.0f}") if age < 5400 else
+                                              _("on {date} UTC", date=time.strftime('%Y-%m-%d %H:%M', t)))
+        runs = _("a few steps timed") if self.probe else ngettext("{n} run", "{n} runs", self.n, n=self.n)
+        return _("measured {ago} at load {load} ({runs})", ago=ago, load=f"{self.load:.1f}", runs=runs)
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,8 @@ class Span:
         digits = 1 if unit == "h" or b < 3 else 0
         fa, fb = f"{a:.{digits}f}", f"{max(b, a):.{digits}f}"
         if fa == fb:
-            return f"about {fa} {unit}"
-        return f"about {fa}–{fb} {unit}"
+            return _("about {a} {unit}", a=fa, unit=unit)
+        return _("about {a}–{b} {unit}", a=fa, b=fb, unit=unit)
 
 
 def step_key(net: str, batch: int, input_size: int | tuple[int, int], device: str, threads: int | None) -> str:
@@ -250,7 +252,7 @@ def forget() -> None:
 
 def describe(m: Measured | None) -> str:
     """'measured 3 min ago at load 1.8 (4 measurements)', or 'not measured yet'."""
-    return m.when_text() if m is not None else "not measured yet"
+    return m.when_text() if m is not None else _("not measured yet")
 
 
 def to_dict(m: Measured) -> dict[str, Any]:

@@ -6,6 +6,10 @@ import altair as alt
 import pandas as pd
 
 from app.charts import DASHES, PALETTE, configure, mode_scale, px
+from resnet_core.i18n import N_, _
+
+# the measures' names as a tooltip shows them
+MEASURES = {"loss": N_("loss"), "accuracy": N_("accuracy")}
 
 
 def smoothing_window(df: pd.DataFrame) -> int:
@@ -33,12 +37,13 @@ def curve(df: pd.DataFrame, column: str, order: list[str], title: str, scale: fl
     legend = alt.Legend(orient="bottom", title=None, symbolOpacity=1, symbolStrokeWidth=4, labelFontSize=px(14, s),
                         symbolSize=px(300, s * s), columns=2, labelLimit=0)
     raw = alt.Chart(d).mark_line(opacity=0.18, strokeWidth=1).encode(
-        x=alt.X("step:Q"), y=alt.Y(f"{column}:Q", scale=y_scale, title=title, axis=alt.Axis(format=fmt)),
+        x=alt.X("step:Q", title=_("step")), y=alt.Y(f"{column}:Q", scale=y_scale, title=title, axis=alt.Axis(format=fmt)),
         color=alt.Color("net:N", scale=palette, sort=order, legend=legend), detail="net:N")
     smooth = alt.Chart(d).mark_line(strokeWidth=3).encode(
-        x="step:Q", y=alt.Y(f"{column} (smoothed):Q", scale=y_scale),
+        x=alt.X("step:Q", title=_("step")), y=alt.Y(f"{column} (smoothed):Q", scale=y_scale, title=title),
         color=alt.Color("net:N", scale=palette, sort=order, legend=legend),
         strokeDash=alt.StrokeDash("net:N", scale=alt.Scale(domain=order, range=(DASHES * 2)[:len(order)]), sort=order,
                                   legend=legend),  # a dash pattern per net: colour is not the only cue
-        tooltip=["net", "step", alt.Tooltip(f"{column} (smoothed):Q", format=fmt, title=column)])
+        tooltip=[alt.Tooltip("net:N", title=_("net")), alt.Tooltip("step:Q", title=_("step")),
+                 alt.Tooltip(f"{column} (smoothed):Q", format=fmt, title=_(MEASURES.get(column, column)))])
     return configure(alt.layer(raw, smooth).properties(height=px(320, s), title=title), s)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from resnet_core.errors import DataError
+from resnet_core.i18n import N_
 from resnet_core.text import plain
 
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -26,7 +27,7 @@ CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST_FILE = "test_batch"
 CIFAR_META_FILE = "batches.meta"
-NOT_OFFERED = "no CIFAR-10 folder of that name is offered by this server"
+NOT_OFFERED = N_("no CIFAR-10 folder of that name is offered by this server")  # the app shows _(NOT_OFFERED)
 
 
 @dataclass(frozen=True)

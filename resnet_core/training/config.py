@@ -12,6 +12,7 @@ import torch
 
 from resnet_core.device import CPU_THREADS
 from resnet_core.errors import ExplorerError
+from resnet_core.i18n import N_, _
 from resnet_core.limits import MAX_BATCH, MAX_LR, MAX_NETS, MAX_STEPS, SEED_MAX, max_threads  # noqa: F401 (re-exported)
 from resnet_core.structure.loading import load_spec
 from resnet_core.structure.plan import plan as make_plan
@@ -108,6 +109,15 @@ class Defaults:
     threads: int | None  # CPU intra-op threads during the run (None: torch's setting)
     note: str
 
+    def text(self) -> str:
+        """`note` in the language of the run that shows it."""
+        h, w = self.input_size
+        if self.threads is None and h >= 32:
+            return _("GPU: full-size {size} inputs, batch {batch}, {steps} steps, bf16 autocast, channels_last",
+                     size=f"{h}×{w}", batch=self.batch_size, steps=f"{self.steps:,}")
+        return _("CPU: {size} inputs, batch {batch}, lr {lr}, {steps} steps", size=f"{h}×{w}", batch=self.batch_size,
+                 lr=f"{self.lr:g}", steps=self.steps)
+
 
 # Half the cores on a CPU: the tiny CIFAR nets gain little from more threads, and two threads that
 # compete with another process for two cores can run ten times slower (OpenMP waits on the straggler).
@@ -128,7 +138,13 @@ CUDA_DEFAULTS = Defaults((32, 32), 3000, 128, GPU_LR, None,
 # 102× plain20's 0.0131 and resnet56's 0.0658 is 20× lower than plain56's. (At 8×8 and 800 steps: 225 s at
 # load 4.7–6.8, 453× and 227×.)
 CLASS_LENGTH: dict[str, Any] = {"input_size": 8, "steps": 400}
-CLASS_LENGTH_MEASURED = "157 s at load 7.1–8.4"  # as above
+CLASS_LENGTH_SECONDS, CLASS_LENGTH_LOAD = 157, "7.1–8.4"  # as above
+CLASS_LENGTH_MEASURED = f"{CLASS_LENGTH_SECONDS} s at load {CLASS_LENGTH_LOAD}"
+
+
+def class_length_measured() -> str:
+    """CLASS_LENGTH_MEASURED in the language of the run that shows it."""
+    return _("{seconds} s at load {load}", seconds=CLASS_LENGTH_SECONDS, load=CLASS_LENGTH_LOAD)
 
 
 def defaults_for(device: torch.device | str) -> Defaults:
@@ -177,14 +193,14 @@ class Experiment:
 
 EXPERIMENTS: dict[str, Experiment] = {
     "degradation": Experiment(
-        "degradation", "Degradation: deeper plain nets train worse, residual nets do not",
+        "degradation", N_("Degradation: deeper plain nets train worse, residual nets do not"),
         (("plain20", "plain20"), ("plain56", "plain56"), ("resnet20", "resnet20"), ("resnet56", "resnet56")),
         "plain56's training loss stays far above plain20's, although plain56 could copy plain20 and set its "
         "extra layers to the identity: the deeper plain net is harder to optimise. With shortcuts, resnet56 — "
         "just as deep — trains almost as well as resnet20 (in these short runs it is a little behind; in the "
         "paper's 64,000 iterations it ends ahead)."),
     "batchnorm": Experiment(
-        "batchnorm", "Batch normalisation on and off",
+        "batchnorm", N_("Batch normalisation on and off"),
         (("resnet20", "resnet20"), ("resnet20 no BN", "resnet20-nobn"),
          ("plain20", "plain20"), ("plain20 no BN", "plain20-nobn")),
         f"The same nets from the same seed on the same batches, with and without batch norm, at lr {BATCHNORM_LR:g}. "

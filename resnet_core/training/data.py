@@ -17,6 +17,7 @@ C channels, average colour to one channel; resize or pad to H×W).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from resnet_core import i18n
 from resnet_core.errors import DataError
+from resnet_core.i18n import N_, _
 from resnet_core.paths import ASSETS
 from resnet_core.training.cifar import (  # noqa: F401 - the CIFAR-10 names, where callers have always found them
     CIFAR_CLASSES,
@@ -95,6 +98,44 @@ class Dataset:
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         return (x * std + mean).clamp(0, 1)
+
+
+_DESCRIBED = re.compile(r"(?P<name>[\w.-]+): (?P<train>[\d,]+) train(?: / (?P<val>[\d,]+) validation)? / "
+                        r"(?P<test>[\d,]+) held-out images, (?P<shape>\S+), (?P<classes>\d+) classes \((?P<source>.*)\)",
+                        re.S)
+DIGITS_SOURCE = N_("UCI handwritten digits, 8×8, assets/digits.npz")
+_FOLDERS = (N_("the data folder"), N_("a file outside the data folder"))  # how cifar.py names a CIFAR-10 folder
+
+
+def _shown_source(source: str) -> str:
+    if source == DIGITS_SOURCE:
+        return _(DIGITS_SOURCE)
+    if m := re.fullmatch(r"procedural shapes, seed (\d+)", source):
+        return _("procedural shapes, seed {seed}", seed=m.group(1))
+    if m := re.fullmatch(r"CIFAR-10 from (.*)", source, re.S):
+        folder = m.group(1)
+        if folder in _FOLDERS:
+            folder = _(folder)
+        elif folder.startswith("data folder/"):
+            folder = _("data folder/{path}", path=folder.removeprefix("data folder/"))
+        return _("CIFAR-10 from {folder}", folder=folder)
+    return source
+
+
+def shown(described: str) -> str:
+    """A data set's description (Dataset.describe(), as a run keeps it: English) in this run's language, for the
+    page that shows it; a text of another form comes back as it is."""
+    if i18n.language() == i18n.DEFAULT:
+        return described
+    m = _DESCRIBED.fullmatch(described)
+    if m is None:
+        return described
+    fields = {k: m.group(k) for k in ("name", "train", "test", "shape", "classes")}
+    fields["source"] = _shown_source(m.group("source"))
+    if m.group("val"):
+        return _("{name}: {train} train / {val} validation / {test} held-out images, {shape}, {classes} classes "
+                 "({source})", val=m.group("val"), **fields)
+    return _("{name}: {train} train / {test} held-out images, {shape}, {classes} classes ({source})", **fields)
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,7 +240,7 @@ def load_digits(input_size: int | Sequence[int] = (16, 16), in_channels: int = 1
     x = torch.as_tensor(images.astype(np.float32) / 16.0).unsqueeze(1)  # (N, 1, 8, 8) in [0, 1]
     train_idx, test_idx = _stratified_split(labels, holdout, seed)
     return make_dataset("digits", x, labels, train_idx, test_idx, DIGIT_CLASSES, in_channels, input_size, mode,
-                   "UCI handwritten digits, 8×8, assets/digits.npz")
+                   DIGITS_SOURCE)
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from resnet_core import calibration as cal
 from resnet_core import device as dev
+from resnet_core.i18n import _, ngettext
 from resnet_core.structure.spec import ArchSpec, spec_key
 
 EVAL_SHARE = (0.25, 0.6)  # an image's evaluation, as a share of its training step, until one is measured
@@ -109,12 +110,17 @@ class TrainingEstimate:
         newest = max(self.nets, key=lambda n: n.step.when)
         oldest = min(self.nets, key=lambda n: n.step.when)
         when = newest.step.when_text() if newest is oldest or newest.step.when - oldest.step.when < 90 \
-            else f"{oldest.step.when_text()} to {newest.step.when_text()}"
+            else _("{first} to {last}", first=oldest.step.when_text(), last=newest.step.when_text())
         s = self.slowest()
-        return (f"on this server: {len(self.nets)} net{'s' if len(self.nets) != 1 else ''} × {self.steps:,} steps "
-                f"({s.label} the slowest at {s.step.mean:.3f} s a step), then evaluating {self.eval_images:,} "
-                f"images per net; step times {when}"
-                + (f"; load now {self.load:.1f} on {cal.cores()} cores" if load else ""))
+        fields = {"nets": ngettext("{n} net", "{n} nets", len(self.nets), n=len(self.nets)),
+                  "steps": f"{self.steps:,}", "slowest": s.label, "seconds": f"{s.step.mean:.3f}",
+                  "images": f"{self.eval_images:,}", "when": when}
+        if not load:
+            return _("on this server: {nets} × {steps} steps ({slowest} the slowest at {seconds} s a step), then "
+                     "evaluating {images} images per net; step times {when}", **fields)
+        return _("on this server: {nets} × {steps} steps ({slowest} the slowest at {seconds} s a step), then "
+                 "evaluating {images} images per net; step times {when}; load now {load} on {cores} cores",
+                 load=f"{self.load:.1f}", cores=cal.cores(), **fields)
 
 
 def estimate_training(specs: Mapping[str, ArchSpec], steps: int, batch: int, device: torch.device | str = "cpu",

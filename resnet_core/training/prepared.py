@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_core import calibration as cal
+from resnet_core.i18n import N_, _
 from resnet_core.training.config import TrainError  # noqa: F401 - what a full store raises (re-exported)
 from resnet_core.training.results import TrainResult
 
@@ -39,6 +40,13 @@ KINDS = ("training", "pair")
 MAX_PER_KIND = 24  # prepared runs of each kind a server keeps (a visitor's button cannot fill its disk)
 _CACHE: dict[str, tuple[float, Any]] = {}  # folder → (run.json's mtime, the loaded run)
 _LOCK = threading.Lock()
+
+# who prepares runs, as run.json keeps it (English), translated where it is shown: shown_how()
+HOWS = (N_("a teacher in the app"), N_("the command line (prepare)"))
+# the settings' names as a person reads them (describe())
+SETTING_LABELS = {"data": N_("data"), "steps": N_("steps"), "batch": N_("batch"), "lr": N_("lr"),
+                  "input_size": N_("input_size"), "seed": N_("seed"), "schedule": N_("schedule"),
+                  "device": N_("device")}
 
 # the settings that make a Training lab run what it is (everything else is how it was started)
 TRAINING_FIELDS = ("nets", "data", "steps", "batch", "lr", "input_size", "seed", "schedule", "device")
@@ -189,7 +197,7 @@ def load_pair(ps: Any, data_root=None) -> Any:
         labels = meta["labels"]
         models, specs = {}, {}
         for label in labels:
-            models[label], specs[label], _ = load_saved_net(checkpoint_path(place, label))
+            models[label], specs[label], _meta = load_saved_net(checkpoint_path(place, label))
         c, h, w = specs[labels[0]].input_shape
         data = load_data(ps.data, (h, w), c, seed=ps.seed)
         about = info(meta)
@@ -254,9 +262,21 @@ def info(meta: Mapping[str, Any]) -> dict[str, Any]:
     when = float(meta.get("when", 0))
     wall = meta.get("wall_s")
     return {"kind": meta.get("kind"), "settings": meta.get("settings", {}), "how": meta.get("how", ""),
-            "when": when, "when_text": time.strftime("on %Y-%m-%d at %H:%M UTC", time.gmtime(when)),
+            "when": when, "when_text": when_text(when),
             "device": meta.get("device", ""), "wall_s": float(wall) if wall is not None else None,
             "steps_done": meta.get("steps_done"), "load": meta.get("load")}
+
+
+def when_text(when: float) -> str:
+    """'on 2026-12-07 at 09:30 UTC', in the language of the run that asks (call it where it is shown: a loaded
+    run's `when_text` is in the language of whoever loaded it first)."""
+    t = time.gmtime(when)
+    return _("on {date} at {time} UTC", date=time.strftime("%Y-%m-%d", t), time=time.strftime("%H:%M", t))
+
+
+def shown_how(how: str) -> str:
+    """Who prepared a run, in this run's language (an unknown `how` as it was kept)."""
+    return _(how) if how in HOWS else how
 
 
 def listing(data_root=None) -> list[dict[str, Any]]:
@@ -278,9 +298,15 @@ def describe(entry: Mapping[str, Any]) -> str:
     """One line: 'pair resnet20 + plain20 · 1,600 steps · … · trained on … by the command line in 96 s on CPU'."""
     s = entry["settings"]
     if entry["kind"] == "pair":
-        what = f"pair {s.get('residual')} + {s.get('plain')}"
+        what = _("pair {residual} + {plain}", residual=s.get("residual"), plain=s.get("plain"))
     else:
-        what = f"Training lab: {s.get('nets')}"
-    knobs = ", ".join(f"{k} {v}" for k, v in s.items() if k not in ("residual", "plain", "nets"))
-    wall = f" in {entry['wall_s']:.0f} s" if entry.get("wall_s") is not None else ""
-    return f"{what} ({knobs}) · trained {entry['when_text']} by {entry['how']}{wall} · {entry['device']}"
+        what = _("Training lab: {nets}", nets=s.get("nets"))
+    knobs = ", ".join(f"{_(SETTING_LABELS[k]) if k in SETTING_LABELS else k} {v}" for k, v in s.items()
+                      if k not in ("residual", "plain", "nets"))
+    when, how = when_text(entry["when"]), shown_how(entry["how"])
+    if entry.get("wall_s") is not None:
+        trained = _("trained {when} by {how} in {wall} s", when=when, how=how, wall=f"{entry['wall_s']:.0f}")
+    else:
+        trained = _("trained {when} by {how}", when=when, how=how)
+    return _("{what} ({settings}) · {trained} · {device}", what=what, settings=knobs, trained=trained,
+             device=entry["device"])

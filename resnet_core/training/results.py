@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnet_core.i18n import N_, _
 from resnet_core.structure.build import build_model
 from resnet_core.structure.spec import ArchSpec, spec_from_dict
 from resnet_core.training.config import TrainConfig, TrainError
@@ -57,8 +58,10 @@ class TrainProgress:
         return self.step / self.total if self.total else 1.0
 
     def text(self) -> str:
-        left = f"{self.eta_s:.0f} s left" if not self.done else ("stopped" if self.stopped else "done")
-        return f"step {self.step}/{self.total} · {self.steps_per_s:.1f} steps/s · {left}"
+        left = _("{s} s left", s=f"{self.eta_s:.0f}") if not self.done else (_("stopped") if self.stopped else
+                                                                              _("done"))
+        return _("step {step}/{total} · {rate} steps/s · {left}", step=self.step, total=self.total,
+                 rate=f"{self.steps_per_s:.1f}", left=left)
 
 
 @dataclass(frozen=True)
@@ -155,15 +158,29 @@ def _json_safe(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 CURVE_COLUMNS = ["step", "net", "loss", "accuracy", "lr", "time_s"]
+# the columns' names as a person reads them (marked for the catalogue; English keeps the names)
+COLUMN_TITLES = {"step": N_("step"), "net": N_("net"), "loss": N_("loss"), "accuracy": N_("accuracy"), "lr": N_("lr"),
+                 "time_s": N_("time_s"), "split": N_("split"), "depth": N_("depth"), "params": N_("params"),
+                 "steps": N_("steps"), "final_loss": N_("final_loss"), "train_loss": N_("train_loss"),
+                 "train_accuracy": N_("train_accuracy"), "heldout_loss": N_("heldout_loss"),
+                 "heldout_accuracy": N_("heldout_accuracy"), "warmup": N_("warmup"), "diverged_at": N_("diverged_at"),
+                 "val_loss": N_("val_loss"), "val_accuracy": N_("val_accuracy"), "warmup_until": N_("warmup_until")}
 RESULT_COLUMNS = ["net", "depth", "params", "steps", "final_loss", "train_loss", "train_accuracy", "heldout_loss",
                   "heldout_accuracy", "time_s", "warmup", "diverged_at", "val_loss", "val_accuracy", "warmup_until"]
 
 
-def curves_csv(records: Sequence[StepRecord], evals: Sequence[EvalRecord] = ()) -> str:
-    """Training curves as CSV: one row per step and net; held-out evaluations as rows with split=heldout."""
+def column_titles(columns: Sequence[str]) -> list[str]:
+    """The CSV columns' titles in this run's language (English: the names themselves, as the CLI writes them)."""
+    return [_(COLUMN_TITLES.get(c, c)) for c in columns]
+
+
+def curves_csv(records: Sequence[StepRecord], evals: Sequence[EvalRecord] = (), titles: bool = False) -> str:
+    """Training curves as CSV: one row per step and net; held-out evaluations as rows with split=heldout.
+    `titles`: the header row in this run's language (column_titles), for a person's download."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CURVE_COLUMNS + ["split"])
+    header = CURVE_COLUMNS + ["split"]
+    w.writerow(column_titles(header) if titles else header)
     for r in records:
         w.writerow([r.step, r.net, f"{r.loss:.6g}", f"{r.accuracy:.6g}", f"{r.lr:.6g}", f"{r.time_s:.4f}", "train"])
     for e in evals:
@@ -171,11 +188,14 @@ def curves_csv(records: Sequence[StepRecord], evals: Sequence[EvalRecord] = ()) 
     return buf.getvalue()
 
 
-def results_csv(result: TrainResult) -> str:
-    """The final table as CSV, one row per net."""
+def results_csv(result: TrainResult, titles: bool = False) -> str:
+    """The final table as CSV, one row per net (`titles`: the header row in this run's language)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, RESULT_COLUMNS, lineterminator="\n")
-    w.writeheader()
+    if titles:
+        w.writerow(dict(zip(RESULT_COLUMNS, column_titles(RESULT_COLUMNS), strict=True)))
+    else:
+        w.writeheader()
     for row in result.table_rows():
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else ("" if v is None else v)) for k, v in row.items()})
     return buf.getvalue()
