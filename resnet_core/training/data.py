@@ -401,7 +401,7 @@ def load_data(source: str, input_size: int | Sequence[int] = (16, 16), in_channe
     source.
     """
     text = source.strip()
-    kind, _, arg = text.partition(":")
+    kind, _sep, arg = text.partition(":")
     kind = kind.lower()
     if kind == "digits" and not arg:
         return load_digits(input_size, in_channels, seed=seed, **options)
