@@ -222,8 +222,9 @@ def sidebar() -> ArchSpec:
         if ss[P + "norm"] == "layer":
             st.caption(_("Normalisation: LayerNorm (set under 'Since 2016')."))
         skips = bool(ss[P + "skip"])
+        shortcut_labels = {k: _(k) if k == "identity" else k for k in SHORTCUTS}  # A–D are the paper's letters
         st.segmented_control(_("Shortcut option"), SHORTCUTS, key=P + "shortcut", required=True,
-                             disabled=off or not skips,
+                             format_func=shortcut_labels.get, disabled=off or not skips,
                              help="\n\n".join(f"**{k}**: {_(v)}" for k, v in SHORTCUT_HELP.items()))
         if not skips:
             st.caption(_("Shortcut option: not in use while the skip connections are off."))
