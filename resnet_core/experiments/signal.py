@@ -89,7 +89,7 @@ def stream_stats(model: torch.nn.Module, x: torch.Tensor) -> list[dict]:
 
     was = model.training
     with hooks() as hs, torch.no_grad():
-        hs.add(blocks[0][1].register_forward_pre_hook(lambda m, a: record(0, "input of block 1", a[0])))
+        hs.add(blocks[0][1].register_forward_pre_hook(lambda m, a: record(0, N_("input of block 1"), a[0])))
         for i, (name, mod) in enumerate(blocks, start=1):
             hs.add(mod.register_forward_hook(lambda m, a, out, i=i, name=name: record(i, name, out)))
         try:
