@@ -19,7 +19,7 @@ from typing import Any
 import streamlit as st
 
 from app.jobs import Job, replace_job
-from resnet_core.experiments.common import ExperimentResult, said, say
+from resnet_core.experiments.common import ExperimentResult, said
 from resnet_core.i18n import N_, _
 
 JOB = "why.job"
@@ -71,12 +71,11 @@ LABEL_COLUMNS = {"variant", "toggles", "arch", "stack", "role", "net", "name", "
 
 def label_text(value: Any) -> Any:
     """A table's label (a variant, an architecture, an ERF map's "plain, 8 layers") in this run's language."""
+    from app.charts.experiments import map_title
     if not isinstance(value, str):
-        return say(value)
-    stack, _sep, layers = value.partition(", ")
-    if stack in ("plain", "residual") and layers.endswith(" layers") and layers[:-7].isdigit():
-        return _("{stack}, {n} layers", stack=_(stack), n=layers[:-7])
-    return _(value)
+        return value
+    titled = map_title(value)
+    return _(value) if titled == value else titled
 
 
 def shown_rows(rows: list[dict]) -> list[dict]:
