@@ -41,7 +41,7 @@ name = st.segmented_control(_("Experiment"), ORDER, default="lesion", key="why.e
 module = MODULES[name]
 paper = module.PAPER
 st.markdown(f"#### {_(module.TITLE)}\n> " + _("**The paper's claim.** {claim}", claim=_(paper.claim)) + "  \n"
-            f"> — {paper.citation} · [" + _("read it") + f"]({paper.url})")
+            f"> — {_(paper.citation)} · [" + _("read it") + f"]({paper.url})")
 
 
 # ------------------------------------------------------------------------------------------- settings

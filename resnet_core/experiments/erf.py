@@ -47,8 +47,8 @@ from resnet_core.experiments.settings import MAX_DEPTHS, ErfSettings
 from resnet_core.i18n import N_
 
 PAPER = Paper(
-    citation="Luo, Li, Urtasun, Zemel, \"Understanding the Effective Receptive Field in Deep Convolutional Neural "
-             "Networks\", NeurIPS 2016",
+    citation=N_("Luo, Li, Urtasun, Zemel, \"Understanding the Effective Receptive Field in Deep Convolutional Neural "
+             "Networks\", NeurIPS 2016"),
     claim=N_("The effective receptive field is Gaussian-like and occupies only a fraction of the theoretical one: "
           "its size grows as √n with n layers while the theoretical field grows as n."),
     url="https://arxiv.org/abs/1701.04128")

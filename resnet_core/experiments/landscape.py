@@ -49,7 +49,7 @@ from resnet_core.experiments.trained import TrainedPair, accuracy, ensure_pair
 from resnet_core.i18n import N_
 
 PAPER = Paper(
-    citation="Li, Xu, Taylor, Studer, Goldstein, \"Visualizing the Loss Landscape of Neural Nets\", NeurIPS 2018",
+    citation=N_("Li, Xu, Taylor, Studer, Goldstein, \"Visualizing the Loss Landscape of Neural Nets\", NeurIPS 2018"),
     claim=N_("Skip connections keep the loss surface of deep networks smooth and nearly convex, while the plain "
           "twin's turns chaotic and sharply non-convex."),
     url="https://arxiv.org/abs/1712.09913")

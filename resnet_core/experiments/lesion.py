@@ -52,8 +52,8 @@ from resnet_core.lab.probes import blocks_of
 from resnet_core.structure.build import PadShortcut, PreActBasicBlock, PreActBottleneck, ResidualBlock
 
 PAPER = Paper(
-    citation="Veit, Wilber, Belongie, \"Residual Networks Behave Like Ensembles of Relatively Shallow Networks\", "
-             "NeurIPS 2016",
+    citation=N_("Veit, Wilber, Belongie, \"Residual Networks Behave Like Ensembles of Relatively Shallow Networks\", "
+             "NeurIPS 2016"),
     claim=N_("Deleting a single block from a trained residual network at test time barely changes its accuracy — "
           "the exceptions are the downsampling blocks, whose deletion costs noticeably more — while deleting a "
           "layer of a plain network ruins it: residual nets behave like ensembles of many paths of different "

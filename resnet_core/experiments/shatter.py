@@ -51,8 +51,8 @@ from resnet_core.experiments.settings import SHATTER_BOUNDS as BOUNDS
 from resnet_core.i18n import N_
 
 PAPER = Paper(
-    citation="Balduzzi, Frean, Leary, Lewis, Ma, McWilliams, \"The Shattered Gradients Problem: If resnets are the "
-             "answer, then what is the question?\", ICML 2017",
+    citation=N_("Balduzzi, Frean, Leary, Lewis, Ma, McWilliams, \"The Shattered Gradients Problem: If resnets are the "
+             "answer, then what is the question?\", ICML 2017"),
     claim=N_("As depth grows, the gradients of a feed-forward network resemble white noise (they shatter), while "
           "those of a residual network stay correlated."),
     url="https://arxiv.org/abs/1702.08591")

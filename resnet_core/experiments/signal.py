@@ -44,9 +44,9 @@ from resnet_core.structure.build import BuildError, build_model
 from resnet_core.structure.plan import plan as make_plan
 
 PAPER = Paper(
-    citation="De & Smith, \"Batch Normalization Biases Residual Blocks Towards the Identity Function in Deep "
+    citation=N_("De & Smith, \"Batch Normalization Biases Residual Blocks Towards the Identity Function in Deep "
              "Networks\", NeurIPS 2020; Brock, De & Smith, \"Characterizing Signal Propagation to Close the "
-             "Performance Gap in Unnormalized ResNets\", ICLR 2021",
+             "Performance Gap in Unnormalized ResNets\", ICLR 2021"),
     claim=N_("In a normalised residual network the variance of the residual stream grows linearly with depth "
           "(≈ ℓ + 1 after block ℓ), so each block is close to the identity at initialisation; without "
           "normalisation it grows exponentially."),
