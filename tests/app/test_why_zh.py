@@ -111,11 +111,14 @@ def main_english(at) -> list[str]:
 
 @pytest.fixture
 def zh(fresh_state):
-    at = new_app(lang="zh")
-    at.switch_page("app_pages/why.py").run()
-    no_exception(at)
-    assert at.session_state["ui.lang"] == "zh"
-    return at
+    # AppTest turns a widget's new value into the label the visitor clicks by calling its format_func in the
+    # test's thread: that thread speaks Chinese too, as the browser's page would
+    with i18n.use("zh"):
+        at = new_app(lang="zh")
+        at.switch_page("app_pages/why.py").run()
+        no_exception(at)
+        assert at.session_state["ui.lang"] == "zh"
+        yield at
 
 
 def wait_done(at, timeout=150):
@@ -149,6 +152,7 @@ def test_why_page_in_chinese_before_a_run(zh):
     for name in ("shatter", "erf", "landscape", "signal", "lesion"):
         zh.segmented_control(key="why.experiment").set_value(name).run()
         no_exception(zh)
+        assert zh.segmented_control(key="why.experiment").value == name
         assert main_english(zh) == [], name
 
 
@@ -171,11 +175,15 @@ def test_the_pair_experiments_in_chinese(zh):
 
 
 def test_roadmap_in_chinese_at_every_step(fresh_state):
-    at = new_app(lang="zh")
-    at.switch_page("app_pages/roadmap.py").run()
-    no_exception(at)
-    options = at.radio(key="roadmap.step").options
-    for option in (options[0], options[1], options[4], options[-1]):
-        at.radio(key="roadmap.step").set_value(option).run()
+    from resnet_core.structure.roadmap import STEPS
+    with i18n.use("zh"):
+        at = new_app(lang="zh")
+        at.switch_page("app_pages/roadmap.py").run()
         no_exception(at)
-        assert main_english(at) == [], option
+        for i in range(len(STEPS)):
+            option = f"{i} · {STEPS[i].title}"  # the option (English, kept in links); shown in Chinese
+            at.radio(key="roadmap.step").set_value(option).run()
+            no_exception(at)
+            assert at.radio(key="roadmap.step").value == option
+            assert any(f"第 {i} 步" in h.value for h in at.subheader)
+            assert main_english(at) == [], option
