@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Self
 
 import torch
 
@@ -43,7 +43,7 @@ class Said(str):
     message: str
     fields: dict[str, Any]
 
-    def __new__(cls, message: str, /, **fields: Any) -> Said:
+    def __new__(cls, message: str, /, **fields: Any) -> Self:
         text = message.format(**fields) if fields else message
         self = super().__new__(cls, text)
         self.message, self.fields = message, fields
@@ -60,6 +60,29 @@ class Said(str):
 def said(message: str, /, **fields: Any) -> Said:
     """A sentence to be said again in the visitor's language: `said(N_("… {n} …"), n=fmt(x))`."""
     return Said(message, **fields)
+
+
+class _Later(Said):
+    """A text another module makes (a data set's description), made again where it is shown."""
+
+    make: Callable[[], str]
+
+    def __new__(cls, make: Callable[[], str]) -> Self:
+        self = super().__new__(cls, make())
+        self.make = make
+        return self
+
+    def __reduce__(self):  # a copy keeps the words it was made with
+        return (Said, (str(self),))
+
+    def again(self) -> str:
+        return self.make()
+
+
+def said_later(make: Callable[[], str]) -> Said:
+    """`make()` now (in English, as the command line prints it) and again where it is shown, in the visitor's
+    language: `said_later(data.describe)`."""
+    return _Later(make)
 
 
 def said_all(parts: Sequence[Any], sep: str = ", ") -> Said:

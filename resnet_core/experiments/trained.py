@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnet_core.experiments.common import ExperimentError, OnProgress, no_progress, said
+from resnet_core.experiments.common import ExperimentError, OnProgress, no_progress, said, said_later
 from resnet_core.experiments.pair import PAIR_BOUNDS, PairSettings, twin_name
 from resnet_core.i18n import N_
 from resnet_core.structure.presets import is_preset, preset_info
@@ -64,7 +64,7 @@ def train_pair(settings: PairSettings = PairSettings(), should_stop: Callable[[]
     labels = run.labels
     return TrainedPair(labels[0], labels[1], models, dict(run.specs), run.data,
                        said(N_("trained here: {steps} steps, {data}, {device}"), steps=result.steps_done,
-                            data=run.data.describe(), device=result.device),
+                            data=said_later(run.data.describe), device=result.device),
                        {r.net: r.heldout_accuracy for r in result.nets}, result.stopped,
                        {"wall_s": result.wall_s, "steps": result.steps_done})
 
@@ -200,7 +200,7 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
     steps_done = min((d[2] for d in done.values()), default=0)
     return TrainedPair(nets[0], nets[1], models, dict(run.specs), run.data,
                        said(N_("trained here: {steps} steps, {data}, the CPU (two processes)"), steps=steps_done,
-                            data=run.data.describe()),
+                            data=said_later(run.data.describe)),
                        {net: d[1] for net, d in done.items()}, stopped,
                        {"wall_s": time.perf_counter() - t0, "steps": steps_done})
 
