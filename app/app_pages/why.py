@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app import experiments_session as xs
-from app import handoff, train_session, ui
+from app import handoff, lang, train_session, ui
 from app.charts import experiments as charts
 from resnet_core import calibration
 from resnet_core.experiments import erf, landscape, lesion, shatter, signal, timing
@@ -183,6 +183,7 @@ def expected(module, settings, ps: PairSettings, source: str) -> None:
 @st.fragment(run_every=1.0)
 def wait_for_timing(key) -> None:
     """Until the first-use measurement is in: a note; then the whole page again, with the estimate."""
+    lang.apply()  # a fragment's rerun runs without the page's: its language is set here
     if not xs.in_background(key, lambda: None):
         st.rerun()
     st.caption(":material/timer: " + _("Timing a few training steps of this pair on this server (once, a few "
@@ -272,6 +273,7 @@ if run_clicked or (guide is not None and guide.run and not busy):
 
 @st.fragment(run_every=1.0 if busy else None)
 def progress_view() -> None:
+    lang.apply()  # a fragment's rerun runs without the page's: its language is set here
     j = xs.current()
     if j is None or not (j.running or (j.finished and st.session_state.get("why.shown") is not j)):
         return

@@ -49,6 +49,16 @@ def _legend(columns: int = 2, **kw) -> alt.Legend:
     return alt.Legend(orient="bottom", title=None, labelLimit=0, columns=columns, **kw)
 
 
+def _width(label: str) -> int:
+    """A label's width in Latin letters (a Chinese character is about two)."""
+    return sum(2 if "\u2e80" <= ch <= "\uffef" else 1 for ch in label)
+
+
+def _columns(labels: list[str], most: int = 16) -> int:
+    """Two legend columns while the longest label is at most `most` letters wide (the English ones), else one."""
+    return 2 if max((_width(v) for v in labels), default=0) <= most else 1
+
+
 # ------------------------------------------------------------------------------------------- signal
 
 def signal_variance(rows: list[dict], scale: float | None = None) -> alt.Chart:
@@ -58,10 +68,10 @@ def signal_variance(rows: list[dict], scale: float | None = None) -> alt.Chart:
     colors = alt.Scale(domain=order, range=[RES, PALETTE[2], PALETTE[3], PLAIN][:len(order)])
     dashes = alt.Scale(domain=order, range=DASHES[:len(order)])
     lines = alt.Chart(df).mark_line(point=True, strokeWidth=2.5).encode(
-        strokeDash=alt.StrokeDash("variant:N", scale=dashes, legend=_legend()),
+        strokeDash=alt.StrokeDash("variant:N", scale=dashes, legend=_legend(_columns(order))),
         x=alt.X("block:Q", title=_("after block ℓ (0: entering block 1)"), axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("variance:Q", title=_("variance of the residual stream (log)"), scale=alt.Scale(type="log")),
-        color=alt.Color("variant:N", scale=colors, legend=_legend()),
+        color=alt.Color("variant:N", scale=colors, legend=_legend(_columns(order))),
         tooltip=[_tip("variant"), _tip("block"), _tip("variance:Q", format=".3g"),
                  _tip("channel_variance:Q", format=".3g"), _tip("squared_channel_mean:Q", format=".3g")])
     ref = pd.DataFrame({"block": sorted(set(df["block"]))})
