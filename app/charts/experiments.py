@@ -95,7 +95,7 @@ def signal_parts(rows: list[dict], variant: str, scale: float | None = None) -> 
         color=alt.Color("part:N", scale=alt.Scale(range=[PALETTE[0], PALETTE[3]]),
                         legend=_legend(columns=1)),
         tooltip=[_tip("block"), alt.Tooltip("part", title=_("part")), _tip("value:Q", format=".3g")],
-    ).properties(height=px(340, s), title=[f"{_(variant)}:", _("within the channels and in their means")]), s)
+    ).properties(height=px(340, s), title=[_("{variant}:", variant=_(variant)), _("within the channels and in their means")]), s)
 
 
 # ------------------------------------------------------------------------------------------- shatter
