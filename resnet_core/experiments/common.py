@@ -9,7 +9,10 @@ the multiply-adds in all) and admitted (`admitted`): a run that would not fit th
 fits; an admitted run books its memory (device.reserve) while it runs, and an allocation failure ends it
 with one line (device.OutOfMemoryError).
 Its numbers are in `tables` (one list of flat rows per plotted quantity), its verdict is computed from
-them, and every sentence it returns (`findings`) is built from those numbers.
+them, and every sentence it returns (`findings`, the verdict's claim and checks, its progress) is built from
+those numbers as a `Said`: the English text (what the command line prints), keeping its message and fields so
+that the app says it again in its visitor's language where it shows it (`say`) — an experiment runs in a
+thread of its own, and its result may be shown to a visitor of another language.
 """
 
 from __future__ import annotations
