@@ -23,6 +23,7 @@ LABELS = {"signal": N_("Signal propagation"), "shatter": N_("Shattered gradients
           "lesion": N_("Lesion study"), "landscape": N_("Loss landscape")}
 ORDER = ["lesion", "shatter", "erf", "landscape", "signal"]
 PAIR_NETS = ["resnet20", "resnet32", "resnet44", "resnet56"]
+PREPARED_BY = (N_("a teacher in the app"), N_("the command line"))  # who prepared a pair (on disk in English)
 
 job = xs.current()
 xs.collect()
@@ -74,8 +75,12 @@ def pair_settings(prefix: str, default: PairSettings, class_length: PairSettings
         ready = xs.shared_pair(ps, root)
         if ready is not None:
             about = ready.info.get("prepared")
-            how = (_("prepared for the class {when} by {who}", when=_(about["when_text"]), who=md(_(about["how"])))
-                   if about else _("trained by an earlier run on this server"))
+            if about:
+                when = time.gmtime(about["when"])
+                how = _("prepared for the class on {date} at {time} UTC by {who}", date=time.strftime("%Y-%m-%d", when),
+                        time=time.strftime("%H:%M", when), who=md(_(about["how"])))
+            else:
+                how = _("trained by an earlier run on this server")
             st.caption(":material/school: " + _("This server already has {net} + {twin} trained with these settings "
                                                 "({how}): the run uses it, no training. The lesion study and the "
                                                 "landscape share it when they use the same network and settings.",
@@ -90,7 +95,7 @@ def pair_settings(prefix: str, default: PairSettings, class_length: PairSettings
         def keep_for_the_class(pair=ready, ps=ps) -> None:
             from resnet_core.training import prepared
             try:
-                prepared.save_pair(pair, ps, N_("a teacher in the app"), root)  # English on disk: shown through _()
+                prepared.save_pair(pair, ps, PREPARED_BY[0], root)  # English on disk: shown through _()
             except (OSError, ExperimentError, prepared.TrainError) as e:
                 st.session_state["why.keep_error"] = str(e)
         b[1].button(_("Keep this pair for the class"), key=f"{prefix}.keep", on_click=keep_for_the_class,
