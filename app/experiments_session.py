@@ -19,7 +19,8 @@ from typing import Any
 import streamlit as st
 
 from app.jobs import Job, replace_job
-from resnet_core.experiments.common import ExperimentResult
+from resnet_core.experiments.common import ExperimentResult, said
+from resnet_core.i18n import N_, _
 
 JOB = "why.job"
 RESULTS = "why.results"  # {(name, settings key): ExperimentResult}
@@ -49,8 +50,45 @@ def start(name: str, key: Any, work: Callable[[Callable[[], bool], Callable[[flo
     def run(should_stop, report) -> ExperimentResult:
         return work(should_stop, lambda fraction, text: report(Step(max(0.0, min(1.0, fraction)), text)))
     job = Job(name, run, key=key)
-    job.progress = Step(0.0, "starting…")
+    job.progress = Step(0.0, said(N_("starting…")))
     return replace_job(st.session_state, JOB, job, wait_s=0)
+
+
+# The tables' column names and their labels' values, shown (tables, CSV files) through _(): in English as they are
+TABLES = (N_("stream"), N_("autocorrelation"), N_("gradients"), N_("stacks"), N_("maps"), N_("network"), N_("single"),
+          N_("random"), N_("paths"), N_("baseline"), N_("slice_1d"), N_("slice_2d"), N_("summary"))
+COLUMNS = (N_("variant"), N_("bn"), N_("skips"), N_("block"), N_("name"), N_("variance"), N_("channel_variance"),
+           N_("squared_channel_mean"), N_("reference_l_plus_1"), N_("arch"), N_("depth"), N_("bias"),
+           N_("autocorrelation"), N_("sd"), N_("min"), N_("max"), N_("seeds"), N_("toggles"), N_("x"),
+           N_("gradient"), N_("gradient_scaled"), N_("stack"), N_("layers"), N_("erf_std"), N_("std_over_sqrt_n"),
+           N_("theoretical_rf"), N_("share_of_rf"), N_("centre_weight"), N_("map"), N_("row"), N_("col"),
+           N_("value"), N_("relative"), N_("layer"), N_("input"), N_("index"), N_("downsampling"), N_("residual"),
+           N_("plain"), N_("k"), N_("net"), N_("mean"), N_("draws"), N_("length"), N_("fraction"), N_("accuracy"),
+           N_("alpha"), N_("beta"), N_("loss"), N_("role"), N_("train_accuracy"), N_("loss_at_0"),
+           N_("loss_at_distance_1"), N_("convex_share_2d"), N_("max_loss_2d"))
+LABEL_COLUMNS = {"variant", "toggles", "arch", "stack", "role", "net", "name", "map"}  # their values are words
+
+
+def label_text(value: Any) -> Any:
+    """A table's label (a variant, an architecture, an ERF map's "plain, 8 layers") in this run's language."""
+    from app.charts.experiments import map_title
+    if not isinstance(value, str):
+        return value
+    titled = map_title(value)
+    return _(value) if titled == value else titled
+
+
+def shown_rows(rows: list[dict]) -> list[dict]:
+    """A table's rows with their column names and labels in this run's language (English: the rows as they are)."""
+    return [{_(k): label_text(v) if k in LABEL_COLUMNS else v for k, v in r.items()} for r in rows]
+
+
+def shown(df: Any) -> Any:
+    """A data frame of the page with its column names and labels in this run's language."""
+    df = df.copy()
+    for col in LABEL_COLUMNS & set(df.columns):
+        df[col] = df[col].map(label_text)
+    return df.rename(columns=lambda c: _(c) if isinstance(c, str) else c)
 
 
 def results() -> dict:
@@ -75,7 +113,7 @@ def result_for(name: str, key: Any) -> ExperimentResult | None:
 def latest(name: str) -> ExperimentResult | None:
     """The most recent result of this experiment, whatever its settings."""
     found = None
-    for (n, _), r in results().items():
+    for (n, _key), r in results().items():
         if n == name:
             found = r
     return found

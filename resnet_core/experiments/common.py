@@ -9,7 +9,10 @@ the multiply-adds in all) and admitted (`admitted`): a run that would not fit th
 fits; an admitted run books its memory (device.reserve) while it runs, and an allocation failure ends it
 with one line (device.OutOfMemoryError).
 Its numbers are in `tables` (one list of flat rows per plotted quantity), its verdict is computed from
-them, and every sentence it returns (`findings`) is built from those numbers.
+them, and every sentence it returns (`findings`, the verdict's claim and checks, its progress) is built from
+those numbers as a `Said`: the English text (what the command line prints), keeping its message and fields so
+that the app says it again in its visitor's language where it shows it (`say`) — an experiment runs in a
+thread of its own, and its result may be shown to a visitor of another language.
 """
 
 from __future__ import annotations
@@ -22,15 +25,77 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Self
 
 import torch
 
 from resnet_core.device import torch_threads as threads  # noqa: F401 - the experiments' thread setting
 from resnet_core.errors import ExplorerError
 from resnet_core.formatting import fmt_pct, fmt_sig
+from resnet_core.i18n import _
 
 NAMES = ("lesion", "shatter", "erf", "landscape", "signal")
+
+
+class Said(str):
+    """A sentence built from numbers, in English (a str: the command line prints it as it is), that keeps its
+    message and fields so that a page can say it again in its visitor's language (`say`). An experiment runs in
+    a thread of its own, and its result may be shown to a visitor of another language: the sentence is
+    translated where it is shown, from the same numbers."""
+
+    message: str
+    fields: dict[str, Any]
+
+    def __new__(cls, message: str, /, **fields: Any) -> Self:
+        text = message.format(**fields) if fields else message
+        self = super().__new__(cls, text)
+        self.message, self.fields = message, fields
+        return self
+
+    def __getnewargs__(self) -> tuple[str]:  # copy/pickle: the English text; message and fields come with the state
+        return (str(self),)
+
+    def again(self) -> str:
+        """This sentence in the language of the current run (its fields too, where they are sentences)."""
+        return _(self.message, **{k: say(v) for k, v in self.fields.items()}) if self.fields else _(self.message)
+
+
+def said(message: str, /, **fields: Any) -> Said:
+    """A sentence to be said again in the visitor's language: `said(N_("… {n} …"), n=fmt(x))`."""
+    return Said(message, **fields)
+
+
+class _Later(Said):
+    """A text another module makes (a data set's description), made again where it is shown."""
+
+    make: Callable[[], str]
+
+    def __new__(cls, make: Callable[[], str]) -> Self:
+        self = super().__new__(cls, make())
+        self.make = make
+        return self
+
+    def __reduce__(self):  # a copy keeps the words it was made with
+        return (Said, (str(self),))
+
+    def again(self) -> str:
+        return self.make()
+
+
+def said_later(make: Callable[[], str]) -> Said:
+    """`make()` now (in English, as the command line prints it) and again where it is shown, in the visitor's
+    language: `said_later(data.describe)`."""
+    return _Later(make)
+
+
+def said_all(parts: Sequence[Any], sep: str = ", ") -> Said:
+    """Sentences joined by `sep`, each said again in the visitor's language (the joint is not a message)."""
+    return Said(sep.join(f"{{p{i}}}" for i in range(len(parts))), **{f"p{i}": p for i, p in enumerate(parts)})
+
+
+def say(text: Any) -> Any:
+    """`text` in the current run's language when it is a Said sentence; anything else as it is."""
+    return text.again() if isinstance(text, Said) else text
 
 
 class ExperimentError(ExplorerError):
@@ -216,7 +281,7 @@ def smaller_setting(settings: Any, cost_of: Callable[[Any], Cost], shrinks: Sequ
         return max(c.memory / max(1, room), c.work / max(1, limit))
 
     s, current, turn = settings, cost_of(settings), 0
-    for _ in range(steps):
+    for _step in range(steps):
         if _fits(current, room, limit):
             return s
         for k in range(len(shrinks)):

@@ -37,23 +37,26 @@ from resnet_core.experiments.common import (
     fmt,
     halve,
     no_progress,
+    said,
+    said_all,
     stop_fn,
     threads,
 )
 from resnet_core.experiments.settings import ERF_BOUNDS as BOUNDS
 from resnet_core.experiments.settings import MAX_DEPTHS, ErfSettings
+from resnet_core.i18n import N_
 
 PAPER = Paper(
-    citation="Luo, Li, Urtasun, Zemel, \"Understanding the Effective Receptive Field in Deep Convolutional Neural "
-             "Networks\", NeurIPS 2016",
-    claim="The effective receptive field is Gaussian-like and occupies only a fraction of the theoretical one: "
-          "its size grows as √n with n layers while the theoretical field grows as n.",
+    citation=N_("Luo, Li, Urtasun, Zemel, \"Understanding the Effective Receptive Field in Deep Convolutional Neural "
+             "Networks\", NeurIPS 2016"),
+    claim=N_("The effective receptive field is Gaussian-like and occupies only a fraction of the theoretical one: "
+          "its size grows as √n with n layers while the theoretical field grows as n."),
     url="https://arxiv.org/abs/1701.04128")
-TITLE = "Effective receptive field"
+TITLE = N_("Effective receptive field")
 
 SQRT_TOLERANCE = 0.15  # std/√n within ±15 % of its mean over the depths
 FAR_BELOW = 0.5  # at the largest depth, the ERF's ±2σ span covers at most this share of the theoretical RF
-STACKS = ("plain", "residual")
+STACKS = (N_("plain"), N_("residual"))
 
 
 def check(settings: ErfSettings) -> None:
@@ -192,7 +195,7 @@ def _run(settings: ErfSettings, should_stop, on_progress: OnProgress, spec) -> E
         with threads(CPU_THREADS):
             for i, n in enumerate(sorted(settings.depths)):
                 for j, stack in enumerate(STACKS):
-                    on_progress((2 * i + j) / total, f"{stack} stack of {n} layers")
+                    on_progress((2 * i + j) / total, said(N_("{stack} stack of {n} layers"), stack=said(stack), n=n))
                     m = stack_erf(n, stack, settings, stop)
                     std = map_std(m)
                     rf = 2 * n + 1
@@ -203,18 +206,19 @@ def _run(settings: ErfSettings, should_stop, on_progress: OnProgress, spec) -> E
                         maps += _map_rows(m, f"{stack}, {n} layers")
             network = None
             if spec is not None:
-                on_progress((total - 1) / total, f"the builder's network ({spec.name})")
+                on_progress((total - 1) / total, said(N_("the builder's network ({name})"), name=spec.name))
                 network, m = network_erf(spec, settings)
                 maps += _map_rows(m, f"{spec.name}")
     except Stopped:
         stopped = True
         network = None
-    on_progress(1.0, "done")
+    on_progress(1.0, said(N_("done")))
     verdict, findings = judge(rows, settings)
     if network is not None:
-        findings.append(f"{network['network']}: the centre unit of {network['layer']} has a theoretical receptive field "
-                        f"of {network['theoretical_rf']} pixels; its ERF has σ = {fmt(network['erf_std'])} pixels, "
-                        f"so ±2σ spans {fmt(4 * network['erf_std'])} pixels.")
+        findings.append(said(N_("{net}: the centre unit of {layer} has a theoretical receptive field of {rf} pixels; "
+                                "its ERF has σ = {std} pixels, so ±2σ spans {width} pixels."), net=network["network"],
+                             layer=network["layer"], rf=network["theoretical_rf"], std=fmt(network["erf_std"]),
+                             width=fmt(4 * network["erf_std"])))
     tables = {"stacks": rows, "maps": maps}
     if network is not None:
         tables["network"] = [network]
@@ -288,40 +292,47 @@ def judge(rows: list[dict], settings: ErfSettings) -> tuple[Verdict, list[str]]:
         measured.update(std_over_sqrt_n=dict((str(r["layers"]), r["std_over_sqrt_n"]) for r in plain),
                         largest_deviation=spread)
         exponent = fitted_exponent([r["layers"] for r in plain], [r["erf_std"] for r in plain])
-        checks.append((f"plain stack: σ/√n = {', '.join(fmt(v) for v in ratios)} for n = "
-                       f"{', '.join(str(r['layers']) for r in plain)} (fitted: σ ∝ n^{exponent:.2f}): at most "
-                       f"{100 * spread:.1f} % from its mean (needs ≤ {100 * SQRT_TOLERANCE:g} %)", spread <= SQRT_TOLERANCE))
+        ns = ", ".join(str(r["layers"]) for r in plain)
+        checks.append((said(N_("plain stack: σ/√n = {ratios} for n = {ns} (fitted: σ ∝ n^{exponent}): at most "
+                               "{spread} % from its mean (needs ≤ {need} %)"), ratios=", ".join(fmt(v) for v in ratios),
+                            ns=ns, exponent=f"{exponent:.2f}", spread=f"{100 * spread:.1f}",
+                            need=f"{100 * SQRT_TOLERANCE:g}"), spread <= SQRT_TOLERANCE))
         last = plain[-1]
         measured.update(share_of_rf_at_largest=last["share_of_rf"])
-        checks.append((f"plain stack of {last['layers']} layers: ±2σ = {fmt(4 * last['erf_std'])} pixels is "
-                       f"{100 * last['share_of_rf']:.0f} % of the theoretical RF of {last['theoretical_rf']} "
-                       f"(needs ≤ {100 * FAR_BELOW:g} %)", last["share_of_rf"] <= FAR_BELOW))
+        checks.append((said(N_("plain stack of {n} layers: ±2σ = {width} pixels is {share} % of the theoretical RF of "
+                               "{rf} (needs ≤ {need} %)"), n=last["layers"], width=fmt(4 * last["erf_std"]),
+                            share=f"{100 * last['share_of_rf']:.0f}", rf=last["theoretical_rf"],
+                            need=f"{100 * FAR_BELOW:g}"), last["share_of_rf"] <= FAR_BELOW))
         measured.update(fitted_exponent=exponent)
-        findings.append(f"σ/√n goes from {fmt(ratios[0])} to {fmt(ratios[-1])}: a least-squares fit of log σ on log n "
-                        f"over n = {', '.join(str(r['layers']) for r in plain)} gives σ ∝ n^{exponent:.2f} (Luo et al.: "
-                        f"√n, the exponent 0.5){' — a little faster than √n at these depths' if exponent > 0.52 else ''}"
-                        f"{' — a little slower than √n at these depths' if exponent < 0.48 else ''}.")
-        findings.append(f"Going from {plain[0]['layers']} to {plain[-1]['layers']} layers multiplies the "
-                        f"theoretical RF by {fmt(plain[-1]['theoretical_rf'] / plain[0]['theoretical_rf'])} but the "
-                        f"ERF's σ only by {fmt(plain[-1]['erf_std'] / plain[0]['erf_std'])} "
-                        f"(√ of the depth ratio: {fmt(math.sqrt(plain[-1]['layers'] / plain[0]['layers']))}).")
+        pace = (said(N_(" — a little faster than √n at these depths")) if exponent > 0.52 else
+                said(N_(" — a little slower than √n at these depths")) if exponent < 0.48 else "")
+        findings.append(said(N_("σ/√n goes from {first} to {last}: a least-squares fit of log σ on log n over n = {ns} "
+                                "gives σ ∝ n^{exponent} (Luo et al.: √n, the exponent 0.5){pace}."),
+                             first=fmt(ratios[0]), last=fmt(ratios[-1]), ns=ns, exponent=f"{exponent:.2f}", pace=pace))
+        findings.append(said(N_("Going from {a} to {b} layers multiplies the theoretical RF by {rf} but the ERF's σ only "
+                                "by {std} (√ of the depth ratio: {root})."), a=plain[0]["layers"],
+                             b=plain[-1]["layers"], rf=fmt(plain[-1]["theoretical_rf"] / plain[0]["theoretical_rf"]),
+                             std=fmt(plain[-1]["erf_std"] / plain[0]["erf_std"]),
+                             root=fmt(math.sqrt(plain[-1]["layers"] / plain[0]["layers"]))))
     deep = [r for r in plain if r["layers"] >= 8 and r["layers"] in res]
     if deep:
         smaller = [(r["layers"], res[r["layers"]]["erf_std"], r["erf_std"]) for r in deep]
         measured.update(residual_vs_plain_std={str(n): [a, b] for n, a, b in smaller})
-        checks.append(("residual σ < plain σ at " + ", ".join(f"{n} layers ({fmt(a)} vs {fmt(b)})" for n, a, b in smaller),
+        checks.append((said(N_("residual σ < plain σ at {depths}"), depths=said_all(
+            [said(N_("{n} layers ({a} vs {b})"), n=n, a=fmt(a), b=fmt(b)) for n, a, b in smaller])),
                        all(a < b for _, a, b in smaller)))
-        findings.append("The residual stack's ERF is the more concentrated one: its identity paths reach the input "
-                        "through fewer convolutions, and the shortest path (no convolution at all) lands on the "
-                        "centre pixel itself.")
+        findings.append(said(N_("The residual stack's ERF is the more concentrated one: its identity paths reach the "
+                                "input through fewer convolutions, and the shortest path (no convolution at all) lands "
+                                "on the centre pixel itself.")))
     ok = len(checks) == 3 and all(c[1] for c in checks)
-    claim = (f"stacks of 3×3 convs at init, {min(settings.depths)} to {max(settings.depths)} layers: σ/√n constant "
-             f"within ±{100 * SQRT_TOLERANCE:g} %, the ERF far below the theoretical RF (±2σ ≤ {100 * FAR_BELOW:g} % of "
-             "it at the largest depth), and the residual stack's ERF smaller than the plain stack's from 8 layers on")
+    claim = said(N_("stacks of 3×3 convs at init, {lo} to {hi} layers: σ/√n constant within ±{tol} %, the ERF far below "
+                    "the theoretical RF (±2σ ≤ {far} % of it at the largest depth), and the residual stack's ERF smaller "
+                    "than the plain stack's from 8 layers on"), lo=min(settings.depths), hi=max(settings.depths),
+                 tol=f"{100 * SQRT_TOLERANCE:g}", far=f"{100 * FAR_BELOW:g}")
     return Verdict(ok, claim, measured, tuple(checks)), findings
 
 
-EXPLANATION = (
+EXPLANATION = N_(
     "A pixel at the edge of the theoretical receptive field reaches the centre output through only one chain of "
     "kernel taps, a pixel near the centre through a huge number of them. Adding up the chains is like adding "
     "random steps: after n layers the contributions spread like a random walk of n steps, a Gaussian whose "

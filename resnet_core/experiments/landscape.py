@@ -38,6 +38,7 @@ from resnet_core.experiments.common import (
     halve,
     no_progress,
     pct,
+    said,
     stop_fn,
     threads,
 )
@@ -45,17 +46,18 @@ from resnet_core.experiments.pair_cost import pair_cost, pair_shrinks, trained_p
 from resnet_core.experiments.settings import LANDSCAPE_BOUNDS as BOUNDS
 from resnet_core.experiments.settings import LandscapeSettings
 from resnet_core.experiments.trained import TrainedPair, accuracy, ensure_pair
+from resnet_core.i18n import N_
 
 PAPER = Paper(
-    citation="Li, Xu, Taylor, Studer, Goldstein, \"Visualizing the Loss Landscape of Neural Nets\", NeurIPS 2018",
-    claim="Skip connections keep the loss surface of deep networks smooth and nearly convex, while the plain "
-          "twin's turns chaotic and sharply non-convex.",
+    citation=N_("Li, Xu, Taylor, Studer, Goldstein, \"Visualizing the Loss Landscape of Neural Nets\", NeurIPS 2018"),
+    claim=N_("Skip connections keep the loss surface of deep networks smooth and nearly convex, while the plain "
+          "twin's turns chaotic and sharply non-convex."),
     url="https://arxiv.org/abs/1712.09913")
 LOSS_FLOOR = 0.05  # cross-entropy below this (≈ 95 % probability on the right class): the net fits the image
 FITTED = 0.999  # … and this training accuracy: "fits the training set" (every image right)
 TRAINED = 0.9  # training accuracy below this on the loss's images: the net is far from trained
 
-TITLE = "Loss landscape"
+TITLE = N_("Loss landscape")
 
 LOSS_RATIO = 10.0  # at distance 1, the plain net's loss at least this multiple of the residual net's
 
@@ -211,7 +213,7 @@ def _run(settings: LandscapeSettings, pair: TrainedPair | None, should_stop, on_
 
     def tick() -> None:
         done[0] += 1
-        on_progress(base + (1 - base) * done[0] / total, f"{done[0]}/{total} loss evaluations")
+        on_progress(base + (1 - base) * done[0] / total, said(N_("{done}/{total} loss evaluations"), done=done[0], total=total))
         if stop():
             raise Stopped
 
@@ -227,7 +229,7 @@ def _run(settings: LandscapeSettings, pair: TrainedPair | None, should_stop, on_
                 two += [{**r, "role": role} for r in b]
     except Stopped:
         stopped = True
-    on_progress(1.0, "done")
+    on_progress(1.0, said(N_("done")))
     verdict, findings, summary = judge(one, two, pair, settings, fitted, int(len(y)))
     return ExperimentResult("landscape", TITLE, PAPER,
                             {**settings.describe(), "networks": [pair.residual_label, pair.plain_label],
@@ -265,53 +267,60 @@ def judge(one, two, pair: TrainedPair, settings: LandscapeSettings, fitted: dict
     res, plain = summary
     if math.isnan(res["loss_at_distance_1"]) or math.isnan(plain["loss_at_distance_1"]):
         ratio = math.nan
-        checks.append(("the 1-D slice must pass through α = −1 and α = +1 (e.g. span 1)", False))
+        checks.append((said(N_("the 1-D slice must pass through α = −1 and α = +1 (e.g. span 1)")), False))
     else:
         ratio = plain["loss_at_distance_1"] / res["loss_at_distance_1"] if res["loss_at_distance_1"] > 0 else math.inf
-        checks.append((f"at filter-normalised distance 1: {pair.plain_label} loss {fmt(plain['loss_at_distance_1'])} is "
-                       f"{fmt(ratio)}× {pair.residual_label}'s {fmt(res['loss_at_distance_1'])} (needs ≥ {LOSS_RATIO:g}×)",
+        checks.append((said(N_("at filter-normalised distance 1: {plain} loss {plain_loss} is {ratio}× {res}'s "
+                               "{res_loss} (needs ≥ {need}×)"), plain=pair.plain_label,
+                            plain_loss=fmt(plain["loss_at_distance_1"]), ratio=fmt(ratio), res=pair.residual_label,
+                            res_loss=fmt(res["loss_at_distance_1"]), need=f"{LOSS_RATIO:g}"),
                        ratio >= LOSS_RATIO))
-    checks.append((f"locally convex share of the 2-D slice: {pair.residual_label} {100 * res['convex_share_2d']:.0f} %, "
-                   f"{pair.plain_label} {100 * plain['convex_share_2d']:.0f} % (the residual net must be the more convex)",
+    checks.append((said(N_("locally convex share of the 2-D slice: {res} {res_share} %, {plain} {plain_share} % (the "
+                           "residual net must be the more convex)"), res=pair.residual_label,
+                        res_share=f"{100 * res['convex_share_2d']:.0f}", plain=pair.plain_label,
+                        plain_share=f"{100 * plain['convex_share_2d']:.0f}"),
                    res["convex_share_2d"] > plain["convex_share_2d"]))
     measured.update(loss_ratio_at_1=ratio, residual_loss_at_1=res["loss_at_distance_1"],
                     plain_loss_at_1=plain["loss_at_distance_1"], residual_convex_share=res["convex_share_2d"],
                     plain_convex_share=plain["convex_share_2d"])
     findings += fit_findings(res, plain, images)
-    findings.append(f"One filter-normalised step away from the trained weights the loss is "
-                    f"{fmt(res['loss_at_distance_1'])} ({res['net']}) and {fmt(plain['loss_at_distance_1'])} "
-                    f"({plain['net']}).")
-    findings.append(f"Over the 2-D slice the loss reaches {fmt(res['max_loss_2d'])} for {pair.residual_label} and "
-                    f"{fmt(plain['max_loss_2d'])} for {pair.plain_label}.")
-    claim = (f"trained residual net and plain twin: at filter-normalised distance 1 the plain net's loss is ≥ "
-             f"{LOSS_RATIO:g}× the residual net's, and the residual net's 2-D slice is the more convex (share of grid "
-             "points where the finite-difference Hessian is positive semi-definite)")
+    findings.append(said(N_("One filter-normalised step away from the trained weights the loss is {a} ({res}) and {b} "
+                            "({plain})."), a=fmt(res["loss_at_distance_1"]), res=res["net"],
+                         b=fmt(plain["loss_at_distance_1"]), plain=plain["net"]))
+    findings.append(said(N_("Over the 2-D slice the loss reaches {a} for {res} and {b} for {plain}."),
+                         a=fmt(res["max_loss_2d"]), res=pair.residual_label, b=fmt(plain["max_loss_2d"]),
+                         plain=pair.plain_label))
+    claim = said(N_("trained residual net and plain twin: at filter-normalised distance 1 the plain net's loss is ≥ "
+                    "{ratio}× the residual net's, and the residual net's 2-D slice is the more convex (share of grid "
+                    "points where the finite-difference Hessian is positive semi-definite)"), ratio=f"{LOSS_RATIO:g}")
     return Verdict(all(c[1] for c in checks), claim, measured, tuple(checks)), findings, summary
 
 
 def fit_findings(res: dict[str, Any], plain: dict[str, Any], images: int) -> list[str]:
     """Where each slice starts: both nets fit the training set (by an absolute floor on the loss and full
     accuracy), or how far each is from it."""
-    out = []
-    on = f" on these {images:,} training images" if images else ""
+    out: list[str] = []
+    on = said(N_(" on these {n} training images"), n=f"{images:,}") if images else ""
     nets = (res, plain)
     if all(r["loss_at_0"] < LOSS_FLOOR and r["train_accuracy"] >= FITTED for r in nets):
-        return [f"Both fit the training set: at their trained weights the loss is {fmt(res['loss_at_0'])} "
-                f"({res['net']}) and {fmt(plain['loss_at_0'])} ({plain['net']}), both below {LOSS_FLOOR:g}, at "
-                f"{pct(res['train_accuracy'])} and {pct(plain['train_accuracy'])} training accuracy{on}: the slices "
-                "compare the shapes of two minima, not their heights."]
-    out.append(f"At the trained weights the training loss is {fmt(res['loss_at_0'])} ({res['net']}, "
-               f"{pct(res['train_accuracy'])} training accuracy{on}) and {fmt(plain['loss_at_0'])} ({plain['net']}, "
-               f"{pct(plain['train_accuracy'])}).")
+        return [said(N_("Both fit the training set: at their trained weights the loss is {a} ({res}) and {b} "
+                        "({plain}), both below {floor}, at {res_acc} and {plain_acc} training accuracy{on}: the "
+                        "slices compare the shapes of two minima, not their heights."), a=fmt(res["loss_at_0"]),
+                     res=res["net"], b=fmt(plain["loss_at_0"]), plain=plain["net"], floor=f"{LOSS_FLOOR:g}",
+                     res_acc=pct(res["train_accuracy"]), plain_acc=pct(plain["train_accuracy"]), on=on)]
+    out.append(said(N_("At the trained weights the training loss is {a} ({res}, {res_acc} training accuracy{on}) and "
+                       "{b} ({plain}, {plain_acc})."), a=fmt(res["loss_at_0"]), res=res["net"],
+                    res_acc=pct(res["train_accuracy"]), on=on, b=fmt(plain["loss_at_0"]), plain=plain["net"],
+                    plain_acc=pct(plain["train_accuracy"])))
     for r in nets:
         if math.isfinite(r["train_accuracy"]) and r["train_accuracy"] < TRAINED:
-            out.append(f"{r['net']} is far from trained: {pct(r['train_accuracy'])} training accuracy{on}, so its "
-                       "slice shows the loss around where its training stopped, not around a minimum; the comparison "
-                       "is of what the same training made of each net.")
+            out.append(said(N_("{net} is far from trained: {acc} training accuracy{on}, so its slice shows the loss "
+                               "around where its training stopped, not around a minimum; the comparison is of what the "
+                               "same training made of each net."), net=r["net"], acc=pct(r["train_accuracy"]), on=on))
     return out
 
 
-EXPLANATION = (
+EXPLANATION = N_(
     "A trained network sits at the bottom of a valley of the loss. Moving every filter by its own size in a "
     "random direction (filter normalisation makes the step comparable between layers and networks, whatever "
     "their scale) shows how wide and how regular that valley is. Without skips, a small change to an early "

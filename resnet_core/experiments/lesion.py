@@ -38,6 +38,8 @@ from resnet_core.experiments.common import (
     halve,
     no_progress,
     pct,
+    said,
+    said_all,
     stop_fn,
     threads,
 )
@@ -45,18 +47,19 @@ from resnet_core.experiments.pair_cost import pair_cost, pair_shrinks, trained_p
 from resnet_core.experiments.settings import LESION_BOUNDS as BOUNDS
 from resnet_core.experiments.settings import LesionSettings
 from resnet_core.experiments.trained import TrainedPair, accuracy, ensure_pair
+from resnet_core.i18n import N_
 from resnet_core.lab.probes import blocks_of
 from resnet_core.structure.build import PadShortcut, PreActBasicBlock, PreActBottleneck, ResidualBlock
 
 PAPER = Paper(
-    citation="Veit, Wilber, Belongie, \"Residual Networks Behave Like Ensembles of Relatively Shallow Networks\", "
-             "NeurIPS 2016",
-    claim="Deleting a single block from a trained residual network at test time barely changes its accuracy — "
+    citation=N_("Veit, Wilber, Belongie, \"Residual Networks Behave Like Ensembles of Relatively Shallow Networks\", "
+             "NeurIPS 2016"),
+    claim=N_("Deleting a single block from a trained residual network at test time barely changes its accuracy — "
           "the exceptions are the downsampling blocks, whose deletion costs noticeably more — while deleting a "
           "layer of a plain network ruins it: residual nets behave like ensembles of many paths of different "
-          "lengths.",
+          "lengths."),
     url="https://arxiv.org/abs/1605.06431")
-TITLE = "Lesion study"
+TITLE = N_("Lesion study")
 
 RESIDUAL_MIN = 0.85  # every single deletion of a block that does not downsample: the residual net keeps at least this
 RESIDUAL_MEDIAN = 0.90  # … and at least this in the median
@@ -170,7 +173,7 @@ def run(settings: LesionSettings = LesionSettings(), pair: TrainedPair | None = 
 def _run(settings: LesionSettings, pair: TrainedPair | None, should_stop, on_progress: OnProgress) -> ExperimentResult:
     stop = stop_fn(should_stop)
     t0 = time.perf_counter()
-    pair, base = ensure_pair(pair, settings.pair, stop, on_progress, 0.8, "the lesion study needs trained networks")
+    pair, base = ensure_pair(pair, settings.pair, stop, on_progress, 0.8, said(N_("the lesion study needs trained networks")))
     res_m, plain_m = pair.models[pair.residual_label], pair.models[pair.plain_label]
     names = block_names(res_m)
     if names != block_names(plain_m):
@@ -204,7 +207,7 @@ def _run(settings: LesionSettings, pair: TrainedPair | None, should_stop, on_pro
                 c_in, c_out, stride = block_shape(dict(blocks_of(res_m))[name])
                 singles.append({"index": i + 1, "block": name, "downsampling": stride != 1 or c_in != c_out,
                                 "residual": a_res, "plain": a_plain})
-                tick(f"deleting {name}")
+                tick(said(N_("deleting {name}"), name=name))
             rng = random.Random(settings.seed)
             curve.append({"k": 0, "net": "residual", "mean": full["residual"], "min": full["residual"],
                           "max": full["residual"], "draws": 1})
@@ -218,13 +221,13 @@ def _run(settings: LesionSettings, pair: TrainedPair | None, should_stop, on_pro
                         accs["residual"].append(accuracy(res_m, x, y))
                     with lesioned(plain_m, chosen):
                         accs["plain"].append(accuracy(plain_m, x, y))
-                    tick(f"{k} random deletions")
+                    tick(said(N_("{k} random deletions"), k=k))
                 for net, values in accs.items():
                     curve.append({"k": k, "net": net, "mean": statistics.fmean(values), "min": min(values),
                                   "max": max(values), "draws": len(values)})
     except Stopped:
         stopped = True
-    on_progress(1.0, "done")
+    on_progress(1.0, said(N_("done")))
     verdict, findings = judge(singles, full, pair)
     settings_out = {**settings.describe(), "networks": [pair.residual_label, pair.plain_label], "source": pair.source,
                     "held_out_images": int(len(y)), "blocks": n}
@@ -241,50 +244,69 @@ def judge(singles: list[dict], full: dict, pair: TrainedPair) -> tuple[Verdict, 
     reported, the exempted ones included, so that nothing that hurts is hidden by the criterion."""
     kept = [r for r in singles if not r["downsampling"]]
     exempt = [r for r in singles if r["downsampling"]]
-    checks, measured, findings = [], {"residual_full": full["residual"], "plain_full": full["plain"]}, []
+    checks: list[tuple[str, bool]] = []
+    findings: list[str] = []
+    measured = {"residual_full": full["residual"], "plain_full": full["plain"]}
+    res, plain = pair.residual_label, pair.plain_label
     if kept:
         worst = min(kept, key=lambda r: r["residual"])
         median = statistics.median(r["residual"] for r in kept)
         measured.update(residual_min=worst["residual"], residual_min_block=worst["block"], residual_median=median)
-        checks.append((f"{pair.residual_label}: the worst single deletion of a block that does not downsample "
-                       f"({worst['block']}) leaves {pct(worst['residual'])} (needs ≥ {pct(RESIDUAL_MIN)})",
-                       worst["residual"] >= RESIDUAL_MIN))
-        checks.append((f"{pair.residual_label}: median over those {len(kept)} deletions {pct(median)} "
-                       f"(needs ≥ {pct(RESIDUAL_MEDIAN)})", median >= RESIDUAL_MEDIAN))
+        checks.append((said(N_("{net}: the worst single deletion of a block that does not downsample ({block}) leaves "
+                               "{acc} (needs ≥ {need})"), net=res, block=worst["block"], acc=pct(worst["residual"]),
+                            need=pct(RESIDUAL_MIN)), worst["residual"] >= RESIDUAL_MIN))
+        checks.append((said(N_("{net}: median over those {n} deletions {acc} (needs ≥ {need})"), net=res, n=len(kept),
+                            acc=pct(median), need=pct(RESIDUAL_MEDIAN)), median >= RESIDUAL_MEDIAN))
     if singles:
         best = max(singles, key=lambda r: r["plain"])
         measured.update(plain_max=best["plain"], plain_max_block=best["block"],
                         first_block_residual=singles[0]["residual"])
-        checks.append((f"{pair.plain_label}: the least harmful single deletion ({best['block']}) leaves "
-                       f"{pct(best['plain'])} (needs ≤ {pct(PLAIN_MAX)})", best["plain"] <= PLAIN_MAX))
-        findings.append(f"Unlesioned: {pair.residual_label} {pct(full['residual'])}, {pair.plain_label} "
-                        f"{pct(full['plain'])} held-out accuracy (chance is {pct(1 / pair.data.num_classes)}).")
-        findings.append(f"Every single deletion ({pair.residual_label} / {pair.plain_label}; ↓ a downsampling "
-                        "block): " + ", ".join(f"{r['block']}{' ↓' if r['downsampling'] else ''} "
-                                               f"{pct(r['residual'])} / {pct(r['plain'])}" for r in singles) + ".")
+        checks.append((said(N_("{net}: the least harmful single deletion ({block}) leaves {acc} (needs ≤ {need})"),
+                            net=plain, block=best["block"], acc=pct(best["plain"]), need=pct(PLAIN_MAX)),
+                       best["plain"] <= PLAIN_MAX))
+        findings.append(said(N_("Unlesioned: {res} {res_acc}, {plain} {plain_acc} held-out accuracy (chance is "
+                                "{chance})."), res=res, res_acc=pct(full["residual"]), plain=plain,
+                             plain_acc=pct(full["plain"]), chance=pct(1 / pair.data.num_classes)))
+        findings.append(said(N_("Every single deletion ({res} / {plain}; ↓ a downsampling block): {deletions}."),
+                             res=res, plain=plain, deletions=", ".join(
+                                 f"{r['block']}{' ↓' if r['downsampling'] else ''} {pct(r['residual'])} / "
+                                 f"{pct(r['plain'])}" for r in singles)))
         if exempt:
-            passes = all(r["residual"] >= RESIDUAL_MIN for r in exempt)
-            findings.append(f"The downsampling blocks, which the paper exempts, leave {pair.residual_label} at "
-                            + ", ".join(f"{pct(r['residual'])} ({r['block']})" for r in exempt)
-                            + (": here they would pass the criterion too." if passes else
-                               f": {'some' if any(r['residual'] >= RESIDUAL_MIN for r in exempt) else 'all'} below "
-                               f"its {pct(RESIDUAL_MIN)}, as the paper found them costlier."))
+            where = ", ".join(f"{pct(r['residual'])} ({r['block']})" for r in exempt)
+            if all(r["residual"] >= RESIDUAL_MIN for r in exempt):
+                findings.append(said(N_("The downsampling blocks, which the paper exempts, leave {net} at {where}: "
+                                        "here they would pass the criterion too."), net=res, where=where))
+            elif any(r["residual"] >= RESIDUAL_MIN for r in exempt):
+                findings.append(said(N_("The downsampling blocks, which the paper exempts, leave {net} at {where}: "
+                                        "some below its {need}, as the paper found them costlier."), net=res,
+                                     where=where, need=pct(RESIDUAL_MIN)))
+            else:
+                findings.append(said(N_("The downsampling blocks, which the paper exempts, leave {net} at {where}: "
+                                        "all below its {need}, as the paper found them costlier."), net=res,
+                                     where=where, need=pct(RESIDUAL_MIN)))
         costly = [r for r in sorted(kept, key=lambda r: r["residual"]) if r["residual"] < RESIDUAL_MIN]
         if costly:
-            findings.append(f"Inside the criterion, the deletion{'s' if len(costly) > 1 else ''} that hurt: "
-                            + ", ".join(f"{r['block']} ({pct(r['residual'])}, {100 * (full['residual'] - r['residual']):.1f} "
-                                        "points below the unlesioned net)" for r in costly)
-                            + (": the first stage, right after the stem, which every path passes." if all(
-                                r["block"].startswith("layer1.") for r in costly) else "."))
+            hurt = said_all([said(N_("{block} ({acc}, {points} points below the unlesioned net)"), block=r["block"],
+                     acc=pct(r["residual"]), points=f"{100 * (full['residual'] - r['residual']):.1f}") for r in costly])
+            first = all(r["block"].startswith("layer1.") for r in costly)
+            if len(costly) > 1:
+                message = (N_("Inside the criterion, the deletions that hurt: {hurt}: the first stage, right after the "
+                              "stem, which every path passes.") if first else
+                           N_("Inside the criterion, the deletions that hurt: {hurt}."))
+            else:
+                message = (N_("Inside the criterion, the deletion that hurt: {hurt}: the first stage, right after the "
+                              "stem, which every path passes.") if first else
+                           N_("Inside the criterion, the deletion that hurt: {hurt}."))
+            findings.append(said(message, hurt=hurt))
     ok = len(checks) == 3 and all(c[1] for c in checks)
-    claim = (f"trained residual net and plain twin: deleting any single block that does not downsample (the paper's "
-             f"exceptions are the downsampling blocks) leaves the residual net at ≥ {pct(RESIDUAL_MIN)} held-out "
-             f"accuracy (median ≥ {pct(RESIDUAL_MEDIAN)}); deleting any single block of the plain twin drops it to ≤ "
-             f"{pct(PLAIN_MAX)}")
+    claim = said(N_("trained residual net and plain twin: deleting any single block that does not downsample (the "
+                    "paper's exceptions are the downsampling blocks) leaves the residual net at ≥ {min} held-out "
+                    "accuracy (median ≥ {median}); deleting any single block of the plain twin drops it to ≤ {max}"),
+                 min=pct(RESIDUAL_MIN), median=pct(RESIDUAL_MEDIAN), max=pct(PLAIN_MAX))
     return Verdict(ok, claim, measured, tuple(checks)), findings
 
 
-EXPLANATION = (
+EXPLANATION = N_(
     "Write a residual block as x + F(x) and expand the whole network: every block either takes its branch or "
     "skips it, so n blocks make 2ⁿ paths from input to output, most of them of middling length (the "
     "histogram: Binomial(n, ½)). Deleting one block removes only the paths through its branch — half of them "

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from resnet_core.i18n import N_
+
 
 @dataclass(frozen=True)
 class PairSettings:
@@ -59,4 +61,4 @@ LANDSCAPE_PAIR = PairSettings(residual="resnet56", input_size=8)
 #   The same 56-layer pair does not serve the lesion study: at 400 and 800 steps plain56 reaches only 29–37 %
 #   held-out accuracy, so deleting one of its layers cannot hurt it enough (36.2 % kept at 800 steps).
 CLASS_LENGTH_PAIRS = {"lesion": LESION_PAIR, "landscape": PairSettings(residual="resnet56", input_size=8, steps=400)}
-CLASS_LENGTH_MEASURED = {"lesion": "80–117 s at load 1.7–5.4", "landscape": "45 s at load 5.3–8.2"}  # as above
+CLASS_LENGTH_MEASURED = {"lesion": N_("80–117 s at load 1.7–5.4"), "landscape": N_("45 s at load 5.3–8.2")}  # as above

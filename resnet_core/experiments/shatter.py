@@ -42,21 +42,23 @@ from resnet_core.experiments.common import (
     fmt,
     halve,
     no_progress,
+    said,
     stop_fn,
     threads,
 )
 from resnet_core.experiments.settings import MAX_DEPTHS, SHATTER_MAX_UNITS, ShatterSettings
 from resnet_core.experiments.settings import SHATTER_BOUNDS as BOUNDS
+from resnet_core.i18n import N_
 
 PAPER = Paper(
-    citation="Balduzzi, Frean, Leary, Lewis, Ma, McWilliams, \"The Shattered Gradients Problem: If resnets are the "
-             "answer, then what is the question?\", ICML 2017",
-    claim="As depth grows, the gradients of a feed-forward network resemble white noise (they shatter), while "
-          "those of a residual network stay correlated.",
+    citation=N_("Balduzzi, Frean, Leary, Lewis, Ma, McWilliams, \"The Shattered Gradients Problem: If resnets are the "
+             "answer, then what is the question?\", ICML 2017"),
+    claim=N_("As depth grows, the gradients of a feed-forward network resemble white noise (they shatter), while "
+          "those of a residual network stay correlated."),
     url="https://arxiv.org/abs/1702.08591")
-TITLE = "Shattered gradients"
+TITLE = N_("Shattered gradients")
 
-ARCHS = ("feed-forward", "residual")
+ARCHS = (N_("feed-forward"), N_("residual"))
 WHITE_NOISE = 0.1  # feed-forward + BN at full depth: |autocorrelation| at most this
 CORRELATED = 0.5  # residual + BN at full depth: autocorrelation at least this
 BN_EPS = 1e-5
@@ -210,8 +212,13 @@ def measure(settings: ShatterSettings, bn: bool, bias: bool, should_stop=None, o
 TOGGLES = ((True, True), (True, False), (False, True), (False, False))
 
 
+TOGGLE_LABELS = {(True, True): N_("BN, biases"), (True, False): N_("BN, no biases"),
+                 (False, True): N_("no BN, biases"), (False, False): N_("no BN, no biases")}
+
+
 def toggle_label(bn: bool, bias: bool) -> str:
-    return f"{'BN' if bn else 'no BN'}, {'biases' if bias else 'no biases'}"
+    """The toggles' name, in English (a key of the tables; shown through _())."""
+    return TOGGLE_LABELS[(bool(bn), bool(bias))]
 
 
 OTHER_SEEDS = 3  # the three other toggle settings are measured at the largest depth only, on this many seeds
@@ -235,7 +242,7 @@ def _run(settings: ShatterSettings, should_stop, on_progress: OnProgress) -> Exp
 
     def step() -> None:
         done[0] += 1
-        on_progress(done[0] / total, f"{done[0]}/{total} networks")
+        on_progress(done[0] / total, said(N_("{done}/{total} networks"), done=done[0], total=total))
 
     rows: list[dict] = []
     stopped = False
@@ -275,31 +282,32 @@ def judge(rows: list[dict], settings: ShatterSettings) -> tuple[Verdict, list[st
     d = max(settings.depths)
     ff, res = _at(rows, "feed-forward", d, True, settings.bias), _at(rows, "residual", d, True, settings.bias)
     ff_trap, res_trap = _at(rows, "feed-forward", d, False, False), _at(rows, "residual", d, False, False)
-    checks = ((f"feed-forward + BN at depth {d}: |autocorrelation| = {fmt(abs(ff))} (needs ≤ {WHITE_NOISE:g})",
-               math.isfinite(ff) and abs(ff) <= WHITE_NOISE),
-              (f"residual + BN at depth {d}: autocorrelation = {fmt(res)} (needs ≥ {CORRELATED:g})",
-               math.isfinite(res) and res >= CORRELATED))
+    checks = ((said(N_("feed-forward + BN at depth {d}: |autocorrelation| = {v} (needs ≤ {need})"), d=d, v=fmt(abs(ff)),
+                    need=f"{WHITE_NOISE:g}"), math.isfinite(ff) and abs(ff) <= WHITE_NOISE),
+              (said(N_("residual + BN at depth {d}: autocorrelation = {v} (needs ≥ {need})"), d=d, v=fmt(res),
+                    need=f"{CORRELATED:g}"), math.isfinite(res) and res >= CORRELATED))
     used = [r["seeds"] for r in rows if r["depth"] == d and r["bn"] and r["bias"] == settings.bias]
     measured = {"depth": d, "seeds": min(used, default=0), "width": settings.width,
                 "feedforward_bn": ff, "residual_bn": res,
                 "feedforward_no_bn_no_bias": ff_trap, "residual_no_bn_no_bias": res_trap}
-    claim = (f"width {settings.width}, depth {d}, mean over {min(used, default=0)} seeds, with batch norm: feed-forward "
-             f"|autocorrelation| ≤ {WHITE_NOISE:g} (white noise), residual ≥ {CORRELATED:g}")
-    findings = [f"At depth {d} with batch norm the feed-forward net's neighbouring gradients correlate at {fmt(ff)}, "
-                f"the residual net's at {fmt(res)}."]
+    claim = said(N_("width {width}, depth {d}, mean over {seeds} seeds, with batch norm: feed-forward |autocorrelation| ≤ "
+                    "{white} (white noise), residual ≥ {corr}"), width=settings.width, d=d, seeds=min(used, default=0),
+                 white=f"{WHITE_NOISE:g}", corr=f"{CORRELATED:g}")
+    findings: list[str] = [said(N_("At depth {d} with batch norm the feed-forward net's neighbouring gradients correlate "
+                                   "at {ff}, the residual net's at {res}."), d=d, ff=fmt(ff), res=fmt(res))]
     if math.isfinite(ff_trap) and math.isfinite(res_trap):
-        findings.append(f"Without batch norm and biases both stay near 1 ({fmt(ff_trap)} and {fmt(res_trap)}): "
-                        "such a net is positively homogeneous, so along a line through 0 its gradient has one "
-                        "value left of 0 and another right of it — no shattering to see.")
+        findings.append(said(N_("Without batch norm and biases both stay near 1 ({ff} and {res}): such a net is "
+                                "positively homogeneous, so along a line through 0 its gradient has one value left of 0 "
+                                "and another right of it — no shattering to see."), ff=fmt(ff_trap), res=fmt(res_trap)))
     shallow = min(settings.depths)
     ff_shallow = _at(rows, "feed-forward", shallow, True, settings.bias)
     if math.isfinite(ff_shallow) and shallow != d:
-        findings.append(f"The feed-forward net starts correlated ({fmt(ff_shallow)} at depth {shallow}) and "
-                        f"decorrelates with depth; the residual net decays much more slowly.")
+        findings.append(said(N_("The feed-forward net starts correlated ({ff} at depth {shallow}) and decorrelates with "
+                                "depth; the residual net decays much more slowly."), ff=fmt(ff_shallow), shallow=shallow))
     return Verdict(all(c[1] for c in checks), claim, measured, checks), findings
 
 
-EXPLANATION = (
+EXPLANATION = N_(
     "Each ReLU switches on or off depending on its input, so along the line the network is piecewise linear: "
     "its gradient is constant between the points where some unit switches. In a deep feed-forward net the "
     "number of switching points grows exponentially with depth, and the gradient's value on each piece is a "

@@ -32,28 +32,30 @@ from resnet_core.experiments.common import (
     fmt,
     halve,
     no_progress,
+    said,
     seeded,
     stop_fn,
 )
 from resnet_core.experiments.settings import SIGNAL_BOUNDS as BOUNDS
 from resnet_core.experiments.settings import SignalSettings, reference_spec
+from resnet_core.i18n import N_
 from resnet_core.lab.probes import blocks_of, hooks
 from resnet_core.structure.build import BuildError, build_model
 from resnet_core.structure.plan import plan as make_plan
 
 PAPER = Paper(
-    citation="De & Smith, \"Batch Normalization Biases Residual Blocks Towards the Identity Function in Deep "
+    citation=N_("De & Smith, \"Batch Normalization Biases Residual Blocks Towards the Identity Function in Deep "
              "Networks\", NeurIPS 2020; Brock, De & Smith, \"Characterizing Signal Propagation to Close the "
-             "Performance Gap in Unnormalized ResNets\", ICLR 2021",
-    claim="In a normalised residual network the variance of the residual stream grows linearly with depth "
+             "Performance Gap in Unnormalized ResNets\", ICLR 2021"),
+    claim=N_("In a normalised residual network the variance of the residual stream grows linearly with depth "
           "(≈ ℓ + 1 after block ℓ), so each block is close to the identity at initialisation; without "
-          "normalisation it grows exponentially.",
+          "normalisation it grows exponentially."),
     url="https://arxiv.org/abs/2002.10444")
 
-TITLE = "Signal propagation at initialisation"
+TITLE = N_("Signal propagation at initialisation")
 
-VARIANTS = (("BN + skips", "batch", True), ("BN, no skips", "batch", False),
-            ("no BN + skips", "none", True), ("no BN, no skips", "none", False))
+VARIANTS = ((N_("BN + skips"), "batch", True), (N_("BN, no skips"), "batch", False),
+            (N_("no BN + skips"), "none", True), (N_("no BN, no skips"), "none", False))
 
 MIN_GROWTH = 100.0  # without BN (skips on), variance after the last block ÷ before the first at least this
 LINEAR_BAND = (0.5, 2.0)  # with BN and skips: variance after block ℓ ÷ (ℓ + 1) within this band, every ℓ
@@ -87,7 +89,7 @@ def stream_stats(model: torch.nn.Module, x: torch.Tensor) -> list[dict]:
 
     was = model.training
     with hooks() as hs, torch.no_grad():
-        hs.add(blocks[0][1].register_forward_pre_hook(lambda m, a: record(0, "input of block 1", a[0])))
+        hs.add(blocks[0][1].register_forward_pre_hook(lambda m, a: record(0, N_("input of block 1"), a[0])))
         for i, (name, mod) in enumerate(blocks, start=1):
             hs.add(mod.register_forward_hook(lambda m, a, out, i=i, name=name: record(i, name, out)))
         try:
@@ -138,7 +140,7 @@ def _run(settings: SignalSettings, should_stop, on_progress: OnProgress) -> Expe
         if stop():
             stopped = True
             break
-        on_progress(k / len(VARIANTS), f"variant {label}")
+        on_progress(k / len(VARIANTS), said(N_("variant {label}"), label=said(label)))
         variant = spec.replace(norm=norm, skip=skip)
         p = make_plan(variant)
         if p.errors:
@@ -150,7 +152,7 @@ def _run(settings: SignalSettings, should_stop, on_progress: OnProgress) -> Expe
         for r in stream_stats(model, x):
             rows.append({"variant": label, "bn": norm == "batch", "skips": skip, **r,
                          "reference_l_plus_1": r["block"] + 1})
-    on_progress(1.0, "done")
+    on_progress(1.0, said(N_("done")))
     verdict, findings = judge(rows, len(make_plan(spec).blocks))
     return ExperimentResult("signal", TITLE, PAPER, {**settings.describe(), "variants": [v[0] for v in VARIANTS]},
                             {"stream": rows}, verdict, findings, EXPLANATION, time.perf_counter() - t0, stopped)
@@ -165,22 +167,22 @@ def judge(rows: list[dict], n_blocks: int) -> tuple[Verdict, list[str]]:
     bn = _series(rows, "BN + skips")
     measured: dict = {"blocks": n_blocks}
     checks = []
-    findings = []
+    findings: list[str] = []
     if nobn:
         v0, vl = nobn[0]["variance"], nobn[-1]["variance"]
         growth = vl / v0 if v0 > 0 else math.inf
         per_block = growth ** (1 / max(1, len(nobn) - 1)) if math.isfinite(growth) and growth > 0 else math.nan
         measured.update(no_bn_growth=growth, no_bn_growth_per_block=per_block)
-        checks.append((f"without BN the variance grows {fmt(growth)}× over {len(nobn) - 1} blocks "
-                       f"(needs ≥ {MIN_GROWTH:g}×)", growth >= MIN_GROWTH))
-        findings.append(f"Without batch norm the stream's variance goes from {fmt(v0)} to {fmt(vl)}: "
-                        f"×{fmt(per_block)} per block on average.")
+        checks.append((said(N_("without BN the variance grows {growth}× over {n} blocks (needs ≥ {need}×)"),
+                            growth=fmt(growth), n=len(nobn) - 1, need=f"{MIN_GROWTH:g}"), growth >= MIN_GROWTH))
+        findings.append(said(N_("Without batch norm the stream's variance goes from {v0} to {vl}: ×{per_block} per "
+                                "block on average."), v0=fmt(v0), vl=fmt(vl), per_block=fmt(per_block)))
     if bn:
         ratios = [r["variance"] / (r["block"] + 1) for r in bn if r["block"] >= 1]
         lo, hi = (min(ratios), max(ratios)) if ratios else (math.nan, math.nan)
         measured.update(bn_ratio_min=lo, bn_ratio_max=hi, bn_final_variance=bn[-1]["variance"])
-        checks.append((f"with BN and skips, variance ÷ (ℓ + 1) stays within {fmt(lo)}–{fmt(hi)} "
-                       f"(needs {LINEAR_BAND[0]:g}–{LINEAR_BAND[1]:g})",
+        checks.append((said(N_("with BN and skips, variance ÷ (ℓ + 1) stays within {lo}–{hi} (needs {low}–{high})"),
+                            lo=fmt(lo), hi=fmt(hi), low=f"{LINEAR_BAND[0]:g}", high=f"{LINEAR_BAND[1]:g}"),
                        bool(ratios) and LINEAR_BAND[0] <= lo and hi <= LINEAR_BAND[1]))
         last = bn[-1]
         first = bn[0]
@@ -189,28 +191,30 @@ def judge(rows: list[dict], n_blocks: int) -> tuple[Verdict, list[str]]:
             step = (last["variance"] - r0) / last["block"]
             outside = not LINEAR_BAND[0] <= r0 <= LINEAR_BAND[1]
             measured.update(stem_variance=r0, variance_added_per_block=step)
-            findings.append(f"Row ℓ = 0 is the stem's output entering block 1 (variance {fmt(r0)}, so ÷ (ℓ + 1) = "
-                            f"{fmt(r0)}{', outside the band' if outside else ''}); it is not in the check: no residual "
-                            "block has acted yet, its variance is set by the stem's convolution at initialisation, while "
-                            "ℓ + 1 assumes it is 1. From there the blocks add "
-                            f"({fmt(last['variance'])} − {fmt(r0)}) / {last['block']} = {fmt(step)} per block on average "
-                            "(the theory: about 1).")
-        findings.append(f"With batch norm and skips the variance after the last block is {fmt(last['variance'])} "
-                        f"against ℓ + 1 = {last['block'] + 1}: {fmt(last['channel_variance'])} of it within the "
-                        f"channels and {fmt(last['squared_channel_mean'])} in the channels' means (the ReLU before "
-                        "each conv makes its inputs positive, so every output channel gets a random mean).")
+            findings.append(said(N_("Row ℓ = 0 is the stem's output entering block 1 (variance {r0}, so ÷ (ℓ + 1) = "
+                                    "{r0}{outside}); it is not in the check: no residual block has acted yet, its "
+                                    "variance is set by the stem's convolution at initialisation, while ℓ + 1 assumes "
+                                    "it is 1. From there the blocks add ({last} − {r0}) / {blocks} = {step} per block "
+                                    "on average (the theory: about 1)."),
+                                 r0=fmt(r0), outside=said(N_(", outside the band")) if outside else "",
+                                 last=fmt(last["variance"]), blocks=last["block"], step=fmt(step)))
+        findings.append(said(N_("With batch norm and skips the variance after the last block is {v} against ℓ + 1 = "
+                                "{l1}: {within} of it within the channels and {means} in the channels' means (the "
+                                "ReLU before each conv makes its inputs positive, so every output channel gets a "
+                                "random mean)."), v=fmt(last["variance"]), l1=last["block"] + 1,
+                             within=fmt(last["channel_variance"]), means=fmt(last["squared_channel_mean"])))
     plain_bn = _series(rows, "BN, no skips")
     if plain_bn:
-        findings.append(f"Without skips but with batch norm it stays near {fmt(plain_bn[-1]['variance'])}: "
-                        "each layer renormalises, nothing accumulates.")
+        findings.append(said(N_("Without skips but with batch norm it stays near {v}: each layer renormalises, nothing "
+                                "accumulates."), v=fmt(plain_bn[-1]["variance"])))
     ok = len(checks) == 2 and all(c[1] for c in checks)
-    claim = (f"16-block CIFAR-style residual nets at init: without BN the variance grows ≥ {MIN_GROWTH:g}× over the "
-             f"blocks; with BN and skips the variance after block ℓ stays within {LINEAR_BAND[0]:g}–"
-             f"{LINEAR_BAND[1]:g}× of ℓ + 1")
+    claim = said(N_("16-block CIFAR-style residual nets at init: without BN the variance grows ≥ {growth}× over the "
+                    "blocks; with BN and skips the variance after block ℓ stays within {low}–{high}× of ℓ + 1"),
+                 growth=f"{MIN_GROWTH:g}", low=f"{LINEAR_BAND[0]:g}", high=f"{LINEAR_BAND[1]:g}")
     return Verdict(ok, claim, measured, tuple(checks)), findings
 
 
-EXPLANATION = (
+EXPLANATION = N_(
     "Each residual block adds its branch to the stream: x ← x + f(x). If the branch's output is independent of "
     "x, variances add. With batch norm at the start of the branch, f(x) has variance ≈ 1 whatever x is, so "
     "the stream gains about 1 per block and reaches ≈ ℓ + 1 — the branch becomes a small correction to an "

@@ -23,6 +23,7 @@ import torch
 from resnet_core import calibration as cal
 from resnet_core import device as dev
 from resnet_core.experiments.pair_cost import pair_cost, pair_specs, trained_pair_figures
+from resnet_core.i18n import _
 
 UNMEASURED = (0.7, 1.6)  # the correction's range before this experiment ran here once
 
@@ -70,12 +71,16 @@ class ExperimentEstimate:
 
     def note(self) -> str:
         parts = [self.training_note] if self.training_note else []
-        how = (f"its {self.forwards:,} image evaluations at the measured forward time"
-               + (f" × {self.correction.mean:.2f}, this experiment's own factor, "
-                  f"{self.correction.when_text()}" if self.correction is not None else
-                  " (this experiment has not run here yet: its range is wider)"))
+        if self.correction is not None:
+            how = _("its {n} image evaluations at the measured forward time × {factor}, this experiment's own "
+                    "factor, {when}", n=f"{self.forwards:,}", factor=f"{self.correction.mean:.2f}",
+                    when=self.correction.when_text())
+        else:
+            how = _("its {n} image evaluations at the measured forward time (this experiment has not run here yet: "
+                    "its range is wider)", n=f"{self.forwards:,}")
         parts.append(how)
-        return "; ".join(parts) + f"; load now {cal.load_now():.1f} on {cal.cores()} cores"
+        return "; ".join(parts) + _("; load now {load} on {cores} cores", load=f"{cal.load_now():.1f}",
+                                    cores=cal.cores())
 
 
 def _specs(settings: Any, pair: Any) -> tuple[list[Any], int, int]:
@@ -107,18 +112,19 @@ def estimate(module: Any, settings: Any, pair: Any = None, device: str = "cpu", 
                                 eval_images=_n_train + n_test, measure=measure, data_root=data_root)
         if est is None:
             return None
-        training, training_note = est.total, "training the pair: " + est.note(load=False).removeprefix("on this server: ")
+        training, training_note = est.total, _("training the pair: {how}",
+                                                how=est.note(load=False).removeprefix("on this server: "))
         if getattr(ps, "processes", 1) == 2:  # one process per net: between the slower net alone and both in turn
             alone = max((n.step.span(ps.steps, load) for n in est.nets), key=lambda sp: sp.low)
             training = cal.Span(alone.low + est.evaluation.low / 2, training.high)
-            training_note += " (two processes: from the slower net alone to both in turn"
+            training_note += _(" (two processes: from the slower net alone to both in turn")
             from resnet_core.experiments.trained import SPAWN_KEY
             spawn = cal.store(data_root).get(SPAWN_KEY)
             if spawn is not None:
                 training = training + spawn.span(1, load)
-                training_note += f", plus starting them: {spawn.mean:.0f} s, {spawn.when_text()})"
+                training_note += _(", plus starting them: {s} s, {when})", s=f"{spawn.mean:.0f}", when=spawn.when_text())
             else:
-                training_note += ", plus starting them: not timed here yet)"
+                training_note += _(", plus starting them: not timed here yet)")
     fwds = [forward_per_image(s, device, threads, data_root=data_root, measure=measure) for s in specs]
     if any(f is None for f in fwds):
         return None

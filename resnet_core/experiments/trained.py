@@ -11,8 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnet_core.experiments.common import ExperimentError, OnProgress, no_progress
+from resnet_core.experiments.common import ExperimentError, OnProgress, no_progress, said, said_later
 from resnet_core.experiments.pair import PAIR_BOUNDS, PairSettings, twin_name
+from resnet_core.i18n import N_
 from resnet_core.structure.presets import is_preset, preset_info
 from resnet_core.structure.spec import ArchSpec
 from resnet_core.training.data import Dataset
@@ -57,12 +58,13 @@ def train_pair(settings: PairSettings = PairSettings(), should_stop: Callable[[]
     run = make_run([settings.residual, plain], settings.data, steps=settings.steps, batch_size=settings.batch_size,
                    input_size=settings.input_size, seed=settings.seed, lr=settings.lr, device=device)
     for update in run.iter(should_stop=should_stop):
-        on_progress(update.progress.fraction, "training " + update.progress.text())
+        on_progress(update.progress.fraction, said(N_("training {what}"), what=update.progress.text()))
     result = run.result()
     models = {label: m.eval() for label, m in result.models.items()}
     labels = run.labels
     return TrainedPair(labels[0], labels[1], models, dict(run.specs), run.data,
-                       f"trained here: {result.steps_done} steps, {run.data.describe()}, {result.device}",
+                       said(N_("trained here: {steps} steps, {data}, {device}"), steps=result.steps_done,
+                            data=said_later(run.data.describe), device=result.device),
                        {r.net: r.heldout_accuracy for r in result.nets}, result.stopped,
                        {"wall_s": result.wall_s, "steps": result.steps_done})
 
@@ -175,8 +177,8 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
             if kind == "step":
                 steps[net] = rest[0]
                 on_progress(sum(steps.values()) / (len(nets) * settings.steps),
-                            "training " + " · ".join(f"{n} {s}/{settings.steps}" for n, s in steps.items())
-                            + " (two processes)")
+                            said(N_("training {what} (two processes)"),
+                                 what=" · ".join(f"{n} {s}/{settings.steps}" for n, s in steps.items())))
             else:
                 done[net] = rest
     finally:  # whatever ends the wait (a stop, an error, Ctrl-C, SIGTERM): no trainer outlives it
@@ -197,7 +199,8 @@ def _train_pair_in_two_processes(settings: PairSettings, should_stop, on_progres
         models[net] = model.eval()
     steps_done = min((d[2] for d in done.values()), default=0)
     return TrainedPair(nets[0], nets[1], models, dict(run.specs), run.data,
-                       f"trained here: {steps_done} steps, {run.data.describe()}, the CPU (two processes)",
+                       said(N_("trained here: {steps} steps, {data}, the CPU (two processes)"), steps=steps_done,
+                            data=said_later(run.data.describe)),
                        {net: d[1] for net, d in done.items()}, stopped,
                        {"wall_s": time.perf_counter() - t0, "steps": steps_done})
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, fields, replace
 
+from resnet_core.i18n import N_
 from resnet_core.structure.plan import plan as make_plan
 from resnet_core.structure.presets import get_preset
 from resnet_core.structure.records import Layer, Plan
@@ -43,9 +44,9 @@ def _widths(spec: ArchSpec, widths: tuple[int, ...], **changes: object) -> tuple
 
 def _steps() -> list[Step]:
     r50 = get_preset("resnet50")
-    out = [Step("resnet50", "ResNet-50", "The starting point: torchvision's ResNet-50 (bottlenecks 3-4-6-3, 7×7 stem, "
+    out = [Step("resnet50", N_("ResNet-50"), N_("The starting point: torchvision's ResNet-50 (bottlenecks 3-4-6-3, 7×7 stem, "
                 "batch norm and ReLU after every conv). The paper first trains it with a modern recipe (300 epochs, "
-                "AdamW, heavy augmentation), which alone lifts it from 76.1 % to the 78.8 % shown here.",
+                "AdamW, heavy augmentation), which alone lifts it from 76.1 % to the 78.8 % shown here."),
                 r50, 4.1, 78.8)]
 
     def then(key: str, title: str, idea: str, gflops: float, top1: float, why: str = "", **changes: object) -> None:
@@ -54,53 +55,53 @@ def _steps() -> list[Step]:
         out.append(Step(key, title, idea, spec, gflops, top1, why))
 
     blocks = tuple(replace(s, blocks=n) for s, n in zip(r50.stages, (3, 3, 9, 3), strict=True))
-    then("stage_ratio", "stage ratio 3-3-9-3",
-         "The blocks per stage change from 3-4-6-3 to 3-3-9-3, the 1:1:3:1 compute ratio of Swin-T. More of the "
-         "work happens in stage 3, at 14×14.", 4.5, 79.4, stages=blocks)
-    then("patchify", "patchify stem",
-         "The 7×7 stride-2 conv and max pool become one 4×4 conv with stride 4, cutting the image into "
-         "non-overlapping patches as a vision Transformer does. Same 56×56 output, fewer mult-adds.",
+    then("stage_ratio", N_("stage ratio 3-3-9-3"),
+         N_("The blocks per stage change from 3-4-6-3 to 3-3-9-3, the 1:1:3:1 compute ratio of Swin-T. More of the "
+         "work happens in stage 3, at 14×14."), 4.5, 79.4, stages=blocks)
+    then("patchify", N_("patchify stem"),
+         N_("The 7×7 stride-2 conv and max pool become one 4×4 conv with stride 4, cutting the image into "
+         "non-overlapping patches as a vision Transformer does. Same 56×56 output, fewer mult-adds."),
          4.4, 79.5, stem=Stem(type="patchify", channels=64, kernel=4))
-    then("depthwise", "depthwise conv (ResNeXt-ify)",
-         "The bottleneck's 3×3 conv becomes depthwise: one group per channel, so it mixes space only, like the "
-         "weighted sum of self-attention, while the 1×1s mix channels. Mult-adds fall by almost half.",
+    then("depthwise", N_("depthwise conv (ResNeXt-ify)"),
+         N_("The bottleneck's 3×3 conv becomes depthwise: one group per channel, so it mixes space only, like the "
+         "weighted sum of self-attention, while the 1×1s mix channels. Mult-adds fall by almost half."),
          2.4, 78.3, stages=_stages(replace(r50, stages=blocks), depthwise=True))
-    then("width", "width 96",
-         "The saved compute is spent on width: the branch widths grow from 64-128-256-512 to 96-192-384-768, "
-         "Swin-T's channel counts, and the stem's from 64 to 96. Outputs stay 4× wider (384 to 3072 channels).",
+    then("width", N_("width 96"),
+         N_("The saved compute is spent on width: the branch widths grow from 64-128-256-512 to 96-192-384-768, "
+         "Swin-T's channel counts, and the stem's from 64 to 96. Outputs stay 4× wider (384 to 3072 channels)."),
          5.3, 80.5, stem=Stem(type="patchify", channels=96, kernel=4), stages=_widths(replace(r50, stages=blocks), (96, 192, 384, 768), depthwise=True))
-    then("inverted", "inverted bottleneck",
-         "The bottleneck is turned inside out: a narrow 96-channel input expands 4× to 384 for the depthwise conv and "
+    then("inverted", N_("inverted bottleneck"),
+         N_("The bottleneck is turned inside out: a narrow 96-channel input expands 4× to 384 for the depthwise conv and "
          "shrinks back, as in a Transformer's MLP and MobileNetV2. The wide shortcut projections shrink with the "
-         "outputs, so mult-adds fall.", 4.6, 80.6,
+         "outputs, so mult-adds fall."), 4.6, 80.6,
          stages=_widths(replace(r50, stages=blocks), (96, 192, 384, 768), depthwise=True, width_per_group=256,
                         expansion=1))
-    then("move_up", "depthwise conv moved up",
-         "The depthwise conv moves to the top of the block (depthwise, then 1×1 expand, then 1×1 reduce), as "
-         "attention comes before the MLP in a Transformer block. Now it runs on 96 channels, not 384.",
+    then("move_up", N_("depthwise conv moved up"),
+         N_("The depthwise conv moves to the top of the block (depthwise, then 1×1 expand, then 1×1 reduce), as "
+         "attention comes before the MLP in a Transformer block. Now it runs on 96 channels, not 384."),
          4.1, 79.9, stages=_widths(replace(r50, stages=blocks), (96, 192, 384, 768), block="convnext", kernel=3))
-    then("kernel7", "kernel 7×7",
-         "With the depthwise conv on few channels, a large kernel is cheap: 7×7 instead of 3×3, close to Swin's "
-         "7×7 attention windows. The paper saw accuracy saturate at 7.", 4.2, 80.6,
+    then("kernel7", N_("kernel 7×7"),
+         N_("With the depthwise conv on few channels, a large kernel is cheap: 7×7 instead of 3×3, close to Swin's "
+         "7×7 attention windows. The paper saw accuracy saturate at 7."), 4.2, 80.6,
          stages=_widths(replace(r50, stages=blocks), (96, 192, 384, 768), block="convnext"))
-    then("gelu", "ReLU → GELU",
-         "Every ReLU becomes a GELU, the smooth activation of Transformers. Accuracy and cost are unchanged.",
+    then("gelu", N_("ReLU → GELU"),
+         N_("Every ReLU becomes a GELU, the smooth activation of Transformers. Accuracy and cost are unchanged."),
          4.2, 80.6, activation="gelu")
-    then("fewer_acts", "fewer activations",
-         "Only one activation per block remains, between the two 1×1 layers, as in a Transformer's MLP; none after "
-         "the depthwise conv, none after the addition.", 4.2, 81.3, block_activations="one")
-    then("fewer_norms", "fewer norms",
-         "Only one norm per block remains, after the depthwise conv (before the 1×1 expand). Fewer normalisations, "
-         "as in a Transformer.", 4.2, 81.4, block_norms="one")
-    then("layer_norm", "BN → LN",
-         "Batch norm becomes LayerNorm over the channels at each position, independent of the batch. On its own "
-         "in a ResNet this hurts; in this block it helps a little.", 4.2, 81.5, norm="layer")
+    then("fewer_acts", N_("fewer activations"),
+         N_("Only one activation per block remains, between the two 1×1 layers, as in a Transformer's MLP; none after "
+         "the depthwise conv, none after the addition."), 4.2, 81.3, block_activations="one")
+    then("fewer_norms", N_("fewer norms"),
+         N_("Only one norm per block remains, after the depthwise conv (before the 1×1 expand). Fewer normalisations, "
+         "as in a Transformer."), 4.2, 81.4, block_norms="one")
+    then("layer_norm", N_("BN → LN"),
+         N_("Batch norm becomes LayerNorm over the channels at each position, independent of the batch. On its own "
+         "in a ResNet this hurts; in this block it helps a little."), 4.2, 81.5, norm="layer")
     tiny = get_preset("convnext_tiny")
-    out.append(Step("separate", "separate downsampling = ConvNeXt-T",
-                    "The stride leaves the blocks: between stages a LayerNorm and a 2×2 stride-2 conv shrink the map, "
+    out.append(Step("separate", N_("separate downsampling = ConvNeXt-T"),
+                    N_("The stride leaves the blocks: between stages a LayerNorm and a 2×2 stride-2 conv shrink the map, "
                     "with a LayerNorm before the classifier to keep training stable. With the layer scale its "
                     "training recipe uses (a per-channel γ = 1e-6 on each block's F(x)) this is ConvNeXt-T, 82.1 % "
-                    "in the paper's Table 1.", tiny, 4.5, 82.0))
+                    "in the paper's Table 1."), tiny, 4.5, 82.0))
     return out
 
 
