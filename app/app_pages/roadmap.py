@@ -44,7 +44,7 @@ worst = max(range(len(steps)), key=lambda i: gaps[i])
 st.markdown(_("The computed mult-adds go from **{first}** (ResNet-50) to **{last}** (ConvNeXt-T); at every step they "
               "are within **{gap} G** of the paper's GFLOPs (largest gap: {step}).", first=f"{steps[0].mult_adds:,}",
               last=f"{steps[-1].mult_adds:,}", gap=f"{gaps[worst]:.2f}", step=md(_(steps[worst].step.title))))
-rows = [{_("step"): f"{i} · {_(c.step.title)}", _("parameters (computed)"): c.params,
+rows = [{_("Step"): f"{i} · {_(c.step.title)}", _("parameters (computed)"): c.params,
          _("mult-adds, G (computed)"): round(c.mult_adds / 1e9, 3), _("GFLOPs (reported)"): c.step.reported_gflops,
          _("top-1 % (reported)"): c.step.reported_top1} for i, c in enumerate(steps)]
 ui.dataframe(rows, key="roadmap.table")

@@ -142,7 +142,7 @@ def record(module: Any, settings: Any, own_seconds: float, pair: Any = None, dev
            data_root=None) -> None:
     """After a run: its own part took `own_seconds`; the experiment's correction factor learns from it."""
     name = module.__name__.rsplit(".", 1)[-1]
-    specs, _, _ = _specs(settings, pair)
+    specs, _nets, _labels = _specs(settings, pair)
     fwds = [forward_per_image(s, device, threads, data_root=data_root) for s in specs]
     fwd = max((f for f in fwds if f is not None), key=lambda m: m.mean)
     predicted = fwd.mean * _forwards(module, settings, pair)
