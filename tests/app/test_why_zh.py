@@ -5,13 +5,13 @@ numbers in Chinese as in English (the library's sentences are said again in the 
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from resnet_core import i18n
 from resnet_core.experiments.common import Said, say
 from tests.app.test_app import new_app, no_exception
+from tests.experiments.test_why_page import wait_done
 from tests.i18n_check import _proto_strings, english_in, shown_texts
 
 # ---- the library: the same numbers in both languages ----------------------------------------------------
@@ -137,26 +137,13 @@ def zh(fresh_state):
         yield at
 
 
-def wait_done(at, timeout=150):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        time.sleep(0.3)
-        at.run()
-        job = at.session_state["why.job"]
-        if job.finished:
-            at.run()
-            no_exception(at)
-            return job
-    pytest.fail("the experiment did not finish in time")
-
-
 def run_and_check(at, name: str, **numbers) -> None:
     at.segmented_control(key="why.experiment").set_value(name).run()
     for key, value in numbers.items():
         widget = at.number_input(key=key) if not isinstance(value, bool) else at.toggle(key=key)
         widget.set_value(value)
     at.button(key="why.run").click().run()
-    job = wait_done(at)
+    job = wait_done(at, timeout=150)
     assert job.error is None, job.error
     assert main_english(at) == [], name
     banner = [s.value for s in at.success] + [e.value for e in at.error] + [w.value for w in at.warning]
