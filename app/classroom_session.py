@@ -201,6 +201,17 @@ def expect_page(push: Push, page_hash: str | None, now: float | None = None) -> 
     _set(expect=(push, page_hash, t + RECHECK_S) if page_hash is not None else None)
 
 
+def note_page() -> None:
+    """Every full run (the follow hook): the page this run draws, as the server runs it. The poll compares the
+    pushed page with this, not with its own run's page: a fragment's rerun carries the page the browser last
+    said it shows, which lags behind a switch the server has made (and re-applying the push then, again and
+    again, kept forty followers from ever receiving the page: benchmarks/RESULTS.md)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        _set(page_now=ctx.page_script_hash)
+
+
 def _lost_page(now: float) -> bool:
     expect = st.session_state.get(K + "expect")
     if expect is None or not following():
@@ -209,11 +220,10 @@ def _lost_page(now: float) -> bool:
     if now > until:
         _set(expect=None)
         return False
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-    ctx = get_script_run_ctx()
-    if ctx is None or ctx.page_script_hash == page_hash:
+    page_now = st.session_state.get(K + "page_now")
+    if page_now is None or page_now == page_hash:
         return False
-    st.session_state[K + "pending"] = push  # not on the pushed page: apply the push again
+    st.session_state[K + "pending"] = push  # the server drew another page after the push: apply it again
     return True
 
 

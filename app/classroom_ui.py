@@ -35,6 +35,7 @@ def follow(pages: list, nav) -> None:
         st.warning(_("This class link could not be used: {problem}", problem=md(problem)), icon=":material/group_off:")
     if cs.role() is None:
         return
+    cs.note_page()
     cs.keep_link()
     push = cs.pending()
     if push is not None:

@@ -249,5 +249,5 @@ def test_a_class_in_chinese_shows_no_english(class_db):
         assert english_shown(at) == []
     assert "‖∂L/∂W₁‖（有跳跃连接）" in str(next(df.value for df in s.dataframe).to_dict())
     with i18n.use("zh"):
-        assert room.results_csv(code, secret).splitlines()[0] == "学生,结果,数值"
+        assert room.results_csv(code, secret).splitlines()[0] == "学生,结果,值"
     assert room.results_csv(code, secret).splitlines()[0] == "student,result,value"

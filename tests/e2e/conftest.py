@@ -138,6 +138,7 @@ CUT_CHECK = """() => {
   for (const s of sel) for (const el of document.querySelectorAll(s)) {
     const r = el.getBoundingClientRect();
     if (!r.width || !r.height) continue;  // not shown (a closed expander, another tab)
+    if (r.right <= 0 || r.left >= innerWidth) continue;  // off the screen (a collapsed sidebar)
     for (const e of [el, ...el.querySelectorAll('*')]) {
       const st = getComputedStyle(e);
       const clips = st.overflowX === 'hidden' || st.textOverflow === 'ellipsis';
@@ -149,7 +150,7 @@ CUT_CHECK = """() => {
   const controls = '[data-testid="stMain"] button, [data-testid="stSidebar"] button, [data-testid="stMetric"]';
   for (const el of document.querySelectorAll(controls)) {
     const r = el.getBoundingClientRect();
-    if (!r.width || !r.height) continue;
+    if (!r.width || !r.height || r.right <= 0 || r.left >= innerWidth) continue;
     for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
       if (getComputedStyle(a).overflowX === 'visible') continue;
       const ar = a.getBoundingClientRect();

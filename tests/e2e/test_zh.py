@@ -17,10 +17,22 @@ pytestmark = pytest.mark.e2e
 SIZES = [(1024, 768), (1920, 1080)]
 
 SHOWN_TEXT = """() => {
-  const root = document.querySelector('[data-testid="stMain"]');
-  const side = document.querySelector('[data-testid="stSidebar"]');
-  const nav = [...document.querySelectorAll('[data-testid="stTopNavLink"]')].map(a => a.innerText);
-  return [root ? root.innerText : '', side ? side.innerText : '', ...nav];
+  // the text a visitor reads: each block's visible text, code (st.code, `spans`) and formulas left out
+  const skip = 'code, pre, script, style, .katex, [aria-hidden="true"]';
+  const texts = [];
+  for (const root of [document.querySelector('[data-testid="stMain"]'),
+                      document.querySelector('[data-testid="stSidebar"]')]) {
+    if (!root) continue;
+    const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+      const el = n.parentElement;
+      if (!el || el.closest(skip) || !n.textContent.trim()) continue;
+      const r = el.getBoundingClientRect();
+      if (!r.width || !r.height) continue;
+      texts.push(n.textContent);
+    }
+  }
+  return [texts.join(' · '), ...[...document.querySelectorAll('[data-testid="stTopNavLink"]')].map(a => a.innerText)];
 }"""
 
 
