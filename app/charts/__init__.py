@@ -69,6 +69,7 @@ def _spec_key(value):
 _SPECS: dict = {}
 _SPECS_MAX = 256
 _SPECS_LOCK = threading.Lock()  # the sessions' script threads share it
+_BUILDING: dict = {}  # key → the lock of the one session building that spec
 
 
 def vega_spec(build, *args, **kwargs) -> dict:
@@ -77,12 +78,19 @@ def vega_spec(build, *args, **kwargs) -> dict:
     kwargs["scale"] = mode_scale(kwargs.get("scale"))
     key = (build.__module__, build.__qualname__, _spec_key(args), _spec_key(kwargs), i18n.language())
     spec = _SPECS.get(key)
-    if spec is None:
-        spec = build(*args, **kwargs).to_dict()
-        with _SPECS_LOCK:
-            if len(_SPECS) >= _SPECS_MAX:  # the oldest goes first
-                _SPECS.pop(next(iter(_SPECS)))
-            _SPECS[key] = spec
+    if spec is not None:
+        return spec
+    with _SPECS_LOCK:  # one session builds it, the others wait for it (a class asks for it all at once)
+        building = _BUILDING.setdefault(key, threading.Lock())
+    with building:
+        spec = _SPECS.get(key)
+        if spec is None:
+            spec = build(*args, **kwargs).to_dict()
+            with _SPECS_LOCK:
+                if len(_SPECS) >= _SPECS_MAX:  # the oldest goes first
+                    _SPECS.pop(next(iter(_SPECS)))
+                _SPECS[key] = spec
+                _BUILDING.pop(key, None)
     return spec
 
 

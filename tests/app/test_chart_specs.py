@@ -28,3 +28,22 @@ def test_another_network_scale_or_language_is_another_spec():
     assert big != base and big["config"]["axis"]["labelFontSize"] > base["config"]["axis"]["labelFontSize"]
     with i18n.use("zh"):
         assert charts.vega_spec(structure.staircase, r, "spatial", scale=1.0) is not base
+
+
+def test_sessions_asking_at_once_build_it_once():
+    import threading
+    built = []
+
+    def slow_chart(r, field, scale=None):
+        built.append(field)
+        import time
+        time.sleep(0.2)
+        return structure.staircase(r, field, scale=scale)
+
+    r = rows("resnet32")
+    threads = [threading.Thread(target=charts.vega_spec, args=(slow_chart, r, "channels")) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert built == ["channels"]
