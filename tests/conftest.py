@@ -105,7 +105,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
             # two groups, one server and browser each: the page-by-page measurements (projector sizes,
             # axe-core; ~8 minutes together) run beside the other browser tests instead of after them
-            measuring = item.nodeid.startswith(("tests/e2e/test_projector.py", "tests/e2e/test_a11y.py"))
+            measuring = item.nodeid.startswith(("tests/e2e/test_projector.py", "tests/e2e/test_a11y.py",
+                                                "tests/e2e/test_zh.py"))
             item.add_marker(pytest.mark.xdist_group("e2e-measure" if measuring else "e2e"))
         if _marked_slow(item.nodeid):
             item.add_marker(pytest.mark.slow)

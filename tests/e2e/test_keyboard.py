@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from .conftest import shot, wait_idle
+from .conftest import axe_violations, shot, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -144,3 +144,5 @@ def test_learn_step_1_and_an_exercise_by_keyboard_alone(page, app_url, lang):
     page.wait_for_selector(f"[data-testid='stAlert']:has-text('{t['solved']}')")
     assert not page.locator(f"[data-testid='stAlert']:has-text('{t['not_solved']}')").count()
     shot(page, f"keyboard-learn-solved-{lang}")
+    # after the walk and the exercise, in this language: no serious or critical accessibility violation
+    assert not (bad := axe_violations(page)), f"axe-core after the exercise ({lang}): {bad}"
