@@ -17,6 +17,29 @@ def session(loop, state):
     return SimpleNamespace(_scriptrunner=runner(state) if state else None, _event_loop=loop)
 
 
+def on_its_own_thread(test):
+    """Run `test` in a thread of its own (its own event loop: the test process may already run one)."""
+    import functools
+    import threading
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        failure = []
+
+        def body():
+            try:
+                test(*args, **kwargs)
+            except BaseException as e:  # noqa: BLE001 - raised again in the test's thread
+                failure.append(e)
+        t = threading.Thread(target=body)
+        t.start()
+        t.join(30)
+        if failure:
+            raise failure[0]
+    return run
+
+
+@on_its_own_thread
 def test_a_fragment_rerun_waits_until_the_stopped_runner_is_released():
     loop = asyncio.new_event_loop()
     calls = []
@@ -32,6 +55,7 @@ def test_a_fragment_rerun_waits_until_the_stopped_runner_is_released():
     loop.close()
 
 
+@on_its_own_thread
 def test_other_reruns_go_ahead_at_once():
     loop = asyncio.new_event_loop()
     calls = []
@@ -46,6 +70,11 @@ def test_other_reruns_go_ahead_at_once():
 
 def test_a_runner_that_is_never_released_is_not_waited_on_for_ever(monkeypatch):
     monkeypatch.setattr(server, "MAX_WAIT_S", 0.1)
+    waits_then_goes_ahead()
+
+
+@on_its_own_thread
+def waits_then_goes_ahead():
     loop = asyncio.new_event_loop()
     calls = []
     server.patient_request_rerun(lambda sess, c: calls.append(c), session(loop, ScriptRequestType.STOP),
