@@ -309,11 +309,13 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 def weights_url(name: str, variant: str = DEFAULT_VARIANT) -> str:
     """The download URL of torchvision's `variant` weights for preset `name`."""
     if name not in TORCHVISION_WEIGHTS:
-        raise WeightsUnavailable(f"there are no published ImageNet weights for '{name}'; torchvision publishes them "
-                                 f"for {', '.join(TORCHVISION_WEIGHTS)}. Use random initialisation or a local file")
+        raise WeightsUnavailable(_("there are no published ImageNet weights for '{name}'; torchvision publishes them "
+                                   "for {names}. Use random initialisation or a local file", name=name,
+                                   names=", ".join(TORCHVISION_WEIGHTS)))
     variants = TORCHVISION_WEIGHTS[name]
     if variant not in variants:
-        raise WeightsUnavailable(f"'{name}' has no {variant} weights; it has {', '.join(variants)}")
+        raise WeightsUnavailable(_("'{name}' has no {variant} weights; it has {variants}", name=name, variant=variant,
+                                   variants=", ".join(variants)))
     return variants[variant]
 
 
@@ -361,7 +363,8 @@ def download_imagenet_weights(name: str, variant: str = DEFAULT_VARIANT, cache: 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise WeightsUnavailable(f"could not create the weights cache {folder}: {e.strerror or e}. {advice}") from None
+        raise WeightsUnavailable(_("could not create the weights cache {folder}: {error}. {advice}", folder=folder,
+                                   error=e.strerror or e, advice=advice)) from None
     target = folder / filename
     # unique per download: two sessions of one server (one process) may fetch the same file at once
     partial = folder / f"{filename}.part-{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}"
@@ -382,7 +385,9 @@ def download_imagenet_weights(name: str, variant: str = DEFAULT_VARIANT, cache: 
                     if progress is not None:
                         progress(done, total_n)
         if total_n is not None and done != total_n:
-            raise WeightsUnavailable(f"the download of {filename} stopped after {done:,} of {total_n:,} bytes. {advice}")
+            raise WeightsUnavailable(_("the download of {file} stopped after {done} of {total} bytes. {advice}",
+                                       file=filename, done=format(done, ","), total=format(total_n, ","),
+                                       advice=advice))
     except WeightsUnavailable:
         partial.unlink(missing_ok=True)
         raise
@@ -395,8 +400,9 @@ def download_imagenet_weights(name: str, variant: str = DEFAULT_VARIANT, cache: 
     got = digest.hexdigest()
     if expected and not got.startswith(expected):
         partial.unlink(missing_ok=True)
-        raise WeightsUnavailable(f"the downloaded {filename} is corrupt (its SHA-256 starts {got[:8]}, expected "
-                                 f"{expected}); it was deleted. Try again later. {advice}")
+        raise WeightsUnavailable(_("the downloaded {file} is corrupt (its SHA-256 starts {got}, expected {expected}); "
+                                   "it was deleted. Try again later. {advice}", file=filename, got=got[:8],
+                                   expected=expected, advice=advice))
     os.replace(partial, target)
     return target
 
