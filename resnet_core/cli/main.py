@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from resnet_core.cli import app, experiment, live, serve, structure, train
 from resnet_core.cli import prepare as prepare_cmd
@@ -26,13 +27,18 @@ from resnet_core.cli.common import CliError, Interrupted, one_line_error
 from resnet_core.errors import ExplorerError
 from resnet_core.training import lifecycle
 
+WAIT_FOR_RANK_0_S = 5.0  # torchrun stops the waiting ranks as soon as rank 0 has failed
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad option is one line (what is wrong, and where help is), not the usage block."""
 
     def error(self, message: str):
         if lifecycle.launched_by_torchrun() and os.environ.get("RANK") != "0":
-            self.exit(2)  # every rank got the same argv: rank 0 says it, once
+            # every rank got the same argv: rank 0 says it, once. The others wait for it first: a rank that
+            # exited at once could have torchrun stop rank 0 before it said anything (seen on a loaded machine)
+            time.sleep(WAIT_FOR_RANK_0_S)
+            self.exit(2)
         one_line_error(self, with_prog=True)(message)
 
 
