@@ -77,10 +77,6 @@ def selector() -> None:
                          format_func=i18n.LANGUAGES.get, label_visibility="collapsed")
 
 
-def current() -> str:
-    return i18n.language()
-
-
 def declare() -> None:
     """Tell the browser (and a screen reader) the page's language: Streamlit's page says lang="en" whatever it
     shows. A fixed script per language, nothing from the visitor in it."""
